@@ -1,0 +1,176 @@
+"""Instrumentation of the ``openai`` SDK (and the ``auriko`` SDK when installed).
+
+``instrument()`` patches ``OpenAI``/``AsyncOpenAI`` process-wide (subclasses such as the auriko SDK's
+``AurikoAsyncOpenAI`` included, and ``auriko.Client``/``AsyncClient``): ``chat.completions.create``
+and ``.parse`` (``.stream()`` and ``with_raw_response`` go through them), ``responses.create`` and
+``.parse``, and ``embeddings.create``. Each call becomes one OpenTelemetry span, named
+``"{operation} {model}"``, exported off the caller's thread.
+
+Configuration:
+- ``AURIKO_OBS_DB``: the store path when ``instrument(db=None)``.
+- ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES``: the spans' resource.
+- ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true``: record prompts and completions
+  (off by default; ``capture_content=True`` does the same).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from .._version import __version__
+from ._patch import AURIKO_TARGETS, HOOKS, HTTP_TARGETS, OPENAI_TARGETS, Patcher, wrap_instance_methods
+from ._pipeline import Pipeline
+from ._state import EXTRA, INTERNAL_ERRORS, CallRecord
+
+__all__ = ["Instrumentation", "CallRecord", "attributes", "flush", "instrument", "uninstrument", "wrap", "stats"]
+
+_CAPTURE_VALUES = {"true", "1", "span_only", "span_and_event"}
+
+
+class Instrumentation:
+    """The active instrumentation: where spans go and how many got there."""
+
+    def __init__(self, pipeline: Pipeline, db_path: str | None, service_name: str, capture_content: bool) -> None:
+        self.pipeline = pipeline
+        self.db_path = db_path
+        self.service_name = service_name
+        self.capture_content = capture_content
+
+    def __repr__(self) -> str:
+        return f"Instrumentation(db={self.db_path!r}, service_name={self.service_name!r})"
+
+    def flush(self, timeout_s: float | None = 30.0) -> bool:
+        """Returns True once every finished call is in the store."""
+        return self.pipeline.flush(timeout_s)
+
+    def stats(self) -> dict[str, Any]:
+        """Returns counters: spans exported and dropped, export failures, internal errors, spooled rows."""
+        store = next((e for e in self.pipeline.exporters if hasattr(e, "spooled_spans")), None)
+        return {
+            "exported_spans": self.pipeline.exported,
+            "dropped_spans": self.pipeline.dropped,
+            "export_failures": dict(self.pipeline.export_failures),
+            "internal_errors": dict(INTERNAL_ERRORS.counts),
+            "spooled_spans": getattr(store, "spooled_spans", 0),
+        }
+
+
+_lock = threading.RLock()
+_active: Instrumentation | None = None
+_patcher = Patcher()
+
+
+def _capture_from_env() -> bool:
+    return os.environ.get("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "").strip().lower() in _CAPTURE_VALUES
+
+
+def _resource(service_name: str | None):
+    from opentelemetry.sdk.resources import Resource
+
+    if service_name:
+        return Resource.create({"service.name": service_name})
+    resource = Resource.create()
+    if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
+        script = Path(sys.argv[0]).stem if sys.argv and sys.argv[0] not in ("", "-c") else "python"
+        resource = resource.merge(Resource.create({"service.name": script or "python"}))
+    return resource
+
+
+def _start(db: str | os.PathLike[str] | None | bool, service_name: str | None, capture: bool) -> Instrumentation:
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+    from ..store import DuckDBSpanExporter, default_path
+
+    exporters = []
+    db_path = None
+    if db is not False:
+        exporter = DuckDBSpanExporter(default_path() if db in (None, True) else db)
+        db_path = exporter.path
+        exporters.append(exporter)
+    resource = _resource(service_name)
+    pipeline = Pipeline(exporters, resource, InstrumentationScope("auriko_obs", __version__),
+                        capture_content=capture)
+    HOOKS.submit = pipeline.submit
+    HOOKS.capture_content = capture
+    return Instrumentation(pipeline, db_path, str(resource.attributes.get("service.name")), capture)
+
+
+def instrument(db: str | os.PathLike[str] | None | bool = None, *, service_name: str | None = None,
+               otlp: Any = None, capture_content: bool = False, tracer_provider: Any = None) -> Instrumentation:
+    """Returns the active Instrumentation after patching the openai SDK process-wide.
+
+    ``db``: the DuckDB store path (default ``$AURIKO_OBS_DB`` or ``./auriko_obs.duckdb``; ``False``
+    for none). Calling it again is harmless; with a different ``db`` or ``service_name`` it first
+    flushes, then switches.
+    """
+    global _active
+    if otlp is not None or tracer_provider is not None:
+        raise NotImplementedError("OTLP export and tracer_provider= are not available in this version yet")
+    capture = capture_content or _capture_from_env()
+    with _lock:
+        wanted_db = None if db is False else os.path.abspath(os.fspath(
+            __import__("auriko_obs.store", fromlist=["default_path"]).default_path() if db in (None, True) else db))
+        if _active is not None and (_active.db_path != wanted_db or _active.capture_content != capture
+                                    or (service_name and service_name != _active.service_name)):
+            _active.pipeline.shutdown()
+            _active = None
+        if _active is None:
+            _active = _start(db, service_name, capture)
+        _patcher.apply(OPENAI_TARGETS + AURIKO_TARGETS + HTTP_TARGETS)
+        return _active
+
+
+def uninstrument() -> None:
+    """Restores every patched method and flushes what was recorded."""
+    global _active
+    with _lock:
+        _patcher.revert()
+        HOOKS.submit = None
+        if _active is not None:
+            _active.pipeline.shutdown()
+            _active = None
+
+
+def wrap(client: Any) -> Any:
+    """Returns the same client with its own methods instrumented (other clients stay untouched)."""
+    with _lock:
+        global _active
+        if _active is None:
+            _active = _start(None, None, _capture_from_env())
+        _patcher.apply(HTTP_TARGETS)  # header capture: a no-op for calls that are not being recorded
+        wrap_instance_methods(client)
+    return client
+
+
+def flush(timeout_s: float | None = 30.0) -> bool:
+    """Returns True once every finished call is in the store (True at once when not instrumented)."""
+    active = _active
+    return active.flush(timeout_s) if active is not None else True
+
+
+def stats() -> dict[str, Any]:
+    """Returns the active instrumentation's counters (empty when not instrumented)."""
+    active = _active
+    return active.stats() if active is not None else {}
+
+
+def active() -> Instrumentation | None:
+    """Returns the active Instrumentation, or None."""
+    return _active
+
+
+@contextlib.contextmanager
+def attributes(values: Mapping[str, Any]) -> Iterator[None]:
+    """Adds span attributes to every call made inside the block (in this thread or task)."""
+    merged = dict(EXTRA.get() or {})
+    merged.update(values)
+    token = EXTRA.set(merged)
+    try:
+        yield
+    finally:
+        EXTRA.reset(token)

@@ -1,0 +1,486 @@
+"""Returns span attributes for a finished call record (runs on the worker thread, never the caller's).
+
+Every body, chunk and error is read defensively: Auriko's shapes drift (see the contract's [DRIFT]
+notes), other OpenAI-compatible servers send less, and a malformed field must cost us that field
+only, never the span.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import orjson
+
+from .. import fields as F
+from ._prices import estimate_cost_usd
+from ._state import CallRecord
+
+Attributes = dict[str, Any]
+
+
+def _as_dict(value: Any) -> dict | None:
+    if isinstance(value, dict):
+        return value
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        try:
+            dumped = dump()
+        except Exception:
+            return None
+        return dumped if isinstance(dumped, dict) else None
+    return None
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _num(value: Any) -> float | int | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _int(value: Any) -> int | None:
+    number = _num(value)
+    return int(number) if number is not None else None
+
+
+def _put(attrs: Attributes, key: str, value: Any) -> None:
+    if value is not None:
+        attrs[key] = value
+
+
+def _given(value: Any) -> Any:
+    # openai's NotGiven/Omit sentinels are falsy objects; treat them as absent.
+    if value is None or type(value).__name__ in ("NotGiven", "Omit"):
+        return None
+    return value
+
+
+# ---------------------------------------------------------------- request side
+
+_REQUEST_PARAMS: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
+    ("temperature", F.GEN_AI_REQUEST_TEMPERATURE, _num),
+    ("top_p", F.GEN_AI_REQUEST_TOP_P, _num),
+    ("frequency_penalty", F.GEN_AI_REQUEST_FREQUENCY_PENALTY, _num),
+    ("presence_penalty", F.GEN_AI_REQUEST_PRESENCE_PENALTY, _num),
+    ("seed", F.GEN_AI_REQUEST_SEED, _int),
+    ("n", F.GEN_AI_REQUEST_CHOICE_COUNT, _int),
+)
+
+
+def _request_attributes(record: CallRecord, attrs: Attributes) -> None:
+    kw = record.kwargs
+    attrs[F.GEN_AI_OPERATION_NAME] = record.kind
+    attrs["auriko.api"] = record.api
+    _put(attrs, F.GEN_AI_REQUEST_MODEL, _str(_given(kw.get("model"))))
+    attrs[F.GEN_AI_REQUEST_STREAM] = record.streaming
+    for name, key, convert in _REQUEST_PARAMS:
+        _put(attrs, key, convert(_given(kw.get(name))))
+    max_tokens = next((_int(_given(kw.get(k))) for k in ("max_tokens", "max_completion_tokens", "max_output_tokens")
+                       if _int(_given(kw.get(k))) is not None), None)
+    _put(attrs, F.GEN_AI_REQUEST_MAX_TOKENS, max_tokens)
+    stop = _given(kw.get("stop"))
+    if isinstance(stop, str):
+        attrs[F.GEN_AI_REQUEST_STOP_SEQUENCES] = (stop,)
+    elif isinstance(stop, (list, tuple)) and all(isinstance(s, str) for s in stop):
+        attrs[F.GEN_AI_REQUEST_STOP_SEQUENCES] = tuple(stop)
+    _put(attrs, F.GEN_AI_OUTPUT_TYPE, _output_type(kw))
+    if record.kind == "embeddings":
+        _put(attrs, F.GEN_AI_REQUEST_ENCODING_FORMATS,
+             (kw["encoding_format"],) if isinstance(_given(kw.get("encoding_format")), str) else None)
+    _gateway_attributes(kw, attrs)
+    _server_attributes(record.client, attrs)
+
+
+def _output_type(kw: dict) -> str | None:
+    response_format = _given(kw.get("response_format"))
+    if isinstance(response_format, dict):
+        kind = response_format.get("type")
+        return "json" if kind in ("json_schema", "json_object") else ("text" if kind == "text" else None)
+    if isinstance(response_format, type):  # .parse(response_format=PydanticModel)
+        return "json"
+    text = _given(kw.get("text"))
+    if isinstance(text, dict) and isinstance(text.get("format"), dict):
+        return "json" if text["format"].get("type") in ("json_schema", "json_object") else "text"
+    return None
+
+
+def _gateway_attributes(kw: dict, attrs: Attributes) -> None:
+    extra_body = _given(kw.get("extra_body"))
+    extra_body = extra_body if isinstance(extra_body, dict) else {}
+    gateway = _as_dict(_given(kw.get("gateway"))) or _as_dict(extra_body.get("gateway")) or {}
+    # [DRIFT] older docs put these at the top level as `routing` and `auriko_metadata`.
+    routing = _as_dict(gateway.get("routing")) or _as_dict(extra_body.get("routing")) or {}
+    metadata = _as_dict(gateway.get("metadata")) or _as_dict(extra_body.get("auriko_metadata")) or {}
+    models = gateway.get("models")
+    if isinstance(models, (list, tuple)) and all(isinstance(m, str) for m in models):
+        attrs["auriko.request.models"] = tuple(models)
+        attrs.setdefault(F.GEN_AI_REQUEST_MODEL, models[0])
+    for key, value in routing.items():
+        _put(attrs, f"auriko.request.routing.{key}", _attribute_value(value))
+    tags = metadata.get("tags")
+    if isinstance(tags, (list, tuple)):
+        attrs["auriko.request.tags"] = tuple(str(t) for t in tags)
+    _put(attrs, "auriko.request.user_id", _str(metadata.get("user_id")))
+    _put(attrs, "auriko.request.trace_id", _str(metadata.get("trace_id")))
+    custom = metadata.get("custom_fields")
+    if isinstance(custom, dict):
+        for key, value in custom.items():
+            _put(attrs, f"auriko.request.custom.{key}", _attribute_value(value))
+
+
+def _attribute_value(value: Any) -> Any:
+    """Returns value as an OpenTelemetry attribute value (scalar or homogeneous tuple), or JSON text."""
+    if isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    if value is None:
+        return None
+    try:
+        return orjson.dumps(_as_dict(value) or value, default=str).decode()
+    except Exception:
+        return str(value)
+
+
+def _server_attributes(client: Any, attrs: Attributes) -> None:
+    base_url = getattr(client, "base_url", None)
+    if base_url is None:
+        return
+    host = getattr(base_url, "host", None)
+    port = getattr(base_url, "port", None)
+    if host is None:  # a plain string (the auriko native client)
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(str(base_url))
+        host, port = parts.hostname, parts.port
+        scheme = parts.scheme
+    else:
+        scheme = getattr(base_url, "scheme", "https")
+    _put(attrs, F.SERVER_ADDRESS, host)
+    _put(attrs, F.SERVER_PORT, port or (443 if scheme == "https" else 80))
+
+
+# ---------------------------------------------------------------- response side
+
+
+def _headers_of(record: CallRecord) -> Any:
+    """Returns the response headers wherever this SDK and call shape keep them, or None."""
+    for holder in (record.http, getattr(record.error, "response", None)):
+        headers = getattr(holder, "headers", None)
+        if headers is not None:
+            return headers
+    for holder in (record.error, record.result):  # the auriko SDK keeps a ResponseHeaders wrapper
+        headers = getattr(holder, "response_headers", None) or getattr(holder, "_response_headers", None)
+        if headers is not None:
+            return headers
+    return None
+
+
+def _header_attributes(headers: Any, attrs: Attributes) -> None:
+    get = getattr(headers, "get", None)
+    if get is None:
+        return
+    for header, key, kind in F.HEADER_ATTRIBUTES:
+        raw = get(header)
+        if raw is None:
+            continue
+        _put(attrs, key, _parse_header(str(raw), kind))
+
+
+def _parse_header(raw: str, kind: str) -> Any:
+    try:
+        if kind == "str":
+            return raw
+        if kind == "bool":
+            return raw.strip().lower() == "true"
+        if kind == "int":
+            return int(raw)
+        number = float(raw)
+        if not math.isfinite(number):
+            return None
+        return number / 1e6 if kind == "micro_usd" else number
+    except ValueError:
+        return None
+
+
+def _usage_attributes(usage: Any, attrs: Attributes) -> None:
+    usage = _as_dict(usage)
+    if not usage:
+        return
+    input_tokens = _int(usage.get("prompt_tokens", usage.get("input_tokens")))
+    output_tokens = _int(usage.get("completion_tokens", usage.get("output_tokens")))
+    _put(attrs, F.GEN_AI_USAGE_INPUT_TOKENS, input_tokens)
+    _put(attrs, F.GEN_AI_USAGE_OUTPUT_TOKENS, output_tokens)
+    _put(attrs, "auriko.usage.total_tokens", _int(usage.get("total_tokens")))
+    input_details = _as_dict(usage.get("prompt_tokens_details") or usage.get("input_tokens_details")) or {}
+    output_details = _as_dict(usage.get("completion_tokens_details") or usage.get("output_tokens_details")) or {}
+    _put(attrs, F.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, _int(input_details.get("cached_tokens")))
+    _put(attrs, F.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, _int(input_details.get("cache_write_tokens")))
+    _put(attrs, F.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, _int(output_details.get("reasoning_tokens")))
+
+
+_KNOWN_ROUTING_KEYS = {key for key, _ in F.ROUTING_ATTRIBUTES} | {"cost", "warnings"}
+
+
+def _routing_attributes(routing: Any, attrs: Attributes) -> None:
+    if routing is None:
+        return
+    routing = _as_dict(routing)
+    if routing is None:
+        attrs["auriko.routing.malformed"] = True
+        return
+    for key, attr in F.ROUTING_ATTRIBUTES:
+        value = routing.get(key)
+        converted = _num(value) if attr.endswith(("_ms", "_tps")) else _str(value)
+        if value is not None and converted is None:
+            attrs["auriko.routing.malformed"] = True
+        _put(attrs, attr, converted)
+    cost = routing.get("cost")
+    if isinstance(cost, dict):
+        for key, attr in F.COST_ATTRIBUTES:
+            _put(attrs, attr, _num(cost.get(key)))
+        if F.COST_ATTRIBUTES[0][1] not in attrs:  # [DRIFT] legacy name for the billable cost
+            _put(attrs, "auriko.cost.usd", _num(cost.get("billable_cost_usd")))
+        if "auriko.cost.usd" in attrs:
+            attrs["auriko.cost.source"] = "auriko"
+    elif cost is not None:
+        attrs["auriko.routing.malformed"] = True
+    _warning_attributes(routing.get("warnings"), attrs)
+    extra = {k: v for k, v in routing.items() if k not in _KNOWN_ROUTING_KEYS}
+    for key, value in extra.items():
+        if isinstance(value, (str, int, float, bool)):
+            attrs[f"auriko.routing.{key}"] = value
+    if extra:
+        attrs["auriko.routing.extra"] = _attribute_value(extra)
+
+
+def _warning_attributes(warnings: Any, attrs: Attributes) -> None:
+    if warnings is None:
+        return
+    if not isinstance(warnings, (list, tuple)):
+        attrs["auriko.routing.malformed"] = True
+        return
+    codes, types = [], []
+    for warning in warnings:
+        if isinstance(warning, str):  # [DRIFT] older docs: warnings as plain strings
+            codes.append(warning)
+            continue
+        warning = _as_dict(warning) or {}
+        codes.append(str(warning.get("code") or warning.get("type") or "unknown"))
+        types.append(str(warning.get("type") or "unknown"))
+    attrs["auriko.routing.warnings"] = tuple(codes)
+    if types:
+        attrs["auriko.routing.warning_types"] = tuple(types)
+
+
+def _body_attributes(kind: str, body: dict, attrs: Attributes) -> None:
+    _put(attrs, F.GEN_AI_RESPONSE_ID, _str(body.get("id")))
+    _put(attrs, F.GEN_AI_RESPONSE_MODEL, _str(body.get("model")))
+    _usage_attributes(body.get("usage"), attrs)
+    _routing_attributes(body.get("routing_metadata"), attrs)
+    if kind == "chat":
+        choices = body.get("choices")
+        if isinstance(choices, list):
+            reasons = tuple(str(c.get("finish_reason")) for c in map(_as_dict, choices) if c and c.get("finish_reason"))
+            if reasons:
+                attrs[F.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
+    elif kind == "responses":
+        status = _str(body.get("status"))
+        details = _as_dict(body.get("incomplete_details")) or {}
+        reason = _str(details.get("reason")) if status == "incomplete" else None
+        if status:
+            attrs[F.GEN_AI_RESPONSE_FINISH_REASONS] = (reason or status,)
+
+
+def _non_stream_body(record: CallRecord) -> dict | None:
+    http = record.http
+    if http is not None:
+        try:
+            content = http.content  # raises if a streamed body was never read
+        except Exception:
+            content = None
+        if content:
+            try:
+                body = orjson.loads(content)
+                return body if isinstance(body, dict) else None
+            except orjson.JSONDecodeError:
+                pass
+    result = record.result
+    body = _as_dict(result)
+    if body is not None and record.api == "auriko":
+        body.setdefault("routing_metadata", _as_dict(getattr(result, "routing_metadata", None)))
+    return body
+
+
+def _stream_body(record: CallRecord) -> dict:
+    """Returns a response-like dict assembled from a stream's chunks (last non-null wins)."""
+    chunks = record.chunks or []
+    body: dict[str, Any] = {}
+    if record.kind == "responses":
+        for event in chunks:
+            response = getattr(event, "response", None)
+            if response is not None:
+                dumped = _as_dict(response) or {}
+                extra = getattr(response, "model_extra", None) or {}
+                if "routing_metadata" in extra and "routing_metadata" not in dumped:
+                    dumped["routing_metadata"] = extra["routing_metadata"]
+                body = dumped
+        return body
+    reasons: dict[int, str] = {}
+    for chunk in chunks:
+        if not body.get("id"):
+            body["id"] = getattr(chunk, "id", None)
+            body["model"] = getattr(chunk, "model", None)
+        usage = getattr(chunk, "usage", None)
+        if usage is not None:
+            body["usage"] = usage
+        routing = getattr(chunk, "routing_metadata", None)
+        if routing is not None:
+            body["routing_metadata"] = routing
+        for choice in getattr(chunk, "choices", None) or ():
+            reason = getattr(choice, "finish_reason", None)
+            if reason:
+                reasons[getattr(choice, "index", 0) or 0] = reason
+    stream = record.result
+    if stream is not None and body.get("routing_metadata") is None:  # auriko.Stream keeps it itself
+        body["routing_metadata"] = getattr(stream, "routing_metadata", None)
+    body["choices"] = [{"finish_reason": reasons[i]} for i in sorted(reasons)]
+    return body
+
+
+def _error_attributes(error: BaseException, attrs: Attributes) -> None:
+    status = _int(getattr(error, "status_code", None))
+    _put(attrs, F.HTTP_RESPONSE_STATUS_CODE, status)
+    body = getattr(error, "body", None)
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        body = body["error"]
+    body = body if isinstance(body, dict) else {}
+    code = _str(body.get("code")) or _str(getattr(error, "code", None))
+    error_type = _str(body.get("type")) or _str(getattr(error, "type", None))
+    _put(attrs, "auriko.error.code", code)
+    _put(attrs, "auriko.error.type", error_type)
+    for key in ("param", "provider", "suggestion", "doc_url"):
+        _put(attrs, f"auriko.error.{key}", _str(body.get(key)))
+    message = _str(body.get("message")) or str(error)
+    _put(attrs, "auriko.error.message", message[:1000] if message else None)
+    attrs[F.ERROR_TYPE] = code or type(error).__qualname__
+
+
+def _stream_error(record: CallRecord) -> dict | None:
+    """Returns the error object of a Responses stream that failed in-band (an `error` or `response.failed` event)."""
+    for event in reversed(record.chunks or []):
+        kind = getattr(event, "type", None)
+        if kind == "error":
+            return {"code": getattr(event, "code", None), "message": getattr(event, "message", None)}
+        if kind == "response.failed":
+            return _as_dict(getattr(getattr(event, "response", None), "error", None))
+    return None
+
+
+def _cost_estimate(attrs: Attributes) -> None:
+    if "auriko.cost.usd" in attrs:
+        return
+    estimate = estimate_cost_usd(
+        attrs.get(F.GEN_AI_RESPONSE_MODEL) or attrs.get(F.GEN_AI_REQUEST_MODEL),
+        attrs.get(F.GEN_AI_USAGE_INPUT_TOKENS), attrs.get(F.GEN_AI_USAGE_OUTPUT_TOKENS),
+        attrs.get(F.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS),
+    )
+    if estimate is not None:
+        attrs["auriko.cost.usd"] = estimate
+        attrs["auriko.cost.source"] = "estimate"
+
+
+def build_attributes(record: CallRecord, capture_content: bool = False) -> tuple[str, Attributes, str | None]:
+    """Returns (span name, attributes, error description or None) for a finished call."""
+    attrs: Attributes = {}
+    _request_attributes(record, attrs)
+    headers = _headers_of(record)
+    if headers is not None:
+        _header_attributes(headers, attrs)
+    http = record.http
+    status = getattr(http, "status_code", None)
+    if status is not None:
+        attrs[F.HTTP_RESPONSE_STATUS_CODE] = status
+    if record.attempts:
+        attrs["auriko.http.attempts"] = record.attempts
+    body = _stream_body(record) if record.chunks is not None else (None if record.error else _non_stream_body(record))
+    if body:
+        _body_attributes(record.kind, body, attrs)
+    if record.chunks is not None:
+        attrs["auriko.stream.end"] = record.stream_end or "abandoned"
+        attrs["auriko.stream.completed"] = record.stream_end == "completed"
+        if record.first_content_ns:
+            attrs[F.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = (record.first_content_ns - record.t0_ns) / 1e9
+    error = record.error
+    in_band = _stream_error(record) if record.kind == "responses" and record.chunks else None
+    if error is not None:
+        _error_attributes(error, attrs)
+    elif in_band:
+        _error_attributes(_InBandError(in_band), attrs)
+    _cost_estimate(attrs)
+    attrs[F.GEN_AI_PROVIDER_NAME] = attrs.get("auriko.routing.provider") or "openai"
+    if record.extra:
+        attrs.update(record.extra)
+    if capture_content:
+        _content_attributes(record, body, attrs)
+    model = attrs.get(F.GEN_AI_REQUEST_MODEL)
+    name = f"{record.kind} {model}" if model else record.kind
+    failed = error is not None or in_band is not None
+    return name, attrs, (attrs.get("auriko.error.message") or attrs[F.ERROR_TYPE]) if failed else None
+
+
+class _InBandError(Exception):
+    def __init__(self, body: dict) -> None:
+        super().__init__(body.get("message") or "stream failed")
+        self.body = body
+
+
+def _content_attributes(record: CallRecord, body: dict | None, attrs: Attributes) -> None:
+    messages = record.messages
+    if messages is not None:
+        attrs[F.GEN_AI_INPUT_MESSAGES] = _json_text(messages)
+    instructions = _given(record.kwargs.get("instructions"))
+    if isinstance(instructions, str):
+        attrs[F.GEN_AI_SYSTEM_INSTRUCTIONS] = instructions
+    output = _output_text(record, body)
+    if output is not None:
+        attrs[F.GEN_AI_OUTPUT_MESSAGES] = _json_text([{"role": "assistant", "parts": [{"type": "text", "content": output}]}])
+
+
+def _output_text(record: CallRecord, body: dict | None) -> str | None:
+    if record.chunks is not None:
+        pieces = []
+        for chunk in record.chunks:
+            if getattr(chunk, "type", None) == "response.output_text.delta":
+                pieces.append(getattr(chunk, "delta", "") or "")
+            for choice in getattr(chunk, "choices", None) or ():
+                delta = getattr(choice, "delta", None)
+                pieces.append(getattr(delta, "content", None) or "")
+        return "".join(pieces)
+    if not body:
+        return None
+    if record.kind == "chat":
+        choices = body.get("choices") or []
+        first = _as_dict(choices[0]) if choices else None
+        message = _as_dict(first.get("message")) if first else None
+        return message.get("content") if message else None
+    if record.kind == "responses":
+        texts = []
+        for item in body.get("output") or []:
+            for part in (_as_dict(item) or {}).get("content") or []:
+                part = _as_dict(part) or {}
+                if part.get("type") == "output_text":
+                    texts.append(part.get("text") or "")
+        return "".join(texts)
+    return None
+
+
+def _json_text(value: Any) -> str:
+    try:
+        return orjson.dumps(value, default=lambda v: _as_dict(v) or str(v)).decode()
+    except Exception:
+        return str(value)

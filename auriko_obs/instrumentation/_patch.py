@@ -1,0 +1,252 @@
+"""The hot path: wrappers around the SDK methods, and the one symmetric list of what gets patched.
+
+A wrapper takes a timestamp, keeps references in a ``CallRecord``, calls the original method, and
+hands the record to the pipeline. It never raises into the caller's code: a failure of ours is
+counted and the original call goes ahead; the caller's own exception reaches it unchanged.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from time import time_ns
+from typing import Any, Callable
+
+import wrapt
+from opentelemetry import context as otel_context
+
+from ._state import CURRENT, INTERNAL_ERRORS, CallRecord
+from ._streams import AsyncStreamProxy, SyncStreamProxy
+
+
+class Hooks:
+    """Where finished records go, and the optional checks run before a call is sent."""
+
+    submit: Callable[[CallRecord], None] | None = None
+    capture_content: bool = False
+    # Called with the record before the request is sent; may raise to stop the call (session budgets).
+    pre_call: tuple[Callable[[CallRecord], None], ...] = ()
+
+
+HOOKS = Hooks()
+
+
+def _begin(kind: str, api: str, resource: Any, kwargs: dict) -> CallRecord:
+    record = CallRecord(kind, api, kwargs, getattr(resource, "_client", None), time_ns(), otel_context.get_current())
+    if record.streaming and kind == "chat" and api == "openai" and not kwargs.get("stream_options"):
+        # Usage on streams needs include_usage; Auriko forces it anyway, other servers need asking.
+        kwargs["stream_options"] = {"include_usage": True}
+        record.injected_usage = True
+    if HOOKS.capture_content:
+        messages = kwargs.get("messages", kwargs.get("input"))
+        record.messages = list(messages) if isinstance(messages, (list, tuple)) else messages
+    return record
+
+
+def _finish(record: CallRecord, result: Any, submit: Callable[[CallRecord], None]) -> Any:
+    """Returns what the caller gets: the result itself, or a proxy for a stream."""
+    try:
+        if record.streaming and hasattr(result, "__aiter__"):
+            return AsyncStreamProxy(result, record, submit)
+        if record.streaming and hasattr(result, "__iter__"):
+            return SyncStreamProxy(result, record, submit)
+        # Not a stream (or a raw response whose body the caller reads later): the call is over.
+        record.result = result
+        record.t1_ns = time_ns()
+        record.done = True
+        submit(record)
+    except Exception as exc:
+        INTERNAL_ERRORS.record("finish", exc)
+    return result
+
+
+def _fail(record: CallRecord, exc: BaseException, submit: Callable[[CallRecord], None]) -> None:
+    try:
+        record.t1_ns = time_ns()
+        record.error = exc
+        record.done = True
+        submit(record)
+    except Exception as inner:
+        INTERNAL_ERRORS.record("fail", inner)
+
+
+def _start(kind: str, api: str, instance: Any, kwargs: dict) -> CallRecord | None:
+    """Returns a record for a call to instrument, or None to pass the call straight through."""
+    if HOOKS.submit is None or CURRENT.get() is not None:
+        return None
+    try:
+        record = _begin(kind, api, instance, kwargs)
+    except Exception as exc:
+        INTERNAL_ERRORS.record("begin", exc)
+        return None
+    for check in HOOKS.pre_call:
+        check(record)  # deliberately may raise: that is how a session budget stops a call
+    return record
+
+
+def sync_wrapper(kind: str, api: str) -> Callable:
+    def wrapper(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+        record = _start(kind, api, instance, kwargs)
+        if record is None:
+            return wrapped(*args, **kwargs)
+        submit = HOOKS.submit
+        token = CURRENT.set(record)
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            _fail(record, exc, submit)
+            raise
+        finally:
+            CURRENT.reset(token)
+        return _finish(record, result, submit)
+
+    return wrapper
+
+
+def async_wrapper(kind: str, api: str) -> Callable:
+    async def wrapper(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+        record = _start(kind, api, instance, kwargs)
+        if record is None:
+            return await wrapped(*args, **kwargs)
+        submit = HOOKS.submit
+        token = CURRENT.set(record)
+        try:
+            result = await wrapped(*args, **kwargs)
+        except BaseException as exc:
+            _fail(record, exc, submit)
+            raise
+        finally:
+            CURRENT.reset(token)
+        return _finish(record, result, submit)
+
+    return wrapper
+
+
+def _capture_http_response(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+    # openai builds an (Legacy)APIResponse around the final HTTP response of every call: keep it,
+    # for its headers, status and (non-streamed) body.
+    result = wrapped(*args, **kwargs)
+    record = CURRENT.get()
+    if record is not None:
+        record.http = kwargs.get("raw")
+    return result
+
+
+def _count_attempt(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+    record = CURRENT.get()
+    if record is not None:
+        record.attempts += 1
+    return wrapped(*args, **kwargs)
+
+
+@dataclass(frozen=True)
+class Target:
+    module: str
+    path: str  # "Class.method"
+    make: Callable[[], Callable]
+
+
+def _call(kind: str, api: str, is_async: bool) -> Callable[[], Callable]:
+    return (lambda: async_wrapper(kind, api)) if is_async else (lambda: sync_wrapper(kind, api))
+
+
+_CHAT = "openai.resources.chat.completions.completions"
+_RESP = "openai.resources.responses.responses"
+_EMB = "openai.resources.embeddings"
+
+# Everything we patch, in one list; uninstrument() restores exactly these.
+OPENAI_TARGETS: tuple[Target, ...] = (
+    Target(_CHAT, "Completions.create", _call("chat", "openai", False)),
+    Target(_CHAT, "Completions.parse", _call("chat", "openai", False)),
+    Target(_CHAT, "AsyncCompletions.create", _call("chat", "openai", True)),
+    Target(_CHAT, "AsyncCompletions.parse", _call("chat", "openai", True)),
+    Target(_RESP, "Responses.create", _call("responses", "openai", False)),
+    Target(_RESP, "Responses.parse", _call("responses", "openai", False)),
+    Target(_RESP, "AsyncResponses.create", _call("responses", "openai", True)),
+    Target(_RESP, "AsyncResponses.parse", _call("responses", "openai", True)),
+    Target(_EMB, "Embeddings.create", _call("embeddings", "openai", False)),
+    Target(_EMB, "AsyncEmbeddings.create", _call("embeddings", "openai", True)),
+)
+HTTP_TARGETS: tuple[Target, ...] = (
+    Target("openai._response", "BaseAPIResponse.__init__", lambda: _capture_http_response),
+    Target("openai._legacy_response", "LegacyAPIResponse.__init__", lambda: _capture_http_response),
+    Target("openai._base_client", "BaseClient._build_request", lambda: _count_attempt),
+)
+AURIKO_TARGETS: tuple[Target, ...] = (
+    Target("auriko.resources.chat", "Completions.create", _call("chat", "auriko", False)),
+    Target("auriko.resources.chat", "AsyncCompletions.create", _call("chat", "auriko", True)),
+    Target("auriko.resources.responses", "Responses.create", _call("responses", "auriko", False)),
+    Target("auriko.resources.responses", "AsyncResponses.create", _call("responses", "auriko", True)),
+)
+
+
+class Patcher:
+    """Applies and reverts the class-level patches; both are idempotent."""
+
+    def __init__(self) -> None:
+        self._applied: list[tuple[type, str, Any]] = []
+
+    @property
+    def active(self) -> bool:
+        return bool(self._applied)
+
+    def apply(self, targets: tuple[Target, ...]) -> int:
+        """Returns how many targets were newly patched (missing modules/methods are skipped)."""
+        done = {(owner, name) for owner, name, _ in self._applied}
+        count = 0
+        for target in targets:
+            found = _resolve(target)
+            if found is None or (found[0], found[1]) in done:
+                continue
+            owner, name, original = found
+            setattr(owner, name, wrapt.FunctionWrapper(original, target.make()))
+            self._applied.append((owner, name, original))
+            count += 1
+        return count
+
+    def revert(self) -> None:
+        for owner, name, original in reversed(self._applied):
+            setattr(owner, name, original)
+        self._applied.clear()
+
+
+def _resolve(target: Target) -> tuple[type, str, Any] | None:
+    try:
+        module = importlib.import_module(target.module)
+    except ImportError:
+        return None
+    class_name, name = target.path.split(".")
+    owner = getattr(module, class_name, None)
+    original = owner.__dict__.get(name) if owner is not None else None
+    if original is None:
+        return None
+    return owner, name, original
+
+
+def wrap_instance_methods(client: Any) -> int:
+    """Returns how many methods of one client instance were wrapped (instance attributes only)."""
+    count = 0
+    for attr_path, target in _instance_targets(client):
+        owner_path, name = attr_path.rsplit(".", 1)
+        owner = client
+        for part in owner_path.split("."):
+            owner = getattr(owner, part, None)
+            if owner is None:
+                break
+        method = getattr(owner, name, None) if owner is not None else None
+        if method is None or isinstance(owner.__dict__.get(name), wrapt.FunctionWrapper):
+            continue
+        setattr(owner, name, wrapt.FunctionWrapper(method, target.make()))
+        count += 1
+    return count
+
+
+def _instance_targets(client: Any) -> list[tuple[str, Target]]:
+    import openai
+
+    is_async = isinstance(client, openai.AsyncOpenAI) or type(client).__name__.startswith("Async")
+    api = "openai" if isinstance(client, (openai.OpenAI, openai.AsyncOpenAI)) else "auriko"
+    pairs = [("chat.completions.create", "chat"), ("chat.completions.parse", "chat"),
+             ("responses.create", "responses"), ("responses.parse", "responses"),
+             ("embeddings.create", "embeddings")]
+    return [(path, Target("", path, _call(kind, api, is_async))) for path, kind in pairs]

@@ -1,0 +1,79 @@
+"""What the hot path touches: the per-call record, the current-call context variable, and error counting.
+
+Everything here is cheap by design: a call through an instrumented client takes two timestamps,
+keeps references to its arguments and result in a ``CallRecord``, and appends that to a queue. All
+extraction, span building and storage happens later on the pipeline's worker thread.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import threading
+from collections import Counter
+from typing import Any
+
+log = logging.getLogger("auriko_obs")
+
+# The call being made in this context, so that lower-level hooks (the HTTP response, retries) can
+# attach what they see to it, and nested instrumented methods don't record the same call twice.
+CURRENT: contextvars.ContextVar["CallRecord | None"] = contextvars.ContextVar("auriko_obs_current", default=None)
+# Extra span attributes for calls made in this context (notebook cell, experiment name, …).
+EXTRA: contextvars.ContextVar["dict[str, Any] | None"] = contextvars.ContextVar("auriko_obs_extra", default=None)
+
+
+class CallRecord:
+    """The raw facts of one model call, filled on the caller's thread and read on the worker."""
+
+    __slots__ = (
+        "kind", "api", "kwargs", "client", "t0_ns", "t1_ns", "context", "extra", "http", "attempts",
+        "result", "error", "chunks", "first_content_ns", "last_chunk_ns", "stream_end", "streaming",
+        "injected_usage", "messages", "done",
+    )
+
+    def __init__(self, kind: str, api: str, kwargs: dict, client: Any, t0_ns: int, context: Any) -> None:
+        self.kind = kind  # chat | responses | embeddings
+        self.api = api  # openai | auriko
+        self.kwargs = kwargs
+        self.client = client
+        self.t0_ns = t0_ns
+        self.t1_ns = 0
+        self.context = context
+        self.extra = EXTRA.get()
+        self.http = None  # the httpx/httpx2 response, when the SDK built one
+        self.attempts = 0
+        self.result = None
+        self.error: BaseException | None = None
+        self.chunks: list | None = None
+        self.first_content_ns = 0
+        self.last_chunk_ns = 0
+        self.stream_end: str | None = None
+        self.streaming = kwargs.get("stream") is True
+        self.injected_usage = False
+        self.messages = None
+        self.done = False
+
+
+class InternalErrors:
+    """Counts failures inside auriko_obs (never the caller's), and logs the first of each kind once."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def record(self, where: str, exc: BaseException) -> None:
+        try:
+            with self._lock:
+                self.counts[where] += 1
+                first = self.counts[where] == 1
+            if first:
+                log.warning("auriko_obs: internal error in %s (the call itself is unaffected; "
+                            "further errors here are counted, not logged)", where, exc_info=exc)
+        except Exception:  # logging itself failed: nothing more we can safely do
+            pass
+
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+INTERNAL_ERRORS = InternalErrors()

@@ -1,0 +1,158 @@
+"""Stream proxies: what the caller iterates over is unchanged, and the span ends on every exit path.
+
+A proxy ends its call record exactly once: when the stream is exhausted (``completed``), raises
+(``error``), is closed or its ``with`` block left early (``closed``), or is garbage-collected without
+any of these (``abandoned``, timed at the last chunk the caller received).
+"""
+
+from __future__ import annotations
+
+from time import time_ns
+from typing import Any, Callable
+
+import wrapt
+
+from ._state import INTERNAL_ERRORS, CallRecord
+
+_CONTENT_EVENT_SUFFIX = ".delta"
+
+
+def _chunk_has_content(chunk: Any) -> bool:
+    """Returns whether a chunk carries model output (text, tool call, reasoning, refusal)."""
+    event_type = getattr(chunk, "type", None)
+    if isinstance(event_type, str):  # Responses API event
+        return event_type.endswith(_CONTENT_EVENT_SUFFIX)
+    choices = getattr(chunk, "choices", None)
+    if not choices:
+        return False
+    delta = getattr(choices[0], "delta", None)
+    if delta is None:
+        return False
+    return bool(getattr(delta, "content", None) or getattr(delta, "tool_calls", None)
+                or getattr(delta, "reasoning_content", None) or getattr(delta, "refusal", None)
+                or getattr(delta, "function_call", None))
+
+
+def _is_injected_usage_chunk(chunk: Any) -> bool:
+    # The usage-only chunk a non-Auriko server sends because we (not the caller) asked for it.
+    # Auriko's own usage chunk carries routing_metadata and is always passed through.
+    return (not getattr(chunk, "choices", True) and getattr(chunk, "usage", None) is not None
+            and getattr(chunk, "routing_metadata", None) is None)
+
+
+class _StreamProxyBase(wrapt.ObjectProxy):
+    def __init__(self, wrapped: Any, record: CallRecord, submit: Callable[[CallRecord], None]) -> None:
+        super().__init__(wrapped)
+        record.chunks = []
+        record.result = wrapped  # the auriko SDK's streams keep headers and routing metadata themselves
+        self._self_record = record
+        self._self_submit = submit
+        self._self_next = None
+
+    def _self_on_chunk(self, chunk: Any) -> bool:
+        """Records a chunk; returns False when the caller must not see it (our injected usage chunk)."""
+        try:
+            record = self._self_record
+            now = time_ns()
+            record.last_chunk_ns = now
+            record.chunks.append(chunk)
+            if not record.first_content_ns and _chunk_has_content(chunk):
+                record.first_content_ns = now
+            return not (record.injected_usage and _is_injected_usage_chunk(chunk))
+        except Exception as exc:
+            INTERNAL_ERRORS.record("stream.chunk", exc)
+            return True
+
+    def _self_finish(self, how: str, error: BaseException | None = None) -> None:
+        try:
+            record = self._self_record
+            if record.done:
+                return
+            record.done = True
+            record.stream_end = how
+            record.error = error
+            record.t1_ns = record.last_chunk_ns if how == "abandoned" and record.last_chunk_ns else time_ns()
+            self._self_submit(record)
+        except Exception as exc:
+            INTERNAL_ERRORS.record("stream.finish", exc)
+
+    def __del__(self) -> None:
+        self._self_finish("abandoned")
+
+
+class SyncStreamProxy(_StreamProxyBase):
+    """Proxies an ``openai.Stream`` (or ``auriko.Stream``) and records its chunks."""
+
+    def __iter__(self) -> "SyncStreamProxy":
+        return self
+
+    def __next__(self) -> Any:
+        while True:
+            if self._self_next is None:
+                wrapped = self.__wrapped__
+                self._self_next = getattr(wrapped, "__next__", None) or iter(wrapped).__next__
+            try:
+                chunk = self._self_next()
+            except StopIteration:
+                self._self_finish("completed")
+                raise
+            except BaseException as exc:
+                self._self_finish("error", exc)
+                raise
+            if self._self_on_chunk(chunk):
+                return chunk
+
+    def __enter__(self) -> "SyncStreamProxy":
+        self.__wrapped__.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> Any:
+        try:
+            return self.__wrapped__.__exit__(*exc_info)
+        finally:
+            self._self_finish("closed")
+
+    def close(self) -> None:
+        try:
+            self.__wrapped__.close()
+        finally:
+            self._self_finish("closed")
+
+
+class AsyncStreamProxy(_StreamProxyBase):
+    """Proxies an ``openai.AsyncStream`` (or ``auriko.AsyncStream``) and records its chunks."""
+
+    def __aiter__(self) -> "AsyncStreamProxy":
+        return self
+
+    async def __anext__(self) -> Any:
+        while True:
+            if self._self_next is None:
+                wrapped = self.__wrapped__
+                self._self_next = getattr(wrapped, "__anext__", None) or wrapped.__aiter__().__anext__
+            try:
+                chunk = await self._self_next()
+            except StopAsyncIteration:
+                self._self_finish("completed")
+                raise
+            except BaseException as exc:
+                self._self_finish("error", exc)
+                raise
+            if self._self_on_chunk(chunk):
+                return chunk
+
+    async def __aenter__(self) -> "AsyncStreamProxy":
+        await self.__wrapped__.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        try:
+            return await self.__wrapped__.__aexit__(*exc_info)
+        finally:
+            self._self_finish("closed")
+
+    async def close(self) -> None:
+        try:
+            await self.__wrapped__.close()
+        finally:
+            self._self_finish("closed")

@@ -1,0 +1,113 @@
+"""An OpenTelemetry span exporter that appends span batches to the DuckDB store."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Sequence
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from ._files import StoreLockedError, connect, default_path, spool_dir
+from ._rows import spans_to_table
+
+log = logging.getLogger("auriko_obs.store")
+
+
+def insert_table(con, table: pa.Table) -> None:
+    """Inserts an Arrow table of ``spans`` rows (columns matched by name)."""
+    con.register("_auriko_obs_batch", table)
+    try:
+        con.execute("INSERT INTO spans BY NAME SELECT * FROM _auriko_obs_batch")
+    finally:
+        con.unregister("_auriko_obs_batch")
+
+
+def ingest_spool(con, path: str | os.PathLike[str]) -> int:
+    """Returns how many spooled rows were moved into the store (spool files are then deleted)."""
+    folder = spool_dir(path)
+    if not folder.is_dir():
+        return 0
+    moved = 0
+    for file in sorted(folder.glob("*.parquet")):
+        table = pq.read_table(file)
+        con.execute("BEGIN TRANSACTION")
+        insert_table(con, table)
+        con.execute("COMMIT")
+        file.unlink()
+        moved += table.num_rows
+    return moved
+
+
+class DuckDBSpanExporter(SpanExporter):
+    """Exports spans to a DuckDB store file; safe to use from several processes at once.
+
+    Each ``export`` opens the file, ingests any spooled batches, appends its own, and closes. If the
+    file stays locked for ``lock_wait_s`` the batch is spooled instead, and counted in ``spooled_spans``.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, lock_wait_s: float = 2.0) -> None:
+        self.path = os.path.abspath(os.fspath(path or default_path()))
+        self.lock_wait_s = lock_wait_s
+        self.exported_spans = 0
+        self.spooled_spans = 0
+        self.failed_spans = 0
+        self._spool_seq = 0
+        self._lock = threading.Lock()
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if not spans:
+            return SpanExportResult.SUCCESS
+        try:
+            table = spans_to_table(spans)
+        except Exception:
+            log.exception("auriko_obs: could not convert %d spans to rows", len(spans))
+            self.failed_spans += len(spans)
+            return SpanExportResult.FAILURE
+        return self.export_table(table)
+
+    def export_table(self, table: pa.Table) -> SpanExportResult:
+        """Appends an Arrow table of ``spans`` rows, or spools it when the file stays locked."""
+        with self._lock:
+            try:
+                with connect(self.path, read_only=False, wait_s=self.lock_wait_s) as con:
+                    ingest_spool(con, self.path)
+                    con.execute("BEGIN TRANSACTION")
+                    insert_table(con, table)
+                    con.execute("COMMIT")
+                self.exported_spans += table.num_rows
+                return SpanExportResult.SUCCESS
+            except StoreLockedError:
+                return self._spool(table)
+            except Exception:
+                log.exception("auriko_obs: writing %d spans to %s failed; spooling them", table.num_rows, self.path)
+                return self._spool(table)
+
+    def _spool(self, table: pa.Table) -> SpanExportResult:
+        folder = spool_dir(self.path)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._spool_seq += 1
+            name = f"{time.time_ns():020d}-{os.getpid()}-{self._spool_seq:06d}"
+            tmp = folder / f"{name}.tmp"
+            pq.write_table(table, tmp)
+            os.replace(tmp, folder / f"{name}.parquet")  # atomic: ingesters never see half a file
+            self.spooled_spans += table.num_rows
+            return SpanExportResult.SUCCESS
+        except Exception:
+            log.exception("auriko_obs: could not spool %d spans to %s", table.num_rows, folder)
+            self.failed_spans += table.num_rows
+            return SpanExportResult.FAILURE
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True

@@ -1,0 +1,86 @@
+"""Returns short-lived DuckDB connections to a store file, waiting out other processes' locks.
+
+DuckDB lets one process at a time open a file for writing, and while it does, no other process can
+open it at all (not even read-only). So nobody here keeps a store open: writers open, append a batch
+and close; readers open, query and close. Whoever finds the file locked retries with backoff. A writer
+that still cannot get in writes its batch to a spool file (``<store>.spool/*.parquet``) that the next
+writer to get in ingests, so nothing is lost while, say, a notebook holds the file open.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+
+from ._schema import ensure_schema
+
+DEFAULT_DB = "auriko_obs.duckdb"
+_process_locks: dict[str, threading.Lock] = {}
+_process_locks_guard = threading.Lock()
+
+
+class StoreLockedError(TimeoutError):
+    """The store file stayed locked by another process for longer than the wait allowed."""
+
+
+def default_path() -> str:
+    """Returns the store path from ``$AURIKO_OBS_DB``, or ``./auriko_obs.duckdb``."""
+    return os.environ.get("AURIKO_OBS_DB") or DEFAULT_DB
+
+
+def spool_dir(path: str | os.PathLike[str]) -> Path:
+    """Returns the folder where batches wait when the store file is locked."""
+    return Path(f"{os.fspath(path)}.spool")
+
+
+def _process_lock(path: str) -> threading.Lock:
+    # One process must not open the same file twice with different settings (DuckDB refuses), so
+    # threads of this process take turns.
+    with _process_locks_guard:
+        return _process_locks.setdefault(path, threading.Lock())
+
+
+def _is_lock_conflict(exc: BaseException) -> bool:
+    text = str(exc)
+    return "lock" in text.lower() and ("Conflicting" in text or "Could not set lock" in text)
+
+
+@contextmanager
+def connect(path: str | os.PathLike[str], *, read_only: bool, wait_s: float) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Yields a connection to the store, retrying while another process holds the file.
+
+    Raises StoreLockedError after ``wait_s`` seconds of conflicts. A writable connection has the schema
+    migrated; a read-only one requires the file to exist.
+    """
+    path = os.path.abspath(os.fspath(path))
+    if read_only and not os.path.exists(path):
+        raise FileNotFoundError(f"no auriko-obs store at {path}")
+    lock = _process_lock(path)
+    deadline = time.monotonic() + wait_s
+    delay = 0.002
+    with lock:
+        while True:
+            try:
+                con = duckdb.connect(path, read_only=read_only)
+                break
+            except duckdb.Error as exc:
+                if not _is_lock_conflict(exc) or time.monotonic() >= deadline:
+                    if _is_lock_conflict(exc):
+                        raise StoreLockedError(f"store {path} stayed locked for {wait_s:.1f}s: {exc}") from exc
+                    raise
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 0.1)
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            if not read_only:
+                ensure_schema(con)
+            yield con
+        finally:
+            con.close()

@@ -1,0 +1,91 @@
+"""Schema of the DuckDB store, and its migrations.
+
+Migrations are small functions registered in order with ``@migration`` and named for what they do
+(the approach of simonw/llm). Each runs once per store file and is recorded in ``auriko_obs_migrations``.
+After them, ``ensure_schema`` adds any ``spans`` column that ``fields.py`` has gained and rebuilds the
+``llm_calls`` view, so adding a field is a one-line change in ``fields.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import duckdb
+
+from .. import fields
+
+Migration = Callable[[duckdb.DuckDBPyConnection], None]
+MIGRATIONS: list[Migration] = []
+migration = MIGRATIONS.append
+
+# The first `spans` layout, frozen: later changes are new migrations or new fields.py columns.
+_M001_COLUMNS = [(c.name, c.sql_type) for c in fields.LLM_CALL_COLUMNS] + list(fields.SPAN_ONLY_COLUMNS)
+
+
+@migration
+def m001_spans(con: duckdb.DuckDBPyConnection) -> None:
+    cols = ",\n  ".join(f'"{name}" {sql_type}' for name, sql_type in _M001_COLUMNS)
+    con.execute(f"CREATE TABLE IF NOT EXISTS spans (\n  {cols}\n)")
+
+
+@migration
+def m002_meta(con: duckdb.DuckDBPyConnection) -> None:
+    # Key/value facts about the store that are not spans: the writer version, price caches later on.
+    con.execute("CREATE TABLE IF NOT EXISTS auriko_obs_meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def applied_version(con: duckdb.DuckDBPyConnection) -> int:
+    """Returns how many migrations this store has applied (0 for an empty file)."""
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'auriko_obs_migrations'"
+    ).fetchone()[0]
+    if not exists:
+        return 0
+    return con.execute("SELECT count(*) FROM auriko_obs_migrations").fetchone()[0]
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> int:
+    """Returns the schema version after applying pending migrations and syncing fields.py columns."""
+    version = applied_version(con)
+    if version == SCHEMA_VERSION and _columns_in_sync(con):
+        return version
+    if version > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"store schema version {version} is newer than this auriko-obs ({SCHEMA_VERSION}); upgrade auriko-obs"
+        )
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS auriko_obs_migrations "
+            "(version INTEGER, name VARCHAR, applied_at TIMESTAMPTZ DEFAULT now())"
+        )
+        for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
+            step(con)
+            con.execute("INSERT INTO auriko_obs_migrations (version, name) VALUES (?, ?)", [number, step.__name__])
+        _sync_columns(con)
+        con.execute(f"CREATE OR REPLACE VIEW llm_calls AS SELECT {fields.llm_calls_select_list()} "
+                    "FROM spans WHERE operation IS NOT NULL")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return SCHEMA_VERSION
+
+
+def _existing_columns(con: duckdb.DuckDBPyConnection) -> set[str]:
+    rows = con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'spans'").fetchall()
+    return {r[0] for r in rows}
+
+
+def _columns_in_sync(con: duckdb.DuckDBPyConnection) -> bool:
+    return {name for name, _ in fields.spans_columns()} <= _existing_columns(con)
+
+
+def _sync_columns(con: duckdb.DuckDBPyConnection) -> None:
+    existing = _existing_columns(con)
+    for name, sql_type in fields.spans_columns():
+        if name not in existing:
+            con.execute(f'ALTER TABLE spans ADD COLUMN "{name}" {sql_type}')

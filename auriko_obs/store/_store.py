@@ -1,0 +1,83 @@
+"""The Store: read the DuckDB store as pandas DataFrames."""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Sequence
+
+from ._exporter import ingest_spool
+from ._files import connect, default_path, spool_dir
+from ._schema import SCHEMA_VERSION, applied_version
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+_RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_time(value: datetime | str | None, *, now: datetime | None = None) -> datetime | None:
+    """Returns an aware UTC datetime for a datetime, an ISO-8601 string, or a span back from now ("1h", "7d")."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    text = str(value)
+    match = _RELATIVE.match(text)
+    if match:
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        return (now or datetime.now(timezone.utc)) - timedelta(seconds=seconds)
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"not a time: {text!r} (use ISO-8601 like 2026-11-25T10:00 or a span like 1h, 7d)") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+class Store:
+    """A DuckDB store of LLM-call spans. Opens the file only for the moment of each query.
+
+    ``Store(path)`` with no path uses ``$AURIKO_OBS_DB`` or ``./auriko_obs.duckdb``.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, lock_wait_s: float = 30.0) -> None:
+        self.path = os.path.abspath(os.fspath(path or default_path()))
+        self.lock_wait_s = lock_wait_s
+
+    def __repr__(self) -> str:
+        return f"Store({self.path!r})"
+
+    def _query(self, sql: str, params: Sequence[Any] | None = None) -> "pd.DataFrame":
+        import pandas  # noqa: F401  (DuckDB's .df() needs it; loaded here, not at import)
+
+        # Spooled batches are folded in first, so that readers see every finished span.
+        has_spool = spool_dir(self.path).is_dir() and any(spool_dir(self.path).glob("*.parquet"))
+        with connect(self.path, read_only=not has_spool, wait_s=self.lock_wait_s) as con:
+            if has_spool:
+                ingest_spool(con, self.path)
+            return con.execute(sql, params or []).df()
+
+    def sql(self, query: str, params: Sequence[Any] | None = None) -> "pd.DataFrame":
+        """Returns the result of any SQL query over the store (tables ``spans``, view ``llm_calls``)."""
+        return self._query(query, params)
+
+    def calls(self, since: datetime | str | None = None, until: datetime | str | None = None) -> "pd.DataFrame":
+        """Returns the ``llm_calls`` rows (one per model call) started in [since, until), oldest first."""
+        clauses, params = [], []
+        for op, value in ((">=", since), ("<", until)):
+            bound = parse_time(value)
+            if bound is not None:
+                clauses.append(f"start_time {op} ?")
+                params.append(bound)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        return self._query(f"SELECT * FROM llm_calls{where} ORDER BY start_time", params)
+
+    @property
+    def schema_version(self) -> int:
+        """Returns the number of schema migrations the store file has applied."""
+        with connect(self.path, read_only=True, wait_s=self.lock_wait_s) as con:
+            return applied_version(con)
+
+    latest_schema_version = SCHEMA_VERSION
