@@ -20,7 +20,7 @@ Attributes = dict[str, Any]
 
 
 def _as_dict(value: Any) -> dict | None:
-    if isinstance(value, dict):
+    if type(value) is dict or isinstance(value, dict):
         return value
     dump = getattr(value, "model_dump", None)
     if callable(dump):
@@ -33,18 +33,25 @@ def _as_dict(value: Any) -> dict | None:
 
 
 def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+    return value if type(value) is str and value else None
 
 
 def _num(value: Any) -> float | int | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return value if math.isfinite(value) else None
+    kind = type(value)  # exact types: bool is not a number here
+    if kind is int:
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else None
+    return None
 
 
 def _int(value: Any) -> int | None:
-    number = _num(value)
-    return int(number) if number is not None else None
+    kind = type(value)
+    if kind is int:
+        return value
+    if kind is float and math.isfinite(value):
+        return int(value)
+    return None
 
 
 def _put(attrs: Attributes, key: str, value: Any) -> None:
@@ -52,11 +59,16 @@ def _put(attrs: Attributes, key: str, value: Any) -> None:
         attrs[key] = value
 
 
+try:  # openai's NotGiven/Omit sentinels are falsy objects meaning "absent"
+    from openai._types import NotGiven as _NotGiven, Omit as _Omit
+
+    _SENTINELS: tuple[type, ...] = (_NotGiven, _Omit)
+except ImportError:  # pragma: no cover - openai is a dependency; kept for odd vendored copies
+    _SENTINELS = ()
+
+
 def _given(value: Any) -> Any:
-    # openai's NotGiven/Omit sentinels are falsy objects; treat them as absent.
-    if value is None or type(value).__name__ in ("NotGiven", "Omit"):
-        return None
-    return value
+    return None if value is None or isinstance(value, _SENTINELS) else value
 
 
 # ---------------------------------------------------------------- request side
@@ -75,23 +87,28 @@ def _request_attributes(record: CallRecord, attrs: Attributes) -> None:
     kw = record.kwargs
     attrs[F.GEN_AI_OPERATION_NAME] = record.kind
     attrs["auriko.api"] = record.api
-    _put(attrs, F.GEN_AI_REQUEST_MODEL, _str(_given(kw.get("model"))))
+    _put(attrs, F.GEN_AI_REQUEST_MODEL, _str(kw.get("model")))
     attrs[F.GEN_AI_REQUEST_STREAM] = record.streaming
     for name, key, convert in _REQUEST_PARAMS:
-        _put(attrs, key, convert(_given(kw.get(name))))
-    max_tokens = next((_int(_given(kw.get(k))) for k in ("max_tokens", "max_completion_tokens", "max_output_tokens")
-                       if _int(_given(kw.get(k))) is not None), None)
-    _put(attrs, F.GEN_AI_REQUEST_MAX_TOKENS, max_tokens)
-    stop = _given(kw.get("stop"))
-    if isinstance(stop, str):
+        value = kw.get(name)
+        if value is not None:
+            _put(attrs, key, convert(value))
+    for name in ("max_tokens", "max_completion_tokens", "max_output_tokens"):
+        max_tokens = _int(kw.get(name))
+        if max_tokens is not None:
+            attrs[F.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
+            break
+    stop = kw.get("stop")
+    if type(stop) is str:
         attrs[F.GEN_AI_REQUEST_STOP_SEQUENCES] = (stop,)
     elif isinstance(stop, (list, tuple)) and all(isinstance(s, str) for s in stop):
         attrs[F.GEN_AI_REQUEST_STOP_SEQUENCES] = tuple(stop)
-    _put(attrs, F.GEN_AI_OUTPUT_TYPE, _output_type(kw))
-    if record.kind == "embeddings":
-        _put(attrs, F.GEN_AI_REQUEST_ENCODING_FORMATS,
-             (kw["encoding_format"],) if isinstance(_given(kw.get("encoding_format")), str) else None)
-    _gateway_attributes(kw, attrs)
+    if "response_format" in kw or "text" in kw:
+        _put(attrs, F.GEN_AI_OUTPUT_TYPE, _output_type(kw))
+    if record.kind == "embeddings" and type(kw.get("encoding_format")) is str:
+        attrs[F.GEN_AI_REQUEST_ENCODING_FORMATS] = (kw["encoding_format"],)
+    if "extra_body" in kw or "gateway" in kw:
+        _gateway_attributes(kw, attrs)
     _server_attributes(record.client, attrs)
 
 
@@ -146,22 +163,28 @@ def _attribute_value(value: Any) -> Any:
         return str(value)
 
 
+_SERVER_CACHE: dict[int, tuple[Any, str | None, int | None]] = {}
+
+
 def _server_attributes(client: Any, attrs: Attributes) -> None:
     base_url = getattr(client, "base_url", None)
     if base_url is None:
         return
-    host = getattr(base_url, "host", None)
-    port = getattr(base_url, "port", None)
-    if host is None:  # a plain string (the auriko native client)
-        from urllib.parse import urlsplit
+    cached = _SERVER_CACHE.get(id(base_url))
+    if cached is None or cached[0] is not base_url:  # ids are reused after GC: check identity
+        cached = (base_url, *_host_port(base_url))
+        if len(_SERVER_CACHE) > 1024:
+            _SERVER_CACHE.clear()
+        _SERVER_CACHE[id(base_url)] = cached
+    _put(attrs, F.SERVER_ADDRESS, cached[1])
+    _put(attrs, F.SERVER_PORT, cached[2])
 
-        parts = urlsplit(str(base_url))
-        host, port = parts.hostname, parts.port
-        scheme = parts.scheme
-    else:
-        scheme = getattr(base_url, "scheme", "https")
-    _put(attrs, F.SERVER_ADDRESS, host)
-    _put(attrs, F.SERVER_PORT, port or (443 if scheme == "https" else 80))
+
+def _host_port(base_url: Any) -> tuple[str | None, int | None]:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(str(base_url))
+    return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
 
 
 # ---------------------------------------------------------------- response side
@@ -180,15 +203,26 @@ def _headers_of(record: CallRecord) -> Any:
     return None
 
 
+_HEADERS = {header: (key, kind) for header, key, kind in F.HEADER_ATTRIBUTES}
+_RAW_HEADERS = {header.encode(): (key, kind) for header, key, kind in F.HEADER_ATTRIBUTES}
+
+
 def _header_attributes(headers: Any, attrs: Attributes) -> None:
-    get = getattr(headers, "get", None)
-    if get is None:
+    # One pass over the headers (a response carries ~20): a case-insensitive get() per known name
+    # would rescan them every time.
+    raw = getattr(headers, "raw", None)  # httpx/httpx2: [(name bytes, value bytes)]
+    if isinstance(raw, list):
+        for name, value in raw:
+            known = _RAW_HEADERS.get(name.lower())
+            if known is not None:
+                _put(attrs, known[0], _parse_header(value.decode("latin-1"), known[1]))
         return
-    for header, key, kind in F.HEADER_ATTRIBUTES:
-        raw = get(header)
-        if raw is None:
-            continue
-        _put(attrs, key, _parse_header(str(raw), kind))
+    items = getattr(headers, "items", None)
+    pairs = items() if callable(items) else getattr(headers, "_raw", {}).items()  # auriko's ResponseHeaders
+    for name, value in pairs:
+        known = _HEADERS.get(name.lower())
+        if known is not None:
+            _put(attrs, known[0], _parse_header(str(value), known[1]))
 
 
 def _parse_header(raw: str, kind: str) -> Any:
@@ -216,14 +250,20 @@ def _usage_attributes(usage: Any, attrs: Attributes) -> None:
     _put(attrs, F.GEN_AI_USAGE_INPUT_TOKENS, input_tokens)
     _put(attrs, F.GEN_AI_USAGE_OUTPUT_TOKENS, output_tokens)
     _put(attrs, "auriko.usage.total_tokens", _int(usage.get("total_tokens")))
-    input_details = _as_dict(usage.get("prompt_tokens_details") or usage.get("input_tokens_details")) or {}
-    output_details = _as_dict(usage.get("completion_tokens_details") or usage.get("output_tokens_details")) or {}
-    _put(attrs, F.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, _int(input_details.get("cached_tokens")))
-    _put(attrs, F.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, _int(input_details.get("cache_write_tokens")))
-    _put(attrs, F.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, _int(output_details.get("reasoning_tokens")))
+    details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details")
+    if details:
+        details = _as_dict(details) or {}
+        _put(attrs, F.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, _int(details.get("cached_tokens")))
+        _put(attrs, F.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, _int(details.get("cache_write_tokens")))
+    details = usage.get("completion_tokens_details") or usage.get("output_tokens_details")
+    if details:
+        details = _as_dict(details) or {}
+        _put(attrs, F.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, _int(details.get("reasoning_tokens")))
 
 
 _KNOWN_ROUTING_KEYS = {key for key, _ in F.ROUTING_ATTRIBUTES} | {"cost", "warnings"}
+_ROUTING_CONVERTERS = tuple((key, attr, _num if attr.endswith(("_ms", "_tps")) else _str)
+                            for key, attr in F.ROUTING_ATTRIBUTES)
 
 
 def _routing_attributes(routing: Any, attrs: Attributes) -> None:
@@ -233,28 +273,34 @@ def _routing_attributes(routing: Any, attrs: Attributes) -> None:
     if routing is None:
         attrs["auriko.routing.malformed"] = True
         return
-    for key, attr in F.ROUTING_ATTRIBUTES:
+    for key, attr, convert in _ROUTING_CONVERTERS:
         value = routing.get(key)
-        converted = _num(value) if attr.endswith(("_ms", "_tps")) else _str(value)
-        if value is not None and converted is None:
-            attrs["auriko.routing.malformed"] = True
-        _put(attrs, attr, converted)
+        if value is not None:
+            converted = convert(value)
+            if converted is None:
+                attrs["auriko.routing.malformed"] = True
+            else:
+                attrs[attr] = converted
     cost = routing.get("cost")
-    if isinstance(cost, dict):
+    if type(cost) is dict:
         for key, attr in F.COST_ATTRIBUTES:
-            _put(attrs, attr, _num(cost.get(key)))
-        if F.COST_ATTRIBUTES[0][1] not in attrs:  # [DRIFT] legacy name for the billable cost
+            value = cost.get(key)
+            if value is not None:
+                _put(attrs, attr, _num(value))
+        if "auriko.cost.usd" not in attrs:  # [DRIFT] legacy name for the billable cost
             _put(attrs, "auriko.cost.usd", _num(cost.get("billable_cost_usd")))
         if "auriko.cost.usd" in attrs:
             attrs["auriko.cost.source"] = "auriko"
     elif cost is not None:
         attrs["auriko.routing.malformed"] = True
-    _warning_attributes(routing.get("warnings"), attrs)
-    extra = {k: v for k, v in routing.items() if k not in _KNOWN_ROUTING_KEYS}
-    for key, value in extra.items():
-        if isinstance(value, (str, int, float, bool)):
-            attrs[f"auriko.routing.{key}"] = value
-    if extra:
+    warnings = routing.get("warnings")
+    if warnings is not None:
+        _warning_attributes(warnings, attrs)
+    if len(routing) > len(_KNOWN_ROUTING_KEYS) or not routing.keys() <= _KNOWN_ROUTING_KEYS:
+        extra = {k: v for k, v in routing.items() if k not in _KNOWN_ROUTING_KEYS}
+        for key, value in extra.items():
+            if isinstance(value, (str, int, float, bool)):
+                attrs[f"auriko.routing.{key}"] = value
         attrs["auriko.routing.extra"] = _attribute_value(extra)
 
 
@@ -284,10 +330,14 @@ def _body_attributes(kind: str, body: dict, attrs: Attributes) -> None:
     _routing_attributes(body.get("routing_metadata"), attrs)
     if kind == "chat":
         choices = body.get("choices")
-        if isinstance(choices, list):
-            reasons = tuple(str(c.get("finish_reason")) for c in map(_as_dict, choices) if c and c.get("finish_reason"))
+        if type(choices) is list:
+            reasons = []
+            for choice in choices:
+                reason = choice.get("finish_reason") if type(choice) is dict else None
+                if reason:
+                    reasons.append(str(reason))
             if reasons:
-                attrs[F.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
+                attrs[F.GEN_AI_RESPONSE_FINISH_REASONS] = tuple(reasons)
     elif kind == "responses":
         status = _str(body.get("status"))
         details = _as_dict(body.get("incomplete_details")) or {}

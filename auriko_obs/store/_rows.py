@@ -69,10 +69,25 @@ def _hex(value: int | None, width: int) -> str | None:
     return None if not value else format(value, f"0{width}x")
 
 
+# Attributes stored 1:1 in a typed column are left out of the `attributes` JSON (it holds what has no
+# column): the JSON text is most of what DuckDB has to compress and write, so this halves the cost.
+_IN_COLUMNS = frozenset(c.attribute for c in fields.ATTRIBUTE_COLUMNS if c.scale is None and not c.first)
+
+
+def _attributes_of(span: Any) -> Any:
+    # ReadableSpan.attributes wraps the dict in a new MappingProxyType per access; read it once.
+    raw = getattr(span, "_attributes", None)
+    return raw if raw is not None else (span.attributes or {})
+
+
+def _rest_json(attrs: Any) -> str:
+    return _json({k: v for k, v in attrs.items() if k not in _IN_COLUMNS})
+
+
 def spans_to_table(spans: Iterable[Any]) -> pa.Table:
     """Returns an Arrow table with one ``spans`` row per ReadableSpan, columns named as in fields.py."""
     spans = list(spans)
-    attrs = [s.attributes or {} for s in spans]
+    attrs = [_attributes_of(s) for s in spans]
     starts = [s.start_time for s in spans]
     ends = [s.end_time for s in spans]
     statuses = [s.status for s in spans]
@@ -86,7 +101,7 @@ def spans_to_table(spans: Iterable[Any]) -> pa.Table:
         "duration_ms": [(e - b) / 1e6 if e is not None and b is not None else None for b, e in zip(starts, ends)],
         "service_name": [r.get("service.name") for r in resources],
         "status": ["error" if st.status_code.name == "ERROR" else "ok" for st in statuses],
-        "attributes": [_json(dict(a)) for a in attrs],
+        "attributes": [_rest_json(a) for a in attrs],
         "name": [s.name for s in spans],
         "kind": [s.kind.name if s.kind is not None else None for s in spans],
         "status_message": [st.description for st in statuses],

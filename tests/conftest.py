@@ -1,0 +1,67 @@
+"""Shared fixtures: a real simulator over HTTP on 127.0.0.1, a temporary store, an instrumented process."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import auriko_obs
+from auriko_obs.simulator import Simulator, SimulatorConfig
+
+API_KEY = "ak_test_d0n7_l34k_7h15_k3y"
+
+
+@pytest.fixture
+def sim():
+    with Simulator(SimulatorConfig(seed=7)) as server:
+        yield server
+
+
+@pytest.fixture
+def db_path(tmp_path):
+    return str(tmp_path / "spend.duckdb")
+
+
+@pytest.fixture
+def instrumented(db_path):
+    """Instruments the openai SDK into a fresh store; yields the store path; restores everything after."""
+    auriko_obs.instrument(db=db_path, service_name="tests")
+    try:
+        yield db_path
+    finally:
+        auriko_obs.uninstrument()
+
+
+@pytest.fixture
+def client(sim):
+    import openai
+
+    with openai.OpenAI(base_url=sim.base_url, api_key=API_KEY, max_retries=0) as c:
+        yield c
+
+
+@pytest.fixture
+def async_client(sim):
+    import openai
+
+    return openai.AsyncOpenAI(base_url=sim.base_url, api_key=API_KEY, max_retries=0)
+
+
+def calls(db_path: str):
+    """Returns the llm_calls rows after flushing the instrumentation."""
+    assert auriko_obs.flush(30)
+    return auriko_obs.Store(db_path).calls()
+
+
+def attrs(row) -> dict:
+    import json
+
+    return json.loads(row["attributes"])
+
+
+@pytest.fixture(autouse=True)
+def _no_real_api(monkeypatch):
+    # Tests never reach the internet; the live test opts back in explicitly.
+    if not os.environ.get("AURIKO_OBS_LIVE_TEST"):
+        monkeypatch.delenv("OPENAI_BASE_URL", raising=False)

@@ -1,0 +1,88 @@
+"""The auriko-obs command line: thin commands, one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from auriko_obs.cli import main
+
+
+def test_demo_writes_a_store_and_prints_a_summary(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--calls", "12", "--seed", "3"]) == 0
+    out = capsys.readouterr()
+    assert "LLM calls in this run, by provider" in out.out
+    assert "1 × budget_exhausted" in out.out and "1 × rate_limit_exceeded" in out.out
+    from auriko_obs import Store
+
+    frame = Store(str(tmp_path / "auriko_obs.duckdb")).calls()
+    assert len(frame) == 12 + 4
+    assert frame["provider"].nunique() >= 3
+    assert (frame["cached_tokens"].fillna(0) > 0).any(), "the repeated long prompt should hit the cache"
+    assert frame["streaming"].any()
+    assert set(frame["operation"]) == {"chat", "responses", "embeddings"}
+    assert sorted(frame["error_code"].dropna()) == ["budget_exhausted", "rate_limit_exceeded"]
+
+
+def test_sql_prints_results_in_each_format(tmp_path, capsys):
+    db = str(tmp_path / "d.duckdb")
+    assert main(["demo", "--calls", "3", "--db", db]) == 0
+    capsys.readouterr()
+    assert main(["sql", "SELECT count(*) AS n FROM llm_calls", "--db", db, "--format", "json"]) == 0
+    assert capsys.readouterr().out.strip() == '[{"n":7}]'
+    assert main(["sql", "SELECT 1 AS one", "--db", db, "--format", "csv"]) == 0
+    assert capsys.readouterr().out.split() == ["one", "1"]
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["sql", "SELECT 1", "--db", "/nonexistent/x.duckdb"], "no auriko-obs store"),
+    (["sql"], "Missing argument"),
+    (["no-such-command"], "No such command"),
+    (["demo", "--calls", "0"], "--calls"),
+    (["simulate", "--budget", "galaxy:daily:5"], "bad --budget"),
+    (["sql", "SELEKT 1", "--db", "{db}"], "query failed"),
+])
+def test_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, message):
+    db = tmp_path / "exists.duckdb"
+    if "{db}" in argv:
+        main(["demo", "--calls", "1", "--db", str(db)])
+        capsys.readouterr()
+    argv = [a.replace("{db}", str(db)) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_live_demo_without_a_key_is_refused(monkeypatch, capsys):
+    monkeypatch.delenv("AURIKO_API_KEY", raising=False)
+    assert main(["demo", "--live"]) == 2
+    assert "AURIKO_API_KEY" in capsys.readouterr().err
+
+
+def test_every_command_has_help():
+    for command in ("demo", "simulate", "sql", "schema"):
+        result = subprocess.run([sys.executable, "-m", "auriko_obs.cli", command, "--help"],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0 and "Usage:" in result.stdout, result.stderr
+
+
+def test_simulate_serves_until_terminated(tmp_path):
+    import json
+    import signal
+    import urllib.request
+
+    proc = subprocess.Popen([sys.executable, "-m", "auriko_obs.cli", "simulate", "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        url = next(word for word in line.split() if word.startswith("http://127.0.0.1:"))
+        base = url.rstrip("/").removesuffix("/v1")
+        request = urllib.request.Request(f"{base}/v1/models", headers={"Authorization": "Bearer ak_cli_test"})
+        with urllib.request.urlopen(request) as response:
+            assert json.load(response)["data"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0

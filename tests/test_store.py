@@ -1,0 +1,101 @@
+"""The DuckDB store: schema, migrations, the llm_calls contract, and the Store reader."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+import auriko_obs
+from auriko_obs import fields
+from auriko_obs.store import SCHEMA_VERSION, ensure_schema, parse_time
+
+DESIGN_COLUMNS = """trace_id span_id parent_span_id start_time end_time duration_ms service_name operation streaming
+request_model response_model model_canonical provider provider_model_id routing_strategy input_tokens output_tokens
+total_tokens cached_tokens cache_write_tokens reasoning_tokens cost_usd cost_source cache_savings_usd
+cache_savings_percent hosted_tool_usd ttft_ms provider_ttft_ms throughput_tps finish_reason status http_status
+error_type error_code retry_after_s budget_exceeded_scope budget_exceeded_period http_attempts request_id
+ratelimit_remaining_requests credits_balance_usd warnings tags user_id notebook_cell attributes""".split()
+
+
+def test_llm_calls_has_exactly_the_design_columns_and_types(instrumented, client):
+    client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    assert auriko_obs.flush()
+    described = auriko_obs.Store(instrumented).sql("DESCRIBE llm_calls")
+    assert list(described["column_name"]) == DESIGN_COLUMNS
+    types = dict(zip(described["column_name"], described["column_type"]))
+    assert types["start_time"] == "TIMESTAMP WITH TIME ZONE"
+    assert types["warnings"] == "VARCHAR[]" and types["attributes"] == "JSON"
+    assert types["input_tokens"] == "BIGINT" and types["http_status"] == "INTEGER"
+
+
+def test_schema_is_versioned_and_migrations_are_recorded(tmp_path):
+    path = str(tmp_path / "s.duckdb")
+    con = duckdb.connect(path)
+    assert ensure_schema(con) == SCHEMA_VERSION
+    assert ensure_schema(con) == SCHEMA_VERSION  # idempotent
+    rows = con.execute("SELECT version, name FROM auriko_obs_migrations ORDER BY version").fetchall()
+    con.close()
+    assert [r[0] for r in rows] == list(range(1, SCHEMA_VERSION + 1))
+    assert rows[0][1] == "m001_spans"
+    assert auriko_obs.Store(path).schema_version == SCHEMA_VERSION
+
+
+def test_a_column_added_to_fields_is_added_to_existing_stores(tmp_path, monkeypatch):
+    path = str(tmp_path / "s.duckdb")
+    con = duckdb.connect(path)
+    ensure_schema(con)
+    extra = fields.Column("tier", "VARCHAR", "auriko.routing.tier", "routing_metadata.tier")
+    monkeypatch.setattr(fields, "LLM_CALL_COLUMNS", fields.LLM_CALL_COLUMNS + (extra,))
+    ensure_schema(con)
+    columns = [r[0] for r in con.execute("DESCRIBE llm_calls").fetchall()]
+    con.close()
+    assert columns[-1] == "tier"
+
+
+def test_store_refuses_a_newer_schema(tmp_path):
+    path = str(tmp_path / "s.duckdb")
+    con = duckdb.connect(path)
+    ensure_schema(con)
+    con.execute("INSERT INTO auriko_obs_migrations (version, name) VALUES (999, 'm999_future')")
+    with pytest.raises(RuntimeError, match="newer"):
+        ensure_schema(con)
+    con.close()
+
+
+def test_calls_filters_by_time_and_sql_runs_any_query(instrumented, client):
+    for _ in range(3):
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    assert auriko_obs.flush()
+    store = auriko_obs.Store(instrumented)
+    frame = store.calls()
+    assert len(frame) == 3 and frame["start_time"].is_monotonic_increasing
+    middle = frame.iloc[1]["start_time"]
+    assert len(store.calls(since=middle)) == 2
+    assert len(store.calls(until=middle)) == 1
+    assert len(store.calls(since="1h")) == 3
+    assert len(store.calls(since="2000-01-01", until="2001-01-01")) == 0
+    assert store.sql("SELECT count(*) AS n FROM spans").iloc[0]["n"] == 3
+
+
+def test_reading_a_missing_store_says_so(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no auriko-obs store"):
+        auriko_obs.Store(str(tmp_path / "missing.duckdb")).calls()
+
+
+def test_parse_time_rejects_garbage_with_a_clear_message():
+    with pytest.raises(ValueError, match="not a time"):
+        parse_time("yesterday-ish")
+    assert parse_time("2026-11-25T10:00Z").isoformat() == "2026-11-25T10:00:00+00:00"
+
+
+def test_schema_markdown_documents_every_column():
+    text = fields.schema_markdown()
+    for name in DESIGN_COLUMNS:
+        assert f"| {name} |" in text
+
+
+def test_readme_documents_the_current_schema():
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert fields.schema_markdown() in readme
