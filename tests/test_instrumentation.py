@@ -350,7 +350,8 @@ def test_uninstrument_restores_the_original_methods(db_path):
     assert Completions.__dict__["create"] is original
 
 
-def test_wrap_instruments_only_that_client(db_path, sim):
+def test_wrap_instruments_only_that_client(db_path, sim, monkeypatch):
+    monkeypatch.setenv("AURIKO_OBS_DB", db_path)
     with openai.OpenAI(base_url=sim.base_url, api_key=API_KEY) as wrapped, \
             openai.OpenAI(base_url=sim.base_url, api_key=API_KEY) as other:
         auriko_obs.wrap(wrapped)
@@ -359,7 +360,8 @@ def test_wrap_instruments_only_that_client(db_path, sim):
             other.chat.completions.create(model="gpt-4o", messages=MESSAGES)
             wrapped.embeddings.create(model="text-embedding-3-small", input="x")
             assert auriko_obs.flush()
-            frame = auriko_obs.Store(auriko_obs.instrumentation.active().db_path).calls()
+            assert auriko_obs.instrumentation.active().db_path == db_path
+            frame = auriko_obs.Store(db_path).calls()
         finally:
             auriko_obs.uninstrument()
     assert sorted(frame["operation"]) == ["chat", "embeddings"]
