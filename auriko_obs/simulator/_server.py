@@ -59,6 +59,11 @@ class SimulatorConfig:
     api_key_prefix: str = "ak_"
 
 
+def _usd(value: float) -> str:
+    """Returns a USD decimal string, as Auriko's budget headers carry them (no exponent)."""
+    return f"{value:.12f}".rstrip("0").rstrip(".") or "0"
+
+
 def _tokens(text: str) -> int:
     return math.ceil(len(text) / 4) if text else 0
 
@@ -289,8 +294,8 @@ class _Handler(BaseHTTPRequestHandler):
             period = budget.get("period", "daily")
             spend = state.spend.get((index, _period_start(period, state.config.clock()).isoformat()), 0.0)
             name = period.capitalize()
-            headers[f"X-Budget-{name}-Limit"] = f"{float(budget['limit_usd']):.6f}"
-            headers[f"X-Budget-{name}-Spend"] = f"{spend:.6f}"
+            headers[f"X-Budget-{name}-Limit"] = _usd(float(budget["limit_usd"]))
+            headers[f"X-Budget-{name}-Spend"] = _usd(spend)
         return headers
 
     def _next_request_id(self) -> str:
