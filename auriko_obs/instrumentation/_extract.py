@@ -192,6 +192,8 @@ def _host_port(base_url: Any) -> tuple[str | None, int | None]:
 
 def _headers_of(record: CallRecord) -> Any:
     """Returns the response headers wherever this SDK and call shape keep them, or None."""
+    if record.headers is not None:
+        return record.headers
     for holder in (record.http, getattr(record.error, "response", None)):
         headers = getattr(holder, "headers", None)
         if headers is not None:
@@ -210,7 +212,7 @@ _RAW_HEADERS = {header.encode(): (key, kind) for header, key, kind in F.HEADER_A
 def _header_attributes(headers: Any, attrs: Attributes) -> None:
     # One pass over the headers (a response carries ~20): a case-insensitive get() per known name
     # would rescan them every time.
-    raw = getattr(headers, "raw", None)  # httpx/httpx2: [(name bytes, value bytes)]
+    raw = headers if type(headers) is list else getattr(headers, "raw", None)  # [(name bytes, value bytes)]
     if isinstance(raw, list):
         for name, value in raw:
             known = _RAW_HEADERS.get(name.lower())
@@ -347,18 +349,18 @@ def _body_attributes(kind: str, body: dict, attrs: Attributes) -> None:
 
 
 def _non_stream_body(record: CallRecord) -> dict | None:
-    http = record.http
-    if http is not None:
+    content = record.content
+    if content is None and record.http is not None:
         try:
-            content = http.content  # raises if a streamed body was never read
+            content = record.http.content  # raises if the caller never read the streamed body
         except Exception:
             content = None
-        if content:
-            try:
-                body = orjson.loads(content)
-                return body if isinstance(body, dict) else None
-            except orjson.JSONDecodeError:
-                pass
+    if content:
+        try:
+            body = orjson.loads(content)
+            return body if isinstance(body, dict) else None
+        except orjson.JSONDecodeError:
+            pass
     result = record.result
     body = _as_dict(result)
     if body is not None and record.api == "auriko":
@@ -451,10 +453,8 @@ def build_attributes(record: CallRecord, capture_content: bool = False) -> tuple
     headers = _headers_of(record)
     if headers is not None:
         _header_attributes(headers, attrs)
-    http = record.http
-    status = getattr(http, "status_code", None)
-    if status is not None:
-        attrs[F.HTTP_RESPONSE_STATUS_CODE] = status
+    if record.status is not None:
+        attrs[F.HTTP_RESPONSE_STATUS_CODE] = record.status
     if record.attempts:
         attrs["auriko.http.attempts"] = record.attempts
     body = _stream_body(record) if record.chunks is not None else (None if record.error else _non_stream_body(record))

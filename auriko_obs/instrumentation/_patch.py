@@ -46,10 +46,11 @@ def _begin(kind: str, api: str, resource: Any, kwargs: dict) -> CallRecord:
 def _finish(record: CallRecord, result: Any, submit: Callable[[CallRecord], None]) -> Any:
     """Returns what the caller gets: the result itself, or a proxy for a stream."""
     try:
+        # With content capture on, every chunk is kept (the completion text is in the deltas).
         if record.streaming and hasattr(result, "__aiter__"):
-            return AsyncStreamProxy(result, record, submit)
+            return AsyncStreamProxy(result, record, submit, HOOKS.capture_content)
         if record.streaming and hasattr(result, "__iter__"):
-            return SyncStreamProxy(result, record, submit)
+            return SyncStreamProxy(result, record, submit, HOOKS.capture_content)
         # Not a stream (or a raw response whose body the caller reads later): the call is over.
         record.result = result
         record.t1_ns = time_ns()
@@ -123,12 +124,21 @@ def async_wrapper(kind: str, api: str) -> Callable:
 
 
 def _capture_http_response(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
-    # openai builds an (Legacy)APIResponse around the final HTTP response of every call: keep it,
-    # for its headers, status and (non-streamed) body.
+    # openai builds an (Legacy)APIResponse around the final HTTP response of every call: take its
+    # status, headers and (when already read) body.
     result = wrapped(*args, **kwargs)
     record = CURRENT.get()
     if record is not None:
-        record.http = kwargs.get("raw")
+        try:
+            raw = kwargs["raw"]
+            record.status = raw.status_code
+            record.headers = raw.headers.raw
+            if raw.is_closed:
+                record.content = raw.content
+            elif not record.streaming:
+                record.http = raw
+        except Exception as exc:
+            INTERNAL_ERRORS.record("capture", exc)
     return result
 
 

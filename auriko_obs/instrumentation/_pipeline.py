@@ -54,6 +54,7 @@ class Pipeline:
         self._ids = RandomIdGenerator()
         self._reset_threading()
         _PIPELINES.add(self)
+        _register_exit_flush()
 
     def _reset_threading(self) -> None:
         self._queue: deque[Any] = deque()
@@ -174,6 +175,17 @@ def _after_fork_in_child() -> None:
         pipeline._reset_threading()
 
 
-atexit.register(_flush_all_at_exit)
+_exit_flush_registered = False
+
+
+def _register_exit_flush() -> None:
+    # atexit runs handlers last-registered-first, and DuckDB's own handler refuses Python callbacks
+    # once it has run: registering after the exporters (and so DuckDB) are loaded makes ours run first.
+    global _exit_flush_registered
+    if not _exit_flush_registered:
+        atexit.register(_flush_all_at_exit)
+        _exit_flush_registered = True
+
+
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -26,7 +26,8 @@ class CallRecord:
     """The raw facts of one model call, filled on the caller's thread and read on the worker."""
 
     __slots__ = (
-        "kind", "api", "kwargs", "client", "t0_ns", "t1_ns", "context", "extra", "http", "attempts",
+        "kind", "api", "kwargs", "client", "t0_ns", "t1_ns", "context", "extra", "http", "status", "headers",
+        "content", "attempts",
         "result", "error", "chunks", "first_content_ns", "last_chunk_ns", "stream_end", "streaming",
         "injected_usage", "messages", "done",
     )
@@ -40,7 +41,13 @@ class CallRecord:
         self.t1_ns = 0
         self.context = context
         self.extra = EXTRA.get()
-        self.http = None  # the httpx/httpx2 response, when the SDK built one
+        # From the SDK's final HTTP response: status, raw headers [(name, value) bytes] and, once read,
+        # the body. Plain data rather than the response object, so queued records hold few objects
+        # for the garbage collector to trace.
+        self.status: int | None = None
+        self.headers: list | None = None
+        self.content: bytes | None = None
+        self.http = None  # the response itself, only while its body is still unread (with_streaming_response)
         self.attempts = 0
         self.result = None
         self.error: BaseException | None = None

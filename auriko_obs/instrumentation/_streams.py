@@ -33,6 +33,20 @@ def _chunk_has_content(chunk: Any) -> bool:
                 or getattr(delta, "function_call", None))
 
 
+def _worth_keeping(chunk: Any, kept: list) -> bool:
+    """Returns whether the worker needs this chunk: the first, and any carrying usage, metadata, a finish
+    reason or a terminal event. Plain content deltas are dropped so long streams stay cheap to hold."""
+    if not kept:
+        return True
+    event_type = getattr(chunk, "type", None)
+    if isinstance(event_type, str):
+        return not event_type.endswith(_CONTENT_EVENT_SUFFIX)
+    choices = getattr(chunk, "choices", None)
+    if not choices or getattr(chunk, "usage", None) is not None:
+        return True
+    return any(getattr(choice, "finish_reason", None) for choice in choices)
+
+
 def _is_injected_usage_chunk(chunk: Any) -> bool:
     # The usage-only chunk a non-Auriko server sends because we (not the caller) asked for it.
     # Auriko's own usage chunk carries routing_metadata and is always passed through.
@@ -41,13 +55,15 @@ def _is_injected_usage_chunk(chunk: Any) -> bool:
 
 
 class _StreamProxyBase(wrapt.ObjectProxy):
-    def __init__(self, wrapped: Any, record: CallRecord, submit: Callable[[CallRecord], None]) -> None:
+    def __init__(self, wrapped: Any, record: CallRecord, submit: Callable[[CallRecord], None],
+                 keep_all: bool = False) -> None:
         super().__init__(wrapped)
         record.chunks = []
         record.result = wrapped  # the auriko SDK's streams keep headers and routing metadata themselves
         self._self_record = record
         self._self_submit = submit
         self._self_next = None
+        self._self_keep_all = keep_all
 
     def _self_on_chunk(self, chunk: Any) -> bool:
         """Records a chunk; returns False when the caller must not see it (our injected usage chunk)."""
@@ -55,9 +71,10 @@ class _StreamProxyBase(wrapt.ObjectProxy):
             record = self._self_record
             now = time_ns()
             record.last_chunk_ns = now
-            record.chunks.append(chunk)
             if not record.first_content_ns and _chunk_has_content(chunk):
                 record.first_content_ns = now
+            if self._self_keep_all or _worth_keeping(chunk, record.chunks):
+                record.chunks.append(chunk)
             return not (record.injected_usage and _is_injected_usage_chunk(chunk))
         except Exception as exc:
             INTERNAL_ERRORS.record("stream.chunk", exc)

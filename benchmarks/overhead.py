@@ -1,0 +1,247 @@
+"""Per-call overhead of auriko-obs against a bare openai client, OpenLLMetry and OpenInference; spans/s into DuckDB.
+
+Run by hand (not a test):
+
+    pip install -e ".[dev]" opentelemetry-instrumentation-openai openinference-instrumentation-openai
+    python benchmarks/overhead.py                 # table
+    python benchmarks/overhead.py --json          # machine-readable
+
+Every mode runs in its own subprocess (the instrumentations patch the same SDK and cannot all be undone
+cleanly), and each subprocess first measures the bare client, then instruments it and measures again, so
+every ratio is against a baseline from the same process. Calls go to an in-process mock transport
+(httpx2.MockTransport, or httpx for openai 2.x) that returns a realistic Auriko response, so the figures
+are the instrumentation's own cost, not network time.
+
+For auriko-obs two figures matter: the per-call time the caller sees while the export worker runs as
+usual (it competes for the GIL with a CPU-bound caller), and the work still queued at the end of the
+loop (the time `flush()` takes, per call), which a real, network-bound caller never waits for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Callable
+
+ROUTING = {"provider": "fireworks_ai", "provider_model_id": "accounts/fireworks/models/llama-v3p3-70b-instruct",
+           "model_canonical": "llama-3.3-70b", "routing_strategy": "cost",
+           "cost": {"usd": 0.000412, "cache_savings_usd": 0.0009, "cache_savings_percent": 68},
+           "ttft_ms": 312.5, "throughput_tps": 84.1,
+           "warnings": [{"type": "unsupported_parameter", "code": "top_k_ignored", "message": "dropped"}]}
+HEADERS = {"content-type": "application/json", "x-request-id": "req_0123456789abcdef01234567",
+           "x-ratelimit-limit-requests": "10000", "x-ratelimit-remaining-requests": "9998",
+           "x-ratelimit-reset-requests": "2026-11-25T10:00:00Z", "x-credits-balance-microdollars": "98765432",
+           "x-budget-daily-limit": "50.00", "x-budget-daily-spend": "12.34"}
+USAGE = {"prompt_tokens": 1380, "completion_tokens": 42, "total_tokens": 1422,
+         "prompt_tokens_details": {"cached_tokens": 1280}, "completion_tokens_details": {"reasoning_tokens": 0}}
+COMPLETION = {"id": "chatcmpl-bench", "object": "chat.completion", "created": 1764000000, "model": "llama-3.3-70b",
+              "choices": [{"index": 0, "finish_reason": "stop",
+                           "message": {"role": "assistant", "content": "Fantasy and crime sold best last quarter."}}],
+              "usage": USAGE, "routing_metadata": ROUTING}
+
+
+def _chunk(delta: dict, finish: str | None = None) -> dict:
+    return {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1764000000,
+            "model": "llama-3.3-70b", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+
+STREAM = [_chunk({"role": "assistant", "content": ""})] + [_chunk({"content": w + " "}) for w in
+          "Fantasy and crime sold best".split()] + [_chunk({}, "stop")] + [
+    {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1764000000, "model": "llama-3.3-70b",
+     "choices": [], "usage": USAGE, "routing_metadata": ROUTING}]
+STREAM_BODY = ("".join(f"data: {json.dumps(c)}\n\n" for c in STREAM) + "data: [DONE]\n\n").encode()
+PLAIN_BODY = json.dumps(COMPLETION).encode()
+MESSAGES = [{"role": "user", "content": "Which genres sold best last quarter?"}]
+
+
+def _client() -> Any:
+    import openai
+
+    try:
+        import httpx2 as http
+    except ImportError:  # openai 2.x
+        import httpx as http
+
+    def handler(request: Any) -> Any:
+        if b'"stream":true' in request.content or b'"stream": true' in request.content:
+            return http.Response(200, headers={**HEADERS, "content-type": "text/event-stream"}, content=STREAM_BODY)
+        return http.Response(200, headers=HEADERS, content=PLAIN_BODY)
+
+    return openai.OpenAI(base_url="https://api.auriko.ai/v1", api_key="ak_bench_key",
+                         http_client=http.Client(transport=http.MockTransport(handler)), max_retries=0)
+
+
+def _timed(call: Callable[[], Any], calls: int, rounds: int) -> float:
+    """Returns the median over rounds of the mean per-call microseconds."""
+    for _ in range(min(300, calls)):
+        call()
+    results = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(calls):
+            call()
+        results.append((time.perf_counter() - start) / calls * 1e6)
+    return statistics.median(results)
+
+
+def _instrument(mode: str, db: str) -> Callable[[], Any]:
+    """Returns a function that waits for background export (or does nothing) after instrumenting."""
+    if mode == "auriko-obs":
+        import auriko_obs
+
+        auriko_obs.instrument(db=db, service_name="bench")
+        return auriko_obs.flush
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class Discard(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    processor = BatchSpanProcessor(Discard())
+    provider.add_span_processor(processor)
+    if mode == "openllmetry":
+        from opentelemetry.instrumentation.openai import OpenAIInstrumentor
+    else:
+        from openinference.instrumentation.openai import OpenAIInstrumentor
+    OpenAIInstrumentor().instrument(tracer_provider=provider)
+    return lambda: processor.force_flush()
+
+
+def run_mode(mode: str, calls: int, rounds: int) -> dict:
+    """Returns bare and instrumented per-call µs (plain and streamed) measured in this process."""
+    client = _client()
+
+    def plain() -> Any:
+        return client.chat.completions.create(model="llama-3.3-70b", messages=MESSAGES)
+
+    def streamed() -> Any:
+        for _ in client.chat.completions.create(model="llama-3.3-70b", messages=MESSAGES, stream=True):
+            pass
+
+    result: dict[str, Any] = {"mode": mode, "bare_plain_us": _timed(plain, calls, rounds),
+                              "bare_stream_us": _timed(streamed, calls, rounds)}
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            flush = _instrument(mode, os.path.join(folder, "bench.duckdb"))
+        except ImportError as exc:
+            return {"mode": mode, "error": f"not installed ({exc.name})"}
+        for shape, call in (("plain", plain), ("stream", streamed)):
+            flush()
+            result[f"{shape}_us"] = _timed(call, calls, rounds)
+            start = time.perf_counter()
+            flush()
+            result[f"{shape}_deferred_us"] = (time.perf_counter() - start) / (calls * rounds) * 1e6
+        if mode == "auriko-obs":
+            import auriko_obs
+
+            result["stats"] = auriko_obs.stats()
+            result["rows"] = int(auriko_obs.Store(os.path.join(folder, "bench.duckdb")).sql(
+                "SELECT count(*) AS n FROM llm_calls").iloc[0]["n"])
+            auriko_obs.uninstrument()
+    return result
+
+
+def run_store(spans: int, batch: int) -> dict:
+    """Returns spans/s for row conversion and for the DuckDB insert, with spans built as the pipeline builds them."""
+    import auriko_obs
+    from auriko_obs.instrumentation import _patch
+    from auriko_obs.store import DuckDBSpanExporter, spans_to_table
+
+    with tempfile.TemporaryDirectory() as folder:
+        instrumentation = auriko_obs.instrument(db=os.path.join(folder, "warm.duckdb"))
+        records: list = []
+        submit, _patch.HOOKS.submit = _patch.HOOKS.submit, records.append
+        client = _client()
+        for _ in range(2000):
+            client.chat.completions.create(model="llama-3.3-70b", messages=MESSAGES)
+        _patch.HOOKS.submit = submit
+        pipeline = instrumentation.pipeline
+        start = time.perf_counter()
+        template = [pipeline._span(r) for r in records]
+        build_us = (time.perf_counter() - start) / len(records) * 1e6
+        auriko_obs.uninstrument()
+        all_spans = (template * (spans // len(template) + 1))[:spans]
+        exporter = DuckDBSpanExporter(os.path.join(folder, "store.duckdb"), lock_wait_s=30)
+        convert_s = insert_s = 0.0
+        for offset in range(0, spans, batch):
+            chunk = all_spans[offset:offset + batch]
+            start = time.perf_counter()
+            table = spans_to_table(chunk)
+            convert_s += time.perf_counter() - start
+            start = time.perf_counter()
+            exporter.export_table(table)
+            insert_s += time.perf_counter() - start
+        stored = int(auriko_obs.Store(exporter.path).sql("SELECT count(*) AS n FROM spans").iloc[0]["n"])
+    return {"spans": spans, "batch": batch, "stored": stored, "span_build_us": build_us,
+            "convert_spans_per_s": spans / convert_s, "insert_spans_per_s": spans / insert_s,
+            "store_spans_per_s": spans / (convert_s + insert_s)}
+
+
+def _subprocess(args: list[str]) -> dict:
+    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}"}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _print_table(results: list[dict], store: dict) -> None:
+    print(f"{'mode':<14}{'shape':<8}{'bare µs':>10}{'instr. µs':>11}{'overhead':>18}{'deferred µs':>13}")
+    for r in results:
+        if "error" in r:
+            print(f"{r['mode']:<14}{r['error']}")
+            continue
+        for shape in ("plain", "stream"):
+            bare, instr = r[f"bare_{shape}_us"], r[f"{shape}_us"]
+            over = instr - bare
+            print(f"{r['mode']:<14}{shape:<8}{bare:>10.1f}{instr:>11.1f}{over:>+10.1f} ({over / bare:+6.1%})"
+                  f"{r[f'{shape}_deferred_us']:>13.1f}")
+    print("\ndeferred µs: background work still queued after the timed loop, per call (flush() time).")
+    if store:
+        print(f"\nDuckDB store: {store['stored']:,} spans in batches of {store['batch']:,}: "
+              f"row conversion {store['convert_spans_per_s']:,.0f} spans/s, insert {store['insert_spans_per_s']:,.0f} "
+              f"spans/s, together {store['store_spans_per_s']:,.0f} spans/s "
+              f"(building each span from a call record: {store['span_build_us']:.1f} µs)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--calls", type=int, default=2000, help="calls per round (default 2000)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds; the median is reported (default 5)")
+    parser.add_argument("--skip-peers", action="store_true", help="measure auriko-obs only")
+    parser.add_argument("--spans", type=int, default=200_000, help="spans for the store benchmark (default 200000)")
+    parser.add_argument("--batch", type=int, default=50_000, help="spans per DuckDB batch (default 50000)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--mode", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.mode == "store":
+        print(json.dumps(run_store(args.spans, args.batch)))
+        return
+    if args.mode:
+        print(json.dumps(run_mode(args.mode, args.calls, args.rounds)))
+        return
+    modes = ["auriko-obs"] + ([] if args.skip_peers else ["openllmetry", "openinference"])
+    common = ["--calls", str(args.calls), "--rounds", str(args.rounds)]
+    results = []
+    for mode in modes:
+        print(f"measuring {mode} …", file=sys.stderr, flush=True)
+        results.append({"mode": mode, **_subprocess(["--mode", mode, *common])})
+    print("measuring the DuckDB store …", file=sys.stderr, flush=True)
+    store = _subprocess(["--mode", "store", "--spans", str(args.spans), "--batch", str(args.batch)])
+    if args.json:
+        print(json.dumps({"calls": results, "store": store}, indent=2))
+    else:
+        _print_table(results, store if "error" not in store else {})
+        if "error" in store:
+            print(f"store benchmark failed: {store['error']}")
+
+
+if __name__ == "__main__":
+    main()
