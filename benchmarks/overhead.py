@@ -77,46 +77,65 @@ def _client() -> Any:
                          http_client=http.Client(transport=http.MockTransport(handler)), max_retries=0)
 
 
-def _timed(call: Callable[[], Any], calls: int, rounds: int) -> float:
-    """Returns the median over rounds of the mean per-call microseconds."""
-    for _ in range(min(300, calls)):
+def _loop(call: Callable[[], Any], calls: int) -> float:
+    """Returns the mean per-call microseconds of ``calls`` calls."""
+    start = time.perf_counter()
+    for _ in range(calls):
         call()
-    results = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(calls):
-            call()
-        results.append((time.perf_counter() - start) / calls * 1e6)
-    return statistics.median(results)
+    return (time.perf_counter() - start) / calls * 1e6
 
 
-def _instrument(mode: str, db: str) -> Callable[[], Any]:
-    """Returns a function that waits for background export (or does nothing) after instrumenting."""
-    if mode == "auriko-obs":
-        import auriko_obs
+class _Switch:
+    """Turns one instrumentation on and off, so that bare and instrumented rounds can alternate."""
 
-        auriko_obs.instrument(db=db, service_name="bench")
-        return auriko_obs.flush
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+    def __init__(self, mode: str, db: str) -> None:
+        self.mode, self.db = mode, db
+        self.flush: Callable[[], Any] = lambda: None
+        if mode == "auriko-obs":
+            import auriko_obs  # noqa: F401
+            return
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-    class Discard(SpanExporter):
-        def export(self, spans: Any) -> SpanExportResult:
-            return SpanExportResult.SUCCESS
+        class Discard(SpanExporter):
+            def export(self, spans: Any) -> SpanExportResult:
+                return SpanExportResult.SUCCESS
 
-    provider = TracerProvider()
-    processor = BatchSpanProcessor(Discard())
-    provider.add_span_processor(processor)
-    if mode == "openllmetry":
-        from opentelemetry.instrumentation.openai import OpenAIInstrumentor
-    else:
-        from openinference.instrumentation.openai import OpenAIInstrumentor
-    OpenAIInstrumentor().instrument(tracer_provider=provider)
-    return lambda: processor.force_flush()
+        self.provider = TracerProvider()
+        processor = BatchSpanProcessor(Discard(), max_queue_size=1_000_000)
+        self.provider.add_span_processor(processor)
+        self.flush = lambda: processor.force_flush()
+        if mode == "openllmetry":
+            from opentelemetry.instrumentation.openai import OpenAIInstrumentor
+        else:
+            from openinference.instrumentation.openai import OpenAIInstrumentor
+        self.instrumentor = OpenAIInstrumentor()
+
+    def on(self) -> None:
+        if self.mode == "auriko-obs":
+            import auriko_obs
+
+            auriko_obs.instrument(db=self.db, service_name="bench")
+            self.flush = auriko_obs.flush
+        else:
+            self.instrumentor.instrument(tracer_provider=self.provider)
+
+    def off(self) -> None:
+        if self.mode == "auriko-obs":
+            import auriko_obs
+
+            auriko_obs.uninstrument()
+        else:
+            self.instrumentor.uninstrument()
 
 
 def run_mode(mode: str, calls: int, rounds: int) -> dict:
-    """Returns bare and instrumented per-call µs (plain and streamed) measured in this process."""
+    """Returns bare and instrumented per-call µs (plain and streamed), measured in alternating rounds.
+
+    Each round times the bare client, then the instrumented one, then flushes (untimed, reported as
+    deferred work). Overheads are the median over rounds of each round's own difference, so that the
+    machine's drift between rounds cancels out.
+    """
     client = _client()
 
     def plain() -> Any:
@@ -126,26 +145,36 @@ def run_mode(mode: str, calls: int, rounds: int) -> dict:
         for _ in client.chat.completions.create(model="llama-3.3-70b", messages=MESSAGES, stream=True):
             pass
 
-    result: dict[str, Any] = {"mode": mode, "bare_plain_us": _timed(plain, calls, rounds),
-                              "bare_stream_us": _timed(streamed, calls, rounds)}
+    result: dict[str, Any] = {"mode": mode}
     with tempfile.TemporaryDirectory() as folder:
         try:
-            flush = _instrument(mode, os.path.join(folder, "bench.duckdb"))
+            switch = _Switch(mode, os.path.join(folder, "bench.duckdb"))
         except ImportError as exc:
             return {"mode": mode, "error": f"not installed ({exc.name})"}
         for shape, call in (("plain", plain), ("stream", streamed)):
-            flush()
-            result[f"{shape}_us"] = _timed(call, calls, rounds)
-            start = time.perf_counter()
-            flush()
-            result[f"{shape}_deferred_us"] = (time.perf_counter() - start) / (calls * rounds) * 1e6
+            _loop(call, min(300, calls))
+            bare, instrumented, deferred = [], [], []
+            for _ in range(rounds):
+                bare.append(_loop(call, calls))
+                switch.on()
+                _loop(call, 50)
+                switch.flush()
+                instrumented.append(_loop(call, calls))
+                start = time.perf_counter()
+                switch.flush()
+                deferred.append((time.perf_counter() - start) / calls * 1e6)
+                switch.off()
+            result[f"bare_{shape}_us"] = statistics.median(bare)
+            result[f"{shape}_us"] = statistics.median(instrumented)
+            result[f"{shape}_overhead_us"] = statistics.median(i - b for i, b in zip(instrumented, bare))
+            result[f"{shape}_overhead_ratio"] = statistics.median(i / b - 1 for i, b in zip(instrumented, bare))
+            result[f"{shape}_deferred_us"] = statistics.median(deferred)
         if mode == "auriko-obs":
             import auriko_obs
 
-            result["stats"] = auriko_obs.stats()
             result["rows"] = int(auriko_obs.Store(os.path.join(folder, "bench.duckdb")).sql(
                 "SELECT count(*) AS n FROM llm_calls").iloc[0]["n"])
-            auriko_obs.uninstrument()
+            result["expected_rows"] = 2 * rounds * (calls + 50)
     return result
 
 
@@ -200,10 +229,13 @@ def _print_table(results: list[dict], store: dict) -> None:
             continue
         for shape in ("plain", "stream"):
             bare, instr = r[f"bare_{shape}_us"], r[f"{shape}_us"]
-            over = instr - bare
-            print(f"{r['mode']:<14}{shape:<8}{bare:>10.1f}{instr:>11.1f}{over:>+10.1f} ({over / bare:+6.1%})"
-                  f"{r[f'{shape}_deferred_us']:>13.1f}")
-    print("\ndeferred µs: background work still queued after the timed loop, per call (flush() time).")
+            print(f"{r['mode']:<14}{shape:<8}{bare:>10.1f}{instr:>11.1f}{r[f'{shape}_overhead_us']:>+10.1f} "
+                  f"({r[f'{shape}_overhead_ratio']:+6.1%}){r[f'{shape}_deferred_us']:>13.1f}")
+        if "rows" in r:
+            print(f"{'':<14}rows stored {r['rows']:,} of {r['expected_rows']:,} calls made")
+    print("\noverhead: median over rounds of (instrumented − bare) measured in the same round; bare and")
+    print("instrumented rounds alternate. deferred µs: background work still queued after each timed loop,")
+    print("per call (the flush() that follows, which a network-bound caller never waits for).")
     if store:
         print(f"\nDuckDB store: {store['stored']:,} spans in batches of {store['batch']:,}: "
               f"row conversion {store['convert_spans_per_s']:,.0f} spans/s, insert {store['insert_spans_per_s']:,.0f} "

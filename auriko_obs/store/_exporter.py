@@ -15,16 +15,19 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from ._files import StoreLockedError, connect, default_path, spool_dir
-from ._rows import spans_to_table
+from ._rows import spans_to_table, typed_columns_sql
 
 log = logging.getLogger("auriko_obs.store")
 
 
+_INSERT_SQL = f"INSERT INTO spans BY NAME {typed_columns_sql('_auriko_obs_batch')}"
+
+
 def insert_table(con, table: pa.Table) -> None:
-    """Inserts an Arrow table of ``spans`` rows (columns matched by name)."""
+    """Inserts an Arrow table of raw span rows (``RAW_SCHEMA``); DuckDB fills the typed columns."""
     con.register("_auriko_obs_batch", table)
     try:
-        con.execute("INSERT INTO spans BY NAME SELECT * FROM _auriko_obs_batch")
+        con.execute(_INSERT_SQL)
     finally:
         con.unregister("_auriko_obs_batch")
 
