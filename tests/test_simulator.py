@@ -255,3 +255,26 @@ def test_200_concurrent_async_requests_all_succeed(sim):
 
     assert len(asyncio.run(main())) == 200
     assert len(sim.ledger()) == 200
+
+
+def test_budget_scopes_cover_only_their_key_or_byok_provider(sim):
+    from auriko_obs.simulator._server import key_id
+
+    with _client(sim) as client:
+        request = urllib.request.Request(f"{sim.base_url}/me", headers={"Authorization": f"Bearer {API_KEY}"})
+        with urllib.request.urlopen(request) as raw:
+            my_key = json.load(raw)["key_id"]
+        assert my_key.startswith("key_") and API_KEY not in my_key
+        sim.configure(budgets=[
+            {"scope_type": "api_key", "scope_id": key_id("someone-else"), "period": "daily", "limit_usd": 0.0},
+            {"scope_type": "byok_provider", "scope_provider": "groq", "period": "monthly", "limit_usd": 0.0},
+        ])
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])  # not covered
+        with pytest.raises(openai.RateLimitError) as caught:
+            _routed(client, "llama-3.3-70b", providers=["groq"])
+        assert caught.value.response.headers["x-budget-exceeded-scope"] == "byok_provider"
+        assert caught.value.response.headers["x-budget-exceeded-period"] == "monthly"
+        sim.configure(budgets=[{"scope_type": "api_key", "scope_id": my_key, "period": "daily", "limit_usd": 0.0}])
+        with pytest.raises(openai.RateLimitError) as mine:
+            client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
+    assert mine.value.response.headers["x-budget-exceeded-scope"] == "api_key"

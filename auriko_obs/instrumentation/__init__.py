@@ -109,12 +109,13 @@ def instrument(db: str | os.PathLike[str] | None | bool = None, *, service_name:
     flushes, then switches.
     """
     global _active
+    from ..store import default_path
+
     if otlp is not None or tracer_provider is not None:
         raise NotImplementedError("OTLP export and tracer_provider= are not available in this version yet")
     capture = capture_content or _capture_from_env()
     with _lock:
-        wanted_db = None if db is False else os.path.abspath(os.fspath(
-            __import__("auriko_obs.store", fromlist=["default_path"]).default_path() if db in (None, True) else db))
+        wanted_db = None if db is False else os.path.abspath(os.fspath(default_path() if db in (None, True) else db))
         if _active is not None and (_active.db_path != wanted_db or _active.capture_content != capture
                                     or (service_name and service_name != _active.service_name)):
             _active.pipeline.shutdown()

@@ -86,6 +86,21 @@ def _period_start(period: str, now: float) -> datetime:
     return day.replace(day=1)
 
 
+def key_id(key_hash: str) -> str:
+    """Returns the API key id the simulator reports for a key (``/v1/me`` ``key_id``, budget ``scope_id``)."""
+    return f"key_{key_hash}"
+
+
+def _covers(budget: dict, call: "_Call") -> bool:
+    """Returns whether a budget's scope includes this call (api_key: its key; byok_provider: its provider)."""
+    scope = budget.get("scope_type", "workspace")
+    if scope == "api_key" and budget.get("scope_id"):
+        return budget["scope_id"] == key_id(call.key_hash)
+    if scope == "byok_provider":
+        return call.provider is not None and budget.get("scope_provider") in (None, call.provider.name)
+    return True
+
+
 def _sample(schema: Any, depth: int = 0) -> Any:
     """Returns a value valid against a (simple) JSON schema."""
     if not isinstance(schema, dict) or depth > 8:
@@ -336,7 +351,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error(err, request_id)
 
     def _me(self) -> dict:
-        return {"credential_type": "api_key", "status": "active", "profile": "default", "key_id": "key_sim",
+        return {"credential_type": "api_key", "status": "active", "profile": "default",
+                "key_id": key_id(self._key_hash()),
                 "key_prefix": "ak_sim", "key_name": "simulator", "workspace": {"id": "ws_sim", "name": "Simulator"},
                 "scopes": ["inference"], "rate_limits": {"inference_rpm": self.state.config.rpm_limit or 10000,
                                                           "management_reads_rpm": 600, "management_writes_rpm": 60},
@@ -391,6 +407,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             self._admit(call)
             self._route(call)
+            self._check_budgets(call)
         except SimError as err:
             return self._send_error(err, call.request_id, call)
         if config.latency_ms:
@@ -432,7 +449,7 @@ class _Handler(BaseHTTPRequestHandler):
         return random.Random(int.from_bytes(digest[:8], "big"))
 
     def _admit(self, call: _Call) -> None:
-        """Raises for requests that rate limits, budgets or credits reject."""
+        """Raises when this API key has used up its requests-per-minute limit."""
         state, config = self.state, self.state.config
         now = config.clock()
         with state.lock:
@@ -446,10 +463,16 @@ class _Handler(BaseHTTPRequestHandler):
                                headers={"Retry-After": str(retry), "X-Rate-Limit-Source": "auriko",
                                         **self._rate_headers_locked(call.key_hash, now)})
             window.append(now)
-            if config.openai_mode:
-                return
+
+    def _check_budgets(self, call: _Call) -> None:
+        """Raises when an enforced budget that covers this call is spent, or the credits are."""
+        state, config = self.state, self.state.config
+        if config.openai_mode:
+            return
+        now = config.clock()
+        with state.lock:
             for index, budget in enumerate(config.budgets):
-                if not budget.get("enforce", True):
+                if not budget.get("enforce", True) or not _covers(budget, call):
                     continue
                 period = budget.get("period", "daily")
                 spend = state.spend.get((index, _period_start(period, now).isoformat()), 0.0)
@@ -669,7 +692,7 @@ class _Handler(BaseHTTPRequestHandler):
         with state.lock:
             state.spent_total += call.cost_usd
             for index, budget in enumerate(state.config.budgets):
-                if budget.get("scope_type") == "byok_provider" and budget.get("scope_provider") not in (None, provider.name):
+                if not _covers(budget, call):
                     continue
                 period_key = (index, _period_start(budget.get("period", "daily"), call.started).isoformat())
                 state.spend[period_key] = state.spend.get(period_key, 0.0) + call.cost_usd
