@@ -129,12 +129,34 @@ class _Switch:
             self.instrumentor.uninstrument()
 
 
-def run_mode(mode: str, calls: int, rounds: int) -> dict:
-    """Returns bare and instrumented per-call µs (plain and streamed), measured in alternating rounds.
+def _timed_round(switch: _Switch, call: Callable[[], Any], calls: int) -> tuple[float, float]:
+    """Returns (instrumented µs per call, deferred µs per call) of one round with the instrumentation on."""
+    _loop(call, 50)
+    switch.flush()
+    instrumented = _loop(call, calls)
+    start = time.perf_counter()
+    switch.flush()
+    return instrumented, (time.perf_counter() - start) / calls * 1e6
 
-    Each round times the bare client, then the instrumented one, then flushes (untimed, reported as
-    deferred work). Overheads are the median over rounds of each round's own difference, so that the
-    machine's drift between rounds cancels out.
+
+def _alternating(switch: _Switch, call: Callable[[], Any], calls: int, rounds: int) -> tuple[list, list, list]:
+    bare, instrumented, deferred = [], [], []
+    for _ in range(rounds):
+        bare.append(_loop(call, calls))
+        switch.on()
+        timed, queued = _timed_round(switch, call, calls)
+        switch.off()
+        instrumented.append(timed)
+        deferred.append(queued)
+    return bare, instrumented, deferred
+
+
+def run_mode(mode: str, calls: int, rounds: int) -> dict:
+    """Returns bare and instrumented per-call µs (plain and streamed).
+
+    For auriko-obs each round times the bare client, then the instrumented one, then flushes (untimed,
+    reported as deferred work); overheads are the median over rounds of each round's own difference, so
+    that the machine's drift between rounds cancels out. Peers are timed bare first, then instrumented.
     """
     client = _client()
 
@@ -145,25 +167,28 @@ def run_mode(mode: str, calls: int, rounds: int) -> dict:
         for _ in client.chat.completions.create(model="llama-3.3-70b", messages=MESSAGES, stream=True):
             pass
 
-    result: dict[str, Any] = {"mode": mode}
+    # auriko-obs uninstruments cleanly, so its rounds alternate; the peers' uninstrument() leaves
+    # wrappers behind, so for them every bare round comes first, then every instrumented one.
+    alternate = mode == "auriko-obs"
+    result: dict[str, Any] = {"mode": mode, "method": "alternating" if alternate else "before/after"}
     with tempfile.TemporaryDirectory() as folder:
         try:
             switch = _Switch(mode, os.path.join(folder, "bench.duckdb"))
         except ImportError as exc:
             return {"mode": mode, "error": f"not installed ({exc.name})"}
-        for shape, call in (("plain", plain), ("stream", streamed)):
+        shapes = {"plain": plain, "stream": streamed}
+        for call in shapes.values():
             _loop(call, min(300, calls))
-            bare, instrumented, deferred = [], [], []
-            for _ in range(rounds):
-                bare.append(_loop(call, calls))
-                switch.on()
-                _loop(call, 50)
-                switch.flush()
-                instrumented.append(_loop(call, calls))
-                start = time.perf_counter()
-                switch.flush()
-                deferred.append((time.perf_counter() - start) / calls * 1e6)
-                switch.off()
+        if alternate:
+            measured = {shape: _alternating(switch, call, calls, rounds) for shape, call in shapes.items()}
+        else:
+            bare_rounds = {shape: [_loop(call, calls) for _ in range(rounds)] for shape, call in shapes.items()}
+            switch.on()
+            measured = {}
+            for shape, call in shapes.items():
+                rounds_on = [_timed_round(switch, call, calls) for _ in range(rounds)]
+                measured[shape] = (bare_rounds[shape], [r[0] for r in rounds_on], [r[1] for r in rounds_on])
+        for shape, (bare, instrumented, deferred) in measured.items():
             result[f"bare_{shape}_us"] = statistics.median(bare)
             result[f"{shape}_us"] = statistics.median(instrumented)
             result[f"{shape}_overhead_us"] = statistics.median(i - b for i, b in zip(instrumented, bare))
@@ -233,9 +258,10 @@ def _print_table(results: list[dict], store: dict) -> None:
                   f"({r[f'{shape}_overhead_ratio']:+6.1%}){r[f'{shape}_deferred_us']:>13.1f}")
         if "rows" in r:
             print(f"{'':<14}rows stored {r['rows']:,} of {r['expected_rows']:,} calls made")
-    print("\noverhead: median over rounds of (instrumented − bare) measured in the same round; bare and")
-    print("instrumented rounds alternate. deferred µs: background work still queued after each timed loop,")
-    print("per call (the flush() that follows, which a network-bound caller never waits for).")
+    print("\noverhead: median over rounds of (instrumented − bare); auriko-obs alternates bare and instrumented")
+    print("rounds, peers (whose uninstrument is unreliable) run all bare rounds first. deferred µs: background")
+    print("work still queued after each timed loop, per call (the flush() that follows, which a network-bound")
+    print("caller never waits for).")
     if store:
         print(f"\nDuckDB store: {store['stored']:,} spans in batches of {store['batch']:,}: "
               f"row conversion {store['convert_spans_per_s']:,.0f} spans/s, insert {store['insert_spans_per_s']:,.0f} "

@@ -15,6 +15,7 @@ import orjson
 from .. import fields as F
 from ._prices import estimate_cost_usd
 from ._state import CallRecord
+from ._streams import field
 
 Attributes = dict[str, Any]
 
@@ -374,7 +375,7 @@ def _stream_body(record: CallRecord) -> dict:
     body: dict[str, Any] = {}
     if record.kind == "responses":
         for event in chunks:
-            response = getattr(event, "response", None)
+            response = field(event, "response")
             if response is not None:
                 dumped = _as_dict(response) or {}
                 extra = getattr(response, "model_extra", None) or {}
@@ -385,18 +386,18 @@ def _stream_body(record: CallRecord) -> dict:
     reasons: dict[int, str] = {}
     for chunk in chunks:
         if not body.get("id"):
-            body["id"] = getattr(chunk, "id", None)
-            body["model"] = getattr(chunk, "model", None)
-        usage = getattr(chunk, "usage", None)
+            body["id"] = field(chunk, "id")
+            body["model"] = field(chunk, "model")
+        usage = field(chunk, "usage")
         if usage is not None:
             body["usage"] = usage
-        routing = getattr(chunk, "routing_metadata", None)
+        routing = field(chunk, "routing_metadata")
         if routing is not None:
             body["routing_metadata"] = routing
-        for choice in getattr(chunk, "choices", None) or ():
-            reason = getattr(choice, "finish_reason", None)
+        for choice in field(chunk, "choices") or ():
+            reason = field(choice, "finish_reason")
             if reason:
-                reasons[getattr(choice, "index", 0) or 0] = reason
+                reasons[field(choice, "index") or 0] = reason
     stream = record.result
     if stream is not None and body.get("routing_metadata") is None:  # auriko.Stream keeps it itself
         body["routing_metadata"] = getattr(stream, "routing_metadata", None)
@@ -425,11 +426,11 @@ def _error_attributes(error: BaseException, attrs: Attributes) -> None:
 def _stream_error(record: CallRecord) -> dict | None:
     """Returns the error object of a Responses stream that failed in-band (an `error` or `response.failed` event)."""
     for event in reversed(record.chunks or []):
-        kind = getattr(event, "type", None)
+        kind = field(event, "type")
         if kind == "error":
-            return {"code": getattr(event, "code", None), "message": getattr(event, "message", None)}
+            return {"code": field(event, "code"), "message": field(event, "message")}
         if kind == "response.failed":
-            return _as_dict(getattr(getattr(event, "response", None), "error", None))
+            return _as_dict(field(field(event, "response"), "error"))
     return None
 
 

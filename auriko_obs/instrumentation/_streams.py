@@ -17,41 +17,58 @@ from ._state import INTERNAL_ERRORS, CallRecord
 _CONTENT_EVENT_SUFFIX = ".delta"
 
 
-def _chunk_has_content(chunk: Any) -> bool:
-    """Returns whether a chunk carries model output (text, tool call, reasoning, refusal)."""
-    event_type = getattr(chunk, "type", None)
-    if isinstance(event_type, str):  # Responses API event
-        return event_type.endswith(_CONTENT_EVENT_SUFFIX)
-    choices = getattr(chunk, "choices", None)
+def field(obj: Any, name: str) -> Any:
+    """Returns a pydantic model's field or extra field (or a plain attribute), None when absent.
+
+    ``getattr`` on a pydantic model for a missing extra raises and catches AttributeError inside
+    pydantic, which costs microseconds per chunk; reading ``__dict__``/``__pydantic_extra__`` does not.
+    """
+    extra = getattr(obj, "__pydantic_extra__", None)
+    if extra and name in extra:
+        return extra[name]
+    values = getattr(obj, "__dict__", None)
+    if values is not None and name in values:
+        return values[name]
+    return None if extra is not None else getattr(obj, name, None)
+
+
+def _chat_has_content(chunk: Any) -> bool:
+    choices = field(chunk, "choices")
     if not choices:
         return False
-    delta = getattr(choices[0], "delta", None)
+    delta = field(choices[0], "delta")
     if delta is None:
         return False
-    return bool(getattr(delta, "content", None) or getattr(delta, "tool_calls", None)
-                or getattr(delta, "reasoning_content", None) or getattr(delta, "refusal", None)
-                or getattr(delta, "function_call", None))
+    return bool(field(delta, "content") or field(delta, "tool_calls") or field(delta, "refusal")
+                or field(delta, "reasoning_content") or field(delta, "function_call"))
 
 
-def _worth_keeping(chunk: Any, kept: list) -> bool:
-    """Returns whether the worker needs this chunk: the first, and any carrying usage, metadata, a finish
-    reason or a terminal event. Plain content deltas are dropped so long streams stay cheap to hold."""
+def _event_has_content(event: Any) -> bool:
+    event_type = field(event, "type")
+    return isinstance(event_type, str) and event_type.endswith(_CONTENT_EVENT_SUFFIX)
+
+
+def _keep_chat_chunk(chunk: Any, kept: list) -> bool:
+    """Returns whether the worker needs this chunk: the first, and any with usage, metadata or a finish
+    reason. Plain content deltas are dropped so that long streams stay cheap to hold."""
     if not kept:
         return True
-    event_type = getattr(chunk, "type", None)
-    if isinstance(event_type, str):
-        return not event_type.endswith(_CONTENT_EVENT_SUFFIX)
-    choices = getattr(chunk, "choices", None)
-    if not choices or getattr(chunk, "usage", None) is not None:
+    choices = field(chunk, "choices")
+    if not choices or field(chunk, "usage") is not None:
         return True
-    return any(getattr(choice, "finish_reason", None) for choice in choices)
+    return any(field(choice, "finish_reason") for choice in choices)
+
+
+def _keep_event(event: Any, kept: list) -> bool:
+    event_type = field(event, "type")
+    return not kept or not (isinstance(event_type, str) and event_type.endswith(_CONTENT_EVENT_SUFFIX))
 
 
 def _is_injected_usage_chunk(chunk: Any) -> bool:
     # The usage-only chunk a non-Auriko server sends because we (not the caller) asked for it.
     # Auriko's own usage chunk carries routing_metadata and is always passed through.
-    return (not getattr(chunk, "choices", True) and getattr(chunk, "usage", None) is not None
-            and getattr(chunk, "routing_metadata", None) is None)
+    return (not field(chunk, "choices") and field(chunk, "usage") is not None
+            and field(chunk, "routing_metadata") is None)
 
 
 class _StreamProxyBase(wrapt.ObjectProxy):
@@ -59,7 +76,11 @@ class _StreamProxyBase(wrapt.ObjectProxy):
                  keep_all: bool = False) -> None:
         super().__init__(wrapped)
         record.chunks = []
-        record.result = wrapped  # the auriko SDK's streams keep headers and routing metadata themselves
+        if record.api == "auriko":  # the auriko SDK's streams keep headers and routing metadata themselves
+            record.result = wrapped
+        responses = record.kind == "responses"
+        self._self_has_content = _event_has_content if responses else _chat_has_content
+        self._self_keep = _keep_event if responses else _keep_chat_chunk
         self._self_record = record
         self._self_submit = submit
         self._self_next = None
@@ -71,9 +92,9 @@ class _StreamProxyBase(wrapt.ObjectProxy):
             record = self._self_record
             now = time_ns()
             record.last_chunk_ns = now
-            if not record.first_content_ns and _chunk_has_content(chunk):
+            if not record.first_content_ns and self._self_has_content(chunk):
                 record.first_content_ns = now
-            if self._self_keep_all or _worth_keeping(chunk, record.chunks):
+            if self._self_keep_all or self._self_keep(chunk, record.chunks):
                 record.chunks.append(chunk)
             return not (record.injected_usage and _is_injected_usage_chunk(chunk))
         except Exception as exc:
