@@ -21,7 +21,7 @@ Attributes = dict[str, Any]
 
 
 def _as_dict(value: Any) -> dict | None:
-    if type(value) is dict or isinstance(value, dict):
+    if isinstance(value, dict):
         return value
     dump = getattr(value, "model_dump", None)
     if callable(dump):
