@@ -7,13 +7,17 @@ import json
 import urllib.request
 from datetime import datetime, timezone
 
-import httpx
 import openai
 import pytest
 
 from auriko_obs.simulator import MODELS, Simulator, SimulatorConfig
 
 from .conftest import API_KEY
+
+try:  # openai 3.x ships httpx2, 2.x ships httpx: test with whichever the installed SDK uses
+    import httpx2 as httpx
+except ImportError:
+    import httpx
 
 LONG_PROMPT = "Reference manual. " + " ".join(f"Section {i}: keep answers short and cite the catalogue." for i in range(120))
 CATALOG = {m.id: m for m in MODELS}

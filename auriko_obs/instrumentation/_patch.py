@@ -52,7 +52,10 @@ def _finish(record: CallRecord, result: Any, submit: Callable[[CallRecord], None
         if record.streaming and hasattr(result, "__iter__"):
             return SyncStreamProxy(result, record, submit, HOOKS.capture_content)
         # Not a stream (or a raw response whose body the caller reads later): the call is over.
-        record.result = result
+        # The parsed result is kept only when the raw body was not captured (the auriko SDK, or a
+        # body still unread): queued records then hold bytes, not a tree of pydantic objects.
+        if record.content is None:
+            record.result = result
         record.t1_ns = time_ns()
         record.done = True
         submit(record)
