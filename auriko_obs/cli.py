@@ -71,8 +71,9 @@ def _print_summary(frame, result) -> None:
     from rich.table import Table
 
     table = Table(title="LLM calls in this run, by provider")
-    for column in ("provider", "calls", "errors", "input tokens", "cached", "output tokens", "cost", "cache savings"):
-        table.add_column(column, justify="left" if column == "provider" else "right")
+    table.add_column("provider", no_wrap=True, min_width=12)
+    for column in ("calls", "errors", "input tok", "cached", "output tok", "cost", "saved"):
+        table.add_column(column, justify="right", no_wrap=True)
     for row in frame.itertuples(index=False):
         table.add_row(row.provider, f"{row.calls:,}", f"{row.errors:,}", f"{row.input_tokens:,}",
                       f"{row.cached_tokens:,}", f"{row.output_tokens:,}", f"${row.cost_usd:,.4f}",

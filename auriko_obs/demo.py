@@ -147,9 +147,9 @@ SUMMARY_SQL = """
 SELECT coalesce(provider, '(not routed)') AS provider,
        count(*) AS calls,
        count(*) FILTER (WHERE status = 'error') AS errors,
-       coalesce(sum(input_tokens), 0) AS input_tokens,
-       coalesce(sum(cached_tokens), 0) AS cached_tokens,
-       coalesce(sum(output_tokens), 0) AS output_tokens,
+       coalesce(sum(input_tokens), 0)::BIGINT AS input_tokens,
+       coalesce(sum(cached_tokens), 0)::BIGINT AS cached_tokens,
+       coalesce(sum(output_tokens), 0)::BIGINT AS output_tokens,
        coalesce(sum(cost_usd), 0) AS cost_usd,
        coalesce(sum(cache_savings_usd), 0) AS cache_savings_usd
 FROM llm_calls
