@@ -70,19 +70,19 @@ def _print_summary(frame, result) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="LLM calls in this run, by provider")
-    table.add_column("provider", no_wrap=True, min_width=12)
-    for column in ("calls", "errors", "input tok", "cached", "output tok", "cost", "saved"):
-        table.add_column(column, justify="right", no_wrap=True)
+    table = Table(title="LLM calls in this run, by provider (tokens; USD)")
+    table.add_column("provider", no_wrap=True)
+    for column in ("calls", "errors", "input", "cached", "output", "cost $", "saved $"):
+        table.add_column(column, justify="right")
     for row in frame.itertuples(index=False):
         table.add_row(row.provider, f"{row.calls:,}", f"{row.errors:,}", f"{row.input_tokens:,}",
-                      f"{row.cached_tokens:,}", f"{row.output_tokens:,}", f"${row.cost_usd:,.4f}",
-                      f"${row.cache_savings_usd:,.4f}")
+                      f"{row.cached_tokens:,}", f"{row.output_tokens:,}", f"{row.cost_usd:,.4f}",
+                      f"{row.cache_savings_usd:,.4f}")
     totals = frame.sum(numeric_only=True)
     table.add_row("total", f"{int(totals.get('calls', 0)):,}", f"{int(totals.get('errors', 0)):,}",
                   f"{int(totals.get('input_tokens', 0)):,}", f"{int(totals.get('cached_tokens', 0)):,}",
-                  f"{int(totals.get('output_tokens', 0)):,}", f"${totals.get('cost_usd', 0):,.4f}",
-                  f"${totals.get('cache_savings_usd', 0):,.4f}", style="bold")
+                  f"{int(totals.get('output_tokens', 0)):,}", f"{totals.get('cost_usd', 0):,.4f}",
+                  f"{totals.get('cache_savings_usd', 0):,.4f}", style="bold")
     console = Console()
     console.print(table)
     errors = ", ".join(f"{n} × {code}" for code, n in sorted(result.errors_seen.items())) or "none"
