@@ -20,12 +20,10 @@ from ._streams import AsyncStreamProxy, SyncStreamProxy
 
 
 class Hooks:
-    """Where finished records go, and the optional checks run before a call is sent."""
+    """Where finished records go (None: not instrumented), and whether content is captured."""
 
     submit: Callable[[CallRecord], None] | None = None
     capture_content: bool = False
-    # Called with the record before the request is sent; may raise to stop the call (session budgets).
-    pre_call: tuple[Callable[[CallRecord], None], ...] = ()
 
 
 HOOKS = Hooks()
@@ -79,13 +77,10 @@ def _start(kind: str, api: str, instance: Any, kwargs: dict) -> CallRecord | Non
     if HOOKS.submit is None or CURRENT.get() is not None:
         return None
     try:
-        record = _begin(kind, api, instance, kwargs)
+        return _begin(kind, api, instance, kwargs)
     except Exception as exc:
         INTERNAL_ERRORS.record("begin", exc)
         return None
-    for check in HOOKS.pre_call:
-        check(record)  # deliberately may raise: that is how a session budget stops a call
-    return record
 
 
 def sync_wrapper(kind: str, api: str) -> Callable:
