@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -66,7 +67,7 @@ def test_1000_threaded_and_200_async_calls_match_the_ledger_exactly(instrumented
 
 
 WRITER = textwrap.dedent("""
-    import sys, openai, auriko_obs
+    import sys, json, openai, auriko_obs
     db, base_url, n, tag = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     auriko_obs.instrument(db=db, service_name=tag)
     client = openai.OpenAI(base_url=base_url, api_key="ak_proc_writer", max_retries=0)
@@ -75,7 +76,7 @@ WRITER = textwrap.dedent("""
         if i % 25 == 0:
             auriko_obs.flush()   # many small batches: many chances to collide on the file lock
     assert auriko_obs.flush()
-    print(auriko_obs.stats()["spooled_spans"])
+    print(json.dumps(auriko_obs.stats()))
 """)
 
 
@@ -92,8 +93,12 @@ def test_two_processes_writing_one_store_lose_nothing_while_a_reader_reads(db_pa
     outputs = [p.communicate(timeout=120) for p in procs]
     for p, (out, err) in zip(procs, outputs):
         assert p.returncode == 0, err
+        stats = json.loads(out.strip().splitlines()[-1])
+        assert stats["exported_spans"] == n and stats["dropped_spans"] == 0, stats
+        assert not stats["internal_errors"] and not stats["export_failures"], stats
     frame = reader.calls()
-    assert len(frame) == 2 * n
+    spans = reader.sql("SELECT count(*) AS n FROM spans").iloc[0]["n"]
+    assert len(frame) == 2 * n, (spans, [o[0] for o in outputs])
     assert frame.groupby("service_name").size().to_dict() == {"proc0": n, "proc1": n}
     assert frame["cost_usd"].sum() == pytest.approx(_ledger_totals(sim)[1], rel=1e-9)
     assert reads == sorted(reads), "a reader saw rows disappear"
