@@ -16,7 +16,10 @@ import threading
 import time
 from datetime import datetime, timezone
 
-import httpx
+try:  # openai 3.x ships httpx2, 2.x ships httpx: test with whichever the installed SDK uses
+    import httpx2 as httpx
+except ImportError:
+    import httpx
 import openai
 import pydantic
 import pytest
