@@ -129,9 +129,10 @@ def _loop(call: Callable[[], Any], calls: int) -> float:
     return (time.perf_counter() - start) / calls * 1e6
 
 
-def _measured(call: Callable[[], Any], calls: int, flush: Callable[[], Any]) -> dict[str, float]:
+def _measured(call: Callable[[], Any], calls: int, flush: Callable[[], Any], collect: bool = True) -> dict[str, float]:
     """Returns µs per call: wall of the loop, wall of the flush after it, process CPU of both."""
-    gc.collect()
+    if collect:
+        gc.collect()
     cpu = time.process_time()
     wall = _loop(call, calls)
     start = time.perf_counter()
@@ -148,17 +149,13 @@ class _Auriko:
 
     alternates = True
 
-    def __init__(self, db: str, hot_path_only: bool = False) -> None:
+    def __init__(self, db: str) -> None:
         import auriko_obs
 
-        self.db, self.hot_path_only, self._obs = db, hot_path_only, auriko_obs
+        self.db, self._obs = db, auriko_obs
 
     def on(self) -> None:
         self._obs.instrument(db=self.db, service_name="bench")
-        if self.hot_path_only:
-            from auriko_obs.instrumentation import _patch
-
-            _patch.HOOKS.submit = lambda record: None  # the wrappers run, the worker gets nothing
 
     def flush(self) -> None:
         self._obs.flush()
@@ -167,9 +164,39 @@ class _Auriko:
         self._obs.uninstrument()
 
     def spans(self) -> int:
-        if self.hot_path_only:
-            return 0
         return int(self._obs.Store(self.db).sql("SELECT count(*) AS n FROM llm_calls").iloc[0]["n"])
+
+
+class _AurikoHotPath:
+    """auriko-obs's wrappers with every record thrown away: what the caller's own thread pays.
+
+    Switching is only patching and unpatching the methods, so bare and instrumented blocks of a few
+    dozen calls can alternate, which cancels this VM's drift far better than long rounds do.
+    """
+
+    alternates = True
+
+    def __init__(self, db: str) -> None:
+        import auriko_obs
+        from auriko_obs import instrumentation
+        from auriko_obs.instrumentation import _patch
+
+        auriko_obs.instrument(db=db, service_name="bench")
+        instrumentation._patcher.revert()
+        _patch.HOOKS.submit = lambda record: None
+        self._patcher, self._targets = instrumentation._patcher, _patch.OPENAI_TARGETS + _patch.HTTP_TARGETS
+
+    def on(self) -> None:
+        self._patcher.apply(self._targets)
+
+    def flush(self) -> None:
+        pass
+
+    def off(self) -> None:
+        self._patcher.revert()
+
+    def spans(self) -> int:
+        return 0
 
 
 class _Peer:
@@ -216,7 +243,7 @@ def _instrumentation(mode: str, folder: str) -> Any:
     if mode == "auriko-obs":
         return _Auriko(os.path.join(folder, "bench.duckdb"))
     if mode == "auriko-obs-hot-path":
-        return _Auriko(os.path.join(folder, "bench.duckdb"), hot_path_only=True)
+        return _AurikoHotPath(os.path.join(folder, "bench.duckdb"))
     return _Peer(mode)
 
 
@@ -237,6 +264,19 @@ def _rounds_alternating(inst: Any, calls: dict, n: int, rounds: int) -> dict[str
     return {s: (bare[s], instrumented[s]) for s in calls}
 
 
+def _rounds_fine(inst: Any, calls: dict, n: int, rounds: int, block: int = 50) -> dict[str, tuple[list, list]]:
+    """Alternates blocks of ``block`` bare and instrumented calls, ``rounds * n`` calls of each in all."""
+    bare: dict[str, list] = {s: [] for s in calls}
+    instrumented: dict[str, list] = {s: [] for s in calls}
+    for _ in range(max(1, rounds * n // block)):
+        for shape, call in calls.items():
+            bare[shape].append(_measured(call, block, lambda: None, collect=False))
+            inst.on()
+            instrumented[shape].append(_measured(call, block, inst.flush, collect=False))
+            inst.off()
+    return {s: (bare[s], instrumented[s]) for s in calls}
+
+
 def _rounds_before_after(inst: Any, calls: dict, n: int, rounds: int) -> dict[str, tuple[list, list]]:
     bare = {s: [_measured(c, n, lambda: None) for _ in range(rounds)] for s, c in calls.items()}
     inst.on()
@@ -244,6 +284,11 @@ def _rounds_before_after(inst: Any, calls: dict, n: int, rounds: int) -> dict[st
         _loop(call, 50)
     inst.flush()
     return {s: (bare[s], [_measured(c, n, inst.flush) for _ in range(rounds)]) for s, c in calls.items()}
+
+
+def _quartiles(values: list[float]) -> list[float]:
+    q = statistics.quantiles(values, n=4) if len(values) > 1 else [values[0]] * 3
+    return [q[0], q[2]]
 
 
 def _summary(bare: list[dict], instrumented: list[dict], paired: bool) -> dict[str, Any]:
@@ -254,10 +299,11 @@ def _summary(bare: list[dict], instrumented: list[dict], paired: bool) -> dict[s
     return {
         "bare_us": bare_us, "instrumented_us": instr_us, "overhead_us": overhead, "overhead_ratio": overhead / bare_us,
         "overhead_us_range": [min(diffs), max(diffs)] if paired else None,
+        "overhead_us_iqr": _quartiles(diffs) if paired else None,
         "deferred_us": med(i["deferred"] for i in instrumented),
         "cpu_overhead_us": med(i["cpu"] for i in instrumented) - med(b["cpu"] for b in bare),
-        "rounds_bare_us": [round(b["wall"], 1) for b in bare],
-        "rounds_instrumented_us": [round(i["wall"], 1) for i in instrumented],
+        "rounds_bare_us": [round(b["wall"], 1) for b in bare][:50],
+        "rounds_instrumented_us": [round(i["wall"], 1) for i in instrumented][:50],
     }
 
 
@@ -272,9 +318,12 @@ def run_mode(mode: str, calls: int, rounds: int) -> dict[str, Any]:
         for call in shaped.values():
             _loop(call, min(300, calls))
         load_before = os.getloadavg()[0]
-        run = _rounds_alternating if inst.alternates else _rounds_before_after
+        fine = isinstance(inst, _AurikoHotPath)
+        run = _rounds_fine if fine else _rounds_alternating if inst.alternates else _rounds_before_after
         measured = run(inst, shaped, calls, rounds)
-        result: dict[str, Any] = {"mode": mode, "method": "alternating" if inst.alternates else "before/after",
+        method = ("alternating blocks of 50 calls" if fine else f"{rounds} alternating rounds" if inst.alternates
+                  else f"{rounds} bare rounds, then {rounds} instrumented")
+        result: dict[str, Any] = {"mode": mode, "method": method,
                                   "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
         for shape, (bare, instrumented) in measured.items():
             result[shape] = _summary(bare, instrumented, paired=inst.alternates)
@@ -393,8 +442,13 @@ def _mode_rows(r: dict[str, Any]) -> list[str]:
     for shape in SHAPES:
         s = r[shape]
         spread = ""
-        if s["overhead_us_range"]:
+        if len(s["rounds_bare_us"]) >= 20:  # many short blocks: the quartiles say more than the extremes
+            spread = f" IQR [{s['overhead_us_iqr'][0]:+.0f}..{s['overhead_us_iqr'][1]:+.0f}]"
+        elif s["overhead_us_range"]:
             spread = f" [{s['overhead_us_range'][0]:+.0f}..{s['overhead_us_range'][1]:+.0f}]"
+        else:
+            spread = (f" bare [{min(s['rounds_bare_us']):.0f}..{max(s['rounds_bare_us']):.0f}]"
+                      f" instr. [{min(s['rounds_instrumented_us']):.0f}..{max(s['rounds_instrumented_us']):.0f}]")
         rows.append(f"{label:<22}{shape:<7}{s['bare_us']:>9.1f}{s['instrumented_us']:>10.1f}"
                     f"{s['overhead_us']:>+9.1f} ({s['overhead_ratio']:+6.1%}){s['deferred_us']:>10.1f}"
                     f"{s['cpu_overhead_us']:>+9.1f}{spread}")
@@ -428,7 +482,7 @@ def print_table(report: dict[str, Any]) -> None:
           f"OpenInference {v['openinference-instrumentation-openai']}; {report['calls_per_round']} calls × "
           f"{report['rounds']} rounds, medians; {os.cpu_count()} cores\n")
     print(f"{'mode':<22}{'shape':<7}{'bare µs':>9}{'instr. µs':>10}{'overhead µs (%)':>19}{'deferred':>10}"
-          f"{'cpu +':>9} [overhead range over rounds]")
+          f"{'cpu +':>9} [spread over rounds]")
     for r in report["calls"]:
         print("\n".join(_mode_rows(r)))
     ours = next((r for r in report["calls"] if r["mode"] == "auriko-obs" and "error" not in r), None)
