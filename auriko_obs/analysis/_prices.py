@@ -132,9 +132,9 @@ priced AS (
     SELECT {', '.join(keys)},
            coalesce(c.input_tokens, 0) AS input_tokens, coalesce(c.output_tokens, 0) AS output_tokens,
            c.cost_usd, c.provider AS served_by,
-           list_transform(o.offers, x -> (coalesce(c.input_tokens, 0) * x.i
+           list_transform(o.offers, lambda x: (coalesce(c.input_tokens, 0) * x.i
                                           + coalesce(c.output_tokens, 0) * coalesce(x.o, 0)) / 1e6) AS costs,
-           list_filter(o.offers, x -> x.provider = c.provider) AS served
+           list_filter(o.offers, lambda x: x.provider = c.provider) AS served
     FROM {calls_source(w, dims)} AS c LEFT JOIN offers AS o 
         ON o.model = coalesce(c.model_canonical, c.request_model)
 ),

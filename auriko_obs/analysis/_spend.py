@@ -10,7 +10,7 @@ from ._query import (OTHER_LABEL, StoreLike, TimeLike, Values, calls_source, dim
 
 # The most used routing strategy; ties go to the alphabetically first, so results are reproducible.
 TOP_STRATEGY = ("list_sort(list_transform(map_entries(histogram(routing_strategy)), "
-                "e -> struct_pack(n := -e.value, k := e.key)))[1].k")
+                "lambda e: struct_pack(n := -CAST(e.value AS BIGINT), k := e.key)))[1].k")
 
 if TYPE_CHECKING:
     import pandas as pd
