@@ -71,7 +71,7 @@ for _name, _func in _COMMANDS.items():
 
 def _help(func: Callable) -> str:
     # magic_arguments formats help as reStructuredText for `%magic?`; people want plain text.
-    return func.parser.format_help().removeprefix("::").strip("\n") + "\n"
+    return "usage: " + func.parser.format_help().removeprefix("::").strip() + "\n"
 
 
 def _top_help() -> str:
@@ -226,6 +226,8 @@ def _run_cell_body(shell: Any, cell: str) -> Any:
     return None
 
 
+AurikoObsMagics.auriko_obs_track.parser.prog = "%%auriko_obs_track"
+
 # ---------------------------------------------------------------------- registration helpers
 
 _MAGIC_NAMES = (("line", "auriko_obs"), ("cell", "auriko_obs"), ("cell", "auriko_obs_track"))
@@ -239,7 +241,8 @@ def unregister_magics(shell: Any) -> None:
     manager.registry.pop(AurikoObsMagics.__name__, None)
 
 
-_DATAFRAME = ("pandas.core.frame", "DataFrame")
+# pandas 3 reports DataFrame's module as "pandas", older versions as "pandas.core.frame".
+_DATAFRAME_NAMES = (("pandas", "DataFrame"), ("pandas.core.frame", "DataFrame"))
 
 
 def _dataframe_html(frame: Any) -> str | None:
@@ -251,19 +254,16 @@ def _dataframe_html(frame: Any) -> str | None:
 def register_dataframe_html(shell: Any) -> None:
     """Shows DataFrames with ``*_usd`` columns as dollars in Jupyter (others as pandas does), without importing pandas."""
     formatter = shell.display_formatter.formatters["text/html"]
-    formatter.for_type_by_name(*_DATAFRAME, _dataframe_html)
+    for module, name in _DATAFRAME_NAMES:
+        formatter.for_type_by_name(module, name, _dataframe_html)
 
 
 def unregister_dataframe_html(shell: Any) -> None:
     formatter = shell.display_formatter.formatters["text/html"]
-    for registry, key in ((formatter.deferred_printers, _DATAFRAME), (formatter.type_printers, None)):
-        if key is not None:
-            if registry.get(key) is _dataframe_html:
+    for registry in (formatter.deferred_printers, formatter.type_printers):
+        for key, printer in list(registry.items()):
+            if printer is _dataframe_html:
                 registry.pop(key)
-        else:
-            for typ, printer in list(registry.items()):
-                if printer is _dataframe_html:
-                    registry.pop(typ)
 
 
 __all__ = ["AurikoObsMagics", "render_text"]
