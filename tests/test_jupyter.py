@@ -371,3 +371,24 @@ def test_plain_openai_calls_are_untouched_by_the_hook_when_not_loaded(sim):
     assert HOOKS.before_call is None
     with openai.OpenAI(base_url=sim.base_url, api_key=API_KEY, max_retries=0) as client:
         assert client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}]).choices
+
+
+def test_terminal_ipython_prints_the_footer_as_text(sim, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    cells = ("%load_ext auriko_obs\n"
+             "import openai, os\n"
+             "client = openai.OpenAI(base_url=os.environ['SIM_URL'], api_key='ak_t', max_retries=0)\n"
+             "r = client.chat.completions.create(model='gpt-4o-mini', messages=[{'role': 'user', 'content': 'hi'}])\n"
+             "x = 1\n")
+    env = {**os.environ, "SIM_URL": sim.base_url, "AURIKO_OBS_DB": str(tmp_path / "t.duckdb")}
+    env.pop("JPY_SESSION_NAME", None)
+    argv = [sys.executable, "-m", "IPython", "--simple-prompt", "--no-banner", "--colors=nocolor",
+            "--HistoryManager.enabled=False", "--TerminalInteractiveShell.confirm_exit=False"]
+    out = subprocess.run(argv, input=cells, capture_output=True, text=True, env=env, timeout=120).stdout
+    footers = [line for line in out.splitlines() if "auriko-obs · In[" in line]
+    assert len(footers) == 1, out
+    assert "In [4]: auriko-obs · In[4]: 1 call" in footers[0] and "openai ×1" in footers[0]
+    assert "<div" not in out
