@@ -392,3 +392,11 @@ def test_terminal_ipython_prints_the_footer_as_text(sim, tmp_path):
     assert len(footers) == 1, out
     assert "In [4]: auriko-obs · In[4]: 1 call" in footers[0] and "openai ×1" in footers[0]
     assert "<div" not in out
+
+
+def test_nested_and_empty_cells_belong_to_the_outer_cell(loaded, db_path):
+    cell = run(loaded, f"from IPython.utils.capture import capture_output\nwith capture_output():\n"
+                       f"    get_ipython().run_cell({ask()!r})\n    get_ipython().run_cell('')\n{ask()}")
+    assert cell.result.success
+    assert len(cell.footers) == 1 and "2 calls" in cell.footers[0]["text/plain"]
+    assert set(store_rows(db_path)["notebook_cell"]) == {f"In[{cell.result.execution_count}]"}

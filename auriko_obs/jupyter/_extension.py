@@ -109,7 +109,7 @@ class Extension:
         self._raw_count = 0
         self.instrumented_here = False
         self._runs = itertools.count(1)
-        self._depth = 0
+        self._info: Any = None  # the ExecutionInfo of the cell being run (nested runs have their own)
         self._calls_started = 0
         self._lock = threading.Lock()
         self._pipeline: Any = None
@@ -129,7 +129,8 @@ class Extension:
             active = instrumentation.instrument(service_name=service)
             self.instrumented_here = True
         else:
-            instrumentation.instrument(active.db_path if active.db_path else False)  # re-applies patches only
+            # Same store, capture setting and service: this only makes sure the class-level patches are on.
+            instrumentation.instrument(active.db_path or False, capture_content=active.capture_content)
         self._attach_ledger()
         HOOKS.before_call = self.before_call
         self.shell.events.register("pre_run_cell", self.pre_run_cell)
@@ -191,9 +192,9 @@ class Extension:
     # ------------------------------------------------------------------ IPython events
 
     def pre_run_cell(self, info: Any) -> None:
-        self._depth += 1
-        if self._depth > 1:  # a cell run from inside a cell (%run, %%capture): part of the outer cell
+        if self.cell is not None:  # a cell run from inside a cell (%%capture, …): part of the outer cell
             return
+        self._info = info
         try:
             self._attach_ledger()
             raw_count = self.shell.execution_count
@@ -213,13 +214,14 @@ class Extension:
             self.cell = None
 
     def post_run_cell(self, result: Any) -> None:
-        self._depth = max(self._depth - 1, 0)
-        if self._depth > 0:
+        # Only the cell whose pre_run_cell we saw: not nested runs, nor empty cells (IPython fires
+        # post_run_cell for those without a pre_run_cell).
+        if result is None or result.info is not self._info:
             return
-        cell, self.cell = self.cell, None
+        cell, self.cell, self._info = self.cell, None, None
         if cell is None:
             return
-        if result is not None and result.info.store_history and result.execution_count is not None:
+        if result.info.store_history and result.execution_count is not None:
             self._counted_early = result.execution_count == self._raw_count - 1
         if cell.calls == 0 or not self.footer:
             return
