@@ -7,7 +7,6 @@ Shared by ``Store._repr_html_``, the Jupyter extension (cell footer, magics) and
 from __future__ import annotations
 
 import html
-import math
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:

@@ -123,7 +123,7 @@ def test_footer_numbers_match_the_store(loaded, db_path, sim):
     assert summary.credits_balance_usd == pytest.approx(last_balance)
     # The same numbers, as people read them, in both renderings.
     text, html = footer["text/plain"], footer["text/html"]
-    for fragment in (f"4 calls", f"{int(summary.input_tokens):,} in", f"{int(summary.output_tokens):,} out",
+    for fragment in ("4 calls", f"{int(summary.input_tokens):,} in", f"{int(summary.output_tokens):,} out",
                      f"{int(summary.cached_tokens):,} cached", usd(summary.cost_usd),
                      f"cache saved {usd(summary.cache_savings_usd)}", "1 × budget_exhausted",
                      f"credit {usd(last_balance)} left"):
@@ -149,7 +149,7 @@ def test_no_footer_for_cells_without_calls_and_footer_can_be_switched_off(loaded
 def test_calls_from_threads_started_by_a_cell_belong_to_that_cell(loaded, db_path):
     code = ("from concurrent.futures import ThreadPoolExecutor\n"
             "def one(q):\n"
-            f"    return client.chat.completions.create(model='gpt-4o-mini', messages=[{{'role': 'user', 'content': q}}])\n"
+            "    return client.chat.completions.create(model='gpt-4o-mini', messages=[{'role': 'user', 'content': q}])\n"
             "with ThreadPoolExecutor(4) as pool:\n"
             "    replies = list(pool.map(one, ['a', 'b', 'c', 'd']))")
     cell = run(loaded, code)
@@ -400,3 +400,19 @@ def test_nested_and_empty_cells_belong_to_the_outer_cell(loaded, db_path):
     assert cell.result.success
     assert len(cell.footers) == 1 and "2 calls" in cell.footers[0]["text/plain"]
     assert set(store_rows(db_path)["notebook_cell"]) == {f"In[{cell.result.execution_count}]"}
+
+
+def test_a_broken_before_call_hook_is_counted_and_the_call_goes_ahead(instrumented, client):
+    from auriko_obs.instrumentation._state import INTERNAL_ERRORS
+
+    def broken(record):
+        raise KeyError("a bug of ours")
+
+    before = INTERNAL_ERRORS.counts["before_call"]
+    HOOKS.before_call = broken
+    try:
+        reply = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
+    finally:
+        HOOKS.before_call = None
+    assert reply.choices and INTERNAL_ERRORS.counts["before_call"] == before + 1
+    assert auriko_obs.flush(30) and len(auriko_obs.Store(instrumented).calls()) == 1

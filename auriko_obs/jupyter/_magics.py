@@ -13,7 +13,7 @@ from IPython.core.magic import Magics, cell_magic, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from .._display import frame_html, has_usd_columns, usd
-from ._summary import mime_bundle, render_text
+from ._summary import mime_bundle
 
 if TYPE_CHECKING:
     from ._extension import Extension
@@ -266,4 +266,4 @@ def unregister_dataframe_html(shell: Any) -> None:
                 registry.pop(key)
 
 
-__all__ = ["AurikoObsMagics", "render_text"]
+__all__ = ["AurikoObsMagics", "register_dataframe_html", "unregister_dataframe_html", "unregister_magics"]
