@@ -33,6 +33,20 @@ def instrument(*args: Any, **kwargs: Any) -> "Instrumentation":
     return _instrument(*args, **kwargs)
 
 
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext auriko_obs``: instruments the kernel, adds a spend footer and magics (see ``auriko_obs.jupyter``)."""
+    from .jupyter import load_ipython_extension as _load
+
+    _load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext auriko_obs``: restores the kernel as it was before loading."""
+    from .jupyter import unload_ipython_extension as _unload
+
+    _unload(ipython)
+
+
 def __getattr__(name: str) -> Any:
     # Lazy: `import auriko_obs` must not pay for openai, OpenTelemetry or DuckDB until they are used.
     if name in ("uninstrument", "wrap", "flush", "stats", "attributes", "Instrumentation"):

@@ -197,6 +197,12 @@ OTHER_ATTRIBUTES: tuple[tuple[str, str], ...] = (
     ("auriko.stream.completed", "stream read to its end (false: closed early or abandoned)"),
     ("auriko.stream.end", "how a stream ended: completed, closed, abandoned, error"),
     ("auriko.api", "client library: openai or auriko"),
+    ("auriko.notebook.session", "Jupyter extension: this load of the extension in a kernel"),
+    ("auriko.notebook.run", "Jupyter extension: one execution of one cell (session:n)"),
+    ("auriko.notebook.cell_id", "Jupyter extension: the frontend's cell id, else the run"),
+    ("auriko.notebook.execution_count", "Jupyter extension: the cell's execution count"),
+    ("auriko.notebook.path", "Jupyter extension: the notebook's path, when the frontend tells the kernel"),
+    ("auriko.experiment", "%%auriko_obs_track NAME: the experiment a cell's calls belong to"),
 )
 
 

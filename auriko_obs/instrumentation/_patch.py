@@ -20,10 +20,16 @@ from ._streams import AsyncStreamProxy, SyncStreamProxy
 
 
 class Hooks:
-    """Where finished records go (None: not instrumented), and whether content is captured."""
+    """Where finished records go (None: not instrumented), whether content is captured, and an optional
+    check run on the caller's thread before each call is sent (the Jupyter extension's session budget)."""
 
     submit: Callable[[CallRecord], None] | None = None
     capture_content: bool = False
+    before_call: Callable[[CallRecord], None] | None = None
+
+
+class StopCall(Exception):
+    """Raised by a ``before_call`` hook to stop a call before it is sent; the stop is recorded as a failed call."""
 
 
 HOOKS = Hooks()
@@ -83,12 +89,28 @@ def _start(kind: str, api: str, instance: Any, kwargs: dict) -> CallRecord | Non
         return None
 
 
+def _before_call(record: CallRecord, submit: Callable[[CallRecord], None]) -> None:
+    # A StopCall is the hook's decision (recorded, then raised to the caller); anything else is our bug.
+    __tracebackhide__ = True  # IPython shows the caller's line, not ours
+    hook = HOOKS.before_call
+    try:
+        if hook is not None:
+            hook(record)
+    except StopCall as exc:
+        _fail(record, exc, submit)
+        raise
+    except Exception as exc:
+        INTERNAL_ERRORS.record("before_call", exc)
+
+
 def sync_wrapper(kind: str, api: str) -> Callable:
     def wrapper(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
         record = _start(kind, api, instance, kwargs)
         if record is None:
             return wrapped(*args, **kwargs)
         submit = HOOKS.submit
+        if HOOKS.before_call is not None:
+            _before_call(record, submit)
         token = CURRENT.set(record)
         try:
             result = wrapped(*args, **kwargs)
@@ -108,6 +130,8 @@ def async_wrapper(kind: str, api: str) -> Callable:
         if record is None:
             return await wrapped(*args, **kwargs)
         submit = HOOKS.submit
+        if HOOKS.before_call is not None:
+            _before_call(record, submit)
         token = CURRENT.set(record)
         try:
             result = await wrapped(*args, **kwargs)

@@ -36,6 +36,25 @@ def parse_time(value: datetime | str | None, *, now: datetime | None = None) -> 
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
+_SUMMARY_SQL = """
+SELECT CASE WHEN grouping(coalesce(provider, '(not routed)')) = 1 THEN 'total'
+            ELSE coalesce(provider, '(not routed)') END AS provider, count(*) AS calls,
+       count(*) FILTER (WHERE status = 'error') AS errors,
+       coalesce(sum(input_tokens), 0)::BIGINT AS input_tokens,
+       coalesce(sum(cached_tokens), 0)::BIGINT AS cached_tokens,
+       coalesce(sum(output_tokens), 0)::BIGINT AS output_tokens,
+       sum(cost_usd) AS cost_usd, coalesce(sum(cache_savings_usd), 0) AS cache_savings_usd,
+       min(start_time) AS first_call, max(start_time) AS last_call
+FROM llm_calls
+GROUP BY ROLLUP (coalesce(provider, '(not routed)'))
+ORDER BY grouping(coalesce(provider, '(not routed)')), sum(cost_usd) DESC NULLS LAST, 1
+"""
+
+
+def _minute(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if hasattr(value, "strftime") else str(value)
+
+
 class Store:
     """A DuckDB store of LLM-call spans. Opens the file only for the moment of each query.
 
@@ -73,6 +92,29 @@ class Store:
                 params.append(bound)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         return self._query(f"SELECT * FROM llm_calls{where} ORDER BY start_time", params)
+
+    def summary(self) -> "pd.DataFrame":
+        """Returns one row per provider (plus a total row): calls, errors, tokens, cost and cache savings."""
+        return self._query(_SUMMARY_SQL)
+
+    def _repr_html_(self) -> str:
+        # Jupyter shows a Store as its per-provider totals, in dollars.
+        import html
+
+        from .._display import frame_html
+
+        title = f"auriko-obs store {self.path}"
+        if not os.path.exists(self.path):
+            return f"<p>{html.escape(title)}: no calls recorded yet (the file does not exist)</p>"
+        try:
+            frame = self.summary()
+        except Exception as exc:  # a locked or damaged file must not break the notebook's display
+            return f"<p>{html.escape(title)}: cannot read it now ({html.escape(str(exc))})</p>"
+        if frame.empty:
+            return f"<p>{html.escape(title)}: no calls recorded yet</p>"
+        return frame_html(frame.drop(columns=["first_call", "last_call"]),
+                          caption=f"{title} · schema v{self.schema_version} · calls from "
+                                  f"{_minute(frame['first_call'].min())} to {_minute(frame['last_call'].max())}")
 
     @property
     def schema_version(self) -> int:

@@ -1,0 +1,269 @@
+"""The magics: ``%auriko_obs [status|report|sql|budget|footer]`` and ``%%auriko_obs_track NAME``.
+
+Every command parses its arguments with IPython's ``magic_arguments`` and answers ``--help``.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import TYPE_CHECKING, Any, Callable
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_cell_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from .._display import frame_html, has_usd_columns, usd
+from ._summary import mime_bundle
+
+if TYPE_CHECKING:
+    from ._extension import Extension
+
+_HELP_FLAGS = ("-h", "--help")
+
+
+def _wants_help(line: str) -> bool:
+    return any(token in _HELP_FLAGS for token in line.split())
+
+
+@magic_arguments()
+def _status(self: Any, line: str) -> None:
+    """Shows this session's totals: calls, tokens, cost, cache savings, providers, errors, budgets."""
+
+
+@magic_arguments()
+@argument("--since", default=None, help='only calls started since then: "1h", "7d" or an ISO-8601 time')
+@argument("--by", default="provider", help="group by this column (provider, model, request_model, "
+          "routing_strategy, service_name, user_id, notebook_cell, tag, experiment, …); default provider")
+@argument("--session", action="store_true", help="only this session's calls (default: the whole store)")
+def _report(self: Any, line: str) -> None:
+    """Shows spend grouped by a column, as a table and a Plotly figure of cost over time."""
+
+
+@magic_arguments()
+@argument("query", nargs="*", help="any SQL over the store: tables spans, view llm_calls")
+def _sql(self: Any, line: str) -> None:
+    """Returns the result of a SQL query over the store as a DataFrame (``%%auriko_obs sql`` takes the cell)."""
+
+
+@magic_arguments()
+@argument("usd", nargs="?", default=None, help='the session budget in USD, or "off"; no value shows it')
+def _budget(self: Any, line: str) -> None:
+    """Sets a session budget: a call that would take this session's spend past it is stopped before it is sent.
+
+    The check adds this session's recorded spend, the calls in flight and the call about to be made, each
+    estimated at this session's mean cost per call (for that model when seen); the stopped call raises
+    SessionBudgetExceeded and is recorded as an error (error_code session_budget_exceeded).
+    """
+
+
+@magic_arguments()
+@argument("state", nargs="?", choices=("on", "off"), default=None, help="on or off; no value shows it")
+def _footer(self: Any, line: str) -> None:
+    """Switches the spend footer shown after each cell that made LLM calls."""
+
+
+_COMMANDS: dict[str, Callable] = {"status": _status, "report": _report, "sql": _sql, "budget": _budget,
+                                  "footer": _footer}
+_SUMMARIES = {name: func.parser.description.strip().splitlines()[0] for name, func in _COMMANDS.items()}
+for _name, _func in _COMMANDS.items():
+    _func.parser.prog = f"%auriko_obs {_name}"
+
+
+def _help(func: Callable) -> str:
+    # magic_arguments formats help as reStructuredText for `%magic?`; people want plain text.
+    return "usage: " + func.parser.format_help().removeprefix("::").strip() + "\n"
+
+
+def _top_help() -> str:
+    lines = ["usage: %auriko_obs [COMMAND] [--help]", "",
+             "auriko-obs in this kernel. Commands (each takes --help):"]
+    for name, summary in _SUMMARIES.items():
+        lines.append(f"  {name:<8} {summary}")
+    lines += ["", "Cell magic: %%auriko_obs_track NAME  tags the cell's calls with experiment NAME."]
+    return "\n".join(lines)
+
+
+@magics_class
+class AurikoObsMagics(Magics):
+    """``%auriko_obs`` and ``%%auriko_obs_track``, bound to one Extension."""
+
+    def __init__(self, shell: Any, extension: "Extension") -> None:
+        super().__init__(shell)
+        self.extension = extension
+
+    @line_cell_magic
+    def auriko_obs(self, line: str, cell: str | None = None) -> Any:
+        """auriko-obs in this kernel: ``%auriko_obs [status|report|sql|budget|footer] [--help]``."""
+        command, _, rest = line.strip().partition(" ")
+        command = command or "status"
+        if command in _HELP_FLAGS:
+            print(_top_help())
+            return None
+        func = _COMMANDS.get(command)
+        if func is None:
+            raise UsageError(f"unknown command {command!r}; one of {', '.join(_COMMANDS)} (see %auriko_obs --help)")
+        rest = rest.strip()
+        if command != "sql" and _wants_help(rest) or command == "sql" and rest in _HELP_FLAGS:
+            print(_help(func))
+            return None
+        return getattr(self, f"_{command}")(rest, cell)
+
+    @magic_arguments()
+    @argument("name", help="the experiment's name, stored as span attribute auriko.experiment")
+    @cell_magic
+    def auriko_obs_track(self, line: str, cell: str) -> Any:
+        """Runs the cell with its calls attributed to a named experiment (``auriko.experiment``)."""
+        if _wants_help(line):
+            print(_help(self.auriko_obs_track))
+            return None
+        args = parse_argstring(self.auriko_obs_track, line)
+        previous, self.extension.experiment = self.extension.experiment, args.name
+        try:
+            return _run_cell_body(self.shell, cell)
+        finally:
+            self.extension.experiment = previous
+
+    # ------------------------------------------------------------------ commands
+
+    def _status(self, rest: str, cell: str | None) -> None:
+        parse_argstring(_status, rest)
+        ext = self.extension
+        summary = ext.summarize_session()
+        state = (f"store {ext.store_path or '(none)'} · footer {'on' if ext.footer else 'off'} · "
+                 f"session budget {'none' if ext.budget_usd is None else usd(ext.budget_usd)}")
+        if summary is None:
+            print(f"auriko-obs · session {ext.session}: {state}")
+            return
+        bundle = mime_bundle(summary)
+        bundle["text/plain"] += "\n" + state
+        bundle["text/html"] += f'<div style="font:11px monospace;opacity:.7">{state}</div>'
+        _display(bundle, raw=True)
+
+    def _report(self, rest: str, cell: str | None) -> None:
+        from ._report import report
+
+        args = parse_argstring(_report, rest)
+        ext = self.extension
+        if ext.store_path is None:
+            raise UsageError("no store: the instrumentation was started with db=False")
+        try:
+            table, figure = report(ext.store_path, by=args.by, since=args.since,
+                                   session=ext.session if args.session else None)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        ext.last_report = (table, figure)
+        _display(table)
+        if figure is not None and _has_rich_frontend(self.shell):
+            _display(figure)
+
+    def _sql(self, rest: str, cell: str | None) -> Any:
+        from .. import flush
+        from ..store import Store
+
+        query = (cell or "").strip() or rest
+        if not query:
+            raise UsageError("%auriko_obs sql needs a query, e.g. %auriko_obs sql SELECT count(*) FROM llm_calls")
+        if self.extension.store_path is None:
+            raise UsageError("no store: the instrumentation was started with db=False")
+        flush(10)
+        try:
+            return Store(self.extension.store_path).sql(query)
+        except Exception as exc:  # DuckDB's own message says what is wrong with the query
+            if type(exc).__module__.startswith("duckdb"):
+                raise UsageError(f"{type(exc).__name__}: {exc}") from None
+            raise
+
+    def _budget(self, rest: str, cell: str | None) -> None:
+        args = parse_argstring(_budget, rest)
+        ext = self.extension
+        if args.usd is not None:
+            if args.usd.lower() in ("off", "none"):
+                ext.budget_usd = None
+            else:
+                try:
+                    value = float(args.usd.lstrip("$"))
+                except ValueError:
+                    raise UsageError(f"not an amount in USD: {args.usd!r} (e.g. 5.00, or off)") from None
+                if not value >= 0 or value == float("inf"):
+                    raise UsageError(f"the budget must be a positive amount in USD, not {args.usd!r}")
+                ext.budget_usd = value
+        spent = ext.ledger.spent_usd
+        if ext.budget_usd is None:
+            print(f"auriko-obs: no session budget (this session has spent {usd(spent)})")
+        else:
+            left = max(ext.budget_usd - spent, 0.0)
+            print(f"auriko-obs: session budget {usd(ext.budget_usd)}; spent {usd(spent)}, {usd(left)} left. "
+                  f"Calls that would go past it are stopped before they are sent.")
+
+    def _footer(self, rest: str, cell: str | None) -> None:
+        args = parse_argstring(_footer, rest)
+        if args.state is not None:
+            self.extension.footer = args.state == "on"
+        print(f"auriko-obs: cell footer {'on' if self.extension.footer else 'off'}")
+
+
+def _display(obj: Any, **kwargs: Any) -> None:
+    from IPython.display import display
+
+    display(obj, **kwargs)
+
+
+def _has_rich_frontend(shell: Any) -> bool:
+    # A kernel talks to Jupyter (or VS Code, nbclient): figures render there. A terminal shows text only.
+    return getattr(shell, "kernel", None) is not None
+
+
+def _run_cell_body(shell: Any, cell: str) -> Any:
+    """Returns the value of the body's last expression after running it in the user namespace (like %%time)."""
+    source = shell.transform_cell(cell)
+    tree = ast.parse(source)
+    last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+    namespace = shell.user_ns
+    if tree.body:
+        exec(compile(tree, "<auriko_obs_track>", "exec"), namespace)
+    if last is not None:
+        return eval(compile(ast.Expression(last.value), "<auriko_obs_track>", "eval"), namespace)
+    return None
+
+
+AurikoObsMagics.auriko_obs_track.parser.prog = "%%auriko_obs_track"
+
+# ---------------------------------------------------------------------- registration helpers
+
+_MAGIC_NAMES = (("line", "auriko_obs"), ("cell", "auriko_obs"), ("cell", "auriko_obs_track"))
+
+
+def unregister_magics(shell: Any) -> None:
+    """Removes our magics from the shell (IPython has no public call for it)."""
+    manager = shell.magics_manager
+    for kind, name in _MAGIC_NAMES:
+        manager.magics[kind].pop(name, None)
+    manager.registry.pop(AurikoObsMagics.__name__, None)
+
+
+# pandas 3 reports DataFrame's module as "pandas", older versions as "pandas.core.frame".
+_DATAFRAME_NAMES = (("pandas", "DataFrame"), ("pandas.core.frame", "DataFrame"))
+
+
+def _dataframe_html(frame: Any) -> str | None:
+    if has_usd_columns(frame):
+        return frame_html(frame)
+    return frame._repr_html_()
+
+
+def register_dataframe_html(shell: Any) -> None:
+    """Shows DataFrames with ``*_usd`` columns as dollars in Jupyter (others as pandas does), without importing pandas."""
+    formatter = shell.display_formatter.formatters["text/html"]
+    for module, name in _DATAFRAME_NAMES:
+        formatter.for_type_by_name(module, name, _dataframe_html)
+
+
+def unregister_dataframe_html(shell: Any) -> None:
+    formatter = shell.display_formatter.formatters["text/html"]
+    for registry in (formatter.deferred_printers, formatter.type_printers):
+        for key, printer in list(registry.items()):
+            if printer is _dataframe_html:
+                registry.pop(key)
+
+
+__all__ = ["AurikoObsMagics", "register_dataframe_html", "unregister_dataframe_html", "unregister_magics"]
