@@ -49,10 +49,14 @@ class Instrumentation:
         return f"Instrumentation(db={self.db_path!r}, service_name={self.service_name!r})"
 
     def flush(self, timeout_s: float | None = 30.0) -> bool:
-        """Returns True once every finished call is in the store (and handed to the OTLP exporter)."""
+        """Returns True once every finished call is in the store (and queued for the OTLP exporter).
+
+        It does not wait on a collector: the OTLP queue is drained by its own thread, at exit (5 s at
+        most) and by ``uninstrument()``.
+        """
         done = self.pipeline.flush(timeout_s)
-        if done and self.export is not None:
-            done = self.export.flush(timeout_s)
+        if done and self.export is not None:  # other instrumentations' GenAI spans, from the app's provider
+            done = self.export.flush_store(timeout_s)
         return done
 
     def stats(self) -> dict[str, Any]:

@@ -41,7 +41,14 @@ class Export:
     def prometheus_port(self) -> int | None:
         return getattr(self.metrics, "prometheus_port", None)
 
+    def flush_store(self, timeout_s: float | None = 30.0) -> bool:
+        """Waits for the foreign GenAI spans bound for DuckDB (not for any network exporter)."""
+        if self.foreign_queue is None:
+            return True
+        return self.foreign_queue.force_flush(int((timeout_s if timeout_s is not None else 3600) * 1000))
+
     def flush(self, timeout_s: float | None = 30.0) -> bool:
+        """Waits for everything, the OTLP exporter's network sends included."""
         millis = int((timeout_s if timeout_s is not None else 3600) * 1000)
         done = True
         for consumer in (self.otlp, self.foreign_queue, self.forwarder, self.metrics):
