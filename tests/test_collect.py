@@ -291,28 +291,39 @@ def test_other_conventions_map_onto_llm_calls_columns(collector):
     assert rows["text-embedding-3-small"]["cost_usd"] == pytest.approx(0.00002)
 
 
+OPENLLMETRY_SCRIPT = """
+import sys, openai
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.instrumentation.openai import OpenAIInstrumentor
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+base_url, endpoint, token, key = sys.argv[1:5]
+tp = TracerProvider(resource=Resource.create({"service.name": "openllmetry-app"}))
+tp.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=endpoint,
+                                                           headers={"authorization": "Bearer " + token})))
+OpenAIInstrumentor().instrument(tracer_provider=tp)
+client = openai.OpenAI(base_url=base_url, api_key=key, max_retries=0)
+for model in ("gpt-4o", "claude-sonnet-4", "gpt-4o-mini"):
+    client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hello " + model}])
+stream = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "stream"}],
+                                        stream=True, stream_options={"include_usage": True})
+for _ in stream:
+    pass
+tp.shutdown()
+"""
+
+
 def test_openllmetry_spans_from_the_simulator_land_in_llm_calls(collector, sim):
-    """The real OpenLLMetry instrumentation, the real OTLP exporter, our receiver."""
-    import openai
-    from opentelemetry.instrumentation.openai import OpenAIInstrumentor
+    """The real OpenLLMetry instrumentation, the real OTLP exporter, our receiver.
 
-    import auriko_obs
-
-    auriko_obs.uninstrument()  # OpenLLMetry alone records these calls
-    tp = _provider(_official_exporter("http", collector), service="openllmetry-app")
-    instrumentor = OpenAIInstrumentor()
-    instrumentor.instrument(tracer_provider=tp)
-    try:
-        client = openai.OpenAI(base_url=sim.base_url, api_key=API_KEY, max_retries=0)
-        for model in ("gpt-4o", "claude-sonnet-4", "gpt-4o-mini"):
-            client.chat.completions.create(model=model, messages=[{"role": "user", "content": f"hello {model}"}])
-        stream = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "stream"}],
-                                                stream=True, stream_options={"include_usage": True})
-        for _ in stream:
-            pass
-    finally:
-        instrumentor.uninstrument()
-        tp.shutdown()
+    In a child process: OpenLLMetry patches the openai SDK, and its uninstrument() does not restore
+    everything our own instrumentation relies on in this test process.
+    """
+    done = subprocess.run([sys.executable, "-c", OPENLLMETRY_SCRIPT, sim.base_url, collector.url, TOKEN, API_KEY],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
     collector.receiver.flush(30)
     calls = Store(collector.db).calls().sort_values("start_time")
     ledger = sim.ledger()

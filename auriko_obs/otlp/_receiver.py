@@ -250,7 +250,17 @@ def make_handler(receiver: Receiver, token: str | None, max_body: int, max_decod
                 return self._error(411, "Content-Length required", as_json)
             length = int(length_text)
             if length > max_body:
-                self.close_connection = True  # the body is left unread
+                # Read (and discard) a moderately oversized body so the client sees the 413 rather than a
+                # reset; a huge one is left unread and the connection closed.
+                if length <= max(4 * max_body, 64 << 20):
+                    left = length
+                    while left > 0:
+                        chunk = self.rfile.read(min(left, 1 << 20))
+                        if not chunk:
+                            break
+                        left -= len(chunk)
+                else:
+                    self.close_connection = True
                 return self._error(413, f"body of {length} bytes is over the {max_body}-byte limit", as_json)
             body = self.rfile.read(length)
             if content_type not in ("application/x-protobuf", "application/json"):
