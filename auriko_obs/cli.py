@@ -161,6 +161,9 @@ def schema() -> None:
     print(fields.schema_markdown())
 
 
+from .otlp import cli as _otlp_cli  # noqa: E402,F401
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Returns the exit code of the ``auriko-obs`` command line."""
     try:

@@ -11,6 +11,8 @@ Configuration:
 - ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES``: the spans' resource.
 - ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true``: record prompts and completions
   (off by default; ``capture_content=True`` does the same).
+- ``OTEL_EXPORTER_OTLP_*``, ``OTEL_TRACES_EXPORTER``, ``OTEL_METRICS_EXPORTER``, ``OTEL_BSP_*``:
+  OTLP export (see ``instrument``); ``AURIKO_OBS_PROMETHEUS``: a Prometheus ``/metrics`` port.
 """
 
 from __future__ import annotations
@@ -40,13 +42,22 @@ class Instrumentation:
         self.db_path = db_path
         self.service_name = service_name
         self.capture_content = capture_content
+        self.export: Any = None  # auriko_obs.otlp._setup.Export: OTLP, metrics, the app's provider
+        self.config: Any = None
 
     def __repr__(self) -> str:
         return f"Instrumentation(db={self.db_path!r}, service_name={self.service_name!r})"
 
     def flush(self, timeout_s: float | None = 30.0) -> bool:
-        """Returns True once every finished call is in the store."""
-        return self.pipeline.flush(timeout_s)
+        """Returns True once every finished call is in the store (and queued for the OTLP exporter).
+
+        It does not wait on a collector: the OTLP queue is drained by its own thread, at exit (5 s at
+        most) and by ``uninstrument()``.
+        """
+        done = self.pipeline.flush(timeout_s)
+        if done and self.export is not None:  # other instrumentations' GenAI spans, from the app's provider
+            done = self.export.flush_store(timeout_s)
+        return done
 
     def stats(self) -> dict[str, Any]:
         """Returns counters: spans exported and dropped, export failures, internal errors, spooled rows."""
@@ -57,6 +68,7 @@ class Instrumentation:
             "export_failures": dict(self.pipeline.export_failures),
             "internal_errors": dict(INTERNAL_ERRORS.counts),
             "spooled_spans": getattr(store, "spooled_spans", 0),
+            **(self.export.stats() if self.export is not None else {}),
         }
 
 
@@ -81,49 +93,115 @@ def _resource(service_name: str | None):
     return resource
 
 
-def _start(db: str | os.PathLike[str] | None | bool, service_name: str | None, capture: bool) -> Instrumentation:
+def _start(db: str | os.PathLike[str] | None | bool, service_name: str | None, capture: bool,
+           otlp: Any = None, tracer_provider: Any = None, metrics: Any = None,
+           prometheus: Any = None) -> Instrumentation:
     from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
     from ..store import DuckDBSpanExporter, default_path
 
-    exporters = []
+    exporters: list[Any] = []
     db_path = None
     if db is not False:
         exporter = DuckDBSpanExporter(default_path() if db in (None, True) else db)
         db_path = exporter.path
         exporters.append(exporter)
-    resource = _resource(service_name)
+    export = None
+    if _wants_otel(otlp, tracer_provider, metrics, prometheus):
+        from ..otlp._setup import setup_export
+
+        export = setup_export(otlp=otlp, tracer_provider=tracer_provider, metrics=metrics, prometheus=prometheus,
+                              store=exporters[0] if exporters else None, service_name=service_name)
+    resource = export.resource if export is not None and export.resource is not None else _resource(service_name)
+    if export is not None:
+        exporters.extend(export.consumers)
     pipeline = Pipeline(exporters, resource, InstrumentationScope("auriko_obs", __version__),
                         capture_content=capture)
     HOOKS.submit = pipeline.submit
     HOOKS.capture_content = capture
-    return Instrumentation(pipeline, db_path, str(resource.attributes.get("service.name")), capture)
+    active = Instrumentation(pipeline, db_path, str(resource.attributes.get("service.name")), capture)
+    active.export = export
+    return active
+
+
+def _wants_otel(otlp: Any, tracer_provider: Any, metrics: Any, prometheus: Any) -> bool:
+    # Keeps `instrument()` from importing the OTLP machinery when nothing asks for it.
+    if otlp not in (None, False) or tracer_provider not in (None, False) or metrics or prometheus is not None:
+        return True
+    if os.environ.get("AURIKO_OBS_PROMETHEUS"):
+        return True
+    if otlp is None and (os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+                         or os.environ.get("OTEL_TRACES_EXPORTER")):
+        return True
+    if metrics is None:
+        from opentelemetry import metrics as metrics_api
+
+        if type(metrics_api.get_meter_provider()).__module__.startswith("opentelemetry.sdk"):
+            return True
+    if tracer_provider is None:
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+
+        return isinstance(trace.get_tracer_provider(), TracerProvider)
+    return False
 
 
 def instrument(db: str | os.PathLike[str] | None | bool = None, *, service_name: str | None = None,
-               otlp: Any = None, capture_content: bool = False, tracer_provider: Any = None) -> Instrumentation:
+               otlp: Any = None, capture_content: bool = False, tracer_provider: Any = None,
+               metrics: bool | None = None, prometheus: int | str | None = None) -> Instrumentation:
     """Returns the active Instrumentation after patching the openai SDK process-wide.
 
     ``db``: the DuckDB store path (default ``$AURIKO_OBS_DB`` or ``./auriko_obs.duckdb``; ``False``
-    for none). Calling it again is harmless; with a different ``db`` or ``service_name`` it first
-    flushes, then switches.
+    for none). Calling it again is harmless; with different arguments it first flushes, then switches.
+
+    ``otlp``: also send spans (and GenAI metrics) to an OTLP collector. ``None`` (default): when the
+    standard variables ask for it (``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``..._TRACES_ENDPOINT`` set, or
+    ``OTEL_TRACES_EXPORTER=otlp``; ``OTEL_TRACES_EXPORTER=none`` turns it off) and the application has
+    no TracerProvider of its own. ``True``: on, configured by ``OTEL_*``. ``False``: off. A URL: the
+    endpoint. A dict: ``endpoint``, ``protocol`` (``http/protobuf`` or ``grpc``), ``headers``,
+    ``timeout``, ``metrics`` (default True). A ``SpanExporter``: used as is.
+
+    ``tracer_provider``: the application's SDK TracerProvider (default: the global one, if it is an
+    SDK provider; ``False``: ignore it). Our spans are handed to its span processors, and a processor
+    is added to it that stores other instrumentations' GenAI spans in DuckDB. It is never replaced.
+
+    ``metrics``: GenAI metrics (default: on when an OTLP exporter, a Prometheus port or an application
+    MeterProvider is there to take them). ``prometheus``: serve ``/metrics`` on this port (or
+    ``"host:port"``; 127.0.0.1 by default; ``$AURIKO_OBS_PROMETHEUS`` does the same).
     """
     global _active
     from ..store import default_path
 
-    if otlp is not None or tracer_provider is not None:
-        raise NotImplementedError("OTLP export and tracer_provider= are not available in this version yet")
     capture = capture_content or _capture_from_env()
+    if prometheus is None and os.environ.get("AURIKO_OBS_PROMETHEUS"):
+        prometheus = os.environ["AURIKO_OBS_PROMETHEUS"]
+    config = (_key(otlp), _key(tracer_provider), metrics, prometheus)
     with _lock:
         wanted_db = None if db is False else os.path.abspath(os.fspath(default_path() if db in (None, True) else db))
         if _active is not None and (_active.db_path != wanted_db or _active.capture_content != capture
-                                    or (service_name and service_name != _active.service_name)):
-            _active.pipeline.shutdown()
+                                    or (service_name and service_name != _active.service_name)
+                                    or _active.config != config):
+            _shutdown(_active)
             _active = None
         if _active is None:
-            _active = _start(db, service_name, capture)
+            _active = _start(db, service_name, capture, otlp, tracer_provider, metrics, prometheus)
+            _active.config = config
         _patcher.apply(OPENAI_TARGETS + AURIKO_TARGETS + HTTP_TARGETS)
         return _active
+
+
+def _key(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, str, int, float)):
+        return value
+    if isinstance(value, dict):
+        return repr(sorted(value.items(), key=lambda kv: kv[0]))
+    return id(value)
+
+
+def _shutdown(active: Instrumentation) -> None:
+    active.pipeline.shutdown()
+    if active.export is not None:
+        active.export.close()
 
 
 def uninstrument() -> None:
@@ -133,7 +211,7 @@ def uninstrument() -> None:
         _patcher.revert()
         HOOKS.submit = None
         if _active is not None:
-            _active.pipeline.shutdown()
+            _shutdown(_active)
             _active = None
 
 

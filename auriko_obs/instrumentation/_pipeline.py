@@ -165,6 +165,9 @@ def _flush_all_at_exit() -> None:
     for pipeline in list(_PIPELINES):
         try:
             pipeline.flush(10.0)
+            for exporter in pipeline.exporters:  # consumers with a queue of their own (OTLP) drain too
+                if hasattr(exporter, "force_flush"):
+                    exporter.force_flush(5_000)
         except Exception:
             pass
 

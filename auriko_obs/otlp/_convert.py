@@ -1,0 +1,156 @@
+"""OTLP trace requests (protobuf or OTLP/JSON) → Arrow tables of ``spans`` rows for the DuckDB store.
+
+The rows have exactly the layout ``store._rows.spans_to_table`` builds from our own ReadableSpans
+(``RAW_SCHEMA``), so received spans go through the same insert (``DuckDBSpanExporter.export_table``),
+which types the ``llm_calls`` columns from the ``attributes`` JSON. Other instrumentations' attribute
+names are mapped onto ours first (``_mapping.normalize``).
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from ..store._rows import RAW_SCHEMA
+from ._mapping import looks_genai, normalize
+
+_KINDS = ("INTERNAL", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")  # index = OTLP SpanKind
+_STATUS_ERROR = 2
+_SCALARS = frozenset({"string_value", "int_value", "double_value", "bool_value"})
+
+
+class MalformedRequest(ValueError):
+    """The payload cannot be decoded as an OTLP trace request (answered with 400)."""
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def any_value(value: Any) -> Any:
+    """Returns the Python value of an OTLP ``AnyValue``."""
+    kind = value.WhichOneof("value")
+    if kind in _SCALARS:
+        return getattr(value, kind)
+    if kind == "array_value":
+        return [any_value(v) for v in value.array_value.values]
+    if kind == "kvlist_value":
+        return {kv.key: any_value(kv.value) for kv in value.kvlist_value.values}
+    if kind == "bytes_value":
+        return base64.b64encode(value.bytes_value).decode()
+    return None
+
+
+def key_values(items: Any) -> dict[str, Any]:
+    out = {}
+    for kv in items:
+        value = kv.value
+        kind = value.WhichOneof("value")
+        out[kv.key] = getattr(value, kind) if kind in _SCALARS else any_value(value)
+    return out
+
+
+def parse_protobuf(body: bytes) -> Any:
+    from google.protobuf.message import DecodeError
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    request = ExportTraceServiceRequest()
+    try:
+        request.ParseFromString(body)
+    except (DecodeError, ValueError, RuntimeError) as exc:
+        raise MalformedRequest(f"not an OTLP ExportTraceServiceRequest: {exc}") from None
+    return request
+
+
+_ID_FIELDS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
+
+
+def _hex_ids_to_base64(obj: dict) -> None:
+    # OTLP/JSON writes ids as hex, where the protobuf JSON mapping expects base64.
+    for name in _ID_FIELDS:
+        value = obj.get(name)
+        if isinstance(value, str) and value:
+            try:
+                obj[name] = base64.b64encode(bytes.fromhex(value)).decode()
+            except ValueError:
+                raise MalformedRequest(f"{name} is not hex: {value[:40]!r}") from None
+
+
+def parse_json(body: bytes) -> Any:
+    from google.protobuf.json_format import ParseDict, ParseError
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedRequest(f"invalid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise MalformedRequest("an OTLP/JSON request is an object")
+    try:
+        for resource_spans in data.get("resourceSpans") or data.get("resource_spans") or ():
+            for scope_spans in resource_spans.get("scopeSpans") or resource_spans.get("scope_spans") or ():
+                for span in scope_spans.get("spans") or ():
+                    _hex_ids_to_base64(span)
+                    for link in span.get("links") or ():
+                        _hex_ids_to_base64(link)
+        return ParseDict(data, ExportTraceServiceRequest(), ignore_unknown_fields=True)
+    except MalformedRequest:
+        raise
+    except (ParseError, AttributeError, TypeError, ValueError) as exc:
+        raise MalformedRequest(f"not an OTLP/JSON trace request: {exc}") from None
+
+
+def count_spans(request: Any) -> int:
+    return sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+
+
+def request_to_table(request: Any) -> tuple[pa.Table, int]:
+    """Returns (rows, rejected): one row per valid span; spans with invalid ids are rejected."""
+    cols: dict[str, list] = {name: [] for name in RAW_SCHEMA.names}
+    trace_ids, span_ids, parents = cols["trace_id"], cols["span_id"], cols["parent_span_id"]
+    starts, ends, durations = cols["start_time"], cols["end_time"], cols["duration_ms"]
+    services, statuses, attrs_col, names = cols["service_name"], cols["status"], cols["attributes"], cols["name"]
+    kinds, messages, scopes, resources, events_col = (cols["kind"], cols["status_message"], cols["scope_name"],
+                                                      cols["resource"], cols["events"])
+    rejected = 0
+    for resource_spans in request.resource_spans:
+        resource_attrs = key_values(resource_spans.resource.attributes)
+        service = resource_attrs.get("service.name")
+        service = str(service) if service is not None else None
+        resource_json = _dumps(resource_attrs)
+        for scope_spans in resource_spans.scope_spans:
+            scope = scope_spans.scope.name or None
+            for span in scope_spans.spans:
+                trace_id, span_id = span.trace_id, span.span_id
+                if len(trace_id) != 16 or len(span_id) != 8 or not any(trace_id) or not any(span_id):
+                    rejected += 1
+                    continue
+                attributes = key_values(span.attributes)
+                if looks_genai(attributes):
+                    normalize(attributes)
+                start, end = span.start_time_unix_nano, span.end_time_unix_nano
+                trace_ids.append(trace_id.hex())
+                span_ids.append(span_id.hex())
+                parent = span.parent_span_id
+                parents.append(parent.hex() if len(parent) == 8 and any(parent) else None)
+                starts.append(start)
+                ends.append(end)
+                durations.append((end - start) / 1e6 if start and end else None)
+                services.append(service)
+                code = span.status.code
+                statuses.append("error" if code == _STATUS_ERROR else "ok")
+                messages.append(span.status.message or None)
+                attrs_col.append(_dumps(attributes))
+                names.append(span.name)
+                kind = span.kind
+                kinds.append(_KINDS[kind] if 0 <= kind < len(_KINDS) else "INTERNAL")
+                scopes.append(scope)
+                resources.append(resource_json)
+                events = span.events
+                events_col.append(_dumps([{"name": e.name, "timestamp": e.time_unix_nano,
+                                           "attributes": key_values(e.attributes)} for e in events])
+                                  if events else None)
+    return pa.Table.from_pydict(cols, schema=RAW_SCHEMA), rejected

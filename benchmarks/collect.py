@@ -1,0 +1,183 @@
+"""OTLP benchmarks: what `auriko-obs collect` sustains, and what OTLP export costs an instrumented call.
+
+1. Receiver: `auriko-obs collect` runs in its own process; 4 exporter processes, each with the official
+   `opentelemetry-exporter-otlp-proto-http` exporter, send spans built by our pipeline from real call
+   records (about 40 attributes each) in batches of 512. The rate is spans *written to DuckDB* per second,
+   from the first request until the store holds them all. Target: >= 20,000 spans/s on 2 cores.
+2. Caller overhead: per-call µs of an instrumented `openai` client (in-process mock transport, as in
+   `overhead.py`) with OTLP export off, on (to a running collector), and on with the collector down.
+   Target: no increase in the caller's latency with the collector down (drops are counted).
+
+    python benchmarks/collect.py [--spans-per-exporter 25000] [--calls 400] [--rounds 7] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+TARGET_SPANS_PER_S = 20_000
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_collector(db: str, *extra: str) -> tuple[subprocess.Popen, int]:
+    proc = subprocess.Popen([sys.executable, "-c", "from auriko_obs.cli import main; raise SystemExit(main())",
+                             "collect", "--db", db, "--port", "0", *extra], stderr=subprocess.PIPE, text=True)
+    line = proc.stderr.readline()
+    match = re.search(r"127\.0\.0\.1:(\d+)/v1/traces", line)
+    if not match:
+        proc.kill()
+        raise RuntimeError(f"collect did not start: {line}")
+    return proc, int(match.group(1))
+
+
+def _exporter_process(port: int, count: int, ready: Any, go: Any, out: Any) -> None:
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    from overhead import _spans_like_the_pipeline
+
+    spans, _ = _spans_like_the_pipeline(count)
+    exporter = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{port}/v1/traces", timeout=60)
+    ready.set()
+    go.wait()
+    start = time.perf_counter()
+    failed = 0
+    for i in range(0, count, 512):
+        if exporter.export(spans[i:i + 512]).name != "SUCCESS":
+            failed += len(spans[i:i + 512])
+    out.put({"send_s": time.perf_counter() - start, "failed": failed})
+    exporter.shutdown()
+
+
+def _count(db: str) -> int:
+    from auriko_obs import Store
+
+    try:
+        return int(Store(db).sql("SELECT count(*) AS n FROM spans")["n"][0])
+    except Exception:
+        return 0
+
+
+def run_receiver(per_exporter: int, exporters: int = 4) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as folder:
+        db = os.path.join(folder, "collected.duckdb")
+        proc, port = _start_collector(db, "--flush-interval", "0.2")
+        ctx = mp.get_context("spawn")
+        ready = [ctx.Event() for _ in range(exporters)]
+        go, out = ctx.Event(), ctx.Queue()
+        workers = [ctx.Process(target=_exporter_process, args=(port, per_exporter, ready[i], go, out))
+                   for i in range(exporters)]
+        for w in workers:
+            w.start()
+        for r in ready:
+            r.wait(600)
+        total = per_exporter * exporters
+        start = time.perf_counter()
+        go.set()
+        sends = [out.get(timeout=600) for _ in workers]
+        sent_s = time.perf_counter() - start
+        while _count(db) < total and time.perf_counter() - start < 600:
+            time.sleep(0.1)
+        written_s = time.perf_counter() - start
+        stored = _count(db)
+        for w in workers:
+            w.join(60)
+        proc.send_signal(signal.SIGTERM)
+        summary = proc.stderr.read()
+        proc.wait(60)
+    return {"exporters": exporters, "spans": total, "stored": stored, "sent_s": round(sent_s, 2),
+            "written_s": round(written_s, 2), "spans_per_s": round(stored / written_s),
+            "failed": sum(s["failed"] for s in sends), "collector": summary.strip().splitlines()[-1][:300]}
+
+
+def _per_call_us(call: Any, calls: int) -> float:
+    start = time.perf_counter()
+    for _ in range(calls):
+        call()
+    return (time.perf_counter() - start) / calls * 1e6
+
+
+def run_overhead(calls: int, rounds: int) -> dict[str, Any]:
+    import auriko_obs
+    from overhead import _calls, _client
+
+    results: dict[str, list[float]] = {"otlp off": [], "otlp on": [], "collector down": []}
+    stats: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        proc, port = _start_collector(os.path.join(folder, "collector.duckdb"))
+        dead = _free_port()
+        configs = {"otlp off": False,
+                   "otlp on": {"endpoint": f"http://127.0.0.1:{port}", "metrics": False},
+                   "collector down": {"endpoint": f"http://127.0.0.1:{dead}", "metrics": False}}
+        shaped = _calls(_client())
+        for round_ in range(rounds):
+            for mode, otlp in configs.items():
+                auriko_obs.instrument(db=os.path.join(folder, f"own-{round_}.duckdb"), otlp=otlp,
+                                      service_name=f"bench-{mode}")
+                shaped["plain"]()  # warm
+                results[mode].append(_per_call_us(shaped["plain"], calls))
+                auriko_obs.flush(60)
+                stats[mode] = auriko_obs.stats().get("otlp")
+                auriko_obs.uninstrument()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+    medians = {mode: round(statistics.median(v), 1) for mode, v in results.items()}
+    base = medians["otlp off"]
+    return {"calls": calls, "rounds": rounds, "median_us": medians,
+            "overhead_us": {m: round(v - base, 1) for m, v in medians.items() if m != "otlp off"},
+            "overhead_pct": {m: round((v - base) / base * 100, 1) for m, v in medians.items() if m != "otlp off"},
+            "otlp_stats_last_round": stats, "spread_us": {m: [round(min(v)), round(max(v))] for m, v in results.items()}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--spans-per-exporter", type=int, default=25_000)
+    parser.add_argument("--calls", type=int, default=400)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--only", choices=["receiver", "overhead"])
+    args = parser.parse_args()
+    report: dict[str, Any] = {"cpus": os.cpu_count(), "loadavg": os.getloadavg()}
+    if args.only in (None, "receiver"):
+        report["receiver"] = run_receiver(args.spans_per_exporter)
+    if args.only in (None, "overhead"):
+        report["overhead"] = run_overhead(args.calls, args.rounds)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    if "receiver" in report:
+        r = report["receiver"]
+        verdict = "meets" if r["spans_per_s"] >= TARGET_SPANS_PER_S else "misses"
+        print(f"receiver: {r['stored']:,}/{r['spans']:,} spans from {r['exporters']} exporters stored in "
+              f"{r['written_s']} s = {r['spans_per_s']:,} spans/s ({verdict} the {TARGET_SPANS_PER_S:,}/s target); "
+              f"sending took {r['sent_s']} s")
+    if "overhead" in report:
+        o = report["overhead"]
+        print(f"caller, plain call, median of {o['rounds']} rounds x {o['calls']} calls:")
+        for mode, us in o["median_us"].items():
+            extra = "" if mode == "otlp off" else f"  ({o['overhead_us'][mode]:+} µs, {o['overhead_pct'][mode]:+}%)"
+            print(f"  {mode:<15} {us:8.1f} µs{extra}   spread {o['spread_us'][mode]}")
+        print(f"  OTLP queue, collector down: {o['otlp_stats_last_round'].get('collector down')}")
+    print(f"load average {report['loadavg']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,307 @@
+"""`instrument(otlp=...)` and the OTEL_* variables: spans to a collector as well as DuckDB, metrics, and an
+application's own TracerProvider joined rather than replaced."""
+
+from __future__ import annotations
+
+import json
+import socket
+import statistics
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+pytest.importorskip("opentelemetry.exporter.otlp.proto.http", reason="needs the otlp extra")
+
+from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
+
+import auriko_obs  # noqa: E402
+from auriko_obs import Store  # noqa: E402
+from auriko_obs.otlp._metrics import DURATION_BUCKETS, TOKEN_BUCKETS  # noqa: E402
+from auriko_obs.otlp._receiver import Receiver, start_grpc, start_http  # noqa: E402
+
+from .conftest import calls  # noqa: E402
+
+TOKEN = "export-token"
+OTEL_VARS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_HEADERS",
+             "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_SERVICE_NAME",
+             "OTEL_RESOURCE_ATTRIBUTES", "OTEL_TRACES_EXPORTER", "OTEL_METRICS_EXPORTER", "OTEL_BSP_MAX_QUEUE_SIZE",
+             "OTEL_BSP_SCHEDULE_DELAY", "OTEL_METRIC_EXPORT_INTERVAL", "AURIKO_OBS_PROMETHEUS")
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch):
+    for name in OTEL_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
+    yield
+    auriko_obs.uninstrument()
+
+
+@pytest.fixture
+def collector(tmp_path):
+    receiver = Receiver(str(tmp_path / "collector.duckdb"), flush_interval_s=0.05)
+    http = start_http(receiver, port=0, token=TOKEN)
+    grpc_server, grpc_port = start_grpc(receiver, port=0, token=TOKEN)
+    receiver.http_base = f"http://127.0.0.1:{http.server_address[1]}"
+    receiver.grpc_base = f"http://127.0.0.1:{grpc_port}"
+    yield receiver
+    http.shutdown()
+    http.server_close()
+    grpc_server.stop(None)
+    receiver.close()
+
+
+def collected(receiver: Receiver, n: int):
+    deadline = time.monotonic() + 20
+    while receiver.accepted_spans < n and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert receiver.flush(20)
+    return Store(receiver.path).sql("SELECT * FROM spans ORDER BY start_time")
+
+
+LONG_SYSTEM = "You answer questions about an online bookshop's orders. " * 120  # long enough to be cached
+
+
+def _chat(client, content="hello", **kw):
+    return client.chat.completions.create(model="gpt-4o", messages=[{"role": "system", "content": LONG_SYSTEM},
+                                                                    {"role": "user", "content": content}], **kw)
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+def test_standard_variables_send_spans_to_the_collector_and_duckdb_nested_in_the_user_trace(
+        monkeypatch, collector, client, db_path, protocol):
+    base = collector.http_base if protocol == "http/protobuf" else collector.grpc_base
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", base)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", f"authorization=Bearer {TOKEN}")
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "checkout")
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=staging,team=search")
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")
+    auriko_obs.instrument(db=db_path)
+
+    # the user's own span, from their own tracer (exported by them to the same collector)
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    user_tp = TracerProvider()
+    user_tp.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=collector.http_base + "/v1/traces",
+                                                                    headers={"authorization": f"Bearer {TOKEN}"})))
+    with user_tp.get_tracer("app").start_as_current_span("handle request") as user_span:
+        _chat(client)
+        _chat(client, "stream please", stream=True).close()
+    user_tp.shutdown()
+    assert auriko_obs.flush(30)
+
+    rows = collected(collector, 3)
+    assert len(rows) == 3
+    user_row = rows[rows["name"] == "handle request"].iloc[0]
+    llm = rows[rows["name"] == "chat gpt-4o"]
+    assert len(llm) == 2
+    assert set(llm["trace_id"]) == {user_row["trace_id"]}
+    assert set(llm["parent_span_id"]) == {format(user_span.get_span_context().span_id, "016x")}
+    assert set(llm["service_name"]) == {"checkout"}
+    resource = json.loads(llm.iloc[0]["resource"])
+    assert resource["deployment.environment"] == "staging" and resource["team"] == "search"
+    # the same spans, with the same ids, are in our own store
+    local = calls(db_path)
+    assert sorted(local["span_id"]) == sorted(llm["span_id"])
+    assert list(Store(collector.path).calls().sort_values("span_id")["input_tokens"]) == \
+        list(local.sort_values("span_id")["input_tokens"])
+    assert auriko_obs.stats()["otlp"]["exported_spans"] == 2
+
+
+def test_otlp_argument_and_each_destination_can_be_turned_off(monkeypatch, collector, client, db_path, tmp_path):
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.http_base)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", f"authorization=Bearer {TOKEN}")
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")
+    auriko_obs.instrument(db=db_path, otlp=False)              # env says export, the argument says no
+    _chat(client)
+    assert auriko_obs.flush(30) and "otlp" not in auriko_obs.stats()
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")          # the standard switch
+    auriko_obs.instrument(db=db_path, otlp=None)
+    _chat(client)
+    assert auriko_obs.flush(30) and "otlp" not in auriko_obs.stats()
+    monkeypatch.delenv("OTEL_TRACES_EXPORTER")
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT")
+    # no DuckDB, only the collector (endpoint and headers as arguments)
+    active = auriko_obs.instrument(db=False, otlp={"endpoint": collector.http_base,
+                                                   "headers": {"authorization": f"Bearer {TOKEN}"}})
+    assert active.db_path is None
+    _chat(client)
+    assert auriko_obs.flush(30)
+    assert len(collected(collector, 1)) == 1
+    assert len(calls(db_path)) == 2                             # the first two calls only
+
+
+def test_an_application_tracer_provider_is_joined_not_replaced(client, db_path):
+    app_spans = InMemorySpanExporter()
+    tp = TracerProvider()
+    tp.add_span_processor(SimpleSpanProcessor(app_spans))
+    auriko_obs.instrument(db=db_path, tracer_provider=tp, service_name="shop")
+    tracer = tp.get_tracer("app")
+    with tracer.start_as_current_span("checkout") as user_span:
+        _chat(client)
+        # another instrumentation's GenAI span (OpenInference names) and an unrelated span, through the app's provider
+        with tracer.start_as_current_span("llm", attributes={"openinference.span.kind": "LLM",
+                                                             "llm.model_name": "gpt-4o-mini",
+                                                             "llm.token_count.prompt": 11,
+                                                             "llm.token_count.completion": 3}):
+            pass
+        with tracer.start_as_current_span("GET /cart", attributes={"http.request.method": "GET"}):
+            pass
+    assert auriko_obs.flush(30)
+
+    exported = {s.name: s for s in app_spans.get_finished_spans()}
+    assert set(exported) == {"checkout", "chat gpt-4o", "llm", "GET /cart"}   # ours reached the app's exporter
+    ours = exported["chat gpt-4o"]
+    assert ours.parent.span_id == user_span.get_span_context().span_id
+    assert ours.context.trace_id == user_span.get_span_context().trace_id
+    assert ours.resource.attributes["service.name"] == "shop"
+    rows = calls(db_path).set_index("request_model")
+    assert set(rows.index) == {"gpt-4o", "gpt-4o-mini"}                          # ours, and the foreign GenAI span
+    assert (rows.loc["gpt-4o-mini", "input_tokens"], rows.loc["gpt-4o-mini", "output_tokens"]) == (11, 3)
+    assert Store(db_path).sql("SELECT count(*) AS n FROM spans")["n"][0] == 2   # not the HTTP or the user span
+    stats = auriko_obs.stats()
+    assert stats["tracer_provider"]["forwarded_spans"] == 1 and "otlp" not in stats
+
+    # instrumenting again does not stack a second processor; uninstrument detaches it
+    auriko_obs.instrument(db=db_path, tracer_provider=tp, service_name="shop2")
+    processors = tp._active_span_processor._span_processors
+    assert sum(type(p).__name__ == "ForeignGenAIProcessor" for p in processors) == 1
+    auriko_obs.uninstrument()
+    with tracer.start_as_current_span("late", attributes={"gen_ai.operation.name": "chat",
+                                                          "gen_ai.request.model": "late-model"}):
+        pass
+    time.sleep(0.3)
+    assert "late-model" not in set(Store(db_path).calls()["request_model"])
+
+
+def test_a_collector_that_is_down_costs_the_caller_nothing_and_drops_are_counted(monkeypatch, client, db_path):
+    with socket.socket() as s:  # a port where nothing listens
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "10")
+    monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "5")
+
+    def timed(n):
+        out = []
+        for i in range(n):
+            t0 = time.perf_counter()
+            _chat(client, f"q{i % 3}")
+            out.append(time.perf_counter() - t0)
+        return statistics.median(out)
+
+    auriko_obs.instrument(db=db_path, otlp=False)
+    _chat(client)
+    baseline = timed(40)
+    auriko_obs.instrument(db=db_path, otlp={"endpoint": f"http://127.0.0.1:{dead}", "metrics": False,
+                                            "timeout": 30})
+    down = timed(40)
+    t0 = time.perf_counter()
+    assert auriko_obs.flush(30)                                       # flush() never waits on the collector
+    assert time.perf_counter() - t0 < 5
+    stats = auriko_obs.stats()["otlp"]
+    assert stats["dropped_spans"] > 0
+    assert stats["exported_spans"] == 0
+    assert stats["dropped_spans"] + stats["queued_spans"] + stats["failed_spans"] + 5 >= 40
+    assert len(calls(db_path)) == 81                                 # DuckDB got every call regardless
+    # the caller never waits on the collector (a generous bound: this CPU is shared)
+    assert down < baseline * 1.5 + 0.002, (baseline, down)
+
+
+def _scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        return response.read().decode()
+
+
+def _samples(text: str, name: str) -> list[tuple[dict, float]]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out = []
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name:
+                out.append((sample.labels, sample.value))
+    return out
+
+
+def test_metrics_on_a_prometheus_endpoint_match_the_store(sim, client, db_path):
+    active = auriko_obs.instrument(db=db_path, prometheus=0, otlp=False)
+    port = active.export.prometheus_port
+    models = ["gpt-4o", "gpt-4o-mini", "claude-sonnet-4"]
+    for i in range(9):
+        client.chat.completions.create(model=models[i % 3], messages=[{"role": "system", "content": LONG_SYSTEM},
+                                                                      {"role": "user", "content": f"m{i % 2}"}],
+                                       extra_body={"gateway": {"routing": {"optimize": ["cost", "speed"][i % 2]}}})
+    assert auriko_obs.flush(30)
+    rows = calls(db_path)
+    text = _scrape(port)
+
+    cost = _samples(text, "auriko_cost_usd_total")
+    assert sum(v for _, v in cost) == pytest.approx(rows["cost_usd"].sum(), rel=1e-9)
+    labels = {(s["gen_ai_request_model"], s["gen_ai_provider_name"], s["auriko_routing_strategy"]) for s, _ in cost}
+    assert labels == set(zip(rows["request_model"], rows["provider"], rows["routing_strategy"]))
+    savings = _samples(text, "auriko_cache_savings_usd_total")
+    assert rows["cache_savings_usd"].sum() > 0
+    assert sum(v for _, v in savings) == pytest.approx(rows["cache_savings_usd"].fillna(0).sum(), rel=1e-9)
+
+    tokens = _samples(text, "gen_ai_client_token_usage_sum")
+    by_type = {t: sum(v for s, v in tokens if s["gen_ai_token_type"] == t) for t in ("input", "output")}
+    assert by_type == {"input": rows["input_tokens"].sum(), "output": rows["output_tokens"].sum()}
+    buckets = sorted({float(s["le"]) for s, _ in _samples(text, "gen_ai_client_token_usage_bucket")})
+    assert buckets[:-1] == TOKEN_BUCKETS and buckets[-1] == float("inf")
+    duration_buckets = sorted({float(s["le"]) for s, _ in _samples(text, "gen_ai_client_operation_duration_seconds_bucket")})
+    assert duration_buckets[:-1] == DURATION_BUCKETS
+    count = sum(v for _, v in _samples(text, "gen_ai_client_operation_duration_seconds_count"))
+    assert count == len(rows)
+    total_s = sum(v for _, v in _samples(text, "gen_ai_client_operation_duration_seconds_sum"))
+    assert total_s == pytest.approx(rows["duration_ms"].sum() / 1000, rel=1e-6)
+    balance = _samples(text, "auriko_credits_balance_usd")
+    assert balance and min(v for _, v in balance) == pytest.approx(rows.sort_values("end_time")["credits_balance_usd"].iloc[-1])
+
+
+class _MetricsSink(BaseHTTPRequestHandler):
+    received: list = []
+
+    def do_POST(self):  # noqa: N802
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).received.append((self.path, body))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_metrics_go_out_over_otlp_with_the_semconv_names_and_buckets(monkeypatch, client, db_path, collector):
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+
+    _MetricsSink.received = []
+    sink = ThreadingHTTPServer(("127.0.0.1", 0), _MetricsSink)
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    try:
+        auriko_obs.instrument(db=db_path, otlp=f"http://127.0.0.1:{sink.server_address[1]}")
+        for _ in range(3):
+            _chat(client)
+        auriko_obs.uninstrument()  # the final collection is exported at shutdown
+    finally:
+        sink.shutdown()
+    requests = [ExportMetricsServiceRequest.FromString(b) for p, b in _MetricsSink.received if p == "/v1/metrics"]
+    assert requests
+    metrics = {m.name: m for r in requests for rm in r.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
+    assert {"gen_ai.client.token.usage", "gen_ai.client.operation.duration", "auriko.cost.usd",
+            "auriko.cache_savings.usd", "auriko.credits.balance.usd"} <= set(metrics)
+    duration = metrics["gen_ai.client.operation.duration"]
+    assert duration.unit == "s" and list(duration.histogram.data_points[0].explicit_bounds) == DURATION_BUCKETS
+    usage = metrics["gen_ai.client.token.usage"]
+    assert usage.unit == "{token}" and list(usage.histogram.data_points[0].explicit_bounds) == TOKEN_BUCKETS
+    token_types = {kv.value.string_value for dp in usage.histogram.data_points for kv in dp.attributes
+                   if kv.key == "gen_ai.token.type"}
+    assert token_types == {"input", "output"}
+    assert sum(dp.count for dp in duration.histogram.data_points) == 3
+    assert sum(p == "/v1/traces" for p, _ in _MetricsSink.received) >= 1  # the spans went to the same endpoint
