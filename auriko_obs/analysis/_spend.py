@@ -5,25 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Sequence
 
 from ._prices import PRICES_TABLE, prices
-from ._query import (MODEL_SQL, OTHER_LABEL, StoreLike, TimeLike, Values, calls_source, dimension_sql, grouping,
-                     out_name, period_sql, run, session, where)
-
-# The most used routing strategy; ties go to the alphabetically first, so results are reproducible.
-TOP_STRATEGY = ("list_sort(list_transform(map_entries(histogram(routing_strategy)), "
-                "lambda e: struct_pack(n := -CAST(e.value AS BIGINT), k := e.key)))[1].k")
+from ._query import MODEL_SQL, OTHER_LABEL, StoreLike, TimeLike, Values, grouping, out_name, run, session, where
 
 if TYPE_CHECKING:
     import pandas as pd
-
-
-def _keys(dims: Sequence[str], period: str | None) -> tuple[list[str], list[str]]:
-    """Returns (SELECT expressions, output names) of the grouping keys: period_start first when asked for."""
-    exprs = [f'{dimension_sql(d)} AS "{out_name(d)}"' for d in dims]
-    names = [f'"{out_name(d)}"' for d in dims]
-    if period is not None:
-        exprs.insert(0, f"{period_sql(period)} AS period_start")
-        names.insert(0, "period_start")
-    return exprs, names
 
 
 def provider_mix(store: StoreLike = None, *, since: TimeLike = None, until: TimeLike = None, by: str = "provider",
