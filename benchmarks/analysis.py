@@ -2,16 +2,25 @@
 
     python benchmarks/analysis.py [--rows 10000000] [--db /tmp/analysis-bench.duckdb] [--threads 2]
 
-The rows are generated inside DuckDB (SQL ``range()``) straight into ``spans`` of a store made by the real
-schema code: 30 days of calls over 5 models, 9 providers, 4 strategies, 20 tags, 200 users, 4 services,
-with usage, cost, cache savings, latency, ~2% errors, some retries and warnings. Each analysis runs
-three times and the fastest run is reported (the machine is shared, so the first run also shows).
-``--threads`` caps DuckDB's threads (set through DuckDB's ``threads`` setting for every connection).
+The rows are generated inside DuckDB by one set-based INSERT straight into ``spans`` of a store made by the
+real schema code: 30 days of calls over 5 models served by 15 (model, provider) offers (70% by the model's
+default provider), 4 strategies, 20 tags, 200 users, 4 services, with usage, cost at the cached list prices,
+cache savings, latency, ~2% errors, ~1% retries, ~0.5% routing warnings and budget headers on every 1000th
+call. Each row's values are bit fields of ``hash(i)``; ``attributes`` is one of 75 short JSON templates
+(per offer and kind of call), passed as JSON so that no row is parsed. The row numbers come from a temporary
+table rather than ``range()`` directly, because ``range()`` is a single-threaded source and a table scan
+lets both cores build and insert rows.
+
+Each analysis runs ``--repeat`` times; the fastest run, the first run and the fastest CPU time (all threads
+of this process) are reported, with the ratio to a floor measured in the same run (a plain
+``SELECT provider, sum(cost_usd) FROM llm_calls GROUP BY 1``), the load average at start and end (the
+machine may be shared), and the peak RSS. ``--threads`` caps DuckDB's threads for every connection.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import sys
@@ -24,49 +33,115 @@ from auriko_obs import analysis  # noqa: E402
 from auriko_obs.store import Store  # noqa: E402
 from auriko_obs.store._files import connect  # noqa: E402
 
-END = datetime(2026, 11, 25, tzinfo=timezone.utc)
 
-GENERATE = """
-INSERT INTO spans (trace_id, span_id, start_time, end_time, duration_ms, service_name, operation, streaming,
-    request_model, model_canonical, provider, routing_strategy, input_tokens, output_tokens, total_tokens,
-    cached_tokens, cache_write_tokens, cost_usd, cost_source, cache_savings_usd, ttft_ms, provider_ttft_ms,
-    throughput_tps, status, http_status, error_type, error_code, retry_after_s, http_attempts,
-    credits_balance_usd, warnings, tags, user_id, attributes, name, kind)
-SELECT printf('%032x', i), printf('%016x', i), ts, ts + to_milliseconds(dur), dur,
-    ['api', 'batch', 'search', 'notebook'][1 + i % 4], 'chat', i % 3 = 0,
-    m, m, p, ['cost', 'ttft', 'tps', 'balanced'][1 + (i // 7) % 4],
-    inp, outp, inp + outp, cached, CASE WHEN cached = 0 THEN 1024 ELSE 0 END,
-    CASE WHEN err THEN NULL ELSE (inp * 2.5 + outp * 10.0) / 1e6 END, 'auriko',
-    CASE WHEN cached > 0 THEN cached * 1.25 / 1e6 END,
-    CASE WHEN i % 3 = 0 THEN dur / 4 END, 200 + (i * 13) % 900, 40 + (i * 17) % 200,
-    CASE WHEN err THEN 'error' ELSE 'ok' END, CASE WHEN err THEN 429 ELSE 200 END,
-    CASE WHEN err THEN 'rate_limit_error' END,
-    CASE WHEN err THEN ['rate_limit_exceeded', 'budget_exhausted'][1 + i % 2] END,
-    CASE WHEN err THEN 1.0 END, 1 + CAST(i % 97 = 0 AS INTEGER), 100.0 - i * 1e-6,
-    CASE WHEN i % 211 = 0 THEN ['top_k_ignored'] ELSE [] END,
-    ['team:' || (i % 20)], 'u' || (i % 200),
-    CASE WHEN i % 211 = 0 THEN '{"auriko.routing.warning_types": ["unsupported_parameter"]}'
-         WHEN i % 1000 = 0 THEN '{"auriko.budget.daily.spend_usd": 12.5, "auriko.budget.daily.limit_usd": 100}'
-         ELSE '{}' END,
-    'chat ' || m, 'CLIENT'
-FROM (
-    SELECT i, ? + to_microseconds(CAST(i * (30 * 86400e6 / ?) AS BIGINT)) AS ts,
-        ['gpt-4o', 'gpt-4o-mini', 'claude-sonnet-4-20250514', 'llama-3.3-70b', 'deepseek-v3'][1 + i % 5] AS m,
-        [['openai', 'azure'], ['openai', 'azure'], ['anthropic', 'bedrock', 'vertex_ai'],
-         ['fireworks_ai', 'together', 'groq', 'deepinfra', 'cerebras'],
-         ['deepseek', 'fireworks_ai', 'together']][1 + i % 5][1 + (i // 5) % 2] AS p,
-        200 + (i * 7919) % 4000 AS inp, 20 + (i * 104729) % 800 AS outp,
-        CASE WHEN i % 4 = 0 THEN 1024 ELSE 0 END AS cached,
-        50.0 + (i * 31) % 3000 AS dur, i % 50 = 0 AS err
-    FROM range(?) AS r(i)
+END = datetime(2026, 11, 25, tzinfo=timezone.utc)
+DAYS = 30
+# (model, share of calls in %, providers with the default first and their list prices in USD per 1M tokens)
+MODELS = [
+    ("gpt-4o-mini", 35, [("openai", 0.15, 0.60), ("azure", 0.165, 0.66)]),
+    ("gpt-4o", 20, [("openai", 2.5, 10.0), ("azure", 2.75, 11.0)]),
+    ("claude-sonnet-4-20250514", 20, [("anthropic", 3.0, 15.0), ("bedrock", 3.3, 16.5), ("vertex_ai", 3.0, 15.0)]),
+    ("llama-3.3-70b", 15, [("fireworks_ai", 0.9, 0.9), ("together", 0.88, 0.88), ("groq", 0.59, 0.79),
+                           ("deepinfra", 0.23, 0.40), ("cerebras", 0.85, 1.2)]),
+    ("deepseek-v3", 10, [("deepseek", 0.27, 1.10), ("fireworks_ai", 0.9, 0.9), ("together", 1.25, 1.25)]),
+]
+DEFAULT_SHARE = 70  # % of a model's calls its default provider serves; routing spreads the rest evenly
+
+COMBOS = [(m, p, pi, po) for m, _, ps in MODELS for p, pi, po in ps]  # 1-based index in SQL
+PRICES = [(m, p, pos, pi, po) for m, _, ps in MODELS for pos, (p, pi, po) in enumerate(ps)]
+
+
+def _combo_table() -> list[int]:
+    """Returns 1000 combo indexes (1-based) in the proportions of the model shares and DEFAULT_SHARE."""
+    table, base = [], 0
+    for _, share, ps in MODELS:
+        n = share * 10
+        if len(ps) == 1:
+            table += [base + 1] * n
+        else:
+            first = n * DEFAULT_SHARE // 100
+            table += [base + 1] * first
+            rest = n - first
+            table += [base + 2 + k % (len(ps) - 1) for k in range(rest)]
+        base += len(ps)
+    assert len(table) == 1000
+    return table
+
+VARIANTS = ("ok", "stream", "warning", "budget", "error")
+
+
+def _attributes(model: str, provider: str, variant: str) -> str:
+    a = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "auriko", "gen_ai.request.model": model,
+         "gen_ai.response.model": model, "auriko.routing.model_canonical": model, "auriko.routing.provider": provider,
+         "server.address": "api.auriko.ai", "auriko.api": "openai"}
+    if variant == "stream":
+        a.update({"gen_ai.request.stream": True, "auriko.stream.completed": True, "auriko.stream.end": "completed"})
+    if variant == "warning":
+        a.update({"auriko.routing.warnings": ["top_k_ignored"], "auriko.routing.warning_types": ["unsupported_parameter"]})
+    if variant == "budget":
+        a.update({"auriko.budget.daily.spend_usd": 12.5, "auriko.budget.daily.limit_usd": 5000.0,
+                  "auriko.budget.monthly.spend_usd": 1250.0, "auriko.budget.monthly.limit_usd": 90000.0})
+    if variant == "error":
+        a.update({"error.type": "RateLimitError", "auriko.error.type": "rate_limit_error",
+                  "auriko.error.code": "rate_limit_exceeded", "http.response.status_code": 429,
+                  "auriko.retry_after_s": 1.0})
+    return json.dumps(a, separators=(",", ":"))
+
+
+TEMPLATES = [_attributes(m, p, v) for m, p, _, _ in COMBOS for v in VARIANTS]  # index (combo-1)*5 + variant
+
+COLUMNS = ("trace_id, span_id, start_time, end_time, duration_ms, service_name, operation, streaming, request_model, "
+           "response_model, model_canonical, provider, routing_strategy, input_tokens, output_tokens, total_tokens, "
+           "cached_tokens, cache_write_tokens, cost_usd, cost_source, cache_savings_usd, ttft_ms, provider_ttft_ms, "
+           "throughput_tps, finish_reason, status, http_status, error_type, error_code, retry_after_s, http_attempts, "
+           "request_id, credits_balance_usd, warnings, tags, user_id, attributes, name, kind")
+
+# Each row's pseudo-random values come from bit fields of hash(i). Variant: 4 = error (2%), 3 = budget headers
+# (every 1000th call), 2 = routing warning (~0.5%), 1 = stream (1/3), 0 = plain.
+GENERATE = f"""
+INSERT INTO spans ({COLUMNS})
+WITH r AS (
+    SELECT i, h, $start + to_microseconds((i * $step)::BIGINT) AS ts,
+           $combos[1 + (h % 1000)::INTEGER] AS c,
+           200 + (h >> 10) % 4000 AS inp, 20 + (h >> 22) % 800 AS outp,
+           CASE WHEN (h >> 32) % 4 = 0 THEN 1024 ELSE 0 END AS cached,
+           CASE WHEN (h >> 36) % 50 = 0 THEN 4 WHEN i % 1000 = 0 THEN 3 WHEN (h >> 42) % 200 = 0 THEN 2
+                WHEN (h >> 50) % 3 = 0 THEN 1 ELSE 0 END AS v,
+           150 + (h >> 52) % 900 AS gw_ttft, 40 + (h >> 40) % 200 AS tps
+    FROM (SELECT i, (hash(i) >> 1)::BIGINT AS h FROM bench_seq)
+), s AS (
+    SELECT *, gw_ttft + outp * 1000.0 / tps AS dur, $models[c] AS m, $providers[c] AS p, v = 4 AS err
+    FROM r
 )
+SELECT lower(hex(hash(i // 3, 1) | 9223372036854775808::UBIGINT) || hex(hash(i // 3, 2) | 9223372036854775808::UBIGINT)),
+       lower(hex(h | 4611686018427387904)), ts, ts + to_microseconds((dur * 1000)::BIGINT), dur,
+       ['api', 'batch', 'search', 'notebook'][1 + (h >> 54) % 4], 'chat', v = 1,
+       m, m, m, p, ['cost', 'ttft', 'tps', 'balanced'][1 + (h >> 48) % 4],
+       inp, CASE WHEN err THEN NULL ELSE outp END, CASE WHEN err THEN NULL ELSE inp + outp END,
+       CASE WHEN err THEN NULL ELSE cached END, CASE WHEN err THEN NULL WHEN cached = 0 THEN 0 ELSE 1024 END,
+       CASE WHEN NOT err THEN ((inp - cached) * $pin[c] + cached * $pin[c] * 0.5 + outp * $pout[c]) / 1e6 END,
+       CASE WHEN NOT err THEN 'auriko' END,
+       CASE WHEN cached > 0 AND NOT err THEN cached * $pin[c] * 0.5 / 1e6 END,
+       CASE WHEN v = 1 THEN gw_ttft + 35e0 END, CASE WHEN NOT err THEN gw_ttft::DOUBLE END,
+       CASE WHEN NOT err THEN tps::DOUBLE END, CASE WHEN NOT err THEN 'stop' END,
+       CASE WHEN err THEN 'error' ELSE 'ok' END, CASE WHEN err THEN 429 ELSE 200 END,
+       CASE WHEN err THEN 'rate_limit_error' END, CASE WHEN err THEN 'rate_limit_exceeded' END,
+       CASE WHEN err THEN 1e0 END, 1 + ((h >> 5) % 97 = 0)::INTEGER,
+       NULL, 1e5 - i * 1e-3, CASE WHEN v = 2 THEN ['top_k_ignored'] ELSE [] END,
+       $tags[1 + (h >> 57) % 20:1 + (h >> 57) % 20], $users[1 + (h >> 24) % 200],
+       ($templates::JSON[])[(c - 1) * 5 + v + 1], $names[c], 'CLIENT'
+FROM s
 """
 
-PRICES = [(m, p, pos, 1.0 + pos * 0.1, 4.0 + pos) for m, ps in (
-    ("gpt-4o", ["openai", "azure"]), ("gpt-4o-mini", ["openai", "azure"]),
-    ("claude-sonnet-4-20250514", ["anthropic", "bedrock", "vertex_ai"]),
-    ("llama-3.3-70b", ["fireworks_ai", "together", "groq", "deepinfra", "cerebras"]),
-    ("deepseek-v3", ["deepseek", "fireworks_ai", "together"])) for pos, p in enumerate(ps)]
+
+def params(rows: int) -> dict:
+    return {
+        "start": END - timedelta(days=DAYS), "step": DAYS * 86400e6 / rows,
+        "combos": _combo_table(), "models": [m for m, *_ in COMBOS], "providers": [p for _, p, *_ in COMBOS],
+        "pin": [pi for *_, pi, _ in COMBOS], "pout": [po for *_, po in COMBOS],
+        "tags": [f"team:{k}" for k in range(20)], "users": [f"user-{k:03d}" for k in range(200)],
+        "templates": TEMPLATES, "names": [f"chat {m}" for m, *_ in COMBOS],
+    }
 
 
 def build(path: str, rows: int) -> float:
@@ -76,7 +151,10 @@ def build(path: str, rows: int) -> float:
             os.remove(path + suffix)
     began = time.perf_counter()
     with connect(path, read_only=False, wait_s=10) as con:
-        con.execute(GENERATE, [END - timedelta(days=30), rows, rows])
+        con.execute("SET enable_progress_bar = false")
+        # range() is a single-threaded source; a table scan of its rows lets both cores build and insert rows.
+        con.execute("CREATE OR REPLACE TEMP TABLE bench_seq AS SELECT i FROM range(?) AS r(i)", [rows])
+        con.execute(GENERATE, params(rows))
         con.executemany("INSERT INTO provider_prices VALUES (?, ?, ?, ?, ?, NULL, 'benchmark', now())", PRICES)
         con.execute("CHECKPOINT")
     return time.perf_counter() - began
@@ -92,8 +170,8 @@ def main() -> None:
     parser.add_argument("--db", default="/tmp/auriko-obs-analysis-bench.duckdb")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--reuse", action="store_true", help="keep an existing store at --db instead of generating")
     args = parser.parse_args()
-    os.environ["DUCKDB_THREADS"] = str(args.threads)  # informative; the setting below is what applies
     import duckdb
 
     original_connect = duckdb.connect
@@ -103,16 +181,27 @@ def main() -> None:
         return original_connect(*a, **kw)
 
     duckdb.connect = capped
-    seconds = build(args.db, args.rows)
-    size_mb = os.path.getsize(args.db) / 1e6
-    print(f"generated {args.rows:,} calls in {seconds:.1f} s ({size_mb:,.0f} MB), threads={args.threads}, "
-          f"load average {os.getloadavg()[0]:.2f}")
+    load_start = os.getloadavg()
+    print(f"load average at start {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f} on {os.cpu_count()} CPUs; "
+          f"threads={args.threads}")
+    if args.reuse and os.path.exists(args.db):
+        print(f"reusing {args.db}")
+    else:
+        cpu = time.process_time()
+        seconds = build(args.db, args.rows)
+        print(f"generated {args.rows:,} calls in {seconds:.1f} s wall, {time.process_time() - cpu:.1f} s CPU "
+              f"({os.path.getsize(args.db) / 1e6:,.0f} MB), load average {os.getloadavg()[0]:.2f}")
     store = Store(args.db)
     budgets = [analysis.Budget("workspace daily", 5000, "daily"), analysis.Budget("workspace monthly", 90000),
                analysis.Budget("team:3 weekly", 2000, "weekly", scope="tag", match="team:3")]
+    floor_name = "floor: SELECT provider, sum(cost_usd) GROUP BY 1"
     cases = {
+        floor_name: lambda: store.sql("SELECT provider, sum(cost_usd) FROM llm_calls GROUP BY 1"),
+        "llm_calls view: count(*)": lambda: store.sql("SELECT count(*) FROM llm_calls"),
         "provider_mix(period=day)": lambda: analysis.provider_mix(store, period="day"),
         "provider_mix(by=model, hour)": lambda: analysis.provider_mix(store, by="model", period="hour"),
+        "provider_mix(since=7d, tag=team:3)": lambda: analysis.provider_mix(store, since=END - timedelta(days=7),
+                                                                           tag="team:3"),
         "cache_savings(day)": lambda: analysis.cache_savings(store),
         "budget_burn(3 budgets)": lambda: analysis.budget_burn(store, budgets, now=END - timedelta(hours=5)),
         "budget_burndown(monthly)": lambda: analysis.budget_burndown(budgets[1], store, now=END - timedelta(hours=5)),
@@ -121,23 +210,22 @@ def main() -> None:
         "cost_by(user_id, top 10)": lambda: analysis.cost_by("user_id", store),
         "cost_by(tag, top 10)": lambda: analysis.cost_by("tag", store),
         "routing_savings(model, provider)": lambda: analysis.routing_savings(store),
-        "provider_mix(since=7d, tag=team:3)": lambda: analysis.provider_mix(store, since=END - timedelta(days=7),
-                                                                           tag="team:3"),
-        "llm_calls view: count(*)": lambda: store.sql("SELECT count(*) FROM llm_calls"),
-        "spans table: count(*) WHERE operation IS NOT NULL": lambda: store.sql(
-            "SELECT count(*) FROM spans WHERE operation IS NOT NULL"),
-        "llm_calls: sum(cost_usd) by provider": lambda: store.sql(
-            "SELECT provider, sum(cost_usd) FROM llm_calls GROUP BY 1"),
     }
-    print(f"{'analysis':<48} {'best s':>8} {'first s':>8} {'rows out':>9}")
+    print(f"{'analysis':<50} {'best s':>7} {'first s':>7} {'CPU s':>6} {'x floor':>7} {'rows out':>9}")
+    floor = None
     for name, run in cases.items():
-        times = []
+        times, cpus = [], []
         for _ in range(args.repeat):
-            began = time.perf_counter()
+            began, cpu = time.perf_counter(), time.process_time()
             out = run()
             times.append(time.perf_counter() - began)
-        print(f"{name:<48} {min(times):>8.3f} {times[0]:>8.3f} {len(out):>9,}")
-    print(f"peak RSS of this process: {peak_rss_mb():,.0f} MB; load average {os.getloadavg()[0]:.2f}")
+            cpus.append(time.process_time() - cpu)
+        floor = floor or min(times)
+        print(f"{name:<50} {min(times):>7.3f} {times[0]:>7.3f} {min(cpus):>6.2f} {min(times) / floor:>7.1f} "
+              f"{len(out):>9,}", flush=True)
+    load_end = os.getloadavg()
+    print(f"peak RSS of this process: {peak_rss_mb():,.0f} MB; load average at end {load_end[0]:.2f} "
+          f"{load_end[1]:.2f} {load_end[2]:.2f}")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from ..store import parse_time
 from ._forecast import forecast
-from ._query import StoreLike, TimeLike, Values, Where, run, where
+from ._query import HOUR_SQL, StoreLike, TimeLike, Values, Where, run, session, where
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -149,10 +149,11 @@ def _budgets(budgets: Budget | Iterable[Budget] | str | os.PathLike[str] | None)
 def _hourly(store: StoreLike, w: Where, start: datetime, now: datetime) -> "pd.DataFrame":
     """Returns hourly spend of the budget's calls in [start, now], and when its first call ever was."""
     query = f"""
-SELECT date_trunc('hour', start_time) AS hour, coalesce(sum(cost_usd), 0) AS cost_usd, count(*) AS calls,
+SELECT to_timestamp(_hour * 3600) AS hour, cost_usd, calls,
        (SELECT min(start_time) FROM llm_calls WHERE {w.sql}) AS first_call
-FROM llm_calls WHERE {w.sql} AND start_time >= ? AND start_time <= ?
-GROUP BY 1 ORDER BY 1
+FROM (SELECT {HOUR_SQL} AS _hour, coalesce(sum(cost_usd), 0) AS cost_usd, count(*) AS calls
+      FROM llm_calls WHERE {w.sql} AND start_time >= ? AND start_time <= ? GROUP BY 1)
+ORDER BY 1
 """
     return run(store, query, [*w.params, *w.params, start, now])
 
@@ -294,7 +295,9 @@ def budget_burn(store: StoreLike = None, budgets: Budget | Iterable[Budget] | st
     now_at = parse_time(now) or datetime.now(timezone.utc)
     lookback_td = lookback if isinstance(lookback, timedelta) else now_at - parse_time(lookback, now=now_at)
     base = where(model=model, provider=provider, service=service, tag=tag, user=user)
-    rows = [_burn(store, b, base, now_at, lookback_td, half_life_h, seed)[0] for b in _budgets(budgets)]
+    listed = _budgets(budgets)
+    with session(store) as s:
+        rows = [_burn(s, b, base, now_at, lookback_td, half_life_h, seed)[0] for b in listed]
     return _frame(rows, _SUMMARY_COLUMNS)
 
 
@@ -311,7 +314,8 @@ def budget_burndown(budget: Budget, store: StoreLike = None, *, now: TimeLike = 
     now_at = parse_time(now) or datetime.now(timezone.utc)
     lookback_td = lookback if isinstance(lookback, timedelta) else now_at - parse_time(lookback, now=now_at)
     base = where(model=model, provider=provider, service=service, tag=tag, user=user)
-    _, series = _burn(store, budget, base, now_at, lookback_td, half_life_h, seed)
+    with session(store) as s:
+        _, series = _burn(s, budget, base, now_at, lookback_td, half_life_h, seed)
     rows: list[dict] = []
     total = 0.0
     period_start, _ = period_bounds(budget.period, now_at)

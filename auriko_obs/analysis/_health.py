@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Sequence
 
-from ._query import StoreLike, TimeLike, Values, calls_source, dimension_sql, out_name, period_sql, run, where
+from ._query import (StoreLike, TimeLike, Values, calls_source, dimension_sql, grouping, out_name, run, session,
+                     where)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -54,7 +55,8 @@ WITH agg AS (
 )
 SELECT * EXCLUDE (metric_order) FROM ({unpivot}) ORDER BY {', '.join(names)}, metric_order
 """
-    return run(store, query, w.params)
+    with session(store) as s:
+        return run(s, query, w.params)
 
 
 def errors(store: StoreLike = None, *, since: TimeLike = None, until: TimeLike = None, by: str = "provider",
@@ -78,20 +80,30 @@ def errors(store: StoreLike = None, *, since: TimeLike = None, until: TimeLike =
     (sum of their Retry-After), ``http_status`` (the most common status of those calls).
     """
     w = where(since, until, model=model, provider=provider, service=service, tag=tag, user=user)
-    key = f'{dimension_sql(by)} AS "{out_name(by)}"'
     name = f'"{out_name(by)}"'
-    period_expr = period_sql(period)
+    pre, labelled, _ = grouping([by], period)
+    if period is None:
+        labelled.insert(0, "NULL::TIMESTAMPTZ AS period_start")
     head = "period_start, " if period is not None else ""
     warning_types = "'$.\"auriko.routing.warning_types\"'"
+    # Totals are summed per raw key first; the events come from the few calls that failed, retried or carry
+    # warnings, so that JSON and list work touches only those.
     query = f"""
-WITH base AS (
-    SELECT {period_expr} AS period_start, {key}, status, error_type, error_code, http_status, warnings,
+WITH totals AS (
+    SELECT period_start, {name}, sum(n)::BIGINT AS calls
+    FROM (SELECT {', '.join(labelled)}, n
+          FROM (SELECT {', '.join(pre)}, count(*) AS n FROM llm_calls WHERE {w.sql} GROUP BY ALL))
+    GROUP BY ALL
+),
+base AS (
+    SELECT {', '.join(labelled)}, status, error_type, error_code, http_status, warnings,
            greatest(coalesce(http_attempts, 1) - 1, 0) AS extra_attempts, retry_after_s,
            CASE WHEN status = 'error' THEN json_extract_string(attributes, '$."error.type"') END AS otel_error_type,
            CASE WHEN len(warnings) > 0 THEN attributes END AS attributes
-    FROM {calls_source(w, [by])}
+    FROM (SELECT {', '.join(pre)}, status, error_type, error_code, http_status, warnings, http_attempts,
+                 retry_after_s, attributes
+          FROM llm_calls WHERE {w.sql} AND (status = 'error' OR http_attempts > 1 OR len(warnings) > 0))
 ),
-totals AS (SELECT period_start, {name}, count(*) AS calls FROM base GROUP BY ALL),
 events AS (
     SELECT period_start, {name}, 'error' AS kind, coalesce(error_type, otel_error_type) AS type,
            coalesce(error_code, otel_error_type, 'http_' || http_status, 'error') AS code,
@@ -113,4 +125,5 @@ SELECT {"e.period_start AS period_start, " if period is not None else ""}e.{name
 FROM events AS e JOIN totals AS t ON e.period_start IS NOT DISTINCT FROM t.period_start AND e.{name} = t.{name}
 GROUP BY ALL ORDER BY {head}{name}, kind, count DESC, code
 """
-    return run(store, query, w.params)
+    with session(store) as s:
+        return run(s, query, w.params)

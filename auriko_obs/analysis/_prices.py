@@ -9,8 +9,8 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Sequence
 
 from ..store._files import connect
-from ._query import (StoreLike, TimeLike, Values, calls_source, dimension_sql, out_name, period_sql,
-                     run, store_of, table_exists, where)
+from ._query import (Session, StoreLike, TimeLike, Values, calls_source, dimension_sql, out_name, period_sql,
+                     run, session, store_of, table_exists, where)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -82,7 +82,7 @@ def refresh_prices(store: StoreLike, base_url: str, api_key: str | None = None, 
     return prices(target)
 
 
-def prices(store: StoreLike = None) -> "pd.DataFrame":
+def prices(store: "StoreLike | Session" = None) -> "pd.DataFrame":
     """Returns the cached provider prices: model, provider, position, input_usd_per_1m, output_usd_per_1m,
     data_policy, source, fetched_at (empty when none were fetched yet)."""
     if not table_exists(store, PRICES_TABLE):
@@ -115,6 +115,12 @@ def routing_savings(store: StoreLike = None, *, since: TimeLike = None, until: T
 
     Raises ValueError when no prices are cached.
     """
+    with session(store) as s:
+        return _routing_savings(s, since, until, by, period, model, provider, service, tag, user)
+
+
+def _routing_savings(store: Session, since: TimeLike, until: TimeLike, by: str | Sequence[str], period: str | None,
+                     model: Values, provider: Values, service: Values, tag: Values, user: Values) -> "pd.DataFrame":
     if prices(store).empty:
         raise ValueError("no provider prices in the store: call auriko_obs.analysis.refresh_prices(store, base_url)")
     dims = [by] if isinstance(by, str) else list(by)

@@ -7,12 +7,15 @@ dimension, a period) are checked against fixed sets first: the ``llm_calls`` col
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Sequence, Union
+from typing import TYPE_CHECKING, Any, Iterator, Sequence, Union
 
 from .. import fields
 from ..store import Store, parse_time
+from ..store._exporter import ingest_spool
+from ..store._files import connect, spool_dir
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,8 +45,39 @@ def store_of(store: StoreLike) -> Store:
     return store if isinstance(store, Store) else Store(store)
 
 
-def run(store: StoreLike, query: str, params: Sequence[Any]) -> "pd.DataFrame":
-    """Returns the result of a parameterised query over the store."""
+class Session:
+    """One open connection to the store, so that an analysis's several queries open the file once."""
+
+    def __init__(self, con: Any) -> None:
+        self.con = con
+
+    def sql(self, query: str, params: Sequence[Any] | None = None) -> "pd.DataFrame":
+        return self.con.execute(query, list(params or [])).df()
+
+
+@contextmanager
+def session(store: "StoreLike | Session") -> Iterator[Session]:
+    """Yields a Session over the store (a Session passes through), folding in spooled batches first as
+    ``Store.sql`` does. DuckDB runs each aggregation with ``preserve_insertion_order`` off: every query
+    here ends in its own ORDER BY, and without the order constraint DuckDB aggregates with less memory."""
+    if isinstance(store, Session):
+        yield store
+        return
+    import pandas  # noqa: F401  (DuckDB's .df() needs it; loaded here, not at import)
+
+    target = store_of(store)
+    has_spool = spool_dir(target.path).is_dir() and any(spool_dir(target.path).glob("*.parquet"))
+    with connect(target.path, read_only=not has_spool, wait_s=target.lock_wait_s) as con:
+        if has_spool:
+            ingest_spool(con, target.path)
+        con.execute("SET preserve_insertion_order = false")
+        yield Session(con)
+
+
+def run(store: "StoreLike | Session", query: str, params: Sequence[Any]) -> "pd.DataFrame":
+    """Returns the result of a parameterised query over the store (or an open Session)."""
+    if isinstance(store, Session):
+        return store.sql(query, params)
     return store_of(store).sql(query, list(params))
 
 
@@ -103,6 +137,49 @@ def period_sql(period: str | None) -> str:
     return f"date_trunc('{period}', start_time)"
 
 
+# The UTC hour of each call as an integer: the finest period, and cheap to group by (date_trunc on a
+# TIMESTAMPTZ goes through the ICU calendar for every row). Every UTC day, week and month starts on an hour.
+HOUR_SQL = "epoch_us(start_time) // 3600000000"
+
+
+def period_of_hour_sql(period: str, hour: str = "_hour") -> str:
+    """Returns the SQL of the UTC period start of an integer hour column made by ``HOUR_SQL``."""
+    period_sql(period)  # validates
+    return f"date_trunc('{period}', to_timestamp({hour} * 3600))"
+
+
+def raw_dimension_sql(dim: str) -> str:
+    """Returns the SQL of a dimension's raw value (tags: the list), to group by before labelling it."""
+    if dim in ("tag", "tags"):
+        return "tags"
+    dimension_sql(dim)  # validates
+    return _ALIASES.get(dim, f'"{dim}"')
+
+
+def label_sql(dim: str, raw: str) -> str:
+    """Returns the SQL of a dimension's label from its raw value ``raw`` (made by ``raw_dimension_sql``).
+
+    For tags this is an ``unnest``: one row per (group, tag), ``(none)`` for a call without tags."""
+    if dim in ("tag", "tags"):
+        return f"unnest(CASE WHEN len({raw}) > 0 THEN {raw} ELSE ['{NONE_LABEL}'] END)"
+    return f"coalesce(CAST({raw} AS VARCHAR), '{NONE_LABEL}')"
+
+
+def grouping(dims: Sequence[str], period: str | None) -> tuple[list[str], list[str], list[str]]:
+    """Returns (pre-aggregation keys, their labelled SELECT expressions, output names) for aggregate-first SQL.
+
+    Analyses group the filtered calls by the raw keys first (an integer hour, raw columns, the tags list),
+    then label those few groups and sum them up again: per-row work stays minimal."""
+    pre = [f"{raw_dimension_sql(d)} AS _d{i}" for i, d in enumerate(dims)]
+    labelled = [f'{label_sql(d, f"_d{i}")} AS "{out_name(d)}"' for i, d in enumerate(dims)]
+    names = [f'"{out_name(d)}"' for d in dims]
+    if period is not None:
+        pre.insert(0, f"{HOUR_SQL} AS _hour")
+        labelled.insert(0, f"{period_of_hour_sql(period)} AS period_start")
+        names.insert(0, "period_start")
+    return pre, labelled, names
+
+
 def dimension_sql(dim: str) -> str:
     """Returns the SQL of a grouping dimension as VARCHAR, NULL shown as ``(none)``; ``tag`` is handled by callers.
 
@@ -132,7 +209,7 @@ def out_name(dim: str) -> str:
     return "tag" if dim == "tags" else dim
 
 
-def table_exists(store: StoreLike, name: str) -> bool:
+def table_exists(store: "StoreLike | Session", name: str) -> bool:
     """Returns whether the store has a table (older store files may lack one until a writer migrates them)."""
     frame = run(store, "SELECT count(*) AS n FROM information_schema.tables WHERE table_name = ?", [name])
     return bool(frame["n"].iloc[0])

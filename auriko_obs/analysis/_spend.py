@@ -5,25 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Sequence
 
 from ._prices import PRICES_TABLE, prices
-from ._query import (OTHER_LABEL, StoreLike, TimeLike, Values, calls_source, dimension_sql, out_name, period_sql,
-                     run, where)
-
-# The most used routing strategy; ties go to the alphabetically first, so results are reproducible.
-TOP_STRATEGY = ("list_sort(list_transform(map_entries(histogram(routing_strategy)), "
-                "lambda e: struct_pack(n := -CAST(e.value AS BIGINT), k := e.key)))[1].k")
+from ._query import MODEL_SQL, OTHER_LABEL, StoreLike, TimeLike, Values, grouping, out_name, run, session, where
 
 if TYPE_CHECKING:
     import pandas as pd
-
-
-def _keys(dims: Sequence[str], period: str | None) -> tuple[list[str], list[str]]:
-    """Returns (SELECT expressions, output names) of the grouping keys: period_start first when asked for."""
-    exprs = [f'{dimension_sql(d)} AS "{out_name(d)}"' for d in dims]
-    names = [f'"{out_name(d)}"' for d in dims]
-    if period is not None:
-        exprs.insert(0, f"{period_sql(period)} AS period_start")
-        names.insert(0, "period_start")
-    return exprs, names
 
 
 def provider_mix(store: StoreLike = None, *, since: TimeLike = None, until: TimeLike = None, by: str = "provider",
@@ -42,35 +27,50 @@ def provider_mix(store: StoreLike = None, *, since: TimeLike = None, until: Time
     calls whose default is known), ``top_strategy`` (the most used ``routing_strategy``).
     """
     w = where(since, until, model=model, provider=provider, service=service, tag=tag, user=user)
-    exprs, names = _keys([by], period)
-    has_defaults = not prices(store).empty
-    defaults = (f"(SELECT model AS d_model, provider AS default_provider FROM {PRICES_TABLE} WHERE position = 0)"
-                if has_defaults else "(SELECT NULL::VARCHAR AS d_model, NULL::VARCHAR AS default_provider LIMIT 0)")
-    off_default = ("count(*) FILTER (WHERE served_by IS NOT NULL AND default_provider IS NOT NULL "
-                   "AND served_by <> default_provider)")
-    known = "count(*) FILTER (WHERE served_by IS NOT NULL AND default_provider IS NOT NULL)"
-    partition = "PARTITION BY period_start" if period is not None else ""
-    query = f"""
-WITH base AS (
-    SELECT {', '.join(exprs)}, provider AS served_by, coalesce(model_canonical, request_model) AS call_model,
-           routing_strategy, input_tokens, output_tokens,
-           coalesce(total_tokens, coalesce(input_tokens, 0) + coalesce(output_tokens, 0)) AS call_tokens, cost_usd
-    FROM {calls_source(w, [by])}
+    pre, labelled, names = grouping([by], period)
+    with session(store) as s:
+        has_defaults = not prices(s).empty
+        defaults = (f"(SELECT model AS d_model, provider AS default_provider FROM {PRICES_TABLE} WHERE position = 0)"
+                    if has_defaults else
+                    "(SELECT NULL::VARCHAR AS d_model, NULL::VARCHAR AS default_provider LIMIT 0)")
+        off = "served_by IS NOT NULL AND default_provider IS NOT NULL AND served_by <> default_provider"
+        known = "served_by IS NOT NULL AND default_provider IS NOT NULL"
+        partition = "PARTITION BY base.period_start" if period is not None else ""
+        # Aggregate first: per raw key, serving provider, model and strategy; then label, join the defaults and
+        # rank strategies over those few groups (ties to the alphabetically first strategy).
+        query = f"""
+WITH pre AS (
+    SELECT {', '.join(pre)}, provider AS served_by, {MODEL_SQL} AS call_model, routing_strategy,
+           count(*) AS n, sum(input_tokens) AS i, sum(output_tokens) AS o,
+           sum(coalesce(total_tokens, coalesce(input_tokens, 0) + coalesce(output_tokens, 0))) AS t, sum(cost_usd) AS c
+    FROM llm_calls WHERE {w.sql} GROUP BY ALL
+),
+base AS (
+    SELECT {', '.join(labelled)}, served_by, call_model, routing_strategy, n, i, o, t, c FROM pre
+),
+strategies AS (
+    SELECT {', '.join(names)}, routing_strategy, sum(n) AS uses FROM base
+    WHERE routing_strategy IS NOT NULL GROUP BY ALL
+),
+top AS (
+    SELECT {', '.join(names)}, arg_min(routing_strategy, (-uses, routing_strategy)) AS top_strategy
+    FROM strategies GROUP BY ALL
 )
-SELECT {', '.join(names)}, count(*) AS calls,
-       coalesce(sum(input_tokens), 0)::BIGINT AS input_tokens,
-       coalesce(sum(output_tokens), 0)::BIGINT AS output_tokens,
-       coalesce(sum(call_tokens), 0)::BIGINT AS total_tokens,
-       coalesce(sum(cost_usd), 0) AS cost_usd,
-       count(*) / sum(count(*)) OVER ({partition}) AS call_share,
-       coalesce(sum(cost_usd), 0) / nullif(sum(coalesce(sum(cost_usd), 0)) OVER ({partition}), 0) AS cost_share,
-       CASE WHEN {'TRUE' if has_defaults else 'FALSE'} THEN {off_default} END AS off_default_calls,
-       {off_default} / nullif({known}, 0) AS off_default_share,
-       {TOP_STRATEGY} AS top_strategy
+SELECT {', '.join(f'base.{n} AS {n}' for n in names)}, sum(n)::BIGINT AS calls,
+       coalesce(sum(i), 0)::BIGINT AS input_tokens, coalesce(sum(o), 0)::BIGINT AS output_tokens,
+       coalesce(sum(t), 0)::BIGINT AS total_tokens, coalesce(sum(c), 0) AS cost_usd,
+       sum(n)::DOUBLE / sum(sum(n)) OVER ({partition}) AS call_share,
+       coalesce(sum(c), 0) / nullif(sum(coalesce(sum(c), 0)) OVER ({partition}), 0) AS cost_share,
+       CASE WHEN {'TRUE' if has_defaults else 'FALSE'} THEN coalesce(sum(n) FILTER (WHERE {off}), 0)::BIGINT END
+           AS off_default_calls,
+       coalesce(sum(n) FILTER (WHERE {off}), 0)::DOUBLE / nullif(coalesce(sum(n) FILTER (WHERE {known}), 0), 0)
+           AS off_default_share,
+       any_value(top.top_strategy) AS top_strategy
 FROM base LEFT JOIN {defaults} AS d ON d.d_model = base.call_model
-GROUP BY {', '.join(names)} ORDER BY {', '.join(names)}
+     LEFT JOIN top ON {' AND '.join(f'top.{n} = base.{n}' for n in names)}
+GROUP BY {', '.join(f'base.{n}' for n in names)} ORDER BY {', '.join(f'base.{n}' for n in names)}
 """
-    return run(store, query, w.params)
+        return run(s, query, w.params)
 
 
 def cost_by(dim: str, store: StoreLike = None, *, top: int = 10, since: TimeLike = None, until: TimeLike = None,
@@ -90,32 +90,33 @@ def cost_by(dim: str, store: StoreLike = None, *, top: int = 10, since: TimeLike
         raise ValueError(f"top must be at least 1, not {top!r}")
     w = where(since, until, model=model, provider=provider, service=service, tag=tag, user=user)
     name = f'"{out_name(dim)}"'
-    key = dimension_sql(dim)
-    period_expr = period_sql(period)
+    pre, labelled, _ = grouping([dim], period)
     head = "period_start, " if period is not None else ""
     partition = "PARTITION BY period_start" if period is not None else ""
     query = f"""
-WITH base AS (
-    SELECT {key} AS k, {period_expr} AS period_start, input_tokens, output_tokens, cost_usd
-    FROM {calls_source(w, [dim])}
+WITH pre AS (
+    SELECT {', '.join(pre)}, count(*) AS n, sum(input_tokens) AS i, sum(output_tokens) AS o, sum(cost_usd) AS c
+    FROM llm_calls WHERE {w.sql} GROUP BY ALL
 ),
+base AS (SELECT {', '.join(labelled)}, n, i, o, c FROM pre),
 ranked AS (
-    SELECT k, row_number() OVER (ORDER BY coalesce(sum(cost_usd), 0) DESC, count(*) DESC, k) AS r
-    FROM base GROUP BY k
+    SELECT {name} AS k, row_number() OVER (ORDER BY coalesce(sum(c), 0) DESC, sum(n) DESC, {name}) AS r
+    FROM base GROUP BY {name}
 ),
 folded AS (
     SELECT CASE WHEN r <= ? THEN k ELSE '{OTHER_LABEL}' END AS {name},
-           CASE WHEN r <= ? THEN r END AS rank, base.*
-    FROM base JOIN ranked USING (k)
+           CASE WHEN r <= ? THEN r END AS rank, base.* EXCLUDE ({name})
+    FROM base JOIN ranked ON ranked.k = base.{name}
 )
-SELECT {head}{name}, rank, count(*) AS calls,
-       coalesce(sum(input_tokens), 0)::BIGINT AS input_tokens,
-       coalesce(sum(output_tokens), 0)::BIGINT AS output_tokens,
-       coalesce(sum(cost_usd), 0) AS cost_usd,
-       coalesce(sum(cost_usd), 0) / nullif(sum(coalesce(sum(cost_usd), 0)) OVER ({partition}), 0) AS cost_share
+SELECT {head}{name}, rank, sum(n)::BIGINT AS calls,
+       coalesce(sum(i), 0)::BIGINT AS input_tokens,
+       coalesce(sum(o), 0)::BIGINT AS output_tokens,
+       coalesce(sum(c), 0) AS cost_usd,
+       coalesce(sum(c), 0) / nullif(sum(coalesce(sum(c), 0)) OVER ({partition}), 0) AS cost_share
 FROM folded GROUP BY {head}{name}, rank ORDER BY {head}rank NULLS LAST
 """
-    return run(store, query, [*w.params, int(top), int(top)])
+    with session(store) as s:
+        return run(s, query, [*w.params, int(top), int(top)])
 
 
 def cache_savings(store: StoreLike = None, *, since: TimeLike = None, until: TimeLike = None,
@@ -137,21 +138,23 @@ def cache_savings(store: StoreLike = None, *, since: TimeLike = None, until: Tim
     """
     dims = [by] if isinstance(by, str) else list(by)
     w = where(since, until, model=model, provider=provider, service=service, tag=tag, user=user)
-    exprs, names = _keys(dims, period)
+    pre, labelled, names = grouping(dims, period)
     query = f"""
-WITH base AS (
-    SELECT {', '.join(exprs)}, coalesce(input_tokens, 0) AS input_tokens, coalesce(cached_tokens, 0) AS cached,
-           coalesce(cache_write_tokens, 0) AS written, coalesce(cost_usd, 0) AS cost,
-           coalesce(cache_savings_usd, 0) AS saved
-    FROM {calls_source(w, dims)}
-)
-SELECT {', '.join(names)}, count(*) AS calls,
+WITH pre AS (
+    SELECT {', '.join(pre)}, count(*) AS n, sum(coalesce(input_tokens, 0)) AS input_tokens,
+           sum(coalesce(cached_tokens, 0)) AS cached, sum(coalesce(cache_write_tokens, 0)) AS written,
+           sum(coalesce(cost_usd, 0)) AS cost, sum(coalesce(cache_savings_usd, 0)) AS saved
+    FROM llm_calls WHERE {w.sql} GROUP BY ALL
+),
+base AS (SELECT {', '.join(labelled)}, n, input_tokens, cached, written, cost, saved FROM pre)
+SELECT {', '.join(names)}, sum(n)::BIGINT AS calls,
        sum(input_tokens)::BIGINT AS input_tokens, sum(cached)::BIGINT AS cached_tokens,
        (sum(input_tokens) - sum(cached))::BIGINT AS uncached_input_tokens,
        sum(written)::BIGINT AS cache_write_tokens,
-       sum(cached) / nullif(sum(input_tokens), 0) AS cache_hit_ratio,
+       (sum(cached) / nullif(sum(input_tokens), 0))::DOUBLE AS cache_hit_ratio,
        sum(cost) AS cost_usd, sum(saved) AS cache_savings_usd, sum(cost) + sum(saved) AS cost_without_cache_usd,
        100 * sum(saved) / nullif(sum(cost) + sum(saved), 0) AS savings_percent
 FROM base GROUP BY ALL ORDER BY {', '.join(names)}
 """
-    return run(store, query, w.params)
+    with session(store) as s:
+        return run(s, query, w.params)
