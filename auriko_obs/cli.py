@@ -161,6 +161,9 @@ def schema() -> None:
     print(fields.schema_markdown())
 
 
+from .reports import cli as _reports_cli  # noqa: E402,F401  (report, schedule, budget, dashboard)
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Returns the exit code of the ``auriko-obs`` command line."""
     try:

@@ -34,6 +34,16 @@ def m002_meta(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE TABLE IF NOT EXISTS auriko_obs_meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
 
 
+@migration
+def m003_report_deliveries(con: duckdb.DuckDBPyConnection) -> None:
+    # One row per report delivered, so that a scheduled report goes out once per period and destination.
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS auriko_obs_report_deliveries ("
+        "report VARCHAR, period_key VARCHAR, destination VARCHAR, delivered_at TIMESTAMPTZ, detail VARCHAR, "
+        "PRIMARY KEY (report, period_key, destination))"
+    )
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
