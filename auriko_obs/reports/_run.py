@@ -99,8 +99,7 @@ def run_report(spec: ReportSpec, *, now: datetime | None = None, log: Callable[[
         try:
             detail = _deliver(kind, spec, period, report, rendered)
         except DeliveryError as exc:
-            outcomes.append(Outcome(kind, "failed", str(exc)))
-            log(f"{kind}: {exc}")
+            outcomes.append(Outcome(kind, "failed", str(exc)))  # the caller reports failures
             continue
         record_delivery(spec.db, spec.name, period.key, dest, detail)
         outcomes.append(Outcome(kind, "delivered", detail))

@@ -35,6 +35,8 @@ def _time(value: Optional[str], option: str):
               help="Webhook for --to webhook (Slack-compatible JSON; default $AURIKO_OBS_WEBHOOK_URL).")
 @click.option("--email-to", multiple=True, help="Recipient for --to email (repeatable; default $AURIKO_OBS_EMAIL_TO). "
               "SMTP settings come from $AURIKO_OBS_SMTP_*.")
+@click.option("--retries", type=click.IntRange(1, 20), default=5, show_default=True,
+              help="Webhook attempts in all (waits of about 1, 2, 4… s between them).")
 @click.option("--top", "top_n", type=click.IntRange(1, 1000), default=10, show_default=True, help="Rows per breakdown.")
 @click.option("--name", default="report", show_default=True, help="Report name in the delivery log (once per period).")
 @click.option("--budgets-config", type=click.Path(dir_okay=False), default=None,
@@ -44,10 +46,11 @@ def _time(value: Optional[str], option: str):
 @click.option("--cron", "cron_expression", default=None,
               help="Crontab schedule for --cron-line (default: early in each new period, in local time).")
 def report(db: Optional[Path], period: str, since: Optional[str], until: Optional[str], fmt: str, out: Optional[str],
-           to: tuple[str, ...], webhook_url: Optional[str], email_to: tuple[str, ...], top_n: int, name: str,
+           to: tuple[str, ...], webhook_url: Optional[str], email_to: tuple[str, ...], retries: int, top_n: int, name: str,
            budgets_config: Optional[str], force: bool, cron_line: bool, cron_expression: Optional[str]) -> None:
     """Build a spend report for a period and deliver it to a file, a webhook or email."""
     from ._budgets import BudgetConfigError
+    from ._deliver import Retry
     from ._run import ReportSpec, run_report
 
     if cron_line:
@@ -73,7 +76,7 @@ def report(db: Optional[Path], period: str, since: Optional[str], until: Optiona
         return
     spec = ReportSpec(db=path, period=period, since=_time(since, "--since"), until=_time(until, "--until"),
                       format=fmt, to=to or ("file",), out=out, webhook_url=webhook_url, email_to=email_to, name=name,
-                      top_n=top_n, budgets_config=budgets_config, force=force)
+                      top_n=top_n, budgets_config=budgets_config, force=force, retry=Retry(attempts=retries))
     try:
         outcomes = run_report(spec, log=lambda line: click.echo(line, err=True))
     except (ValueError, BudgetConfigError) as exc:
