@@ -35,7 +35,19 @@ def m002_meta(con: duckdb.DuckDBPyConnection) -> None:
 
 
 @migration
-def m003_report_deliveries(con: duckdb.DuckDBPyConnection) -> None:
+def m003_provider_prices(con: duckdb.DuckDBPyConnection) -> None:
+    # Per-provider list prices from `GET /v1/models` (USD per 1M tokens), cached by
+    # auriko_obs.analysis.refresh_prices for routing_savings and provider_mix. `position` is the order
+    # in which /v1/models lists a model's providers; position 0 is the model's default provider.
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS provider_prices (model VARCHAR NOT NULL, provider VARCHAR NOT NULL, "
+        "position INTEGER, input_usd_per_1m DOUBLE, output_usd_per_1m DOUBLE, data_policy VARCHAR, "
+        "source VARCHAR, fetched_at TIMESTAMPTZ, PRIMARY KEY (model, provider))"
+    )
+
+
+@migration
+def m004_report_deliveries(con: duckdb.DuckDBPyConnection) -> None:
     # One row per report delivered, so that a scheduled report goes out once per period and destination.
     con.execute(
         "CREATE TABLE IF NOT EXISTS auriko_obs_report_deliveries ("

@@ -1,0 +1,29 @@
+"""Analyses of the store: each answers one question in one call, as SQL inside DuckDB, as a tidy DataFrame.
+
+```python
+from auriko_obs import analysis
+analysis.provider_mix("auriko_obs.duckdb", since="7d", period="day")
+analysis.cost_by("tag", "auriko_obs.duckdb", top=5)
+analysis.budget_burn("auriko_obs.duckdb", [analysis.Budget("team", 50, "daily", scope="tag", match="team:search")])
+```
+
+Every function takes the store (a ``Store``, a path, or None for ``$AURIKO_OBS_DB`` / ``./auriko_obs.duckdb``),
+``since``/``until`` (datetimes, ISO-8601 strings or spans back from now such as ``"7d"``; calls whose
+``start_time`` is in [since, until)), and the filters ``model``, ``provider``, ``service``, ``tag`` and
+``user``, each one value or a list. Periods (``hour``, ``day``, ``week``, ``month``) are UTC; weeks start
+on Monday. A dimension's NULL shows as ``(none)``. Each docstring lists the columns returned.
+``auriko_obs.plots`` draws one figure from each of these frames.
+"""
+
+from ._budgets import Budget, budget_burn, budget_burndown, load_budgets, period_bounds
+from ._forecast import Forecast, decayed_rate, forecast
+from ._health import errors, latency
+from ._prices import fetch_prices, prices, refresh_prices, routing_savings
+from ._query import DIMENSIONS, NONE_LABEL, OTHER_LABEL
+from ._spend import cache_savings, cost_by, provider_mix
+
+__all__ = [
+    "Budget", "DIMENSIONS", "Forecast", "NONE_LABEL", "OTHER_LABEL", "budget_burn", "budget_burndown",
+    "cache_savings", "cost_by", "decayed_rate", "errors", "fetch_prices", "forecast", "latency", "load_budgets",
+    "period_bounds", "prices", "provider_mix", "refresh_prices", "routing_savings",
+]

@@ -1,0 +1,336 @@
+"""Budgets: definitions (code or config file), spend per UTC period, burn rate and exhaustion forecast.
+
+Config (``auriko_obs.toml``, or ``[tool.auriko_obs]`` in ``pyproject.toml``)::
+
+    [[budgets]]
+    name = "search team, daily"
+    scope = "tag"            # workspace | api_key | tag | user
+    match = "team:search"    # the tag (scope tag) or user_id (scope user); not used otherwise
+    period = "daily"         # daily | weekly | monthly, resetting at 00:00 UTC (weeks on Monday)
+    limit_usd = 50
+    service = "search-api"   # optional: count only this service_name's calls
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+from ..store import parse_time
+from ._forecast import forecast
+from ._query import StoreLike, TimeLike, Values, Where, run, where
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+SCOPES = ("workspace", "api_key", "tag", "user")
+PERIODS = ("daily", "weekly", "monthly")
+CONFIG_FILE = "auriko_obs.toml"
+# How many of the period's latest Auriko-routed calls are searched for budget headers.
+_HEADER_SEARCH_CALLS = 500
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A spending limit over a UTC period.
+
+    ``scope`` says which calls count: ``workspace`` (all of them), ``api_key`` (all of them too, since
+    API keys are never recorded: give ``service`` when one service uses the key), ``tag`` (calls
+    carrying the tag ``match``) or ``user`` (calls whose user_id is ``match``). ``service`` narrows any
+    scope to one service_name. Workspace and API-key budgets are compared with the spend Auriko
+    reports in its ``X-Budget-*`` headers; tag and user budgets exist only here.
+    """
+
+    name: str
+    limit_usd: float
+    period: str = "monthly"
+    scope: str = "workspace"
+    match: str | None = None
+    service: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.scope not in SCOPES:
+            raise ValueError(f"budget {self.name!r}: scope must be one of {', '.join(SCOPES)}, not {self.scope!r}")
+        if self.period not in PERIODS:
+            raise ValueError(f"budget {self.name!r}: period must be one of {', '.join(PERIODS)}, not {self.period!r}")
+        if self.scope in ("tag", "user") and not self.match:
+            raise ValueError(f"budget {self.name!r}: scope {self.scope} needs `match` (the {self.scope})")
+        try:
+            limit = float(self.limit_usd)
+        except (TypeError, ValueError):
+            raise ValueError(f"budget {self.name!r}: limit_usd must be a number, not {self.limit_usd!r}") from None
+        if not limit > 0 or math.isinf(limit):
+            raise ValueError(f"budget {self.name!r}: limit_usd must be a positive number, not {self.limit_usd!r}")
+        object.__setattr__(self, "limit_usd", limit)
+
+    def where(self, base: Where) -> Where:
+        """Returns ``base`` narrowed to the calls this budget counts."""
+        w = base
+        if self.scope == "tag":
+            w = w.and_("list_contains(tags, ?)", self.match)
+        elif self.scope == "user":
+            w = w.and_("user_id = ?", self.match)
+        if self.service is not None:
+            w = w.and_("service_name = ?", self.service)
+        return w
+
+
+def period_bounds(period: str, now: datetime) -> tuple[datetime, datetime]:
+    """Returns (start, end) of the UTC budget period containing ``now``: days, Monday weeks, calendar months."""
+    now = now.astimezone(timezone.utc)
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "daily":
+        return day, day + timedelta(days=1)
+    if period == "weekly":
+        start = day - timedelta(days=day.weekday())
+        return start, start + timedelta(days=7)
+    if period == "monthly":
+        start = day.replace(day=1)
+        return start, (start + timedelta(days=32)).replace(day=1)
+    raise ValueError(f"period must be one of {', '.join(PERIODS)}, not {period!r}")
+
+
+def _read_toml(path: Path) -> dict:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    with open(path, "rb") as handle:
+        return tomllib.load(handle)
+
+
+def load_budgets(path: str | os.PathLike[str] | None = None) -> list[Budget]:
+    """Returns the budgets of a config file: ``[[budgets]]`` tables (see the module docstring).
+
+    ``path`` may be an ``auriko_obs.toml`` (budgets at the top level) or a ``pyproject.toml`` (under
+    ``[tool.auriko_obs]``). Without a path, ``./auriko_obs.toml`` is read, else ``./pyproject.toml``;
+    when neither defines budgets the list is empty. Raises ValueError for a malformed budget.
+    """
+    if path is None:
+        candidates = [Path(CONFIG_FILE), Path("pyproject.toml")]
+        found = [p for p in candidates if p.is_file()]
+        return load_budgets(found[0]) if found else []
+    path = Path(path)
+    data = _read_toml(path)
+    if path.name == "pyproject.toml":
+        data = data.get("tool", {}).get("auriko_obs", {})
+    raw = data.get("budgets", [])
+    if not isinstance(raw, list):
+        raise ValueError(f"{path}: `budgets` must be an array of tables ([[budgets]])")
+    return [_budget_from(entry, path, i) for i, entry in enumerate(raw)]
+
+
+def _budget_from(entry: Any, path: Path, index: int) -> Budget:
+    if not isinstance(entry, dict):
+        raise ValueError(f"{path}: budget #{index + 1} must be a table")
+    known = {f.name for f in fields(Budget)}
+    unknown = sorted(set(entry) - known)
+    if unknown:
+        raise ValueError(f"{path}: budget #{index + 1} has unknown keys {unknown}; known: {sorted(known)}")
+    if "limit_usd" not in entry:
+        raise ValueError(f"{path}: budget #{index + 1} needs limit_usd")
+    entry = {"name": f"{entry.get('scope', 'workspace')} {entry.get('period', 'monthly')}", **entry}
+    return Budget(**entry)
+
+
+def _budgets(budgets: Budget | Iterable[Budget] | str | os.PathLike[str] | None) -> list[Budget]:
+    if budgets is None or isinstance(budgets, (str, os.PathLike)):
+        return load_budgets(budgets)
+    if isinstance(budgets, Budget):
+        return [budgets]
+    return list(budgets)
+
+
+def _hourly(store: StoreLike, w: Where, start: datetime, now: datetime) -> "pd.DataFrame":
+    """Returns hourly spend of the budget's calls in [start, now], and when its first call ever was."""
+    query = f"""
+SELECT date_trunc('hour', start_time) AS hour, coalesce(sum(cost_usd), 0) AS cost_usd, count(*) AS calls,
+       (SELECT min(start_time) FROM llm_calls WHERE {w.sql}) AS first_call
+FROM llm_calls WHERE {w.sql} AND start_time >= ? AND start_time <= ?
+GROUP BY 1 ORDER BY 1
+"""
+    return run(store, query, [*w.params, *w.params, start, now])
+
+
+def _series(frame: "pd.DataFrame", start: datetime, now: datetime) -> tuple[list[datetime], list[float]]:
+    """Returns every hour from ``start`` to the hour of ``now`` and its spend (0 where nothing was spent)."""
+    spend = {ts.to_pydatetime(): float(v) for ts, v in zip(frame["hour"], frame["cost_usd"])}
+    hours, values = [], []
+    hour = start.replace(minute=0, second=0, microsecond=0)
+    while hour <= now:
+        hours.append(hour)
+        values.append(spend.get(hour, 0.0))
+        hour += timedelta(hours=1)
+    return hours, values
+
+
+def _observed(store: StoreLike, budget: Budget, w: Where, period_start: datetime, now: datetime) -> dict:
+    """Returns what Auriko's headers said in this period: its spend and limit, credits, and the local spend then."""
+    if budget.scope not in ("workspace", "api_key"):
+        return {}
+    spend_key = f'$."auriko.budget.{budget.period}.spend_usd"'
+    limit_key = f'$."auriko.budget.{budget.period}.limit_usd"'
+    query = f"""
+WITH recent AS (
+    SELECT start_time, attributes, credits_balance_usd FROM llm_calls
+    WHERE {w.sql} AND start_time >= ? AND start_time <= ? AND cost_source = 'auriko'
+    ORDER BY start_time DESC LIMIT {_HEADER_SEARCH_CALLS}
+),
+header AS (
+    SELECT start_time AS observed_at,
+           TRY_CAST(json_extract_string(attributes, ?) AS DOUBLE) AS observed_spend_usd,
+           TRY_CAST(json_extract_string(attributes, ?) AS DOUBLE) AS observed_limit_usd
+    FROM recent WHERE json_extract_string(attributes, ?) IS NOT NULL
+    ORDER BY start_time DESC LIMIT 1
+)
+SELECT h.*, (SELECT coalesce(sum(cost_usd), 0) FROM llm_calls
+             WHERE {w.sql} AND start_time >= ? AND start_time <= h.observed_at) AS local_spend_at_observed_usd,
+       (SELECT credits_balance_usd FROM recent WHERE credits_balance_usd IS NOT NULL
+        ORDER BY start_time DESC LIMIT 1) AS credits_balance_usd
+FROM (SELECT 1) AS one LEFT JOIN header AS h ON TRUE
+"""
+    params = [*w.params, period_start, now, spend_key, limit_key, spend_key, *w.params, period_start]
+    row = run(store, query, params).iloc[0].to_dict()
+    return {k: (None if _missing(v) else v) for k, v in row.items()}
+
+
+def _missing(value: Any) -> bool:
+    try:
+        import pandas as pd
+
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _at(now: datetime, hours: float) -> datetime | None:
+    return None if math.isinf(hours) else now + timedelta(hours=hours)
+
+
+def _burn(store: StoreLike, budget: Budget, base: Where, now: datetime, lookback: timedelta,
+          half_life_h: float, seed: int) -> tuple[dict, dict]:
+    """Returns (the summary row, the hourly series and forecast bands) of one budget."""
+    period_start, period_end = period_bounds(budget.period, now)
+    w = budget.where(base)
+    window_start = min(period_start, now - lookback)
+    frame = _hourly(store, w, window_start, now)
+    first_call = frame["first_call"].iloc[0].to_pydatetime() if len(frame) else None
+    history_start = max(now - lookback, first_call) if first_call else now
+    hours, values = _series(frame, window_start, now)
+    spend = sum(v for h, v in zip(hours, values) if h >= period_start)
+    history = [v for h, v in zip(hours, values) if h >= history_start.replace(minute=0, second=0, microsecond=0)]
+    elapsed = (now - now.replace(minute=0, second=0, microsecond=0)).total_seconds() / 3600
+    horizon_h = (period_end - now).total_seconds() / 3600
+    result = forecast(history, budget.limit_usd - spend, horizon_h, half_life_h=half_life_h, seed=seed,
+                      last_fraction=max(elapsed, 1 / 60))
+    observed = _observed(store, budget, w, period_start, now)
+    summary = {
+        "budget": budget.name, "scope": budget.scope, "match": budget.match, "period": budget.period,
+        "period_start": period_start, "period_end": period_end, "limit_usd": budget.limit_usd,
+        "spend_usd": spend, "remaining_usd": budget.limit_usd - spend,
+        "percent_used": 100 * spend / budget.limit_usd,
+        "burn_rate_usd_per_h": result.rate_usd_per_h,
+        "exhausts_at": _at(now, result.exhausts_in_h),
+        "exhausts_at_low": _at(now, result.exhausts_in_h_low),
+        "exhausts_at_high": _at(now, result.exhausts_in_h_high),
+        "exhaust_probability": result.exhaust_probability,
+        "observed_at": observed.get("observed_at"),
+        "observed_spend_usd": observed.get("observed_spend_usd"),
+        "observed_limit_usd": observed.get("observed_limit_usd"),
+        "divergence_usd": (observed["local_spend_at_observed_usd"] - observed["observed_spend_usd"]
+                           if observed.get("observed_spend_usd") is not None else None),
+        "credits_balance_usd": observed.get("credits_balance_usd"),
+    }
+    series = {"hours": [h for h in hours if h >= period_start], "values": [v for h, v in zip(hours, values)
+                                                                          if h >= period_start],
+              "forecast": result, "period_end": period_end, "spend": spend}
+    return summary, series
+
+
+_SUMMARY_COLUMNS = ("budget", "scope", "match", "period", "period_start", "period_end", "limit_usd", "spend_usd",
+                    "remaining_usd", "percent_used", "burn_rate_usd_per_h", "exhausts_at", "exhausts_at_low",
+                    "exhausts_at_high", "exhaust_probability", "observed_at", "observed_spend_usd",
+                    "observed_limit_usd", "divergence_usd", "credits_balance_usd")
+
+
+def _frame(rows: list[dict], columns: Sequence[str]) -> "pd.DataFrame":
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=list(columns))
+    for column in columns:
+        if column in ("period_start", "period_end", "exhausts_at", "exhausts_at_low", "exhausts_at_high",
+                      "observed_at", "time"):
+            frame[column] = pd.to_datetime(frame[column], utc=True)
+    return frame
+
+
+def budget_burn(store: StoreLike = None, budgets: Budget | Iterable[Budget] | str | os.PathLike[str] | None = None,
+                *, now: TimeLike = None, lookback: str | timedelta = "7d", half_life_h: float = 12.0, seed: int = 0,
+                model: Values = None, provider: Values = None, service: Values = None,
+                tag: Values = None, user: Values = None) -> "pd.DataFrame":
+    """Returns one row per budget: spend in its current UTC period, burn rate, and when it will run out.
+
+    Answers: how much of each budget is used, how fast it is burning, when it will be exhausted (with a
+    band), and how far our local count is from what Auriko itself reports. ``budgets`` is a list of
+    ``Budget``, a config path, or None for ``load_budgets()``. ``now`` (default: the current time) fixes
+    the period; the forecast is described in ``auriko_obs.analysis._forecast`` (decayed hourly rate plus
+    a weighted block bootstrap over ``lookback``).
+
+    Columns: ``budget``, ``scope``, ``match``, ``period``, ``period_start``, ``period_end`` (UTC),
+    ``limit_usd``, ``spend_usd``, ``remaining_usd``, ``percent_used`` (0–100+),
+    ``burn_rate_usd_per_h``, ``exhausts_at`` (at the burn rate; NaT when not before the reset),
+    ``exhausts_at_low`` / ``exhausts_at_high`` (10th / 90th percentile of the bootstrap),
+    ``exhaust_probability`` (of running out before the reset), and from Auriko's headers (workspace and
+    api_key budgets, NULL otherwise): ``observed_at`` (the latest call in the period carrying them),
+    ``observed_spend_usd``, ``observed_limit_usd`` (X-Budget-{Period}-Spend/-Limit),
+    ``divergence_usd`` (local spend up to that call minus Auriko's; positive when we count more,
+    negative when spend happened outside this store), ``credits_balance_usd`` (the latest credit balance).
+    """
+    now_at = parse_time(now) or datetime.now(timezone.utc)
+    lookback_td = lookback if isinstance(lookback, timedelta) else now_at - parse_time(lookback, now=now_at)
+    base = where(model=model, provider=provider, service=service, tag=tag, user=user)
+    rows = [_burn(store, b, base, now_at, lookback_td, half_life_h, seed)[0] for b in _budgets(budgets)]
+    return _frame(rows, _SUMMARY_COLUMNS)
+
+
+def budget_burndown(budget: Budget, store: StoreLike = None, *, now: TimeLike = None, lookback: str | timedelta = "7d",
+                    half_life_h: float = 12.0, seed: int = 0, model: Values = None, provider: Values = None,
+                    service: Values = None, tag: Values = None, user: Values = None) -> "pd.DataFrame":
+    """Returns the hourly burn-down of one budget's current period: spend so far, then the forecast band.
+
+    Columns: ``time`` (UTC, the end of each hour; the first row is the period start), ``kind``
+    (``observed`` up to now, ``forecast`` after), ``spend_usd`` (cumulative in the period: observed, or
+    the forecast median), ``spend_low_usd`` / ``spend_high_usd`` (10th / 90th percentile band of the
+    forecast; equal to spend_usd for observed rows), ``limit_usd``, ``budget``.
+    """
+    now_at = parse_time(now) or datetime.now(timezone.utc)
+    lookback_td = lookback if isinstance(lookback, timedelta) else now_at - parse_time(lookback, now=now_at)
+    base = where(model=model, provider=provider, service=service, tag=tag, user=user)
+    _, series = _burn(store, budget, base, now_at, lookback_td, half_life_h, seed)
+    rows: list[dict] = []
+    total = 0.0
+    period_start, _ = period_bounds(budget.period, now_at)
+    rows.append({"time": period_start, "kind": "observed", "spend_usd": 0.0})
+    for hour, value in zip(series["hours"], series["values"]):
+        total += value
+        rows.append({"time": min(hour + timedelta(hours=1), now_at), "kind": "observed", "spend_usd": total})
+    for row in rows:
+        row["spend_low_usd"] = row["spend_high_usd"] = row["spend_usd"]
+    result = series["forecast"]
+    for step, (low, mid, high) in enumerate(zip(result.spend_low, result.spend_mid, result.spend_high), start=1):
+        at = now_at + timedelta(hours=step)
+        if at > series["period_end"]:
+            at = series["period_end"]
+        rows.append({"time": at, "kind": "forecast", "spend_usd": total + float(mid),
+                     "spend_low_usd": total + float(low), "spend_high_usd": total + float(high)})
+        if at == series["period_end"]:
+            break
+    for row in rows:
+        row["limit_usd"] = budget.limit_usd
+        row["budget"] = budget.name
+    return _frame(rows, ("time", "kind", "spend_usd", "spend_low_usd", "spend_high_usd", "limit_usd", "budget"))

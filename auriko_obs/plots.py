@@ -1,0 +1,236 @@
+"""Plotly figures, one per analysis, each drawn from the DataFrame that analysis returns.
+
+```python
+from auriko_obs import analysis, plots
+fig = plots.provider_mix(analysis.provider_mix("auriko_obs.duckdb", period="hour"))
+fig.show()                      # Jupyter; or fig.write_html("mix.html"), fig.write_image("mix.png")
+```
+
+Figures are plain ``plotly.graph_objects.Figure`` objects, so they work in Jupyter, in HTML files, and
+in reports and dashboards. Money is in USD and token counts are shown in hover text. Plotly is
+imported when a figure is made, never at ``import auriko_obs``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import plotly.graph_objects as go
+
+__all__ = ["budget_burn", "cache_savings", "cost_by", "errors", "latency", "provider_mix", "routing_savings"]
+
+_TEMPLATE = "plotly_white"
+_USD = "$%{y:,.4f}"
+_METRICS = {"calls", "input_tokens", "output_tokens", "total_tokens", "cost_usd", "call_share", "cost_share",
+            "off_default_calls", "off_default_share", "top_strategy", "period_start", "rank", "priced_calls",
+            "list_cost_usd", "max_cost_usd", "median_cost_usd", "savings_vs_max_usd", "savings_vs_median_usd",
+            "cached_tokens", "uncached_input_tokens", "cache_write_tokens", "cache_hit_ratio",
+            "cache_savings_usd", "cost_without_cache_usd", "savings_percent", "metric", "unit", "mean", "p05",
+            "p25", "p50", "p75", "p90", "p99", "kind", "type", "code", "count", "rate", "retries",
+            "retry_after_s", "http_status"}
+
+
+def _go() -> Any:
+    import plotly.graph_objects as go
+
+    return go
+
+
+def _dims(frame: "pd.DataFrame") -> list[str]:
+    """Returns the grouping columns of an analysis frame (those that are not metrics)."""
+    return [c for c in frame.columns if c not in _METRICS]
+
+
+def _label(frame: "pd.DataFrame", dims: list[str]) -> "pd.Series":
+    if not dims:
+        return frame.index.map(lambda _: "all")
+    return frame[dims].astype(str).agg(" · ".join, axis=1)
+
+
+def _layout(fig: "go.Figure", title: str, x: str, y: str, **kw: Any) -> "go.Figure":
+    fig.update_layout(title=title, xaxis_title=x, yaxis_title=y, template=_TEMPLATE, hovermode="closest",
+                      legend_title_text=kw.pop("legend", None), margin=dict(l=60, r=20, t=60, b=50), **kw)
+    return fig
+
+
+def _empty(title: str) -> "go.Figure":
+    fig = _go().Figure()
+    fig.add_annotation(text="no calls in this window", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    return _layout(fig, title, "", "")
+
+
+def provider_mix(frame: "pd.DataFrame", value: str = "cost_usd") -> "go.Figure":
+    """Returns a stacked area chart of ``analysis.provider_mix``: ``value`` (cost_usd, calls or
+    total_tokens) per group over time; hover shows calls, tokens, cost, share and off-default calls."""
+    title = {"cost_usd": "Spend by provider", "calls": "Calls by provider",
+             "total_tokens": "Tokens by provider"}.get(value, f"{value} by provider")
+    if frame.empty:
+        return _empty(title)
+    go = _go()
+    dims = _dims(frame)
+    fig = go.Figure()
+    by = dims[0] if dims else None
+    x = "period_start" if "period_start" in frame else None
+    for name, part in (frame.groupby(by, sort=True) if by else [("all", frame)]):
+        custom = part[["calls", "total_tokens", "cost_usd", "cost_share", "off_default_calls"]].astype(float)
+        fig.add_trace(go.Scatter(
+            x=part[x] if x else [name], y=part[value], name=str(name), stackgroup="one", mode="lines",
+            customdata=custom.to_numpy(),
+            hovertemplate=(f"<b>{name}</b><br>%{{x}}<br>calls %{{customdata[0]:,.0f}}"
+                           "<br>tokens %{customdata[1]:,.0f}<br>cost $%{customdata[2]:,.4f}"
+                           " (%{customdata[3]:.1%} of the period)<br>off default provider "
+                           "%{customdata[4]:,.0f}<extra></extra>")))
+    unit = {"cost_usd": "USD per period", "calls": "calls per period", "total_tokens": "tokens per period"}
+    return _layout(fig, title, "period start (UTC)", unit.get(value, value), legend=by)
+
+
+def cost_by(frame: "pd.DataFrame") -> "go.Figure":
+    """Returns horizontal bars of ``analysis.cost_by`` (USD per value, most expensive on top)."""
+    dims = [c for c in _dims(frame)]
+    title = f"Spend by {dims[0]}" if dims else "Spend"
+    if frame.empty:
+        return _empty(title)
+    go = _go()
+    totals = frame.groupby(dims[0], sort=False)[["calls", "input_tokens", "output_tokens", "cost_usd"]].sum()
+    totals = totals.sort_values("cost_usd")
+    fig = go.Figure(go.Bar(
+        x=totals["cost_usd"], y=totals.index.astype(str), orientation="h",
+        customdata=totals[["calls", "input_tokens", "output_tokens"]].to_numpy(),
+        hovertemplate=("<b>%{y}</b><br>cost $%{x:,.4f}<br>calls %{customdata[0]:,.0f}"
+                       "<br>input tokens %{customdata[1]:,.0f}<br>output tokens %{customdata[2]:,.0f}"
+                       "<extra></extra>")))
+    return _layout(fig, title, "cost (USD)", dims[0])
+
+
+def cache_savings(frame: "pd.DataFrame") -> "go.Figure":
+    """Returns stacked bars of ``analysis.cache_savings`` per group: USD paid plus USD the cache saved
+    (together, what the traffic would have cost without caching); hover shows cache tokens and hit ratio."""
+    title = "Prompt-cache savings"
+    if frame.empty:
+        return _empty(title)
+    go = _go()
+    dims = _dims(frame)
+    sums = ["calls", "input_tokens", "cached_tokens", "cache_write_tokens", "cost_usd", "cache_savings_usd"]
+    totals = frame.groupby(dims, sort=True)[sums].sum() if dims else frame[sums].sum().to_frame().T
+    labels = [" · ".join(map(str, k)) if isinstance(k, tuple) else str(k) for k in totals.index]
+    ratio = (totals["cached_tokens"] / totals["input_tokens"].where(totals["input_tokens"] > 0)).fillna(0)
+    custom = list(zip(totals["cached_tokens"], totals["input_tokens"], ratio, totals["cache_write_tokens"],
+                      totals["cost_usd"] + totals["cache_savings_usd"]))
+    hover = ("<b>%{x}</b><br>%{fullData.name} $%{y:,.4f}<br>cached %{customdata[0]:,.0f} of "
+             "%{customdata[1]:,.0f} input tokens (%{customdata[2]:.1%})<br>cache writes "
+             "%{customdata[3]:,.0f} tokens<br>without cache $%{customdata[4]:,.4f}<extra></extra>")
+    fig = go.Figure([
+        go.Bar(x=labels, y=totals["cost_usd"], name="paid", customdata=custom, hovertemplate=hover),
+        go.Bar(x=labels, y=totals["cache_savings_usd"], name="saved by the cache", customdata=custom,
+               hovertemplate=hover),
+    ])
+    fig.update_layout(barmode="stack")
+    return _layout(fig, title, " · ".join(dims), "USD (paid + saved = cost without cache)")
+
+
+def routing_savings(frame: "pd.DataFrame") -> "go.Figure":
+    """Returns grouped bars of ``analysis.routing_savings``: list cost at the serving provider, at the
+    median and at the most expensive provider, per group."""
+    title = "What routing saved (list prices)"
+    if frame.empty:
+        return _empty(title)
+    go = _go()
+    dims = _dims(frame)
+    cols = ["calls", "input_tokens", "output_tokens", "list_cost_usd", "median_cost_usd", "max_cost_usd"]
+    totals = frame.groupby(dims, sort=True)[cols].sum() if dims else frame[cols].sum().to_frame().T
+    labels = [" · ".join(map(str, k)) if isinstance(k, tuple) else str(k) for k in totals.index]
+    custom = totals[["calls", "input_tokens", "output_tokens"]].to_numpy()
+    hover = ("<b>%{x}</b><br>%{fullData.name}: $%{y:,.4f}<br>calls %{customdata[0]:,.0f}<br>input tokens "
+             "%{customdata[1]:,.0f}<br>output tokens %{customdata[2]:,.0f}<extra></extra>")
+    fig = go.Figure([go.Bar(x=labels, y=totals[c], name=n, customdata=custom, hovertemplate=hover)
+                     for c, n in (("list_cost_usd", "served provider"), ("median_cost_usd", "median provider"),
+                                  ("max_cost_usd", "most expensive provider"))])
+    fig.update_layout(barmode="group")
+    return _layout(fig, title, " · ".join(dims), "cost at list prices (USD)")
+
+
+def latency(frame: "pd.DataFrame", metric: str = "duration_ms") -> "go.Figure":
+    """Returns box plots of ``analysis.latency`` for one metric: box p25–p75, line at the median,
+    whiskers p05–p99, a dot at the mean; hover adds p90 and the number of calls."""
+    names = {"duration_ms": "Call duration", "ttft_ms": "Time to first token (client)",
+             "provider_ttft_ms": "Time to first token (gateway)", "throughput_tps": "Throughput"}
+    title = names.get(metric, metric)
+    part = frame[frame["metric"] == metric] if "metric" in frame else frame.iloc[0:0]
+    if part.empty:
+        return _empty(title)
+    go = _go()
+    dims = [d for d in _dims(part)]
+    labels = _label(part, dims)
+    unit = str(part["unit"].iloc[0])
+    fig = go.Figure()
+    for label, (_, row) in zip(labels, part.iterrows()):
+        fig.add_trace(go.Box(
+            name=label, x=[label], q1=[row["p25"]], median=[row["p50"]], q3=[row["p75"]],
+            lowerfence=[row["p05"]], upperfence=[row["p99"]], mean=[row["mean"]], boxpoints=False,
+            hovertemplate=(f"<b>{label}</b><br>p50 {row['p50']:,.1f} {unit}<br>p90 {row['p90']:,.1f} {unit}"
+                           f"<br>p99 {row['p99']:,.1f} {unit}<br>calls {int(row['calls']):,}<extra></extra>")))
+    return _layout(fig, f"{title} per {' · '.join(dims)}", " · ".join(dims), f"{title} ({unit})",
+                   showlegend=False)
+
+
+def errors(frame: "pd.DataFrame", value: str = "count") -> "go.Figure":
+    """Returns a heatmap of ``analysis.errors``: kind and code (rows) by period (columns), coloured by
+    ``value`` (count or rate); hover shows calls, retries and Retry-After seconds."""
+    title = "Errors, retries and routing warnings"
+    if frame.empty:
+        return _empty(title)
+    go = _go()
+    rows = frame.assign(what=frame["kind"] + ": " + frame["code"].astype(str))
+    x = "period_start" if "period_start" in rows else None
+    if x is None:
+        rows = rows.assign(period_start="whole window")
+    grouped = rows.groupby(["what", "period_start"], sort=True).agg(
+        count=("count", "sum"), calls=("calls", "sum"), retries=("retries", "sum"),
+        retry_after_s=("retry_after_s", "sum")).reset_index()
+    grouped["rate"] = grouped["count"] / grouped["calls"]
+    z = grouped.pivot(index="what", columns="period_start", values=value)
+    custom = [[list(v) for v in zip(*[grouped.pivot(index="what", columns="period_start", values=c).loc[w]
+                                      for c in ("count", "calls", "retries", "retry_after_s")])]
+              for w in z.index]
+    fig = go.Figure(go.Heatmap(
+        z=z.to_numpy(), x=list(z.columns), y=list(z.index), colorscale="Reds", customdata=custom,
+        colorbar_title="rate" if value == "rate" else "calls",
+        hovertemplate=("<b>%{y}</b><br>%{x}<br>%{customdata[0]:,.0f} of %{customdata[1]:,.0f} calls"
+                       "<br>extra attempts %{customdata[2]:,.0f}<br>Retry-After %{customdata[3]:,.0f} s"
+                       "<extra></extra>")))
+    return _layout(fig, title, "period start (UTC)" if x else "", "kind: code")
+
+
+def budget_burn(burndown: "pd.DataFrame") -> "go.Figure":
+    """Returns the burn-down of ``analysis.budget_burndown``: cumulative spend so far, the forecast median
+    with its 10–90% band, and the limit as a horizontal line."""
+    title = "Budget burn-down"
+    if burndown.empty:
+        return _empty(title)
+    go = _go()
+    name = str(burndown["budget"].iloc[0])
+    limit = float(burndown["limit_usd"].iloc[0])
+    seen = burndown[burndown["kind"] == "observed"]
+    ahead = burndown[burndown["kind"] == "forecast"]
+    if not seen.empty and not ahead.empty:
+        import pandas as pd
+
+        ahead = pd.concat([seen.tail(1), ahead])  # the forecast starts where the spend so far ends
+    fig = go.Figure()
+    if not ahead.empty:
+        fig.add_trace(go.Scatter(x=ahead["time"], y=ahead["spend_high_usd"], mode="lines", line=dict(width=0),
+                                 showlegend=False, hoverinfo="skip"))
+        fig.add_trace(go.Scatter(x=ahead["time"], y=ahead["spend_low_usd"], mode="lines", line=dict(width=0),
+                                 fill="tonexty", fillcolor="rgba(99,110,250,0.2)", name="forecast 10–90%",
+                                 hovertemplate="%{x}<br>10th percentile " + _USD + "<extra></extra>"))
+        fig.add_trace(go.Scatter(x=ahead["time"], y=ahead["spend_usd"], mode="lines", name="forecast (median)",
+                                 line=dict(dash="dash", color="rgb(99,110,250)"),
+                                 hovertemplate="%{x}<br>forecast " + _USD + "<extra></extra>"))
+    fig.add_trace(go.Scatter(x=seen["time"], y=seen["spend_usd"], mode="lines", name="spent",
+                             line=dict(color="rgb(40,40,40)"),
+                             hovertemplate="%{x}<br>spent " + _USD + "<extra></extra>"))
+    fig.add_hline(y=limit, line=dict(color="firebrick", dash="dot"), annotation_text=f"limit ${limit:,.2f}",
+                  annotation_position="top left")
+    return _layout(fig, f"{title}: {name}", "time (UTC)", "cumulative spend in the period (USD)")
