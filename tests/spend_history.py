@@ -8,10 +8,18 @@ from datetime import datetime, timedelta, timezone
 
 from auriko_obs.store._files import connect
 
-PROVIDERS = {"openai": 1.0, "azure": 0.9, "together": 0.4, "anthropic": 1.2}
-MODELS = {"gpt-4o": ("openai", "azure"), "gpt-4o-mini": ("openai", "azure"), "llama-3.3-70b": ("together",),
-          "claude-sonnet-4": ("anthropic",)}
-BASE_USD_PER_1K = {"gpt-4o": 0.01, "gpt-4o-mini": 0.0006, "llama-3.3-70b": 0.0009, "claude-sonnet-4": 0.012}
+# (input, output) USD per 1M tokens, as the simulator's /v1/models lists them
+PRICES = {
+    "gpt-4o": {"openai": (2.50, 10.00), "azure": (2.75, 11.00)},
+    "gpt-4o-mini": {"openai": (0.15, 0.60), "azure": (0.165, 0.66)},
+    "llama-3.3-70b": {"together": (0.88, 0.88), "groq": (0.59, 0.79), "deepinfra": (0.23, 0.40)},
+    "claude-sonnet-4-20250514": {"anthropic": (3.00, 15.00), "bedrock": (3.30, 16.50)},
+}
+
+
+def list_cost(model: str, provider: str, tokens_in: int, tokens_out: int) -> float:
+    price_in, price_out = PRICES[model][provider]
+    return (tokens_in * price_in + tokens_out * price_out) / 1e6
 
 
 def call(start: datetime, **values) -> dict:
@@ -45,33 +53,36 @@ def history(end: datetime, *, days: int = 35, calls_per_day: int = 48, seed: int
     start = end - timedelta(days=days)
     for i in range(days * calls_per_day):
         moment = start + timedelta(seconds=rng.uniform(0, days * 86400))
-        model = rng.choice(list(MODELS))
-        provider = rng.choice(MODELS[model])
+        model = rng.choice(list(PRICES))
+        provider = rng.choice(list(PRICES[model]))
         tokens_in, tokens_out = rng.randint(200, 4000), rng.randint(50, 800)
         cached = tokens_in // 2 if rng.random() < 0.4 else 0
-        cost = (tokens_in + 3 * tokens_out) / 1000 * BASE_USD_PER_1K[model] * PROVIDERS[provider]
-        error = rng.random()
-        extra = {}
-        if error < 0.03:
-            extra = dict(status="error", http_status=429, error_type="rate_limit_error", error_code="rate_limit_exceeded",
-                         retry_after_s=2.0, cost_usd=None, input_tokens=None, output_tokens=None, cached_tokens=None)
-        elif error < 0.04:
-            extra = dict(status="error", http_status=429, error_type="rate_limit_error", error_code="budget_exhausted",
-                         budget_exceeded_scope="workspace", budget_exceeded_period="daily", cost_usd=None,
-                         input_tokens=None, output_tokens=None, cached_tokens=None)
+        price_in = PRICES[model][provider][0]
+        saved = cached * price_in * 0.5 / 1e6
         values = dict(request_model=model, model_canonical=model, provider=provider, name=f"chat {model}",
-                      input_tokens=tokens_in, output_tokens=tokens_out, cached_tokens=cached, cost_usd=round(cost, 6),
-                      cache_savings_usd=round(cached / 1000 * BASE_USD_PER_1K[model] * 0.5, 6),
+                      input_tokens=tokens_in, output_tokens=tokens_out, cached_tokens=cached,
+                      cost_usd=round(list_cost(model, provider, tokens_in, tokens_out) - saved, 8),
+                      cache_savings_usd=round(saved, 8) if saved else None,
                       service_name=rng.choice(["search-api", "support-bot", "nightly-batch"]),
                       tags=[f"team:{rng.choice(['search', 'support', 'research'])}"], user_id=f"user-{rng.randint(1, 12)}")
-        rows.append(call(moment, **{**values, **extra}))
+        error = rng.random()
+        if error < 0.03:
+            values.update(status="error", http_status=429, error_type="rate_limit_error", error_code="rate_limit_exceeded",
+                          retry_after_s=2.0, cost_usd=None, input_tokens=None, output_tokens=None, cached_tokens=None,
+                          cache_savings_usd=None, provider=None)
+        elif error < 0.04:
+            values.update(status="error", http_status=429, error_type="rate_limit_error", error_code="budget_exhausted",
+                          budget_exceeded_scope="workspace", budget_exceeded_period="daily", cost_usd=None,
+                          input_tokens=None, output_tokens=None, cached_tokens=None, cache_savings_usd=None, provider=None)
+        rows.append(call(moment, **values))
     if spike_at is not None:
         hour = spike_at.replace(minute=0, second=0, microsecond=0)
         for j in range(spike_calls):
-            rows.append(call(hour + timedelta(seconds=60 * j % 3600), request_model="claude-sonnet-4",
-                             model_canonical="claude-sonnet-4", provider="anthropic", input_tokens=12000,
-                             output_tokens=2000, cost_usd=0.25, service_name="nightly-batch", tags=["team:research"],
-                             user_id="user-13"))
+            model = "claude-sonnet-4-20250514"
+            rows.append(call(hour + timedelta(seconds=60 * j % 3600), request_model=model, model_canonical=model,
+                             provider="anthropic", input_tokens=60000, output_tokens=4000,
+                             cost_usd=list_cost(model, "anthropic", 60000, 4000), service_name="nightly-batch",
+                             tags=["team:research"], user_id="user-13", name=f"chat {model}"))
     return rows
 
 

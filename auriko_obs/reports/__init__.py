@@ -6,7 +6,7 @@ email), on a schedule and once per period; and budget checks for monitoring.
 """
 
 from ._anomalies import find_anomalies, robust_z
-from ._budgets import Budget, BudgetStatus, budget_status, check_budgets, configured_budgets
+from ._budgets import budget_rows, check_budgets
 from ._data import build_report
 from ._deliver import DeliveryError, Retry, SmtpSettings
 from ._periods import Period, current_period, report_period
@@ -14,7 +14,7 @@ from ._render import render, summary_text
 from ._run import ReportSpec, run_report
 
 __all__ = [
-    "Budget", "BudgetStatus", "DeliveryError", "Period", "ReportSpec", "Retry", "SmtpSettings", "budget_status",
-    "build_report", "check_budgets", "configured_budgets", "current_period", "find_anomalies", "render",
+    "DeliveryError", "Period", "ReportSpec", "Retry", "SmtpSettings", "budget_rows",
+    "build_report", "check_budgets", "current_period", "find_anomalies", "render",
     "report_period", "robust_z", "run_report", "summary_text",
 ]

@@ -13,16 +13,12 @@ from typing import Any, Sequence
 from .._version import __version__
 from ..store import Store
 from ._anomalies import find_anomalies
+from ._budgets import budget_rows
 from ._periods import Period
 
 REPORT_SCHEMA_VERSION = 1
-DIMENSIONS = {  # report name → SQL expression over llm_calls (a call counts under each of its tags)
-    "provider": "coalesce(provider, '(not routed)')",
-    "model": "coalesce(model_canonical, response_model, request_model, '(unknown)')",
-    "service": "coalesce(service_name, '(unknown)')",
-    "tag": "unnest(CASE WHEN len(tags) > 0 THEN tags ELSE ['(untagged)'] END)",
-    "user": "coalesce(user_id, '(no user)')",
-}
+# report breakdown → the ``analysis.cost_by`` dimension (a call counts under each of its tags)
+DIMENSIONS = {"provider": "provider", "model": "model", "service": "service", "tag": "tag", "user": "user"}
 BUDGET_CODES = ("budget_exhausted", "budget_exceeded")
 RATE_LIMIT_CODES = ("rate_limit_exceeded", "concurrent_requests_exceeded", "tokens_per_min_exceeded")
 _WHERE = "start_time >= ? AND start_time < ?"
@@ -65,77 +61,61 @@ def compare(current: dict, previous: dict) -> dict:
 
 
 def cost_by(store: Store, period: Period, dimension: str, top_n: int = 10) -> list[dict]:
-    """Returns the top ``top_n`` values of ``dimension`` by cost, then one "(other)" row for the rest."""
-    expr = DIMENSIONS[dimension]
-    frame = store.sql(f"""
-        WITH per AS (
-            SELECT key, count(*) AS calls, coalesce(sum(cost_usd), 0) AS cost_usd,
-                   coalesce(sum(input_tokens + output_tokens), 0) AS tokens
-            FROM (SELECT {expr} AS key, cost_usd, input_tokens, output_tokens FROM llm_calls WHERE {_WHERE})
-            GROUP BY key),
-        ranked AS (SELECT *, row_number() OVER (ORDER BY cost_usd DESC, calls DESC, key) AS rank FROM per)
-        SELECT CASE WHEN rank <= ? THEN key ELSE '(other)' END AS key, sum(calls) AS calls,
-               sum(cost_usd) AS cost_usd, sum(tokens) AS tokens, min(rank) AS rank
-        FROM ranked GROUP BY 1 ORDER BY min(rank)""", [period.start, period.end, top_n])
-    total = float(frame["cost_usd"].sum()) if len(frame) else 0.0
-    return [{"key": str(r.key), "calls": int(r.calls), "cost_usd": _num(r.cost_usd), "tokens": int(r.tokens),
-             "share_pct": round(100 * r.cost_usd / total, 2) if total else 0.0} for r in frame.itertuples()]
+    """Returns the top ``top_n`` values of ``dimension`` by cost, then one "other" row for the rest."""
+    from .. import analysis
+
+    frame = analysis.cost_by(DIMENSIONS[dimension], store, top=top_n, since=period.start, until=period.end)
+    key = frame.columns[0]
+    return [{"key": str(row[key]), "calls": int(row["calls"]), "cost_usd": _num(row["cost_usd"]),
+             "tokens": int(row["input_tokens"]) + int(row["output_tokens"]),
+             "share_pct": 0.0 if row["cost_share"] != row["cost_share"] else round(100 * float(row["cost_share"]), 2)}
+            for _, row in frame.iterrows()]
 
 
 def savings(store: Store, period: Period) -> dict:
-    """Returns cache savings and routing savings in the period.
+    """Returns cache savings (``analysis.cache_savings``) and routing savings (``analysis.routing_savings``,
+    at list prices from ``/v1/models``; None when no prices are cached in the store)."""
+    from .. import analysis
 
-    Routing savings: for each routed call, what its tokens would have cost at the median of the per-token
-    prices that the same model was billed at across providers in the period, minus what it cost.
-    """
-    cache = store.sql(f"""
-        SELECT coalesce(sum(cache_savings_usd), 0) AS cache_savings_usd,
-               coalesce(sum(cost_usd), 0) AS cost_usd,
-               coalesce(sum(cached_tokens), 0) AS cached_tokens, coalesce(sum(input_tokens), 0) AS input_tokens
-        FROM llm_calls WHERE {_WHERE}""", [period.start, period.end]).iloc[0]
-    routing = store.sql(f"""
-        WITH calls AS (
-            SELECT model_canonical AS model, provider, cost_usd, input_tokens + output_tokens AS tokens
-            FROM llm_calls WHERE {_WHERE} AND provider IS NOT NULL AND model_canonical IS NOT NULL
-              AND cost_usd > 0 AND input_tokens + output_tokens > 0),
-        provider_price AS (SELECT model, provider, sum(cost_usd) / sum(tokens) AS usd_per_token
-                           FROM calls GROUP BY ALL),
-        model_price AS (SELECT model, median(usd_per_token) AS median_usd_per_token,
-                               max(usd_per_token) AS max_usd_per_token FROM provider_price GROUP BY model)
-        SELECT coalesce(sum(tokens * median_usd_per_token - cost_usd), 0) AS vs_median_usd,
-               coalesce(sum(tokens * max_usd_per_token - cost_usd), 0) AS vs_most_expensive_usd
-        FROM calls JOIN model_price USING (model)""", [period.start, period.end]).iloc[0]
-    input_tokens = int(cache["input_tokens"])
-    return {
-        "cache_savings_usd": _num(cache["cache_savings_usd"]),
-        "cost_without_cache_usd": _num(cache["cost_usd"] + cache["cache_savings_usd"]),
-        "cache_hit_ratio": round(int(cache["cached_tokens"]) / input_tokens, 4) if input_tokens else None,
-        "routing_savings_vs_median_usd": _num(routing["vs_median_usd"]),
-        "routing_savings_vs_most_expensive_usd": _num(routing["vs_most_expensive_usd"]),
+    cache = analysis.cache_savings(store, since=period.start, until=period.end, by="provider", period=None)
+    input_tokens = int(cache["input_tokens"].sum()) if len(cache) else 0
+    out = {
+        "cache_savings_usd": _num(cache["cache_savings_usd"].sum()) if len(cache) else 0.0,
+        "cost_without_cache_usd": _num(cache["cost_without_cache_usd"].sum()) if len(cache) else 0.0,
+        "cache_hit_ratio": round(int(cache["cached_tokens"].sum()) / input_tokens, 4) if input_tokens else None,
+        "routing_savings_vs_median_usd": None, "routing_savings_vs_most_expensive_usd": None,
+        "routing_priced_calls": 0,
     }
+    try:
+        routing = analysis.routing_savings(store, since=period.start, until=period.end, by="provider")
+    except ValueError:  # no price list cached: routing savings are unknown, not zero
+        return out
+    out.update(routing_savings_vs_median_usd=_num(routing["savings_vs_median_usd"].sum()),
+               routing_savings_vs_most_expensive_usd=_num(routing["savings_vs_max_usd"].sum()),
+               routing_priced_calls=int(routing["priced_calls"].sum()))
+    return out
 
 
-def errors(store: Store, period: Period) -> dict:
-    """Returns error counts: by code, rate limits, budget rejections, and the error rate."""
-    by_code = store.sql(f"""
-        SELECT coalesce(error_code, error_type, 'http_' || http_status::VARCHAR, 'unknown') AS code,
-               any_value(http_status) AS http_status, count(*) AS calls, coalesce(sum(retry_after_s), 0) AS retry_after_s
-        FROM llm_calls WHERE {_WHERE} AND status = 'error' GROUP BY 1 ORDER BY calls DESC, code""",
-        [period.start, period.end])
-    counts = store.sql(f"""
-        SELECT count(*) AS calls, count(*) FILTER (WHERE status = 'error') AS errors,
-               count(*) FILTER (WHERE error_code IN {BUDGET_CODES} OR budget_exceeded_scope IS NOT NULL) AS budget,
-               count(*) FILTER (WHERE error_code IN {RATE_LIMIT_CODES}
-                                 OR (http_status = 429 AND error_code IS NULL)) AS rate_limited
-        FROM llm_calls WHERE {_WHERE}""", [period.start, period.end]).iloc[0]
-    calls = int(counts["calls"])
+def errors(store: Store, period: Period, calls: int) -> dict:
+    """Returns error counts (``analysis.errors``): by code, rate limits, budget rejections, and the error rate."""
+    from .. import analysis
+
+    frame = analysis.errors(store, since=period.start, until=period.end, by="operation", period=None)
+    frame = frame[frame["kind"] == "error"]
+    by_code = []
+    if len(frame):
+        grouped = frame.groupby("code", as_index=False).agg(
+            calls=("count", "sum"), http_status=("http_status", "first"), retry_after_s=("retry_after_s", "sum"))
+        by_code = [{"code": str(r.code), "http_status": None if r.http_status != r.http_status else int(r.http_status),
+                    "calls": int(r.calls), "retry_after_s": _num(r.retry_after_s, 3)}
+                   for r in grouped.sort_values(["calls", "code"], ascending=[False, True]).itertuples()]
+    total = sum(r["calls"] for r in by_code)
     return {
-        "errors": int(counts["errors"]),
-        "error_rate_pct": round(100 * int(counts["errors"]) / calls, 2) if calls else 0.0,
-        "rate_limited": int(counts["rate_limited"]),
-        "budget_rejections": int(counts["budget"]),
-        "by_code": [{"code": str(r.code), "http_status": None if r.http_status != r.http_status else int(r.http_status),
-                     "calls": int(r.calls), "retry_after_s": _num(r.retry_after_s, 3)} for r in by_code.itertuples()],
+        "errors": total,
+        "error_rate_pct": round(100 * total / calls, 2) if calls else 0.0,
+        "rate_limited": sum(r["calls"] for r in by_code if r["code"] in RATE_LIMIT_CODES or r["code"] == "http_429"),
+        "budget_rejections": sum(r["calls"] for r in by_code if r["code"] in BUDGET_CODES),
+        "by_code": by_code,
     }
 
 
@@ -196,13 +176,6 @@ def anomalies(store: Store, period: Period) -> dict:
     }
 
 
-def budget_rows(store: Store, configured: Sequence[Any], now: datetime) -> list[dict]:
-    """Returns the burn of each budget at ``now``, in its current period."""
-    from ._budgets import budget_status
-
-    return [status.as_dict() for status in budget_status(store, configured, now=now)]
-
-
 def build_report(db: str | Store, period: Period, *, top_n: int = 10, now: datetime | None = None,
                  budgets: Sequence[Any] = (), dimensions: Sequence[str] = tuple(DIMENSIONS)) -> dict:
     """Returns the whole report for ``period`` as a dict that ``report.schema.json`` describes."""
@@ -223,7 +196,7 @@ def build_report(db: str | Store, period: Period, *, top_n: int = 10, now: datet
         "cost_by": {dim: cost_by(store, period, dim, top_n) for dim in dimensions},
         "savings": savings(store, period),
         "budgets": budget_rows(store, budgets, now),
-        "errors": errors(store, period),
+        "errors": errors(store, period, current_totals["calls"]),
         "biggest_calls": biggest_calls(store, period, top_n),
         "anomalies": anomalies(store, period),
     }

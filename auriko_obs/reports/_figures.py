@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._render import exhaustion
+
 _LAYOUT = dict(template="plotly_white", margin=dict(l=60, r=20, t=50, b=50), height=360)
 
 
@@ -37,21 +39,19 @@ def cost_by_figure(report: dict, dim: str) -> Any:
 
 
 def budget_figure(report: dict) -> Any:
-    """Returns bars of each budget's percent used and forecast, with the 100% limit line."""
+    """Returns bars of each budget's percent used, coloured by state, with the 100% limit line."""
     import plotly.graph_objects as go
 
     budgets = report["budgets"]
     names = [b["name"] for b in budgets]
-    fig = go.Figure([
-        go.Bar(name="spent", x=names, y=[b["percent_used"] for b in budgets],
-               customdata=[[b["spend_usd"], b["limit_usd"]] for b in budgets],
-               hovertemplate="%{x}: %{y:.1f}% ($%{customdata[0]:,.2f} of $%{customdata[1]:,.2f})<extra></extra>"),
-        go.Bar(name="forecast at period end", x=names,
-               y=[100 * b["forecast_period_end_usd"] / b["limit_usd"] for b in budgets], opacity=0.45,
-               hovertemplate="%{x}: forecast %{y:.1f}%<extra></extra>"),
-    ])
+    colors = {"ok": "#12b76a", "warning": "#f79009", "critical": "#d92d20"}
+    fig = go.Figure(go.Bar(
+        x=names, y=[b["percent_used"] for b in budgets], marker_color=[colors[b["state"]] for b in budgets],
+        customdata=[[b["spend_usd"], b["limit_usd"], exhaustion(b)] for b in budgets],
+        hovertemplate="%{x}: %{y:.1f}% ($%{customdata[0]:,.2f} of $%{customdata[1]:,.2f})<br>runs out: "
+                      "%{customdata[2]}<extra></extra>"))
     fig.add_hline(y=100, line_color="#d62728", annotation_text="limit")
-    fig.update_layout(title="Budget burn (current periods)", yaxis_title="% of limit", barmode="group", **_LAYOUT)
+    fig.update_layout(title="Budget used (current periods)", yaxis_title="% of limit", **_LAYOUT)
     return fig
 
 

@@ -21,7 +21,8 @@ _TOTAL_LABELS = (("cost_usd", "Cost (USD)"), ("calls", "Calls"), ("errors", "Err
 def usd(value: float | None) -> str:
     if value is None:
         return "–"
-    return f"${value:,.2f}" if abs(value) >= 1 else f"${value:,.4f}"
+    sign = "-" if value < 0 else ""
+    return f"{sign}${abs(value):,.2f}" if abs(value) >= 1 else f"{sign}${abs(value):,.4f}"
 
 
 def number(key: str, value: Any) -> str:
@@ -31,7 +32,26 @@ def number(key: str, value: Any) -> str:
 def delta(key: str, change: dict) -> str:
     sign = "+" if change["delta"] > 0 else ""
     text = f"{sign}{usd(change['delta'])}" if key.endswith("_usd") else f"{sign}{change['delta']:,.0f}"
+    sign = "+" if change["delta"] > 0 else ""
     return text if change["delta_pct"] is None else f"{text} ({sign}{change['delta_pct']:.1f}%)"
+
+
+def routing_sentence(s: dict) -> str:
+    if s["routing_savings_vs_median_usd"] is None:
+        return ("- Routing savings: unknown, no provider price list in the store "
+                "(`auriko_obs.analysis.refresh_prices(store, base_url)` caches it).")
+    return (f"- Routing saved {usd(s['routing_savings_vs_median_usd'])} against the median provider list price of each "
+            f"model, and {usd(s['routing_savings_vs_most_expensive_usd'])} against the most expensive "
+            f"({s['routing_priced_calls']:,} calls priced).")
+
+
+def exhaustion(b: dict) -> str:
+    """Returns when a budget is forecast to run out, with its band, or that it should last the period."""
+    if not b["exhausts_at"]:
+        return "lasts the period" + (f" (p={b['exhaust_probability']:.0%} it won't)" if b["exhaust_probability"] else "")
+    def short(t: str | None) -> str:
+        return t[5:16].replace("T", " ") if t else "?"
+    return f"{short(b['exhausts_at'])} ({short(b['exhausts_at_low'])} to {short(b['exhausts_at_high'])})"
 
 
 def summary_text(report: dict) -> str:
@@ -44,10 +64,11 @@ def summary_text(report: dict) -> str:
         if rows:
             lines.append(f"Top {dim}: {rows[0]['key']} {usd(rows[0]['cost_usd'])} ({rows[0]['share_pct']:.0f}%)")
     s = report["savings"]
-    lines.append(f"Saved: {usd(s['cache_savings_usd'])} by caching, {usd(s['routing_savings_vs_median_usd'])} by routing")
+    routing = "" if s["routing_savings_vs_median_usd"] is None else f", {usd(s['routing_savings_vs_median_usd'])} by routing"
+    lines.append(f"Saved: {usd(s['cache_savings_usd'])} by caching{routing}")
     for b in report["budgets"]:
         if b["state"] != "ok":
-            when = f", exhausted by {b['forecast_exhaustion'][:16]}Z" if b["forecast_exhaustion"] else ""
+            when = f", runs out about {b['exhausts_at'][:16].replace('T', ' ')} UTC" if b["exhausts_at"] else ""
             lines.append(f":warning: budget {b['name']}: {b['percent_used']:.0f}% of {usd(b['limit_usd'])}{when}")
     e = report["errors"]
     if e["rate_limited"] or e["budget_rejections"]:
@@ -84,13 +105,11 @@ def render_markdown(report: dict) -> str:
     parts += ["", "## Savings", "",
               f"- Prompt caching saved {usd(s['cache_savings_usd'])} (cache-hit ratio {ratio}; without caching the "
               f"period would have cost {usd(s['cost_without_cache_usd'])}).",
-              f"- Routing saved {usd(s['routing_savings_vs_median_usd'])} against the median provider price of each "
-              f"model, and {usd(s['routing_savings_vs_most_expensive_usd'])} against the most expensive."]
+              routing_sentence(s)]
     parts += ["", "## Budgets", ""]
-    parts.append(_md_table(["budget", "period", "spent", "limit", "used", "forecast at period end", "exhausted by", "state"],
+    parts.append(_md_table(["budget", "period", "spent", "limit", "used", "burn $/h", "runs out (10–90%)", "state"],
                            [[b["name"], b["period"], usd(b["spend_usd"]), usd(b["limit_usd"]), f"{b['percent_used']:.1f}%",
-                             usd(b["forecast_period_end_usd"]), b["forecast_exhaustion"] or "not this period",
-                             b["state"].upper()] for b in report["budgets"]])
+                             usd(b["burn_rate_usd_per_h"]), exhaustion(b), b["state"].upper()] for b in report["budgets"]])
                  if report["budgets"] else "No budgets configured (see `auriko_obs.toml`).")
     e = report["errors"]
     parts += ["", "## Errors", "",
@@ -130,7 +149,8 @@ def _tidy_rows(report: dict):
     for metric, value in report["savings"].items():
         yield "savings", "", "", metric, value
     for b in report["budgets"]:
-        for metric in ("limit_usd", "spend_usd", "percent_used", "forecast_period_end_usd", "forecast_exhaustion", "state"):
+        for metric in ("limit_usd", "spend_usd", "percent_used", "burn_rate_usd_per_h", "exhausts_at",
+                       "exhaust_probability", "state"):
             yield "budgets", b["period"], b["name"], metric, b[metric]
     e = report["errors"]
     for metric in ("errors", "error_rate_pct", "rate_limited", "budget_rejections"):
@@ -166,7 +186,7 @@ def render_html(report: dict) -> str:
             for i, fig in enumerate(figures)]
     env = jinja2.Environment(loader=jinja2.PackageLoader("auriko_obs.reports", "templates"),
                              autoescape=jinja2.select_autoescape(["html"]))
-    env.filters.update(usd=usd, num=lambda value, key: number(key, value),
+    env.filters.update(exhaustion=exhaustion, routing_sentence=routing_sentence, usd=usd, num=lambda value, key: number(key, value),
                        delta_of=lambda change, key: delta(key, change))
     return env.get_template("report.html").render(r=report, figures=divs, total_labels=_TOTAL_LABELS)
 

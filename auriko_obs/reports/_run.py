@@ -73,7 +73,7 @@ def run_report(spec: ReportSpec, *, now: datetime | None = None, log: Callable[[
 
     A destination that already received this report for this period is skipped unless ``spec.force``.
     """
-    from ._budgets import configured_budgets
+    from ._budgets import load as load_budgets
     from ._data import build_report
 
     spec.check()
@@ -93,7 +93,7 @@ def run_report(spec: ReportSpec, *, now: datetime | None = None, log: Callable[[
         for o in outcomes:
             log(o.detail)
         return outcomes
-    report = build_report(spec.db, period, top_n=spec.top_n, now=now, budgets=configured_budgets(spec.budgets_config))
+    report = build_report(spec.db, period, top_n=spec.top_n, now=now, budgets=load_budgets(spec.budgets_config))
     rendered = render(report, spec.format)
     for kind, dest in pending:
         try:

@@ -49,7 +49,6 @@ def report(db: Optional[Path], period: str, since: Optional[str], until: Optiona
            to: tuple[str, ...], webhook_url: Optional[str], email_to: tuple[str, ...], retries: int, top_n: int, name: str,
            budgets_config: Optional[str], force: bool, cron_line: bool, cron_expression: Optional[str]) -> None:
     """Build a spend report for a period and deliver it to a file, a webhook or email."""
-    from ._budgets import BudgetConfigError
     from ._deliver import Retry
     from ._run import ReportSpec, run_report
 
@@ -79,8 +78,8 @@ def report(db: Optional[Path], period: str, since: Optional[str], until: Optiona
                       top_n=top_n, budgets_config=budgets_config, force=force, retry=Retry(attempts=retries))
     try:
         outcomes = run_report(spec, log=lambda line: click.echo(line, err=True))
-    except (ValueError, BudgetConfigError) as exc:
-        raise UserError(str(exc)) from None
+    except ValueError as exc:
+        raise UserError(str(exc).splitlines()[0]) from None
     failed = [o for o in outcomes if o.status == "failed"]
     if failed:
         click.echo(f"auriko-obs: delivery failed: {'; '.join(o.detail for o in failed)}", err=True)
@@ -88,16 +87,16 @@ def report(db: Optional[Path], period: str, since: Optional[str], until: Optiona
 
 
 def _print_report(path: str, period: str, since, until, fmt: str, top_n: int, budgets_config) -> None:
-    from ._budgets import BudgetConfigError, configured_budgets
+    from ._budgets import load as load_budgets
     from ._data import build_report
     from ._periods import report_period
     from ._render import render
 
     try:
         chosen = report_period(period, since=_time(since, "--since"), until=_time(until, "--until"))
-        budgets = configured_budgets(budgets_config)
-    except (ValueError, BudgetConfigError) as exc:
-        raise UserError(str(exc)) from None
+        budgets = load_budgets(budgets_config)
+    except ValueError as exc:
+        raise UserError(str(exc).splitlines()[0]) from None
     sys.stdout.write(render(build_report(path, chosen, top_n=top_n, budgets=budgets), fmt))
 
 
@@ -140,13 +139,19 @@ class _PluginCommand(click.Command):
 @click.option("--config", "config", default=None,
               help="Budgets file (default: ./auriko_obs.toml or ./pyproject.toml [tool.auriko_obs]).")
 @click.option("--name", "names", multiple=True, help="Check only these budgets (repeatable).")
+@click.option("--warning", "warning_pct", type=float, default=80.0, show_default=True,
+              help="Percent of a limit that makes a WARNING.")
+@click.option("--critical", "critical_pct", type=float, default=100.0, show_default=True,
+              help="Percent of a limit that makes it CRITICAL (a forecast to reach the limit before the reset does too).")
 @click.option("--now", default=None, help="Evaluate at this time instead of now (ISO-8601).")
-def check(db: Optional[Path], config: Optional[str], names: tuple[str, ...], now: Optional[str]) -> None:
+def check(db: Optional[Path], config: Optional[str], names: tuple[str, ...], warning_pct: float, critical_pct: float,
+          now: Optional[str]) -> None:
     """Check budgets: exit 0 OK, 1 WARNING (threshold crossed), 2 CRITICAL (limit reached or forecast to be
     before the period ends), 3 UNKNOWN (no data, bad config); one line of output."""
     from ._budgets import check_budgets
 
-    code, line = check_budgets(_db_path(db), config=config, names=names, now=now)
+    code, line = check_budgets(_db_path(db), config=config, names=names, now=now, warning_pct=warning_pct,
+                               critical_pct=critical_pct)
     click.echo(line)
     raise click.exceptions.Exit(code)
 
