@@ -1,0 +1,152 @@
+"""Dashboards: definitions, the local server, and the page in headless Chromium (Debian's package)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import openai
+import pytest
+
+import auriko_obs
+from auriko_obs.dashboard import DashboardError, load_dashboard, load_dashboards, make_server
+
+from .conftest import API_KEY
+
+DASHBOARDS = Path(__file__).resolve().parents[1] / "dashboards"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def chromium() -> str:
+    """Returns Debian's chromium; skips the test without it, unless CI requires system tools."""
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path:
+        return path
+    if os.environ.get("AURIKO_OBS_REQUIRE_SYSTEM_TOOLS"):
+        pytest.fail("chromium is required (apt-get install chromium) but missing")
+    pytest.skip("chromium is not installed (apt-get install chromium)")
+
+
+def _workload(client, sim, calls: int, seed: int = 0) -> None:
+    models = ("gpt-4o", "gpt-4o-mini", "llama-3.3-70b", "claude-sonnet-4-20250514")
+    for i in range(calls):
+        client.chat.completions.create(
+            model=models[(i + seed) % len(models)], messages=[{"role": "user", "content": f"question {i}"}],
+            max_tokens=20, extra_body={"gateway": {"routing": {"optimize": ("cost", "ttft")[i % 2]},
+                                                   "metadata": {"tags": [f"team:{('search', 'support')[i % 2]}"],
+                                                                "user_id": f"u-{i % 3}"}}})
+    sim.inject("rate_limit_exceeded")
+    with pytest.raises(openai.RateLimitError):
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "again"}])
+
+
+@pytest.fixture
+def served(instrumented, client, sim):
+    """A store with real spans from the simulator, and the dashboard server over it on 127.0.0.1."""
+    _workload(client, sim, 8)
+    assert auriko_obs.flush(30)
+    server = make_server(instrumented, host="127.0.0.1", port=0, folder=DASHBOARDS)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", server
+    server.shutdown()
+    server.server_close()
+
+
+def test_shipped_definitions_load_and_every_panel_has_sql():
+    dashboards = load_dashboards(DASHBOARDS)
+    assert {d.name for d in dashboards} >= {"spend", "health"}
+    assert all(p.sql.strip() and p.type for d in dashboards for p in d.panels)
+
+
+def test_bad_definitions_are_reported_with_file_and_panel(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[panels]]\ntitle = "x"\ntype = "donut"\nsql = "SELECT 1"\n')
+    with pytest.raises(DashboardError, match=r"bad.toml: panels\[0\]: type must be one of"):
+        load_dashboard(bad)
+    bad.write_text('[[panels]]\ntype = "bar"\nsql = "SELECT 1"\ncolour = "x"\n')
+    with pytest.raises(DashboardError, match="unknown keys colour"):
+        load_dashboard(bad)
+
+
+def test_api_serves_every_panel_with_rows_and_caches_until_spans_arrive(served, client, sim):
+    url, server = served
+    first = json.load(urllib.request.urlopen(f"{url}/api/d/spend"))
+    assert first["spans"] == 9
+    assert all("error" not in p and p["rows"] > 0 for p in first["panels"]), first["panels"]
+    calls = next(p for p in first["panels"] if p["title"] == "Calls, last 24 h")
+    assert calls["figure"]["data"][0]["value"] == 9
+    assert urllib.request.urlopen(f"{url}/api/d/spend").read() == json.dumps(first).encode()  # cached
+    _workload(client, sim, 3, seed=1)
+    assert auriko_obs.flush(30)
+    second = json.load(urllib.request.urlopen(f"{url}/api/d/spend"))
+    assert second["version"] != first["version"] and second["spans"] == 13
+
+
+def test_plotly_js_is_served_locally_and_other_hosts_are_refused(served):
+    url, _ = served
+    body = urllib.request.urlopen(f"{url}/static/plotly.min.js").read()
+    assert len(body) > 1_000_000 and b"plotly.js" in body[:2000]
+    page = urllib.request.urlopen(f"{url}/d/spend").read().decode()
+    assert '<script src="/static/plotly.min.js">' in page and "cdn" not in page.lower()
+    request = urllib.request.Request(f"{url}/d/spend", headers={"Host": "evil.example:80"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request)
+    assert refused.value.code == 403
+
+
+def test_server_binds_loopback_by_default(instrumented):
+    auriko_obs.flush(5)
+    server = make_server(instrumented, port=0, folder=DASHBOARDS)
+    try:
+        assert server.server_address[0] == "127.0.0.1"
+    finally:
+        server.server_close()
+
+
+def test_pages_render_every_panel_in_headless_chromium_and_refresh(served, client, sim, tmp_path):
+    executable = chromium()
+    from playwright.sync_api import sync_playwright
+
+    url, _ = served
+    problems: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=executable, headless=True, args=CHROMIUM_FLAGS,
+            viewport={"width": 1400, "height": 1500})
+        try:
+            page = browser.new_page()
+            page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
+            for name in ("spend", "health"):
+                page.goto(f"{url}/d/{name}")
+                page.wait_for_function("[...document.querySelectorAll('.panel')].every("
+                                       "p => p.dataset.state === 'rendered')", timeout=60_000)
+                panels = page.eval_on_selector_all(".panel", "els => els.map(e => ({title: e.querySelector('h2')"
+                                                   ".textContent, rows: +e.dataset.rows, svg: !!e.querySelector("
+                                                   "'.main-svg'), err: e.querySelector('.err').textContent}))")
+                assert len(panels) == len(load_dashboard(DASHBOARDS / f"{name}.toml").panels)
+                for panel in panels:
+                    assert panel["svg"] and panel["rows"] > 0 and not panel["err"], panel
+                page.screenshot(path=str(tmp_path / f"dashboard-{name}.png"), full_page=True)
+                assert (tmp_path / f"dashboard-{name}.png").stat().st_size > 20_000
+            # spans arrive while the page is open: it redraws without a reload
+            page.goto(f"{url}/d/spend")
+            page.wait_for_function("document.body.dataset.version !== ''", timeout=60_000)
+            before = page.evaluate("document.body.dataset.version")
+            shown = page.inner_text("#panel-1 .plot")
+            assert "9" in shown
+            _workload(client, sim, 3, seed=2)
+            assert auriko_obs.flush(30)
+            page.wait_for_function(f"document.body.dataset.version !== {json.dumps(before)}", timeout=30_000)
+            page.wait_for_function("document.querySelector('#panel-1 .plot').innerText.includes('13')", timeout=30_000)
+        finally:
+            browser.close()
+    assert problems == []
