@@ -40,7 +40,9 @@ def insert_calls(db_path: str, rows: list[dict]) -> None:
     import pandas as pd
 
     frame = pd.DataFrame(rows)
-    with connect(db_path, read_only=False, wait_s=30) as con:
+    with connect(db_path, read_only=False, wait_s=30) as con:  # creates the store and its schema
+        if not rows:
+            return
         con.register("new_rows", frame)
         con.execute("INSERT INTO spans BY NAME SELECT * FROM new_rows")
 

@@ -173,7 +173,9 @@ def cron_line(argv: list[str], period: str, expression: str | None = None, *, pr
     if expression is not None and len(expression.split()) != 5:
         raise ValueError(f"--cron needs 5 fields (minute hour day month weekday), not {expression!r}")
     expression = expression or default_cron(period, utc_offset_minutes)
-    program = program or shutil.which("auriko-obs") or os.path.abspath(sys.argv[0])
+    beside_python = Path(sys.executable).parent / "auriko-obs"  # the same virtualenv as this process
+    program = program or (str(beside_python) if beside_python.exists() else shutil.which("auriko-obs"))
+    head = [program] if program else [sys.executable, "-m", "auriko_obs"]
     # cron turns an unescaped % into a newline
-    command = " ".join(shlex.quote(a) for a in [program, "report", *argv]).replace("%", "\\%")
+    command = " ".join(shlex.quote(a) for a in [*head, "report", *argv]).replace("%", "\\%")
     return f"{expression} {command} >> {shlex.quote(os.path.expanduser('~/auriko-obs-report.log'))} 2>&1"
