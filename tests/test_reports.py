@@ -195,3 +195,49 @@ def test_cron_line_runs_early_in_each_new_utc_period(known, capsys):
     assert re.match(r"^\d+ \d+ \* \* 1 \S*auriko-obs report --db /\S+spend.duckdb --period week --format html ", line)
     assert "--out /" in line and "100\\%.html" in line  # absolute, and % escaped for cron
     assert "--to email --to file --email-to fin@example.com" in line and line.endswith("2>&1")
+
+
+def test_report_of_real_spans_agrees_with_the_simulator_ledger(instrumented, tmp_path):
+    """Calls through the instrumented SDK to the simulator (a budget that runs out, a rate limit): the report's
+    numbers equal what the simulator billed."""
+    import collections
+
+    import openai
+
+    import auriko_obs
+    from auriko_obs.simulator import Simulator, SimulatorConfig
+
+    from .conftest import API_KEY
+
+    budget = {"scope_type": "workspace", "period": "daily", "limit_usd": 0.005}
+    with Simulator(SimulatorConfig(seed=3, budgets=[budget])) as sim, \
+            openai.OpenAI(base_url=sim.base_url, api_key=API_KEY, max_retries=0) as client:
+        sim.inject("rate_limit_exceeded")
+        outcomes = collections.Counter()
+        for i in range(30):
+            try:
+                client.chat.completions.create(
+                    model=("gpt-4o", "claude-sonnet-4-20250514", "llama-3.3-70b")[i % 3], max_tokens=150,
+                    messages=[{"role": "user", "content": "Summarise our refund policy. " * 20}],
+                    extra_body={"gateway": {"metadata": {"tags": [f"team:{i % 2}"], "user_id": f"u-{i % 4}"}}})
+                outcomes["ok"] += 1
+            except openai.APIStatusError as exc:
+                outcomes[exc.code] += 1
+        ledger = sim.ledger()
+    assert auriko_obs.flush(30)
+    assert outcomes["budget_exhausted"] > 0 and outcomes["rate_limit_exceeded"] == 1 and outcomes["ok"] > 0
+    out = tmp_path / "report.json"
+    assert main(["report", "--db", instrumented, "--since", "1h", "--format", "json", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    validate(report)
+    assert report["totals"]["calls"] == len(ledger) == 30
+    assert report["totals"]["cost_usd"] == pytest.approx(sum(e["cost_usd"] for e in ledger), abs=1e-6)
+    billed = collections.defaultdict(float)
+    for entry in ledger:
+        if entry["cost_usd"]:
+            billed[entry["provider"]] += entry["cost_usd"]
+    reported = {r["key"]: r["cost_usd"] for r in report["cost_by"]["provider"] if r["cost_usd"]}
+    assert reported == pytest.approx(dict(billed), abs=1e-6)
+    assert report["errors"]["budget_rejections"] == outcomes["budget_exhausted"]
+    assert report["errors"]["rate_limited"] == 1
+    assert report["totals"]["users"] == 4
