@@ -49,6 +49,10 @@ def panel_figure(panel: "Panel", frame: "pd.DataFrame") -> Any:
         if panel.prefix:
             fig.update_layout(**{("xaxis" if panel.type == "hbar" else "yaxis"): dict(tickprefix=panel.prefix)})
     fig.update_layout(**_LAYOUT)
+    if panel.type == "indicator":
+        fig.update_layout(height=130, margin=dict(l=10, r=10, t=10, b=10))
+    elif panel.type == "table":
+        fig.update_layout(height=min(640, 60 + 26 * len(frame)), margin=dict(l=0, r=0, t=0, b=0))
     if panel.type != "table" and not len(frame):
         fig.add_annotation(text="no data yet", showarrow=False, font=dict(size=16, color="#667085"))
     return fig
