@@ -150,3 +150,30 @@ def test_pages_render_every_panel_in_headless_chromium_and_refresh(served, clien
         finally:
             browser.close()
     assert problems == []
+
+
+def test_a_store_that_does_not_exist_yet_shows_waiting_panels(tmp_path):
+    server = make_server(str(tmp_path / "later.duckdb"), port=0, folder=DASHBOARDS)
+    try:
+        data = json.loads(server.app.data("spend"))
+    finally:
+        server.server_close()
+    assert data["version"] is None and data["spans"] is None
+    assert all(p["error"].startswith("no store at") for p in data["panels"])
+
+
+def test_a_failing_query_shows_in_its_panel_only(tmp_path, db_path):
+    from .spend_history import call, insert_calls, utc
+
+    insert_calls(db_path, [call(utc(2026, 11, 24, 10), cost_usd=1.0)])
+    (tmp_path / "mine.toml").write_text(
+        'title = "mine"\n[[panels]]\ntype = "indicator"\nsql = "SELECT sum(cost_usd) FROM llm_calls"\n'
+        '[[panels]]\ntype = "bar"\nsql = "SELECT nope FROM llm_calls"\n'
+        '[[panels]]\ntype = "bar"\nx = "provider"\ny = "missing"\nsql = "SELECT provider, 1 AS n FROM llm_calls"\n')
+    server = make_server(db_path, port=0, folder=tmp_path)
+    try:
+        panels = json.loads(server.app.data("mine"))["panels"]
+    finally:
+        server.server_close()
+    assert panels[0]["rows"] == 1 and panels[0]["figure"]["data"][0]["value"] == 1.0
+    assert "nope" in panels[1]["error"] and "column 'missing' is not in the query result" in panels[2]["error"]

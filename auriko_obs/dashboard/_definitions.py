@@ -99,9 +99,10 @@ def load_dashboard(path: str | os.PathLike[str]) -> Dashboard:
 
 
 def dashboards_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """Returns the folder of definitions: ``explicit``, $AURIKO_OBS_DASHBOARDS, ./dashboards, or the project's own."""
+    """Returns the folder of definitions: ``explicit``, $AURIKO_OBS_DASHBOARDS, ./dashboards, or the shipped ones."""
     candidates = [explicit, os.environ.get("AURIKO_OBS_DASHBOARDS"), "dashboards",
-                  Path(__file__).resolve().parents[2] / "dashboards"]
+                  Path(__file__).resolve().parents[2] / "dashboards",  # a source checkout
+                  Path(sys.prefix) / "share" / "auriko-obs" / "dashboards"]  # a wheel install
     for candidate in candidates:
         if candidate and Path(candidate).is_dir() and any(Path(candidate).glob("*.toml")):
             return Path(candidate)

@@ -32,7 +32,6 @@ def number(key: str, value: Any) -> str:
 def delta(key: str, change: dict) -> str:
     sign = "+" if change["delta"] > 0 else ""
     text = f"{sign}{usd(change['delta'])}" if key.endswith("_usd") else f"{sign}{change['delta']:,.0f}"
-    sign = "+" if change["delta"] > 0 else ""
     return text if change["delta_pct"] is None else f"{text} ({sign}{change['delta_pct']:.1f}%)"
 
 
