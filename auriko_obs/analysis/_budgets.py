@@ -162,7 +162,7 @@ def _series(frame: "pd.DataFrame", start: datetime, now: datetime) -> tuple[list
     spend = {ts.to_pydatetime(): float(v) for ts, v in zip(frame["hour"], frame["cost_usd"])}
     hours, values = [], []
     hour = start.replace(minute=0, second=0, microsecond=0)
-    while hour <= now:
+    while hour < now:  # the hour starting exactly at `now` has not begun
         hours.append(hour)
         values.append(spend.get(hour, 0.0))
         hour += timedelta(hours=1)
@@ -224,10 +224,10 @@ def _burn(store: StoreLike, budget: Budget, base: Where, now: datetime, lookback
     hours, values = _series(frame, window_start, now)
     spend = sum(v for h, v in zip(hours, values) if h >= period_start)
     history = [v for h, v in zip(hours, values) if h >= history_start.replace(minute=0, second=0, microsecond=0)]
-    elapsed = (now - now.replace(minute=0, second=0, microsecond=0)).total_seconds() / 3600
+    elapsed = (now - now.replace(minute=0, second=0, microsecond=0)).total_seconds() / 3600 or 1.0
     horizon_h = (period_end - now).total_seconds() / 3600
     result = forecast(history, budget.limit_usd - spend, horizon_h, half_life_h=half_life_h, seed=seed,
-                      last_fraction=max(elapsed, 1 / 60))
+                      last_fraction=elapsed)
     observed = _observed(store, budget, w, period_start, now)
     summary = {
         "budget": budget.name, "scope": budget.scope, "match": budget.match, "period": budget.period,
