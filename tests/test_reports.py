@@ -241,3 +241,29 @@ def test_report_of_real_spans_agrees_with_the_simulator_ledger(instrumented, tmp
     assert report["errors"]["budget_rejections"] == outcomes["budget_exhausted"]
     assert report["errors"]["rate_limited"] == 1
     assert report["totals"]["users"] == 4
+
+
+def test_html_report_draws_its_figures_offline_in_headless_chromium(known, tmp_path):
+    from .test_dashboard import CHROMIUM_FLAGS, chromium
+
+    executable = chromium()
+    from playwright.sync_api import sync_playwright
+
+    out = tmp_path / "report.html"
+    assert main(["report", "--db", known, "--since", "2026-11-24", "--until", "2026-11-25", "--out", str(out)]) == 0
+    problems, requests = [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=executable,
+                                                       headless=True, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page()
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(out.as_uri())
+            page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 3", timeout=30_000)
+            bars = page.eval_on_selector_all(".js-plotly-plot", "els => els.map(e => e.querySelectorAll('.point').length)")
+        finally:
+            browser.close()
+    assert problems == [] and all(url.startswith("file://") or url.startswith("data:") for url in requests), requests
+    assert len(bars) == 3 and all(n > 0 for n in bars)  # spend per hour, by provider, by model: all drawn
