@@ -177,3 +177,37 @@ def test_a_failing_query_shows_in_its_panel_only(tmp_path, db_path):
         server.server_close()
     assert panels[0]["rows"] == 1 and panels[0]["figure"]["data"][0]["value"] == 1.0
     assert "nope" in panels[1]["error"] and "column 'missing' is not in the query result" in panels[2]["error"]
+
+
+def test_dashboard_command_serves_on_loopback_until_stopped(db_path):
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    from .spend_history import call, insert_calls, utc
+
+    insert_calls(db_path, [call(utc(2026, 11, 24, 10), cost_usd=1.0)])
+    process = subprocess.Popen([sys.executable, "-m", "auriko_obs", "dashboard", "--db", db_path, "--port", "0",
+                                "--dir", str(DASHBOARDS)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()
+        match = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+        assert match, line + process.stderr.read()
+        base = match.group(0)
+        assert urllib.request.urlopen(f"{base}healthz").read() == b"ok"
+        index = urllib.request.urlopen(base).read().decode()
+        assert '<a href="/d/spend">' in index and '<a href="/d/health">' in index
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=20)
+    assert process.returncode == 0
+
+
+def test_new_commands_have_help(capsys):
+    from auriko_obs.cli import main
+
+    for command in (["report"], ["schedule"], ["budget", "check"], ["dashboard"]):
+        assert main([*command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--cron-line" in out and "monitoring" in out.lower() and "refresh" in out

@@ -146,8 +146,8 @@ class _PluginCommand(click.Command):
 @click.option("--now", default=None, help="Evaluate at this time instead of now (ISO-8601).")
 def check(db: Optional[Path], config: Optional[str], names: tuple[str, ...], warning_pct: float, critical_pct: float,
           now: Optional[str]) -> None:
-    """Check budgets: exit 0 OK, 1 WARNING (threshold crossed), 2 CRITICAL (limit reached or forecast to be
-    before the period ends), 3 UNKNOWN (no data, bad config); one line of output."""
+    """Check budgets like a monitoring plugin: one line, and exit 0 OK, 1 WARNING (threshold crossed),
+    2 CRITICAL (limit reached, or forecast to be before the period resets), 3 UNKNOWN (no data, bad config)."""
     from ._budgets import check_budgets
 
     code, line = check_budgets(_db_path(db), config=config, names=names, now=now, warning_pct=warning_pct,
