@@ -267,3 +267,14 @@ def test_html_report_draws_its_figures_offline_in_headless_chromium(known, tmp_p
             browser.close()
     assert problems == [] and all(url.startswith("file://") or url.startswith("data:") for url in requests), requests
     assert len(bars) == 3 and all(n > 0 for n in bars)  # spend per hour, by provider, by model: all drawn
+
+
+def test_an_empty_store_gives_a_valid_report_in_every_format(db_path):
+    insert_calls(db_path, [])
+    report = build_report(db_path, report_period("week", now=NOW), now=NOW)
+    validate(json.loads(json.dumps(report)))
+    assert report["totals"]["calls"] == 0 and report["cost_by"]["provider"] == [] and report["anomalies"]["items"] == []
+    assert report["savings"]["cache_hit_ratio"] is None and report["errors"]["error_rate_pct"] == 0.0
+    for fmt in ("html", "md", "csv", "json"):
+        assert render(report, fmt)
+    assert "No calls." in render(report, "md")
