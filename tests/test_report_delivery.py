@@ -173,3 +173,19 @@ def test_a_period_is_delivered_once_unless_forced(store, webhook, tmp_path):
     assert [o.status for o in forced] == ["delivered", "delivered"] and len(receiver.bodies) == 2
     next_day = run_report(ReportSpec(**{**spec.__dict__, "force": False}), now=utc(2026, 11, 26, 9), log=lambda _: None)
     assert [o.status for o in next_day] == ["delivered", "delivered"] and len(receiver.bodies) == 3
+
+
+def test_a_claim_keeps_a_second_run_from_sending_while_the_first_is_sending(store):
+    from datetime import datetime, timedelta, timezone
+
+    from auriko_obs.reports._state import CLAIM_TTL, claim, release
+    from auriko_obs.store._files import connect
+
+    assert claim(store, "weekly", "week:x", "email:a") is None
+    assert claim(store, "weekly", "week:x", "email:a").startswith("being sent by another run since")
+    release(store, "weekly", "week:x", "email:a")  # the first run failed: the next may try
+    assert claim(store, "weekly", "week:x", "email:a") is None
+    with connect(store, read_only=False, wait_s=5) as con:  # a run that died mid-send long ago
+        con.execute("UPDATE auriko_obs_report_deliveries SET delivered_at = ?",
+                    [datetime.now(timezone.utc) - CLAIM_TTL - timedelta(minutes=1)])
+    assert claim(store, "weekly", "week:x", "email:a") is None

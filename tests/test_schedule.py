@@ -99,7 +99,7 @@ catch_up = false
             process.kill() if process.poll() is None else None
             receiver.close()
     assert process.returncode == 0, stderr
-    assert "already went to webhook" in stderr and "posted to http://127.0.0.1" in stderr
+    assert "to webhook: already delivered at" in stderr and "posted to http://127.0.0.1" in stderr
     assert receiver.bodies[0]["json"]["text"].startswith("*LLM spend, ")
     [md] = list(tmp_path.glob("daily-*.md"))
     assert md.read_text().startswith("# LLM spend report: ")

@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 from ._deliver import DeliveryError, Retry, SmtpSettings, build_email, deliver_email, deliver_file, deliver_webhook
 from ._periods import Period, report_period
 from ._render import render, summary_text, usd
-from ._state import already_delivered, record_delivery
+from ._state import claim, record_delivery, release
 
 DESTINATIONS = ("file", "webhook", "email")
 
@@ -83,22 +83,29 @@ def run_report(spec: ReportSpec, *, now: datetime | None = None, log: Callable[[
     outcomes = []
     for kind in dict.fromkeys(spec.to):
         dest = _destination_id(kind, spec, period)
-        when = None if spec.force else already_delivered(spec.db, spec.name, period.key, dest)
-        if when is not None:
-            outcomes.append(Outcome(kind, "skipped", f"{spec.name} for {period.label} already went to {kind} at "
-                                                     f"{when:%Y-%m-%d %H:%M} UTC (--force sends it again)"))
+        why_not = claim(spec.db, spec.name, period.key, dest, force=spec.force)
+        if why_not is not None:
+            outcomes.append(Outcome(kind, "skipped", f"{spec.name} for {period.label} to {kind}: {why_not}"))
         else:
             pending.append((kind, dest))
     if not pending:
         for o in outcomes:
             log(o.detail)
         return outcomes
-    report = build_report(spec.db, period, top_n=spec.top_n, now=now, budgets=load_budgets(spec.budgets_config))
-    rendered = render(report, spec.format)
+    try:
+        report = build_report(spec.db, period, top_n=spec.top_n, now=now, budgets=load_budgets(spec.budgets_config))
+        rendered = render(report, spec.format)
+    except BaseException:
+        for _, dest in pending:
+            release(spec.db, spec.name, period.key, dest)
+        raise
     for kind, dest in pending:
         try:
             detail = _deliver(kind, spec, period, report, rendered)
-        except DeliveryError as exc:
+        except BaseException as exc:
+            release(spec.db, spec.name, period.key, dest)
+            if not isinstance(exc, DeliveryError):
+                raise
             outcomes.append(Outcome(kind, "failed", str(exc)))  # the caller reports failures
             continue
         record_delivery(spec.db, spec.name, period.key, dest, detail)
