@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -105,3 +105,31 @@ catch_up = false
     assert md.read_text().startswith("# LLM spend report: ")
     rows = deliveries(db_path)
     assert sorted(r[2].split(":")[0] for r in rows) == ["file", "webhook"] and {r[0] for r in rows} == {"every-second"}
+
+
+def test_catch_up_delivers_an_undelivered_period_at_start(tmp_path, db_path):
+    import threading
+
+    insert_calls(db_path, [call(utc(2026, 11, 24, 10), cost_usd=1.0)])
+    path = write(tmp_path, f'''db = "{db_path}"
+[[report]]
+name = "yearly-cron"
+cron = "0 0 1 1 *"          # not for a long while: only the catch-up run can deliver
+period = "day"
+format = "json"
+out = "{tmp_path}/catch-up-{{start}}.json"
+''')
+    reports, tz = load_schedule(path)
+    scheduler = build_scheduler(reports, tz)
+    thread = threading.Thread(target=scheduler.start, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not list(tmp_path.glob("catch-up-*.json")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        scheduler.shutdown(wait=True)
+    [written] = list(tmp_path.glob("catch-up-*.json"))
+    yesterday = (datetime.now(timezone.utc) - timedelta(days=1)).strftime("%Y-%m-%d")
+    assert written.name == f"catch-up-{yesterday}.json"
+    assert [r[0] for r in deliveries(db_path)] == ["yearly-cron"]
