@@ -194,7 +194,12 @@ def test_cron_line_runs_early_in_each_new_utc_period(known, capsys):
     assert "\n" not in line
     assert re.match(r"^\d+ \d+ \* \* 1 \S*auriko-obs report --db /\S+spend.duckdb --period week --format html ", line)
     assert "--out /" in line and "100\\%.html" in line  # absolute, and % escaped for cron
-    assert "--to email --to file --email-to fin@example.com" in line and line.endswith("2>&1")
+    assert line.endswith("--to email --to file --email-to fin@example.com >> " + str(Path.home() / "auriko-obs-report.log") + " 2>&1")
+    assert main(["report", "--db", known, "--cron-line", "--cron", "5 4 * * *", "--to", "webhook",
+                 "--webhook-url", "http://127.0.0.1:9/hook", "--retries", "3"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("5 4 * * * ") and "--retries 3 --webhook-url http://127.0.0.1:9/hook --to webhook" in line
+    assert main(["report", "--db", known, "--cron-line", "--cron", "5 4 * *"]) == 2
 
 
 def test_report_of_real_spans_agrees_with_the_simulator_ledger(instrumented, tmp_path):

@@ -53,18 +53,7 @@ def report(db: Optional[Path], period: str, since: Optional[str], until: Optiona
     from ._run import ReportSpec, run_report
 
     if cron_line:
-        from ._schedule import cron_line as make_line
-
-        argv = ["--db", os.path.abspath(_db_path(db)), "--period", period, "--format", fmt]
-        for option, value in (("--since", since), ("--until", until), ("--out", out and os.path.abspath(out)),
-                              ("--budgets-config", budgets_config and os.path.abspath(budgets_config))):
-            argv += [option, value] if value else []
-        argv += [a for t in to for a in ("--to", t)] + [a for e in email_to for a in ("--email-to", e)]
-        argv += (["--top", str(top_n)] if top_n != 10 else []) + (["--name", name] if name != "report" else [])
-        try:
-            print(make_line(argv, period, cron_expression))
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
+        _print_cron_line(click.get_current_context(), cron_expression)
         return
     path = _db_path(db)
     if not os.path.exists(path):
@@ -84,6 +73,26 @@ def report(db: Optional[Path], period: str, since: Optional[str], until: Optiona
     if failed:
         click.echo(f"auriko-obs: delivery failed: {'; '.join(o.detail for o in failed)}", err=True)
         raise click.exceptions.Exit(1)
+
+
+def _print_cron_line(ctx: click.Context, expression: Optional[str]) -> None:
+    """Prints a crontab line for the options given (paths made absolute; defaults and env values left out)."""
+    from click.core import ParameterSource
+
+    from ._schedule import cron_line
+
+    p = ctx.params
+    argv = ["--db", os.path.abspath(_db_path(p["db"])), "--period", p["period"], "--format", p["fmt"]]
+    for option, key in (("--since", "since"), ("--until", "until"), ("--out", "out"), ("--budgets-config", "budgets_config"),
+                        ("--top", "top_n"), ("--name", "name"), ("--retries", "retries"), ("--webhook-url", "webhook_url")):
+        if p[key] is not None and ctx.get_parameter_source(key) == ParameterSource.COMMANDLINE:
+            value = os.path.abspath(p[key]) if key in ("out", "budgets_config") else str(p[key])
+            argv += [option, value]
+    argv += [a for t in p["to"] for a in ("--to", t)] + [a for e in p["email_to"] for a in ("--email-to", e)]
+    try:
+        print(cron_line(argv, p["period"], expression))
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
 
 
 def _print_report(path: str, period: str, since, until, fmt: str, top_n: int, budgets_config) -> None:
