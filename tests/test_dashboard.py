@@ -16,7 +16,6 @@ import pytest
 import auriko_obs
 from auriko_obs.dashboard import DashboardError, load_dashboard, load_dashboards, make_server
 
-from .conftest import API_KEY
 
 DASHBOARDS = Path(__file__).resolve().parents[1] / "dashboards"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

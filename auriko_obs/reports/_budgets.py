@@ -13,6 +13,8 @@ import os
 from datetime import datetime, timezone
 from typing import Any, Sequence
 
+from ._values import iso, missing, number_or_none
+
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 _CODE = {"ok": OK, "warning": WARNING, "critical": CRITICAL}
 
@@ -29,26 +31,9 @@ def load(config: str | os.PathLike[str] | None = None) -> list[Any]:
         raise ValueError(f"cannot read budget config: {exc}") from None
 
 
-def _iso(value: Any) -> str | None:
-    if value is None or (not isinstance(value, str) and _missing(value)):
-        return None
-    moment = value.to_pydatetime() if hasattr(value, "to_pydatetime") else value
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def _missing(value: Any) -> bool:
-    import pandas as pd
-
-    return value is None or bool(pd.isna(value))
-
-
-def _num(value: Any) -> float | None:
-    return None if _missing(value) else round(float(value), 6)
-
-
 def state_of(row: Any, warning_pct: float = 80.0, critical_pct: float = 100.0) -> str:
     """Returns ok, warning or critical for one ``budget_burn`` row."""
-    if row["percent_used"] >= critical_pct or not _missing(row["exhausts_at"]):
+    if row["percent_used"] >= critical_pct or not missing(row["exhausts_at"]):
         return "critical"
     return "warning" if row["percent_used"] >= warning_pct else "ok"
 
@@ -62,14 +47,14 @@ def budget_rows(store: Any, budgets: Sequence[Any], now: datetime, *, warning_pc
         return []
     frame = budget_burn(store, list(budgets), now=now)
     return [{
-        "name": row["budget"], "scope": row["scope"], "match": None if _missing(row["match"]) else row["match"],
-        "period": row["period"], "period_start": _iso(row["period_start"]), "period_end": _iso(row["period_end"]),
-        "limit_usd": _num(row["limit_usd"]), "spend_usd": _num(row["spend_usd"]),
+        "name": row["budget"], "scope": row["scope"], "match": None if missing(row["match"]) else row["match"],
+        "period": row["period"], "period_start": iso(row["period_start"]), "period_end": iso(row["period_end"]),
+        "limit_usd": number_or_none(row["limit_usd"]), "spend_usd": number_or_none(row["spend_usd"]),
         "percent_used": round(float(row["percent_used"]), 2),
-        "burn_rate_usd_per_h": _num(row["burn_rate_usd_per_h"]),
-        "exhausts_at": _iso(row["exhausts_at"]), "exhausts_at_low": _iso(row["exhausts_at_low"]),
-        "exhausts_at_high": _iso(row["exhausts_at_high"]), "exhaust_probability": _num(row["exhaust_probability"]),
-        "observed_spend_usd": _num(row["observed_spend_usd"]), "divergence_usd": _num(row["divergence_usd"]),
+        "burn_rate_usd_per_h": number_or_none(row["burn_rate_usd_per_h"]),
+        "exhausts_at": iso(row["exhausts_at"]), "exhausts_at_low": iso(row["exhausts_at_low"]),
+        "exhausts_at_high": iso(row["exhausts_at_high"]), "exhaust_probability": number_or_none(row["exhaust_probability"]),
+        "observed_spend_usd": number_or_none(row["observed_spend_usd"]), "divergence_usd": number_or_none(row["divergence_usd"]),
         "state": state_of(row, warning_pct, critical_pct),
     } for _, row in frame.iterrows()]
 

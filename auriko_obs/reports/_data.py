@@ -6,7 +6,6 @@ function taking the store and a period, so a renderer, a test or a notebook can 
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, timedelta, timezone
 from typing import Any, Sequence
 
@@ -15,6 +14,7 @@ from ..store import Store
 from ._anomalies import find_anomalies
 from ._budgets import budget_rows
 from ._periods import Period
+from ._values import integer, iso, number, text
 
 REPORT_SCHEMA_VERSION = 1
 # report breakdown → the ``analysis.cost_by`` dimension (a call counts under each of its tags)
@@ -22,21 +22,6 @@ DIMENSIONS = {"provider": "provider", "model": "model", "service": "service", "t
 BUDGET_CODES = ("budget_exhausted", "budget_exceeded")
 RATE_LIMIT_CODES = ("rate_limit_exceeded", "concurrent_requests_exceeded", "tokens_per_min_exceeded")
 _WHERE = "start_time >= ? AND start_time < ?"
-
-
-def _iso(moment: Any) -> str | None:
-    if moment is None or (isinstance(moment, float) and math.isnan(moment)):
-        return None
-    if hasattr(moment, "to_pydatetime"):
-        moment = moment.to_pydatetime()
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def _num(value: Any, digits: int = 6) -> float:
-    value = float(value or 0)
-    return 0.0 if math.isnan(value) else round(value, digits)
 
 
 def totals(store: Store, period: Period) -> dict:
@@ -48,7 +33,7 @@ def totals(store: Store, period: Period) -> dict:
                coalesce(sum(cache_savings_usd), 0) AS cache_savings_usd, count(DISTINCT user_id) AS users
         FROM llm_calls WHERE {_WHERE}""", [period.start, period.end]).iloc[0]
     ints = ("calls", "errors", "input_tokens", "output_tokens", "cached_tokens", "users")
-    return {k: (int(row[k]) if k in ints else _num(row[k])) for k in row.index}
+    return {k: (int(row[k]) if k in ints else number(row[k])) for k in row.index}
 
 
 def compare(current: dict, previous: dict) -> dict:
@@ -56,7 +41,7 @@ def compare(current: dict, previous: dict) -> dict:
     out = {}
     for key, now in current.items():
         before = previous.get(key, 0)
-        out[key] = {"delta": _num(now - before), "delta_pct": None if not before else round(100 * (now - before) / before, 2)}
+        out[key] = {"delta": number(now - before), "delta_pct": None if not before else round(100 * (now - before) / before, 2)}
     return out
 
 
@@ -66,9 +51,9 @@ def cost_by(store: Store, period: Period, dimension: str, top_n: int = 10) -> li
 
     frame = analysis.cost_by(DIMENSIONS[dimension], store, top=top_n, since=period.start, until=period.end)
     key = frame.columns[0]
-    return [{"key": str(row[key]), "calls": int(row["calls"]), "cost_usd": _num(row["cost_usd"]),
+    return [{"key": str(row[key]), "calls": int(row["calls"]), "cost_usd": number(row["cost_usd"]),
              "tokens": int(row["input_tokens"]) + int(row["output_tokens"]),
-             "share_pct": 0.0 if row["cost_share"] != row["cost_share"] else round(100 * float(row["cost_share"]), 2)}
+             "share_pct": number(100 * row["cost_share"], 2)}
             for _, row in frame.iterrows()]
 
 
@@ -80,8 +65,8 @@ def savings(store: Store, period: Period) -> dict:
     cache = analysis.cache_savings(store, since=period.start, until=period.end, by="provider", period=None)
     input_tokens = int(cache["input_tokens"].sum()) if len(cache) else 0
     out = {
-        "cache_savings_usd": _num(cache["cache_savings_usd"].sum()) if len(cache) else 0.0,
-        "cost_without_cache_usd": _num(cache["cost_without_cache_usd"].sum()) if len(cache) else 0.0,
+        "cache_savings_usd": number(cache["cache_savings_usd"].sum()) if len(cache) else 0.0,
+        "cost_without_cache_usd": number(cache["cost_without_cache_usd"].sum()) if len(cache) else 0.0,
         "cache_hit_ratio": round(int(cache["cached_tokens"].sum()) / input_tokens, 4) if input_tokens else None,
         "routing_savings_vs_median_usd": None, "routing_savings_vs_most_expensive_usd": None,
         "routing_priced_calls": 0,
@@ -90,8 +75,8 @@ def savings(store: Store, period: Period) -> dict:
         routing = analysis.routing_savings(store, since=period.start, until=period.end, by="provider")
     except ValueError:  # no price list cached: routing savings are unknown, not zero
         return out
-    out.update(routing_savings_vs_median_usd=_num(routing["savings_vs_median_usd"].sum()),
-               routing_savings_vs_most_expensive_usd=_num(routing["savings_vs_max_usd"].sum()),
+    out.update(routing_savings_vs_median_usd=number(routing["savings_vs_median_usd"].sum()),
+               routing_savings_vs_most_expensive_usd=number(routing["savings_vs_max_usd"].sum()),
                routing_priced_calls=int(routing["priced_calls"].sum()))
     return out
 
@@ -106,8 +91,8 @@ def errors(store: Store, period: Period, calls: int) -> dict:
     if len(frame):
         grouped = frame.groupby("code", as_index=False).agg(
             calls=("count", "sum"), http_status=("http_status", "first"), retry_after_s=("retry_after_s", "sum"))
-        by_code = [{"code": str(r.code), "http_status": None if r.http_status != r.http_status else int(r.http_status),
-                    "calls": int(r.calls), "retry_after_s": _num(r.retry_after_s, 3)}
+        by_code = [{"code": str(r.code), "http_status": integer(r.http_status),
+                    "calls": int(r.calls), "retry_after_s": number(r.retry_after_s, 3)}
                    for r in grouped.sort_values(["calls", "code"], ascending=[False, True]).itertuples()]
     total = sum(r["calls"] for r in by_code)
     return {
@@ -126,18 +111,10 @@ def biggest_calls(store: Store, period: Period, top_n: int = 10) -> list[dict]:
                service_name, user_id, cost_usd, input_tokens, output_tokens, request_id, trace_id
         FROM llm_calls WHERE {_WHERE} AND cost_usd IS NOT NULL ORDER BY cost_usd DESC, start_time LIMIT ?""",
         [period.start, period.end, top_n])
-    return [{"start_time": _iso(r.start_time), "model": _str(r.model), "provider": _str(r.provider),
-             "service": _str(r.service_name), "user": _str(r.user_id), "cost_usd": _num(r.cost_usd),
-             "input_tokens": _int(r.input_tokens), "output_tokens": _int(r.output_tokens),
-             "request_id": _str(r.request_id), "trace_id": _str(r.trace_id)} for r in frame.itertuples()]
-
-
-def _str(value: Any) -> str | None:
-    return None if value is None or value != value else str(value)
-
-
-def _int(value: Any) -> int | None:
-    return None if value is None or value != value else int(value)
+    return [{"start_time": iso(r.start_time), "model": text(r.model), "provider": text(r.provider),
+             "service": text(r.service_name), "user": text(r.user_id), "cost_usd": number(r.cost_usd),
+             "input_tokens": integer(r.input_tokens), "output_tokens": integer(r.output_tokens),
+             "request_id": text(r.request_id), "trace_id": text(r.trace_id)} for r in frame.itertuples()]
 
 
 def spend_series(store: Store, period: Period, granularity: str, window: int) -> tuple[list[tuple[str, float]], int]:
@@ -157,8 +134,8 @@ def spend_series(store: Store, period: Period, granularity: str, window: int) ->
                   FROM llm_calls WHERE start_time >= ? AND start_time < ? GROUP BY 1)
         SELECT bucket, coalesce(cost_usd, 0) AS cost_usd FROM buckets LEFT JOIN spend USING (bucket)
         ORDER BY bucket""", [start, period.end, start, period.end])
-    series = [(_iso(r.bucket), float(r.cost_usd)) for r in frame.itertuples()]
-    first_in_period = next((i for i, (b, _) in enumerate(series) if b >= _iso(period.start)), len(series))
+    series = [(iso(r.bucket), float(r.cost_usd)) for r in frame.itertuples()]
+    first_in_period = next((i for i, (b, _) in enumerate(series) if b >= iso(period.start)), len(series))
     return series, first_in_period
 
 
@@ -185,11 +162,11 @@ def build_report(db: str | Store, period: Period, *, top_n: int = 10, now: datet
     current_totals, previous_totals = totals(store, period), totals(store, previous)
     return {
         "schema_version": REPORT_SCHEMA_VERSION,
-        "generated_at": _iso(now),
+        "generated_at": iso(now),
         "generator": f"auriko-obs {__version__}",
         "store": store.path,
-        "period": {"kind": period.kind, "label": period.label, "start": _iso(period.start), "end": _iso(period.end)},
-        "previous_period": {"start": _iso(previous.start), "end": _iso(previous.end)},
+        "period": {"kind": period.kind, "label": period.label, "start": iso(period.start), "end": iso(period.end)},
+        "previous_period": {"start": iso(previous.start), "end": iso(previous.end)},
         "totals": current_totals,
         "previous_totals": previous_totals,
         "changes": compare(current_totals, previous_totals),

@@ -40,8 +40,7 @@ class Period:
     def previous(self) -> "Period":
         """Returns the period just before this one, of the same kind (same length for custom ranges)."""
         if self.kind == "month":
-            start = _month_start(self.start - timedelta(days=1))
-            return Period("month", start, self.start)
+            return current_period("month", self.start - timedelta(days=1))
         return Period(self.kind, self.start - (self.end - self.start), self.start)
 
 
@@ -49,27 +48,14 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
-def _month_start(moment: datetime) -> datetime:
-    return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-
-
-def _next_month(start: datetime) -> datetime:
-    return (start + timedelta(days=32)).replace(day=1)
-
-
 def current_period(kind: str, now: datetime) -> Period:
-    """Returns the period of ``kind`` that contains ``now`` (for budgets and dashboards)."""
-    now = _utc(now)
-    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    if kind == "day":
-        return Period("day", day, day + timedelta(days=1))
-    if kind == "week":
-        start = day - timedelta(days=day.weekday())
-        return Period("week", start, start + timedelta(days=7))
-    if kind == "month":
-        start = _month_start(day)
-        return Period("month", start, _next_month(start))
-    raise ValueError(f"period must be one of {', '.join(PERIOD_KINDS)}, not {kind!r}")
+    """Returns the UTC day, Monday week or month of ``kind`` that contains ``now`` (as budgets reset)."""
+    from ..analysis import period_bounds
+
+    if kind not in PERIOD_KINDS:
+        raise ValueError(f"period must be one of {', '.join(PERIOD_KINDS)}, not {kind!r}")
+    start, end = period_bounds({"day": "daily", "week": "weekly", "month": "monthly"}[kind], _utc(now))
+    return Period(kind, start, end)
 
 
 def report_period(kind: str, *, now: datetime | None = None, since: datetime | None = None,

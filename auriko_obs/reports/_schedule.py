@@ -23,6 +23,7 @@ Each run delivers only what was not yet delivered for its period, so a restart, 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
@@ -34,7 +35,8 @@ from typing import Any
 from ._run import ReportSpec, run_report
 
 log = logging.getLogger("auriko_obs.schedule")
-_SPEC_KEYS = {"name", "period", "format", "to", "out", "webhook_url", "email_to", "top_n", "budgets_config", "db"}
+# what a [[report]] entry may set: ReportSpec's fields but the command-line-only ones
+_SPEC_KEYS = {f.name for f in dataclasses.fields(ReportSpec)} - {"since", "until", "force", "retry"}
 
 
 class ScheduleConfigError(ValueError):
