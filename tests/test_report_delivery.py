@@ -189,3 +189,10 @@ def test_a_claim_keeps_a_second_run_from_sending_while_the_first_is_sending(stor
         con.execute("UPDATE auriko_obs_report_deliveries SET delivered_at = ?",
                     [datetime.now(timezone.utc) - CLAIM_TTL - timedelta(minutes=1)])
     assert claim(store, "weekly", "week:x", "email:a") is None
+
+
+def test_an_unwritable_file_is_a_delivery_failure(store, tmp_path, capsys):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    assert main(["report", "--db", store, "--period", "day", "--out", str(blocker / "r.html")]) == 1
+    assert capsys.readouterr().err.strip().startswith(f"auriko-obs: delivery failed: cannot write {blocker}/r.html")

@@ -43,10 +43,13 @@ class DeliveryError(RuntimeError):
 def deliver_file(content: bytes, path: str | os.PathLike[str]) -> str:
     """Returns a description after writing ``content`` to ``path`` atomically (write, then rename)."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.partial")
-    partial.write_bytes(content)
-    partial.replace(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_bytes(content)
+        partial.replace(target)
+    except OSError as exc:
+        raise DeliveryError(f"cannot write {target}: {exc.strerror or exc}") from None
     return f"wrote {target} ({len(content):,} bytes)"
 
 

@@ -71,7 +71,8 @@ def _destination_id(kind: str, spec: ReportSpec, period: Period) -> str:
 def run_report(spec: ReportSpec, *, now: datetime | None = None, log: Callable[[str], None] = print) -> list[Outcome]:
     """Returns what happened at each destination after building, rendering and delivering the report.
 
-    A destination that already received this report for this period is skipped unless ``spec.force``.
+    A destination that already received this report for this period (or is receiving it from another run)
+    is skipped unless ``spec.force``. Delivery failures are returned, not raised.
     """
     from ._budgets import load as load_budgets
     from ._data import build_report
@@ -86,11 +87,10 @@ def run_report(spec: ReportSpec, *, now: datetime | None = None, log: Callable[[
         why_not = claim(spec.db, spec.name, period.key, dest, force=spec.force)
         if why_not is not None:
             outcomes.append(Outcome(kind, "skipped", f"{spec.name} for {period.label} to {kind}: {why_not}"))
+            log(outcomes[-1].detail)
         else:
             pending.append((kind, dest))
     if not pending:
-        for o in outcomes:
-            log(o.detail)
         return outcomes
     try:
         report = build_report(spec.db, period, top_n=spec.top_n, now=now, budgets=load_budgets(spec.budgets_config))
