@@ -162,6 +162,7 @@ def schema() -> None:
 
 
 from .otlp import cli as _otlp_cli  # noqa: E402,F401
+from .reports import cli as _reports_cli  # noqa: E402,F401  (report, schedule, budget, dashboard)
 
 
 def main(argv: Optional[list[str]] = None) -> int:

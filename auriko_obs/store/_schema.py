@@ -46,6 +46,17 @@ def m003_provider_prices(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+@migration
+def m004_report_deliveries(con: duckdb.DuckDBPyConnection) -> None:
+    # One row per report delivery (status sending, then delivered), so that a scheduled report goes out once
+    # per period and destination.
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS auriko_obs_report_deliveries ("
+        "report VARCHAR, period_key VARCHAR, destination VARCHAR, delivered_at TIMESTAMPTZ, detail VARCHAR, "
+        "status VARCHAR, PRIMARY KEY (report, period_key, destination))"
+    )
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

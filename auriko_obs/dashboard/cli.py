@@ -1,0 +1,29 @@
+"""The ``auriko-obs dashboard`` command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import click
+
+from ..cli import UserError, _db_path, app, db_option
+
+
+@app.command()
+@db_option
+@click.option("--port", type=click.IntRange(0, 65535), default=8050, show_default=True, help="Port (0 picks a free one).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (loopback by default).")
+@click.option("--dir", "folder", type=click.Path(file_okay=False), default=None,
+              help="Folder of dashboard definitions (default: $AURIKO_OBS_DASHBOARDS or ./dashboards).")
+def dashboard(db: Optional[Path], port: int, host: str, folder: Optional[str]) -> None:
+    """Serve the dashboards as local web pages that refresh while spans arrive."""
+    from ._definitions import DashboardError
+    from ._server import serve
+
+    try:
+        serve(_db_path(db), host=host, port=port, folder=folder, ready=lambda line: print(line, flush=True))
+    except DashboardError as exc:
+        raise UserError(str(exc)) from None
+    except OSError as exc:
+        raise UserError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None

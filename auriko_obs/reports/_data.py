@@ -1,0 +1,179 @@
+"""The content of a spend report, as one JSON-ready dict (its shape: ``report.schema.json``).
+
+Every number is aggregated in DuckDB; pandas only carries the small results. Each section has its own
+function taking the store and a period, so a renderer, a test or a notebook can call one alone.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any, Sequence
+
+from .._version import __version__
+from ..store import Store
+from ._anomalies import find_anomalies
+from ._budgets import budget_rows
+from ._periods import Period
+from ._values import integer, iso, number, text
+
+REPORT_SCHEMA_VERSION = 1
+# report breakdown → the ``analysis.cost_by`` dimension (a call counts under each of its tags)
+DIMENSIONS = {"provider": "provider", "model": "model", "service": "service", "tag": "tag", "user": "user"}
+BUDGET_CODES = ("budget_exhausted", "budget_exceeded")
+RATE_LIMIT_CODES = ("rate_limit_exceeded", "concurrent_requests_exceeded", "tokens_per_min_exceeded")
+_WHERE = "start_time >= ? AND start_time < ?"
+
+
+def totals(store: Store, period: Period) -> dict:
+    """Returns calls, errors, cost, tokens, cache savings and distinct users in the period."""
+    row = store.sql(f"""
+        SELECT count(*) AS calls, count(*) FILTER (WHERE status = 'error') AS errors,
+               coalesce(sum(cost_usd), 0) AS cost_usd, coalesce(sum(input_tokens), 0) AS input_tokens,
+               coalesce(sum(output_tokens), 0) AS output_tokens, coalesce(sum(cached_tokens), 0) AS cached_tokens,
+               coalesce(sum(cache_savings_usd), 0) AS cache_savings_usd, count(DISTINCT user_id) AS users
+        FROM llm_calls WHERE {_WHERE}""", [period.start, period.end]).iloc[0]
+    ints = ("calls", "errors", "input_tokens", "output_tokens", "cached_tokens", "users")
+    return {k: (int(row[k]) if k in ints else number(row[k])) for k in row.index}
+
+
+def compare(current: dict, previous: dict) -> dict:
+    """Returns, per metric, the change from ``previous`` and the change in percent (None from zero)."""
+    out = {}
+    for key, now in current.items():
+        before = previous.get(key, 0)
+        out[key] = {"delta": number(now - before), "delta_pct": None if not before else round(100 * (now - before) / before, 2)}
+    return out
+
+
+def cost_by(store: Store, period: Period, dimension: str, top_n: int = 10) -> list[dict]:
+    """Returns the top ``top_n`` values of ``dimension`` by cost, then one "other" row for the rest."""
+    from .. import analysis
+
+    frame = analysis.cost_by(DIMENSIONS[dimension], store, top=top_n, since=period.start, until=period.end)
+    key = frame.columns[0]
+    return [{"key": str(row[key]), "calls": int(row["calls"]), "cost_usd": number(row["cost_usd"]),
+             "tokens": int(row["input_tokens"]) + int(row["output_tokens"]),
+             "share_pct": number(100 * row["cost_share"], 2)}
+            for _, row in frame.iterrows()]
+
+
+def savings(store: Store, period: Period) -> dict:
+    """Returns cache savings (``analysis.cache_savings``) and routing savings (``analysis.routing_savings``,
+    at list prices from ``/v1/models``; None when no prices are cached in the store)."""
+    from .. import analysis
+
+    cache = analysis.cache_savings(store, since=period.start, until=period.end, by="provider", period=None)
+    input_tokens = int(cache["input_tokens"].sum()) if len(cache) else 0
+    out = {
+        "cache_savings_usd": number(cache["cache_savings_usd"].sum()) if len(cache) else 0.0,
+        "cost_without_cache_usd": number(cache["cost_without_cache_usd"].sum()) if len(cache) else 0.0,
+        "cache_hit_ratio": round(int(cache["cached_tokens"].sum()) / input_tokens, 4) if input_tokens else None,
+        "routing_savings_vs_median_usd": None, "routing_savings_vs_most_expensive_usd": None,
+        "routing_priced_calls": 0,
+    }
+    try:
+        routing = analysis.routing_savings(store, since=period.start, until=period.end, by="provider")
+    except ValueError:  # no price list cached: routing savings are unknown, not zero
+        return out
+    out.update(routing_savings_vs_median_usd=number(routing["savings_vs_median_usd"].sum()),
+               routing_savings_vs_most_expensive_usd=number(routing["savings_vs_max_usd"].sum()),
+               routing_priced_calls=int(routing["priced_calls"].sum()))
+    return out
+
+
+def errors(store: Store, period: Period, calls: int) -> dict:
+    """Returns error counts (``analysis.errors``): by code, rate limits, budget rejections, and the error rate."""
+    from .. import analysis
+
+    frame = analysis.errors(store, since=period.start, until=period.end, by="operation", period=None)
+    frame = frame[frame["kind"] == "error"]
+    by_code = []
+    if len(frame):
+        grouped = frame.groupby("code", as_index=False).agg(
+            calls=("count", "sum"), http_status=("http_status", "first"), retry_after_s=("retry_after_s", "sum"))
+        by_code = [{"code": str(r.code), "http_status": integer(r.http_status),
+                    "calls": int(r.calls), "retry_after_s": number(r.retry_after_s, 3)}
+                   for r in grouped.sort_values(["calls", "code"], ascending=[False, True]).itertuples()]
+    total = sum(r["calls"] for r in by_code)
+    return {
+        "errors": total,
+        "error_rate_pct": round(100 * total / calls, 2) if calls else 0.0,
+        "rate_limited": sum(r["calls"] for r in by_code if r["code"] in RATE_LIMIT_CODES or r["code"] == "http_429"),
+        "budget_rejections": sum(r["calls"] for r in by_code if r["code"] in BUDGET_CODES),
+        "by_code": by_code,
+    }
+
+
+def biggest_calls(store: Store, period: Period, top_n: int = 10) -> list[dict]:
+    """Returns the ``top_n`` most expensive single calls of the period."""
+    frame = store.sql(f"""
+        SELECT start_time, coalesce(model_canonical, response_model, request_model) AS model, provider,
+               service_name, user_id, cost_usd, input_tokens, output_tokens, request_id, trace_id
+        FROM llm_calls WHERE {_WHERE} AND cost_usd IS NOT NULL ORDER BY cost_usd DESC, start_time LIMIT ?""",
+        [period.start, period.end, top_n])
+    return [{"start_time": iso(r.start_time), "model": text(r.model), "provider": text(r.provider),
+             "service": text(r.service_name), "user": text(r.user_id), "cost_usd": number(r.cost_usd),
+             "input_tokens": integer(r.input_tokens), "output_tokens": integer(r.output_tokens),
+             "request_id": text(r.request_id), "trace_id": text(r.trace_id)} for r in frame.itertuples()]
+
+
+def spend_series(store: Store, period: Period, granularity: str, window: int) -> tuple[list[tuple[str, float]], int]:
+    """Returns gap-free (bucket start, cost) from ``window`` buckets before the period (or the store's first
+    call, if later) to its end, and the index of the period's first bucket."""
+    step = timedelta(hours=1) if granularity == "hour" else timedelta(days=1)
+    first = store.sql(f"SELECT min(date_trunc('{granularity}', start_time)) AS first FROM llm_calls "
+                      "WHERE start_time < ?", [period.end]).iloc[0]["first"]
+    if first is None or first != first:
+        return [], 0
+    first = first.to_pydatetime() if hasattr(first, "to_pydatetime") else first
+    start = max(first.astimezone(timezone.utc), period.start - window * step)
+    frame = store.sql(f"""
+        WITH buckets AS (SELECT unnest(generate_series(?::TIMESTAMPTZ, ?::TIMESTAMPTZ - INTERVAL 1 SECOND,
+                                                       INTERVAL 1 {granularity})) AS bucket),
+        spend AS (SELECT date_trunc('{granularity}', start_time) AS bucket, sum(cost_usd) AS cost_usd
+                  FROM llm_calls WHERE start_time >= ? AND start_time < ? GROUP BY 1)
+        SELECT bucket, coalesce(cost_usd, 0) AS cost_usd FROM buckets LEFT JOIN spend USING (bucket)
+        ORDER BY bucket""", [start, period.end, start, period.end])
+    series = [(iso(r.bucket), float(r.cost_usd)) for r in frame.itertuples()]
+    first_in_period = next((i for i, (b, _) in enumerate(series) if b >= iso(period.start)), len(series))
+    return series, first_in_period
+
+
+def anomalies(store: Store, period: Period) -> dict:
+    """Returns the anomalous hours (daily reports) or days (longer ones) of the period, with the method."""
+    granularity, window = ("hour", 168) if period.end - period.start <= timedelta(days=2) else ("day", 28)
+    series, first = spend_series(store, period, granularity, window)
+    found = find_anomalies(series, first, granularity=granularity, window=window)
+    return {
+        "method": f"robust z-score of {granularity}ly spend against the median and MAD of the {window} "
+                  f"{granularity}s before it; anomaly when z > 3.5",
+        "granularity": granularity,
+        "series": [{"bucket_start": b, "cost_usd": round(c, 6)} for b, c in series[first:]],
+        "items": [a.__dict__ for a in found],
+    }
+
+
+def build_report(db: str | Store, period: Period, *, top_n: int = 10, now: datetime | None = None,
+                 budgets: Sequence[Any] = (), dimensions: Sequence[str] = tuple(DIMENSIONS)) -> dict:
+    """Returns the whole report for ``period`` as a dict that ``report.schema.json`` describes."""
+    store = db if isinstance(db, Store) else Store(db)
+    now = now or datetime.now(timezone.utc)
+    previous = period.previous()
+    current_totals, previous_totals = totals(store, period), totals(store, previous)
+    return {
+        "schema_version": REPORT_SCHEMA_VERSION,
+        "generated_at": iso(now),
+        "generator": f"auriko-obs {__version__}",
+        "store": store.path,
+        "period": {"kind": period.kind, "label": period.label, "start": iso(period.start), "end": iso(period.end)},
+        "previous_period": {"start": iso(previous.start), "end": iso(previous.end)},
+        "totals": current_totals,
+        "previous_totals": previous_totals,
+        "changes": compare(current_totals, previous_totals),
+        "cost_by": {dim: cost_by(store, period, dim, top_n) for dim in dimensions},
+        "savings": savings(store, period),
+        "budgets": budget_rows(store, budgets, now),
+        "errors": errors(store, period, current_totals["calls"]),
+        "biggest_calls": biggest_calls(store, period, top_n),
+        "anomalies": anomalies(store, period),
+    }

@@ -1,0 +1,179 @@
+"""Delivery of a rendered report: to a file, a webhook (Slack-compatible), or email over SMTP.
+
+Each ``deliver_*`` returns a one-line description of what it did and raises ``DeliveryError`` when the
+report did not arrive, so that the command exits non-zero.
+
+Email settings come from the environment, never from the command line or a config file, so that no
+password lands in shell history or a crontab:
+
+=============================  ==============================================================
+``AURIKO_OBS_SMTP_HOST``       SMTP server (required)
+``AURIKO_OBS_SMTP_PORT``       port, default 587 (submission with STARTTLS)
+``AURIKO_OBS_SMTP_USER``       login user; no login when unset
+``AURIKO_OBS_SMTP_PASSWORD``   login password
+``AURIKO_OBS_SMTP_FROM``       sender address, default the user
+``AURIKO_OBS_SMTP_CAFILE``     CA bundle to verify the server with (default: the system's)
+=============================  ==============================================================
+
+STARTTLS is always used, and the server certificate is always verified.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import smtplib
+import ssl
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+
+class DeliveryError(RuntimeError):
+    """The report could not be delivered (after retries, for webhooks)."""
+
+
+def deliver_file(content: bytes, path: str | os.PathLike[str]) -> str:
+    """Returns a description after writing ``content`` to ``path`` atomically (write, then rename)."""
+    target = Path(path)
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_bytes(content)
+        partial.replace(target)
+    except OSError as exc:
+        raise DeliveryError(f"cannot write {target}: {exc.strerror or exc}") from None
+    return f"wrote {target} ({len(content):,} bytes)"
+
+
+@dataclass(frozen=True)
+class Retry:
+    """How a webhook is retried: ``attempts`` in all, waits growing from ``base_s`` by ``factor`` (jittered)."""
+
+    attempts: int = 5
+    base_s: float = 1.0
+    factor: float = 2.0
+    max_s: float = 60.0
+    timeout_s: float = 10.0
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Returns the wait before retry number ``attempt`` (1-based): a server's Retry-After wins."""
+        if retry_after is not None:
+            return min(retry_after, self.max_s)
+        return min(self.base_s * self.factor ** (attempt - 1), self.max_s) * (0.5 + random.random() / 2)
+
+
+def _retryable(status: int) -> bool:
+    return status in (408, 425, 429) or status >= 500
+
+
+def _retry_after(headers: Any) -> float | None:
+    try:
+        return float(headers.get("Retry-After")) if headers and headers.get("Retry-After") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def deliver_webhook(payload: dict, url: str, *, retry: Retry = Retry(),
+                    sleep: Callable[[float], None] = time.sleep) -> str:
+    """Returns a description after POSTing ``payload`` as JSON to ``url``, retrying with backoff.
+
+    Connection errors, timeouts, 408, 425, 429 and 5xx are retried (honouring Retry-After); other 4xx
+    fail at once, since sending the same request again would not help.
+    """
+    body = json.dumps(payload, default=str).encode()
+    last = "no attempt"
+    for attempt in range(1, retry.attempts + 1):
+        request = urllib.request.Request(url, data=body, method="POST", headers={
+            "Content-Type": "application/json", "User-Agent": "auriko-obs-report"})
+        wait_hint = None
+        try:
+            with urllib.request.urlopen(request, timeout=retry.timeout_s) as response:
+                return f"posted to {_redact(url)}: HTTP {response.status} after {attempt} attempt(s)"
+        except urllib.error.HTTPError as exc:
+            last = f"HTTP {exc.code}"
+            if not _retryable(exc.code):
+                raise DeliveryError(f"webhook {_redact(url)} refused the report: {last}") from None
+            wait_hint = _retry_after(exc.headers)
+        except (urllib.error.URLError, OSError) as exc:
+            last = str(getattr(exc, "reason", exc))
+        if attempt < retry.attempts:
+            sleep(retry.delay(attempt, wait_hint))
+    raise DeliveryError(f"webhook {_redact(url)} failed after {retry.attempts} attempts: {last}")
+
+
+def _redact(url: str) -> str:
+    # Webhook URLs carry their secret in the path (Slack: /services/T…/B…/secret): show the host only.
+    parsed = urllib.parse.urlsplit(url)
+    return f"{parsed.scheme}://{parsed.netloc}/…" if parsed.path not in ("", "/") else url
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int = 587
+    user: str | None = None
+    password: str | None = None
+    sender: str | None = None
+    cafile: str | None = None
+    timeout_s: float = 30.0
+
+    @classmethod
+    def from_env(cls, environ: dict | None = None) -> "SmtpSettings":
+        """Returns the settings from ``AURIKO_OBS_SMTP_*``; raises DeliveryError when the host is unset."""
+        env = os.environ if environ is None else environ
+        host = env.get("AURIKO_OBS_SMTP_HOST")
+        if not host:
+            raise DeliveryError("email needs AURIKO_OBS_SMTP_HOST (and usually _USER, _PASSWORD) in the environment")
+        try:
+            port = int(env.get("AURIKO_OBS_SMTP_PORT") or 587)
+        except ValueError:
+            raise DeliveryError(f"AURIKO_OBS_SMTP_PORT is not a port: {env.get('AURIKO_OBS_SMTP_PORT')!r}") from None
+        user = env.get("AURIKO_OBS_SMTP_USER") or None
+        return cls(host=host, port=port, user=user, password=env.get("AURIKO_OBS_SMTP_PASSWORD") or None,
+                   sender=env.get("AURIKO_OBS_SMTP_FROM") or user, cafile=env.get("AURIKO_OBS_SMTP_CAFILE") or None)
+
+
+def build_email(*, subject: str, text: str, html: bytes | None, html_name: str, sender: str,
+                recipients: Sequence[str]) -> EmailMessage:
+    """Returns the message: ``text`` as the body, the HTML report as an attachment."""
+    message = EmailMessage()
+    message["Subject"] = subject
+    message["From"] = sender
+    message["To"] = ", ".join(recipients)
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = make_msgid(domain="auriko-obs.local")
+    message.set_content(text)
+    if html is not None:
+        message.add_attachment(html, maintype="text", subtype="html", filename=html_name)
+    return message
+
+
+def deliver_email(message: EmailMessage, settings: SmtpSettings) -> str:
+    """Returns a description after sending ``message`` over SMTP with STARTTLS (verified) and login."""
+    context = ssl.create_default_context(cafile=settings.cafile)
+    try:
+        with smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout_s) as smtp:
+            smtp.ehlo()
+            if not smtp.has_extn("starttls"):
+                raise DeliveryError(f"SMTP server {settings.host}:{settings.port} does not offer STARTTLS")
+            smtp.starttls(context=context)
+            smtp.ehlo()
+            if settings.user:
+                smtp.login(settings.user, settings.password or "")
+            refused = smtp.send_message(message)
+    except DeliveryError:
+        raise
+    except (smtplib.SMTPException, ssl.SSLError, OSError) as exc:
+        raise DeliveryError(f"email via {settings.host}:{settings.port} failed: {exc}") from None
+    if refused:
+        raise DeliveryError(f"the SMTP server refused: {', '.join(refused)}")
+    return f"emailed {message['To']} via {settings.host}:{settings.port}"
+

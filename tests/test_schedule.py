@@ -1,0 +1,135 @@
+"""``auriko-obs schedule``: the config file, cron triggers, and the long-running process delivering once per period."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from auriko_obs.reports._schedule import ScheduleConfigError, build_scheduler, cron_trigger, load_schedule
+from auriko_obs.reports._state import deliveries
+
+from .receivers import WebhookReceiver
+from .spend_history import call, insert_calls, utc
+
+
+def write(tmp_path, text: str) -> str:
+    path = tmp_path / "reports.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_schedule_file_is_read_and_checked(tmp_path, db_path):
+    path = write(tmp_path, f'''db = "{db_path}"
+[[report]]
+name = "weekly-finance"
+cron = "0 8 * * mon"
+period = "week"
+to = ["email", "file"]
+email_to = ["finance@example.com"]
+out = "{tmp_path}/{{name}}-{{start}}.html"
+
+[[report]]
+name = "daily-chat"
+cron = "30 7 * * *"
+period = "day"
+format = "md"
+to = "webhook"
+webhook_url = "http://127.0.0.1:9/hook"
+''')
+    reports, tz = load_schedule(path)
+    assert tz == "UTC" and [r.spec.name for r in reports] == ["weekly-finance", "daily-chat"]
+    assert reports[0].spec.to == ["email", "file"] and reports[1].spec.to == ["webhook"]
+    assert reports[0].spec.db == db_path
+    trigger = cron_trigger(reports[0].cron)
+    monday = trigger.get_next_fire_time(None, datetime(2026, 11, 25, 12, tzinfo=timezone.utc))
+    assert monday == datetime(2026, 11, 30, 8, tzinfo=timezone.utc)
+    scheduler = build_scheduler(reports, tz)
+    assert {job.id for job in scheduler.get_jobs()} == {"weekly-finance", "daily-chat", "weekly-finance:catch-up",
+                                                        "daily-chat:catch-up"}
+
+
+@pytest.mark.parametrize("body, message", [
+    ('[[report]]\nname = "x"\nperiod = "day"\nout = "x.html"\n', "needs cron"),
+    ('[[report]]\ncron = "0 8 * *"\nout = "x.html"\n', "5 fields"),
+    ('[[report]]\ncron = "0 8 * * *"\nto = "webhook"\n', "needs --webhook-url"),
+    ('[[report]]\ncron = "0 8 * * *"\nout = "x.html"\ncolour = "red"\n', "unknown keys colour"),
+    ('title = "nothing"\n', "no [[report]] entries"),
+])
+def test_bad_schedules_fail_at_start(tmp_path, monkeypatch, body, message):
+    monkeypatch.delenv("AURIKO_OBS_WEBHOOK_URL", raising=False)
+    with pytest.raises(ScheduleConfigError, match=message.replace("[", r"\[")):
+        load_schedule(write(tmp_path, body))
+
+
+def test_the_scheduler_process_delivers_once_per_period_and_stops_on_sigterm(tmp_path, db_path):
+    insert_calls(db_path, [call(utc(2026, 11, 24, 10), cost_usd=1.0)])
+    receiver = WebhookReceiver()
+    path = write(tmp_path, f'''db = "{db_path}"
+[[report]]
+name = "every-second"
+cron = "* * * * * *"        # six fields: seconds first; fires every second
+period = "day"
+format = "md"
+to = ["webhook", "file"]
+webhook_url = "{receiver.url}"
+out = "{tmp_path}/daily-{{start}}.md"
+catch_up = false
+''')
+    process = subprocess.Popen([sys.executable, "-m", "auriko_obs", "schedule", "--config", path],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        deadline = time.monotonic() + 60
+        while not receiver.bodies and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.2)
+        assert receiver.bodies, process.stderr.read() if process.poll() is not None else "no delivery in 60 s"
+        time.sleep(4)  # the trigger fires about four more times: the period was already delivered
+        assert len(receiver.bodies) == 1 and process.poll() is None
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            _, stderr = process.communicate(timeout=20)
+        finally:
+            process.kill() if process.poll() is None else None
+            receiver.close()
+    assert process.returncode == 0, stderr
+    assert "to webhook: already delivered at" in stderr and "posted to http://127.0.0.1" in stderr
+    assert receiver.bodies[0]["json"]["text"].startswith("*LLM spend, ")
+    [md] = list(tmp_path.glob("daily-*.md"))
+    assert md.read_text().startswith("# LLM spend report: ")
+    rows = deliveries(db_path)
+    assert sorted(r[2].split(":")[0] for r in rows) == ["file", "webhook"] and {r[0] for r in rows} == {"every-second"}
+
+
+def test_catch_up_delivers_an_undelivered_period_at_start(tmp_path, db_path):
+    import threading
+
+    insert_calls(db_path, [call(utc(2026, 11, 24, 10), cost_usd=1.0)])
+    path = write(tmp_path, f'''db = "{db_path}"
+[[report]]
+name = "yearly-cron"
+cron = "0 0 1 1 *"          # not for a long while: only the catch-up run can deliver
+period = "day"
+format = "json"
+out = "{tmp_path}/catch-up-{{start}}.json"
+''')
+    reports, tz = load_schedule(path)
+    scheduler = build_scheduler(reports, tz)
+    thread = threading.Thread(target=scheduler.start, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not list(tmp_path.glob("catch-up-*.json")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        scheduler.shutdown(wait=True)
+    [written] = list(tmp_path.glob("catch-up-*.json"))
+    yesterday = (datetime.now(timezone.utc) - timedelta(days=1)).strftime("%Y-%m-%d")
+    assert written.name == f"catch-up-{yesterday}.json"
+    assert [r[0] for r in deliveries(db_path)] == ["yearly-cron"]
