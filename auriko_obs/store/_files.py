@@ -5,6 +5,13 @@ open it at all (not even read-only). So nobody here keeps a store open: writers 
 and close; readers open, query and close. Whoever finds the file locked retries with backoff. A writer
 that still cannot get in writes its batch to a spool file (``<store>.spool/*.parquet``) that the next
 writer to get in ingests, so nothing is lost while, say, a notebook holds the file open.
+
+On top of DuckDB's own lock, every open of a store by auriko-obs is bracketed by a lock of ours on
+``<store>.lock`` (``flock``: shared for readers, exclusive for writers), held from before DuckDB opens
+the file until after it has closed it. Under heavy load we saw two processes that hand the file to
+each other through DuckDB's lock alone lose a just-committed batch now and then (DuckDB 2.0.1, also
+with no auriko-obs code involved: ``benchmarks/store_handover.py``). Our lock makes each handover
+complete: the next process opens the file only once the previous one has closed it.
 """
 
 from __future__ import annotations
@@ -18,6 +25,11 @@ from pathlib import Path
 from typing import Iterator
 
 import duckdb
+
+try:
+    import fcntl
+except ImportError:  # Windows: DuckDB's own lock only
+    fcntl = None  # type: ignore[assignment]
 
 from ._schema import ensure_schema
 
@@ -52,6 +64,39 @@ def _is_lock_conflict(exc: BaseException) -> bool:
     return "lock" in text.lower() and ("Conflicting" in text or "Could not set lock" in text)
 
 
+def lock_path(path: str | os.PathLike[str]) -> Path:
+    """Returns the file whose lock brackets every open of the store by auriko-obs."""
+    return Path(f"{os.fspath(path)}.lock")
+
+
+@contextmanager
+def _handover_lock(path: str, *, shared: bool, deadline: float, wait_s: float) -> Iterator[None]:
+    if fcntl is None:
+        yield
+        return
+    try:
+        fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        if not shared:
+            raise
+        yield  # a reader of a store in a folder it cannot write to: DuckDB's own lock only
+        return
+    try:
+        delay = 0.001
+        while True:
+            try:
+                fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise StoreLockedError(f"store {path} stayed locked for {wait_s:.1f}s by another process") from None
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 0.05)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 @contextmanager
 def connect(path: str | os.PathLike[str], *, read_only: bool, wait_s: float) -> Iterator[duckdb.DuckDBPyConnection]:
     """Yields a connection to the store, retrying while another process holds the file.
@@ -65,7 +110,9 @@ def connect(path: str | os.PathLike[str], *, read_only: bool, wait_s: float) -> 
     lock = _process_lock(path)
     deadline = time.monotonic() + wait_s
     delay = 0.002
-    with lock:
+    if not read_only:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with lock, _handover_lock(path, shared=read_only, deadline=deadline, wait_s=wait_s):
         while True:
             try:
                 con = duckdb.connect(path, read_only=read_only)
