@@ -104,6 +104,13 @@ def cost_by(frame: "pd.DataFrame") -> "go.Figure":
     return _layout(fig, title, "cost (USD)", dims[0])
 
 
+def _group_totals(frame: "pd.DataFrame", dims: list[str], columns: list[str]) -> tuple["pd.DataFrame", list[str]]:
+    """Returns the columns summed per group of ``dims`` (one row for no dims) and a label per group."""
+    totals = frame.groupby(dims, sort=True)[columns].sum() if dims else frame[columns].sum().to_frame().T
+    labels = [" · ".join(map(str, k)) if isinstance(k, tuple) else str(k) for k in totals.index]
+    return totals, labels
+
+
 def cache_savings(frame: "pd.DataFrame") -> "go.Figure":
     """Returns stacked bars of ``analysis.cache_savings`` per group: USD paid plus USD the cache saved
     (together, what the traffic would have cost without caching); hover shows cache tokens and hit ratio."""
@@ -113,8 +120,7 @@ def cache_savings(frame: "pd.DataFrame") -> "go.Figure":
     go = _go()
     dims = _dims(frame)
     sums = ["calls", "input_tokens", "cached_tokens", "cache_write_tokens", "cost_usd", "cache_savings_usd"]
-    totals = frame.groupby(dims, sort=True)[sums].sum() if dims else frame[sums].sum().to_frame().T
-    labels = [" · ".join(map(str, k)) if isinstance(k, tuple) else str(k) for k in totals.index]
+    totals, labels = _group_totals(frame, dims, sums)
     ratio = (totals["cached_tokens"] / totals["input_tokens"].where(totals["input_tokens"] > 0)).fillna(0)
     custom = list(zip(totals["cached_tokens"], totals["input_tokens"], ratio, totals["cache_write_tokens"],
                       totals["cost_usd"] + totals["cache_savings_usd"]))
@@ -139,8 +145,7 @@ def routing_savings(frame: "pd.DataFrame") -> "go.Figure":
     go = _go()
     dims = _dims(frame)
     cols = ["calls", "input_tokens", "output_tokens", "list_cost_usd", "median_cost_usd", "max_cost_usd"]
-    totals = frame.groupby(dims, sort=True)[cols].sum() if dims else frame[cols].sum().to_frame().T
-    labels = [" · ".join(map(str, k)) if isinstance(k, tuple) else str(k) for k in totals.index]
+    totals, labels = _group_totals(frame, dims, cols)
     custom = totals[["calls", "input_tokens", "output_tokens"]].to_numpy()
     hover = ("<b>%{x}</b><br>%{fullData.name}: $%{y:,.4f}<br>calls %{customdata[0]:,.0f}<br>input tokens "
              "%{customdata[1]:,.0f}<br>output tokens %{customdata[2]:,.0f}<extra></extra>")

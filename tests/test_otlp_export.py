@@ -209,8 +209,9 @@ def test_a_collector_that_is_down_costs_the_caller_nothing_and_drops_are_counted
     assert stats["exported_spans"] == 0
     assert stats["dropped_spans"] + stats["queued_spans"] + stats["failed_spans"] + 5 >= 40
     assert len(calls(db_path)) == 81                                 # DuckDB got every call regardless
-    # the caller never waits on the collector (a generous bound: this CPU is shared)
-    assert down < baseline * 1.5 + 0.002, (baseline, down)
+    # the caller never waits on the collector: a blocked caller would wait out export timeouts (seconds);
+    # the bound is generous because the export thread shares the CPU with the caller
+    assert down < baseline * 2 + 0.005, (baseline, down)
 
 
 def _scrape(port: int) -> str:

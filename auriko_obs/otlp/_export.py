@@ -77,50 +77,44 @@ def _signal_url(endpoint: str, path: str) -> str:
     return endpoint
 
 
-def make_span_exporter(endpoint: str | None = None, protocol: str | None = None,
-                       headers: dict[str, str] | None = None, timeout: float | None = None) -> SpanExporter:
-    """Returns the official OTLP span exporter for the protocol; unset options come from ``OTEL_*``."""
-    protocol = _check_protocol((protocol or protocol_from_env("TRACES")).lower())
+_EXPORTERS = {  # signal → (OTEL_* signal name, URL path, gRPC exporter, HTTP exporter) as (module, class)
+    "traces": ("TRACES", "/v1/traces", ("opentelemetry.exporter.otlp.proto.grpc.trace_exporter", "OTLPSpanExporter"),
+               ("opentelemetry.exporter.otlp.proto.http.trace_exporter", "OTLPSpanExporter")),
+    "metrics": ("METRICS", "/v1/metrics", ("opentelemetry.exporter.otlp.proto.grpc.metric_exporter", "OTLPMetricExporter"),
+                ("opentelemetry.exporter.otlp.proto.http.metric_exporter", "OTLPMetricExporter")),
+}
+
+
+def _make_exporter(signal: str, endpoint: str | None, protocol: str | None, headers: dict[str, str] | None,
+                   timeout: float | None) -> Any:
+    import importlib
+
+    env_name, path, grpc, http = _EXPORTERS[signal]
+    protocol = _check_protocol((protocol or protocol_from_env(env_name)).lower())
     kwargs: dict[str, Any] = {}
     if headers:
         kwargs["headers"] = dict(headers)
     if timeout is not None:
         kwargs["timeout"] = timeout
-    if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+    module, name = grpc if protocol == "grpc" else http
+    if endpoint and protocol == "grpc":
+        kwargs["endpoint"] = endpoint
+        kwargs["insecure"] = urlsplit(endpoint).scheme != "https"
+    elif endpoint:
+        kwargs["endpoint"] = _signal_url(endpoint, path)
+    return getattr(importlib.import_module(module), name)(**kwargs)
 
-        if endpoint:
-            kwargs["endpoint"] = endpoint
-            kwargs["insecure"] = urlsplit(endpoint).scheme != "https"
-        return GrpcExporter(**kwargs)
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 
-    if endpoint:
-        kwargs["endpoint"] = _signal_url(endpoint, "/v1/traces")
-    return HttpExporter(**kwargs)
+def make_span_exporter(endpoint: str | None = None, protocol: str | None = None,
+                       headers: dict[str, str] | None = None, timeout: float | None = None) -> SpanExporter:
+    """Returns the official OTLP span exporter for the protocol; unset options come from ``OTEL_*``."""
+    return _make_exporter("traces", endpoint, protocol, headers, timeout)
 
 
 def make_metric_exporter(endpoint: str | None = None, protocol: str | None = None,
                          headers: dict[str, str] | None = None, timeout: float | None = None) -> Any:
     """Returns the official OTLP metric exporter (cumulative temporality unless ``OTEL_*`` says otherwise)."""
-    protocol = _check_protocol((protocol or protocol_from_env("METRICS")).lower())
-    kwargs: dict[str, Any] = {}
-    if headers:
-        kwargs["headers"] = dict(headers)
-    if timeout is not None:
-        kwargs["timeout"] = timeout
-    if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcExporter
-
-        if endpoint:
-            kwargs["endpoint"] = endpoint
-            kwargs["insecure"] = urlsplit(endpoint).scheme != "https"
-        return GrpcExporter(**kwargs)
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpExporter
-
-    if endpoint:
-        kwargs["endpoint"] = _signal_url(endpoint, "/v1/metrics")
-    return HttpExporter(**kwargs)
+    return _make_exporter("metrics", endpoint, protocol, headers, timeout)
 
 
 # ------------------------------------------------------------------------ the bounded queue
