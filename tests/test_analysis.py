@@ -244,6 +244,16 @@ def test_errors_by_code_retries_and_warnings(store):
         "unsupported_parameter", "top_k_ignored", 1, 0)
 
 
+def test_errors_within_since_and_until_count_only_the_calls_inside(store):
+    # [02:00, 02:05) holds D only: A is earlier, E (the warned call, sent twice) later.
+    frame = analysis.errors(store, since="2026-06-01T02:00:00Z", until="2026-06-01T02:05:00Z", period=None)
+    by_kind = {r["kind"]: r for r in frame.to_dict("records")}
+    assert (by_kind["error"]["calls"], by_kind["error"]["count"]) == (1, 1)
+    assert (by_kind["retry"]["count"], by_kind["retry"]["retries"]) == (1, 2)
+    assert "warning" not in by_kind
+    assert analysis.errors(store, since="2027-01-01", period=None).empty
+
+
 def test_errors_per_hour_fall_in_the_hour_of_the_call(store):
     frame = analysis.errors(store, period="hour", by="service")
     assert set(frame["period_start"]) == {utc("2026-06-01T02:00:00Z")}
