@@ -126,6 +126,15 @@ def test_random_price_lists_match_pricing_every_call_at_every_provider(tmp_path,
             pytest.approx(e["list"], rel=1e-9, abs=1e-15), pytest.approx(e["max"], rel=1e-9, abs=1e-15),
             pytest.approx(e["median"], rel=1e-9, abs=1e-15))
 
+    # Filters narrow the calls before the segments are counted (their parameters follow the crossings').
+    some = ["model-0", "model-1", "model-4"]
+    filtered = analysis.routing_savings(store, by="model", since="2026-06-02T00:00:00Z", model=some)
+    kept = [r for r in rows if r["model_canonical"] in some and r["start_time"].day >= 2]
+    expected = _expected(kept, prices, key=lambda r: r["model_canonical"])
+    assert dict(zip(filtered["model"], filtered["calls"])) == {m: e["calls"] for m, e in expected.items()}
+    assert dict(zip(filtered["model"], filtered["median_cost_usd"])) == pytest.approx(
+        {m: e["median"] for m, e in expected.items()}, rel=1e-9, abs=1e-15)
+
     # Per day and tag: a call counts under each of its tags, a call without tags under "(none)".
     by_tag = analysis.routing_savings(store, by="tag", period="day")
     tagged = [dict(r, _tag=t) for r in rows for t in (r["tags"] or ["(none)"])]

@@ -138,13 +138,13 @@ def _routing_savings(store: Session, since: TimeLike, until: TimeLike, by: str |
     # at its segment's max and median prices: the same sum as per call, since cost is linear in tokens.
     offers = f"""
 offers AS (
-    SELECT model, provider, input_usd_per_1m AS i, coalesce(output_usd_per_1m, 0) AS o
+    SELECT model, provider, input_usd_per_1m AS i, coalesce(output_usd_per_1m, 0) AS o, row_number() OVER () AS k
     FROM {PRICES_TABLE} WHERE input_usd_per_1m IS NOT NULL
 ),
 crossings AS (
     SELECT x_model, list(DISTINCT t ORDER BY t) AS ts
     FROM (SELECT a.model AS x_model, (b.o - a.o) / ((a.i - b.i) - (a.o - b.o)) AS t
-          FROM offers AS a JOIN offers AS b ON a.model = b.model AND a.provider < b.provider
+          FROM offers AS a JOIN offers AS b ON a.model = b.model AND a.k < b.k
           WHERE (a.i - b.i) <> (a.o - b.o))
     WHERE t > 0 AND t < 1 GROUP BY x_model
 )"""
