@@ -104,7 +104,9 @@ def routing_savings(store: StoreLike = None, *, since: TimeLike = None, until: T
     ``cost = (input_tokens × input price + output_tokens × output price) / 1e6`` at every provider of its
     model. The most expensive and the median (the mean of the middle two for an even count) are taken per
     call, so a model whose providers rank differently for input-heavy and output-heavy calls is priced
-    right. List prices leave prompt-cache discounts out: those are ``cache_savings``. Calls whose model is
+    right. (The calls are not priced one by one: between the input shares where two providers' costs cross,
+    the ranking of providers is fixed, so tokens are summed per such segment and priced once; the result is
+    the same.) List prices leave prompt-cache discounts out: those are ``cache_savings``. Calls whose model is
     not in the price table, or that no Auriko provider served (``provider`` NULL), are counted in ``calls``
     but not priced.
 
