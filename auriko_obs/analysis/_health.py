@@ -126,4 +126,4 @@ FROM events AS e JOIN totals AS t ON e.period_start IS NOT DISTINCT FROM t.perio
 GROUP BY ALL ORDER BY {head}{name}, kind, count DESC, code
 """
     with session(store) as s:
-        return run(s, query, [*w.params, *w.params])  # the filter stands twice
+        return run(s, query, [*w.params, *w.params])  # the filter appears twice: totals and base

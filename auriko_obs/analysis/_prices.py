@@ -9,8 +9,8 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Sequence
 
 from ..store._files import connect
-from ._query import (Session, StoreLike, TimeLike, Values, calls_source, dimension_sql, out_name, period_sql,
-                     run, session, store_of, table_exists, where)
+from ._query import (MODEL_SQL, Session, StoreLike, TimeLike, Values, grouping, run, session, store_of, table_exists,
+                     where)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -104,7 +104,9 @@ def routing_savings(store: StoreLike = None, *, since: TimeLike = None, until: T
     ``cost = (input_tokens × input price + output_tokens × output price) / 1e6`` at every provider of its
     model. The most expensive and the median (the mean of the middle two for an even count) are taken per
     call, so a model whose providers rank differently for input-heavy and output-heavy calls is priced
-    right. List prices leave prompt-cache discounts out: those are ``cache_savings``. Calls whose model is
+    right. (The calls are not priced one by one: between the input shares where two providers' costs cross,
+    the ranking of providers is fixed, so tokens are summed per such segment and priced once; the result is
+    the same.) List prices leave prompt-cache discounts out: those are ``cache_savings``. Calls whose model is
     not in the price table, or that no Auriko provider served (``provider`` NULL), are counted in ``calls``
     but not priced.
 
@@ -125,40 +127,87 @@ def _routing_savings(store: Session, since: TimeLike, until: TimeLike, by: str |
         raise ValueError("no provider prices in the store: call auriko_obs.analysis.refresh_prices(store, base_url)")
     dims = [by] if isinstance(by, str) else list(by)
     w = where(since, until, model=model, provider=provider, service=service, tag=tag, user=user)
-    keys = [f"{dimension_sql(d)} AS \"{out_name(d)}\"" for d in dims]
-    if period is not None:
-        keys.insert(0, f"{period_sql(period)} AS period_start")
-    key_names = (["period_start"] if period is not None else []) + [f'"{out_name(d)}"' for d in dims]
+    pre, labelled, names = grouping(dims, period)
+    # The model and serving provider are grouping keys too; when they are also dimensions, group by them once.
+    aliases = dict(p.rsplit(" AS ", 1) for p in pre)
+    model_key, provider_key = aliases.get(MODEL_SQL, "call_model"), aliases.get('"provider"', "served_by")
+    keys = [*aliases.values(), *(k for k, key in (("call_model", model_key), ("served_by", provider_key)) if k == key)]
+    # Exact, yet without pricing every call at every provider. A call's cost at a provider,
+    # (input × i + output × o) / 1e6, ranks its model's providers by the call's input share
+    # t = input / (input + output) alone, and that ranking changes only at the few t where two providers'
+    # costs cross. Between two crossings (a segment) the most expensive and the median provider are fixed,
+    # so the calls are summed per (key, model, serving provider, segment) and each sum of tokens is priced
+    # at its segment's max and median prices: the same sum as per call, since cost is linear in tokens.
+    offers = f"""
+offers AS (
+    SELECT model, provider, input_usd_per_1m AS i, coalesce(output_usd_per_1m, 0) AS o, row_number() OVER () AS k
+    FROM {PRICES_TABLE} WHERE input_usd_per_1m IS NOT NULL
+),
+crossings AS (
+    SELECT x_model, list(DISTINCT t ORDER BY t) AS ts
+    FROM (SELECT a.model AS x_model, (b.o - a.o) / ((a.i - b.i) - (a.o - b.o)) AS t
+          FROM offers AS a JOIN offers AS b ON a.model = b.model AND a.k < b.k
+          WHERE (a.i - b.i) <> (a.o - b.o))
+    WHERE t > 0 AND t < 1 GROUP BY x_model
+)"""
+    # Each call finds its segment by counting the crossings of its model below its t (few models have any).
+    crossed = run(store, f"WITH {offers} SELECT x_model, ts FROM crossings ORDER BY x_model", [])
+    segment, segment_params = "0", []
+    if len(crossed):
+        whens = []
+        for x_model, ts in zip(crossed["x_model"], crossed["ts"]):
+            whens.append("WHEN ? THEN " + " + ".join("(_t > ?)::INTEGER" for _ in ts))
+            segment_params += [x_model, *(float(t) for t in ts)]
+        segment = f"CASE call_model {' '.join(whens)} ELSE 0 END"
     query = f"""
-WITH offers AS (
-    SELECT model, list(struct_pack(provider := provider, i := input_usd_per_1m, o := output_usd_per_1m)) AS offers
-    FROM {PRICES_TABLE} GROUP BY model
+WITH {offers},
+segments AS (
+    SELECT model, segment,
+           (CASE WHEN segment = 0 THEN 0 ELSE ts[segment] END + coalesce(ts[segment + 1], 1)) / 2 AS t
+    FROM (SELECT m.model, x.ts, unnest(range(len(coalesce(x.ts, [])) + 1)) AS segment
+          FROM (SELECT DISTINCT model FROM offers) AS m LEFT JOIN crossings AS x ON x.x_model = m.model)
+),
+ranked AS (
+    SELECT s.model, s.segment, o.i, o.o,
+           row_number() OVER (PARTITION BY s.model, s.segment ORDER BY s.t * o.i + (1 - s.t) * o.o) AS r,
+           count(*) OVER (PARTITION BY s.model, s.segment) AS n
+    FROM segments AS s JOIN offers AS o ON o.model = s.model
+),
+segment_prices AS (
+    SELECT model, segment, any_value(i) FILTER (WHERE r = n) AS max_i, any_value(o) FILTER (WHERE r = n) AS max_o,
+           avg(i) FILTER (WHERE r IN ((n + 1) // 2, n // 2 + 1)) AS med_i,
+           avg(o) FILTER (WHERE r IN ((n + 1) // 2, n // 2 + 1)) AS med_o
+    FROM ranked GROUP BY ALL
+),
+served AS (
+    SELECT model, provider, CASE WHEN count(*) = 1 THEN any_value(input_usd_per_1m) END AS i,
+           coalesce(any_value(output_usd_per_1m), 0) AS o
+    FROM {PRICES_TABLE} GROUP BY ALL
+),
+pre AS (
+    SELECT {', '.join(keys)}, segment, {model_key} AS call_model, {provider_key} AS served_by, count(*) AS n,
+           sum(inp) AS inp, sum(outp) AS outp, sum(cost_usd) AS cost
+    FROM (SELECT {', '.join(pre)}, {MODEL_SQL} AS call_model, provider AS served_by, cost_usd,
+                 coalesce(input_tokens, 0) AS inp, coalesce(output_tokens, 0) AS outp,
+                 inp / (inp + outp) AS _t, {segment} AS segment  -- _t is NULL for a call without tokens
+          FROM llm_calls WHERE {w.sql})
+    GROUP BY {', '.join(keys)}, segment
 ),
 priced AS (
-    SELECT {', '.join(keys)},
-           coalesce(c.input_tokens, 0) AS input_tokens, coalesce(c.output_tokens, 0) AS output_tokens,
-           c.cost_usd, c.provider AS served_by,
-           list_transform(o.offers, lambda x: (coalesce(c.input_tokens, 0) * x.i
-                                          + coalesce(c.output_tokens, 0) * coalesce(x.o, 0)) / 1e6) AS costs,
-           list_filter(o.offers, lambda x: x.provider = c.provider) AS served
-    FROM {calls_source(w, dims)} AS c LEFT JOIN offers AS o 
-        ON o.model = coalesce(c.model_canonical, c.request_model)
-),
-per_call AS (
-    SELECT *,
-           CASE WHEN len(served) = 1
-                THEN (input_tokens * served[1].i + output_tokens * coalesce(served[1].o, 0)) / 1e6 END AS list_cost_usd,
-           list_max(costs) AS max_cost_usd, list_median(costs) AS median_cost_usd
-    FROM priced
+    SELECT {', '.join(labelled)}, n, inp, outp, cost,
+           (inp * v.i + outp * v.o) / 1e6 AS list_cost, (inp * p.max_i + outp * p.max_o) / 1e6 AS max_cost,
+           (inp * p.med_i + outp * p.med_o) / 1e6 AS med_cost
+    FROM pre LEFT JOIN segment_prices AS p ON p.model = pre.call_model AND p.segment = coalesce(pre.segment, 0)
+             LEFT JOIN served AS v ON v.model = pre.call_model AND v.provider = pre.served_by
 )
-SELECT {', '.join(key_names)}, count(*) AS calls, count(list_cost_usd) AS priced_calls,
-       sum(input_tokens)::BIGINT AS input_tokens, sum(output_tokens)::BIGINT AS output_tokens,
-       coalesce(sum(cost_usd), 0) AS cost_usd,
-       coalesce(sum(list_cost_usd), 0) AS list_cost_usd,
-       coalesce(sum(max_cost_usd) FILTER (WHERE list_cost_usd IS NOT NULL), 0) AS max_cost_usd,
-       coalesce(sum(median_cost_usd) FILTER (WHERE list_cost_usd IS NOT NULL), 0) AS median_cost_usd,
-       coalesce(sum(max_cost_usd - list_cost_usd), 0) AS savings_vs_max_usd,
-       coalesce(sum(median_cost_usd - list_cost_usd), 0) AS savings_vs_median_usd
-FROM per_call GROUP BY ALL ORDER BY {', '.join(key_names)}
+SELECT {', '.join(names)}, sum(n)::BIGINT AS calls,
+       coalesce(sum(n) FILTER (WHERE list_cost IS NOT NULL), 0)::BIGINT AS priced_calls,
+       sum(inp)::BIGINT AS input_tokens, sum(outp)::BIGINT AS output_tokens, coalesce(sum(cost), 0) AS cost_usd,
+       coalesce(sum(list_cost), 0) AS list_cost_usd,
+       coalesce(sum(max_cost) FILTER (WHERE list_cost IS NOT NULL), 0) AS max_cost_usd,
+       coalesce(sum(med_cost) FILTER (WHERE list_cost IS NOT NULL), 0) AS median_cost_usd,
+       coalesce(sum(max_cost - list_cost), 0) AS savings_vs_max_usd,
+       coalesce(sum(med_cost - list_cost), 0) AS savings_vs_median_usd
+FROM priced GROUP BY ALL ORDER BY {', '.join(names)}
 """
-    return run(store, query, w.params)
+    return run(store, query, [*segment_params, *w.params])
