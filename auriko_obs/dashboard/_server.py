@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import threading
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -179,9 +180,17 @@ def serve(db_path: str, *, host: str = "127.0.0.1", port: int = 8050, folder: st
     url = f"http://{host}:{server.server_address[1]}/"
     names = ", ".join(server.app.dashboards)  # type: ignore[attr-defined]
     ready(f"auriko-obs dashboard: {url} ({names}) over {os.path.abspath(db_path)}; Ctrl-C stops")
+    # Ctrl-C and SIGTERM stop it, also when started from a script's background job, which starts with
+    # SIGINT ignored (Python then installs no KeyboardInterrupt handler of its own).
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, lambda *_: threading.Thread(target=server.shutdown).start())
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         server.server_close()
