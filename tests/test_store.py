@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import duckdb
 import pytest
 
@@ -99,3 +101,29 @@ def test_readme_documents_the_current_schema():
 
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     assert fields.schema_markdown() in readme
+
+
+def test_writers_check_the_schema_again_only_when_someone_else_changed_the_file(tmp_path, monkeypatch):
+    from auriko_obs.store import _files
+
+    path = str(tmp_path / "s.duckdb")
+    checks = []
+    real = _files.ensure_schema
+    monkeypatch.setattr(_files, "ensure_schema", lambda con: checks.append(1) or real(con))
+    for _ in range(3):  # this process alone writes: one check
+        with _files.connect(path, read_only=False, wait_s=5) as con:
+            con.execute("INSERT INTO auriko_obs_meta VALUES (?, 'x')", [f"k{len(checks)}-{_}"])
+    assert len(checks) == 1
+    other = duckdb.connect(path)  # someone else writes the file: checked again
+    other.execute("INSERT INTO auriko_obs_meta VALUES ('other', 'y')")
+    other.close()
+    with _files.connect(path, read_only=False, wait_s=5):
+        pass
+    assert len(checks) == 2
+    os.remove(path)  # replaced by a file without our schema: checked again, the tables come back
+    other = duckdb.connect(path)
+    other.execute("CREATE TABLE unrelated (x INTEGER)")
+    other.close()
+    with _files.connect(path, read_only=False, wait_s=5) as con:
+        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    assert len(checks) == 3 and {"spans", "llm_calls", "unrelated"} <= tables

@@ -130,7 +130,32 @@ def connect(path: str | os.PathLike[str], *, read_only: bool, wait_s: float) -> 
             # LEFT JOIN with an empty table comes out truncated to 8 bits); tests/test_analysis.py checks.
             con.execute("SET disabled_optimizers = 'compressed_materialization'")
             if not read_only:
-                ensure_schema(con)
+                checked = _SCHEMA_CHECKED.get(path)
+                if checked is None or checked != _identity(path):
+                    ensure_schema(con)
             yield con
+        except BaseException:
+            _SCHEMA_CHECKED.pop(path, None)
+            raise
+        else:
+            if not read_only:
+                con.close()
+                _SCHEMA_CHECKED[path] = _identity(path)
         finally:
             con.close()
+
+
+# Store files whose schema this process brought up to date, by path → the file's identity (device,
+# inode, size, modification time) right after our own writable connection closed. Checking the schema
+# costs about as much as opening the file, on every batch a writer appends; while nobody else has
+# written the file since (the common case: one writing process), the check is skipped. A write by
+# another process, a replaced file, or a failed write of ours makes the next connection check again.
+_SCHEMA_CHECKED: dict[str, tuple[int, int, int, int] | None] = {}
+
+
+def _identity(path: str) -> tuple[int, int, int, int] | None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
