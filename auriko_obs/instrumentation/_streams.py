@@ -17,19 +17,25 @@ from ._state import INTERNAL_ERRORS, CallRecord
 _CONTENT_EVENT_SUFFIX = ".delta"
 
 
+_MISSING = object()
+
+
 def field(obj: Any, name: str) -> Any:
     """Returns a pydantic model's field or extra field (or a plain attribute), None when absent.
 
     ``getattr`` on a pydantic model for a missing extra raises and catches AttributeError inside
-    pydantic, which costs microseconds per chunk; reading ``__dict__``/``__pydantic_extra__`` does not.
+    pydantic, which costs microseconds per chunk; reading ``__dict__`` (declared fields, the common
+    case, looked up first) and ``__pydantic_extra__`` does not.
     """
-    extra = getattr(obj, "__pydantic_extra__", None)
-    if extra and name in extra:
-        return extra[name]
     values = getattr(obj, "__dict__", None)
-    if values is not None and name in values:
-        return values[name]
-    return None if extra is not None else getattr(obj, name, None)
+    if values is not None:
+        value = values.get(name, _MISSING)
+        if value is not _MISSING:
+            return value
+    extra = getattr(obj, "__pydantic_extra__", None)
+    if extra is not None:
+        return extra.get(name)
+    return getattr(obj, name, None)
 
 
 def _chat_has_content(chunk: Any) -> bool:
@@ -56,7 +62,10 @@ def _keep_chat_chunk(chunk: Any, kept: list) -> bool:
     choices = field(chunk, "choices")
     if not choices or field(chunk, "usage") is not None:
         return True
-    return any(field(choice, "finish_reason") for choice in choices)
+    for choice in choices:
+        if field(choice, "finish_reason"):
+            return True
+    return False
 
 
 def _keep_event(event: Any, kept: list) -> bool:
