@@ -162,6 +162,20 @@ def test_report_flags_the_spike_hour_of_a_realistic_day(db_path):
     assert anomalies["items"][0]["robust_z"] > 100
 
 
+@pytest.mark.parametrize("since, until, granularity", [
+    (utc(2026, 11, 23, 21, 30), utc(2026, 11, 24, 21, 30), "hour"),
+    (utc(2026, 11, 18, 3, 30), utc(2026, 11, 25, 3, 30), "day"),
+])
+def test_a_range_off_whole_hours_and_days_still_has_its_spend_series_and_anomalies(db_path, since, until, granularity):
+    insert_calls(db_path, history(utc(2026, 11, 25, 6), spike_at=utc(2026, 11, 24, 15, 20)))
+    report = build_report(db_path, report_period("day", now=NOW, since=since, until=until), now=NOW)
+    anomalies = report["anomalies"]
+    assert anomalies["granularity"] == granularity
+    assert sum(b["cost_usd"] for b in anomalies["series"]) == pytest.approx(report["totals"]["cost_usd"], abs=1e-4)
+    spike_bucket = "2026-11-24T15:00:00Z" if granularity == "hour" else "2026-11-24T00:00:00Z"
+    assert [a["bucket_start"] for a in anomalies["items"]] == [spike_bucket]
+
+
 def test_cli_report_writes_each_format(known, tmp_path):
     for fmt in ("html", "md", "csv", "json"):
         out = tmp_path / f"r.{fmt}"

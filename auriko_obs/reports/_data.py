@@ -117,25 +117,37 @@ def biggest_calls(store: Store, period: Period, top_n: int = 10) -> list[dict]:
              "request_id": text(r.request_id), "trace_id": text(r.trace_id)} for r in frame.itertuples()]
 
 
+def _floor(moment: datetime, granularity: str) -> datetime:
+    """Returns the start of the UTC hour or day that holds ``moment`` (as ``date_trunc`` buckets it)."""
+    moment = moment.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    return moment if granularity == "hour" else moment.replace(hour=0)
+
+
 def spend_series(store: Store, period: Period, granularity: str, window: int) -> tuple[list[tuple[str, float]], int]:
     """Returns gap-free (bucket start, cost) from ``window`` buckets before the period (or the store's first
-    call, if later) to its end, and the index of the period's first bucket."""
+    call, if later) to its end, and the index of the period's first bucket.
+
+    Buckets start on whole UTC hours or days. When the period does not, its first bucket holds only the
+    spend from the period's start on, so that the period's buckets sum to its spend.
+    """
     step = timedelta(hours=1) if granularity == "hour" else timedelta(days=1)
     first = store.sql(f"SELECT min(date_trunc('{granularity}', start_time)) AS first FROM llm_calls "
                       "WHERE start_time < ?", [period.end]).iloc[0]["first"]
     if first is None or first != first:
         return [], 0
     first = first.to_pydatetime() if hasattr(first, "to_pydatetime") else first
-    start = max(first.astimezone(timezone.utc), period.start - window * step)
+    period_bucket = _floor(period.start, granularity)
+    start = max(first.astimezone(timezone.utc), period_bucket - window * step)
     frame = store.sql(f"""
         WITH buckets AS (SELECT unnest(generate_series(?::TIMESTAMPTZ, ?::TIMESTAMPTZ - INTERVAL 1 SECOND,
                                                        INTERVAL 1 {granularity})) AS bucket),
         spend AS (SELECT date_trunc('{granularity}', start_time) AS bucket, sum(cost_usd) AS cost_usd
-                  FROM llm_calls WHERE start_time >= ? AND start_time < ? GROUP BY 1)
+                  FROM llm_calls WHERE (start_time >= ? AND start_time < ?) OR (start_time >= ? AND start_time < ?)
+                  GROUP BY 1)
         SELECT bucket, coalesce(cost_usd, 0) AS cost_usd FROM buckets LEFT JOIN spend USING (bucket)
-        ORDER BY bucket""", [start, period.end, start, period.end])
+        ORDER BY bucket""", [start, period.end, start, period_bucket, period.start, period.end])
     series = [(iso(r.bucket), float(r.cost_usd)) for r in frame.itertuples()]
-    first_in_period = next((i for i, (b, _) in enumerate(series) if b >= iso(period.start)), len(series))
+    first_in_period = next((i for i, (b, _) in enumerate(series) if b >= iso(period_bucket)), len(series))
     return series, first_in_period
 
 
