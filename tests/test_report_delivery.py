@@ -196,3 +196,24 @@ def test_an_unwritable_file_is_a_delivery_failure(store, tmp_path, capsys):
     blocker.write_text("")
     assert main(["report", "--db", store, "--period", "day", "--out", str(blocker / "r.html")]) == 1
     assert capsys.readouterr().err.strip().startswith(f"auriko-obs: delivery failed: cannot write {blocker}/r.html")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--to", "email", "--email-to", "a@example.com"],
+     "email needs AURIKO_OBS_SMTP_HOST (and usually _USER, _PASSWORD) in the environment"),
+    (["--to", "webhook", "--webhook-url", "file:///tmp/hook"], "the webhook URL must be an http:// or https:// URL with a host"),
+    (["--out", "{team}.md"], "--out '{team}.md': unknown placeholder {team} (known: {name}, {period}, {start}, {end}, {format})"),
+])
+def test_report_checks_its_destinations_before_building_the_report(store, monkeypatch, capsys, args, message):
+    monkeypatch.delenv("AURIKO_OBS_SMTP_HOST", raising=False)
+    monkeypatch.setattr("auriko_obs.reports._data.build_report", lambda *a, **k: pytest.fail("built the report"))
+    assert main(["report", "--db", store, "--period", "day", *args]) == 2
+    assert capsys.readouterr().err == f"auriko-obs: {message}\n"
+    assert deliveries(store) == []
+
+
+def test_a_report_on_a_missing_store_fails_without_creating_it(tmp_path):
+    missing = tmp_path / "nowhere.duckdb"
+    with pytest.raises(ValueError, match="no auriko-obs store at"):
+        run_report(ReportSpec(db=str(missing), period="day", format="md", out=str(tmp_path / "r.md")), now=NOW)
+    assert not missing.exists()

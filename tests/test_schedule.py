@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -24,7 +25,9 @@ def write(tmp_path, text: str) -> str:
     return str(path)
 
 
-def test_schedule_file_is_read_and_checked(tmp_path, db_path):
+def test_schedule_file_is_read_and_checked(tmp_path, db_path, monkeypatch):
+    monkeypatch.setenv("AURIKO_OBS_SMTP_HOST", "127.0.0.1")  # email is checked at start
+    insert_calls(db_path, [])
     path = write(tmp_path, f'''db = "{db_path}"
 [[report]]
 name = "weekly-finance"
@@ -60,11 +63,38 @@ webhook_url = "http://127.0.0.1:9/hook"
     ('[[report]]\ncron = "0 8 * * *"\nto = "webhook"\n', "needs --webhook-url"),
     ('[[report]]\ncron = "0 8 * * *"\nout = "x.html"\ncolour = "red"\n', "unknown keys colour"),
     ('title = "nothing"\n', "no [[report]] entries"),
+    ('[[report]]\ncron = "0 8 * * *"\nout = "x.html"\nperiod = "year"\n', "period must be one of day, week, month, not 'year'"),
+    ('[[report]]\ncron = "0 8 * * *"\nout = "x.pdf"\nformat = "pdf"\n', "format must be one of html, md, csv, json, not 'pdf'"),
+    ('[[report]]\ncron = "0 8 * * *"\nout = "x.html"\ntop_n = "ten"\n', "top_n must be a whole number from 1 to 1000, not 'ten'"),
+    ('[[report]]\ncron = "0 8 * * *"\nout = "x.html"\nbudgets_config = "/nonexistent/b.toml"\n', "no budget config at"),
+    ('[[report]]\ncron = "0 8 * * *"\nto = "email"\nemail_to = ["a@example.com"]\n', "needs AURIKO_OBS_SMTP_HOST"),
+    ('timezone = "Mars/Olympus"\n[[report]]\ncron = "0 8 * * *"\nout = "x.html"\n', "unknown timezone 'Mars/Olympus'"),
+    ('[[report]]\ncron = "0 8 * * *"\nto = "webhook"\nwebhook_url = "file:///tmp/hook"\n', "must be an http:// or https://"),
+    ('[[report]]\ncron = "0 8 * * *"\nout = "{team}.md"\n', "unknown placeholder {team}"),
+    ('[[report]]\ncron = "0 8 * * *"\nout = "{}.md"\n', "bad placeholder"),
 ])
-def test_bad_schedules_fail_at_start(tmp_path, monkeypatch, body, message):
+def test_bad_schedules_fail_at_start(tmp_path, db_path, monkeypatch, body, message):
     monkeypatch.delenv("AURIKO_OBS_WEBHOOK_URL", raising=False)
-    with pytest.raises(ScheduleConfigError, match=message.replace("[", r"\[")):
-        load_schedule(write(tmp_path, body))
+    monkeypatch.delenv("AURIKO_OBS_SMTP_HOST", raising=False)
+    insert_calls(db_path, [])  # a store that exists: each entry fails for its own fault
+    with pytest.raises(ScheduleConfigError, match=re.escape(message)):
+        load_schedule(write(tmp_path, f'db = "{db_path}"\n' + body))
+
+
+def test_a_schedule_on_a_missing_store_fails_at_start_without_creating_it(tmp_path):
+    missing = tmp_path / "nowhere.duckdb"
+    with pytest.raises(ScheduleConfigError, match=f"no auriko-obs store at {re.escape(str(missing))}$"):
+        load_schedule(write(tmp_path, f'db = "{missing}"\n[[report]]\ncron = "0 8 * * *"\nout = "x.html"\n'))
+    assert not missing.exists()
+
+
+def test_the_schedule_command_exits_2_with_one_line_at_start(tmp_path, db_path, capsys):
+    from auriko_obs.cli import main
+
+    insert_calls(db_path, [])
+    path = write(tmp_path, f'db = "{db_path}"\ntimezone = "Nowhere/City"\n[[report]]\ncron = "0 8 * * *"\nout = "x.html"\n')
+    assert main(["schedule", "--config", path]) == 2
+    assert capsys.readouterr().err == f"auriko-obs: {path}: unknown timezone 'Nowhere/City' (an IANA name such as 'Europe/Paris')\n"
 
 
 def test_the_scheduler_process_delivers_once_per_period_and_stops_on_sigterm(tmp_path, db_path):

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import os
+import urllib.parse
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Sequence
 
 from ._deliver import DeliveryError, Retry, SmtpSettings, build_email, deliver_email, deliver_file, deliver_webhook
-from ._periods import Period, report_period
-from ._render import render, summary_text, usd
+from ._budgets import load as load_budgets
+from ._periods import PERIOD_KINDS, Period, report_period
+from ._render import FORMATS, render, summary_text, usd
 from ._state import claim, record_delivery, release
 
 DESTINATIONS = ("file", "webhook", "email")
+OUT_PLACEHOLDERS = ("name", "period", "start", "end", "format")
+MAX_TOP_N = 1000
 
 
 @dataclass
@@ -26,7 +30,7 @@ class ReportSpec:
     until: datetime | None = None
     format: str = "html"
     to: Sequence[str] = ("file",)
-    out: str | None = None  # may hold {name}, {period}, {start}, {end}, {format}
+    out: str | None = None  # may hold the OUT_PLACEHOLDERS: {name}, {period}, {start}, {end}, {format}
     webhook_url: str | None = None
     email_to: Sequence[str] = ()
     name: str = "report"
@@ -37,15 +41,50 @@ class ReportSpec:
 
     def check(self) -> None:
         """Raises ValueError when the spec cannot run (so that a bad schedule fails at start, not on Monday)."""
+        if self.period not in PERIOD_KINDS:
+            raise ValueError(f"period must be one of {', '.join(PERIOD_KINDS)}, not {self.period!r}")
+        if self.format not in FORMATS:
+            raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {self.format!r}")
+        if isinstance(self.top_n, bool) or not isinstance(self.top_n, int) or not 1 <= self.top_n <= MAX_TOP_N:
+            raise ValueError(f"top_n must be a whole number from 1 to {MAX_TOP_N}, not {self.top_n!r}")
         unknown = set(self.to) - set(DESTINATIONS)
         if unknown:
             raise ValueError(f"unknown destination {', '.join(sorted(unknown))}: use {', '.join(DESTINATIONS)}")
-        if "file" in self.to and not self.out:
+        if "file" in self.to:
+            self._check_out()
+        if "webhook" in self.to:
+            self._check_webhook_url()
+        if "email" in self.to:
+            self._check_email()
+        load_budgets(self.budgets_config)
+        if not os.path.exists(self.db):  # opening it to record the delivery would create an empty store
+            raise ValueError(f"no auriko-obs store at {os.path.abspath(self.db)}")
+
+    def _check_out(self) -> None:
+        if not self.out:
             raise ValueError("--to file needs --out FILE")
-        if "webhook" in self.to and not self.webhook_url:
+        known = ", ".join("{" + name + "}" for name in OUT_PLACEHOLDERS)
+        try:  # what _out_path does, with every placeholder a string as there
+            self.out.format(**dict.fromkeys(OUT_PLACEHOLDERS, ""))
+        except KeyError as exc:
+            raise ValueError(f"--out {self.out!r}: unknown placeholder {{{exc.args[0]}}} (known: {known})") from None
+        except (IndexError, ValueError, AttributeError) as exc:
+            raise ValueError(f"--out {self.out!r}: bad placeholder ({exc}; known: {known})") from None
+
+    def _check_webhook_url(self) -> None:
+        if not self.webhook_url:
             raise ValueError("--to webhook needs --webhook-url or $AURIKO_OBS_WEBHOOK_URL")
-        if "email" in self.to and not self.email_to:
+        parsed = urllib.parse.urlsplit(self.webhook_url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ValueError("the webhook URL must be an http:// or https:// URL with a host")
+
+    def _check_email(self) -> None:
+        if not self.email_to:
             raise ValueError("--to email needs --email-to ADDRESS or $AURIKO_OBS_EMAIL_TO")
+        try:
+            SmtpSettings.from_env()
+        except DeliveryError as exc:
+            raise ValueError(str(exc)) from None
 
 
 @dataclass
@@ -74,7 +113,6 @@ def run_report(spec: ReportSpec, *, now: datetime | None = None, log: Callable[[
     A destination that already received this report for this period (or is receiving it from another run)
     is skipped unless ``spec.force``. Delivery failures are returned, not raised.
     """
-    from ._budgets import load as load_budgets
     from ._data import build_report
 
     spec.check()

@@ -27,6 +27,7 @@ import dataclasses
 import logging
 import os
 import sys
+import zoneinfo
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -75,6 +76,10 @@ def load_schedule(path: str | os.PathLike[str], *, db: str | None = None) -> tup
         raise ScheduleConfigError(f"cannot read schedule {path}: {exc}") from None
     default_db = db or data.get("db") or os.environ.get("AURIKO_OBS_DB") or "auriko_obs.duckdb"
     tz = data.get("timezone", "UTC")
+    try:
+        zoneinfo.ZoneInfo(tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
+        raise ScheduleConfigError(f"{path}: unknown timezone {tz!r} (an IANA name such as 'Europe/Paris')") from None
     entries = data.get("report") or []
     if not entries:
         raise ScheduleConfigError(f"{path}: no [[report]] entries")
@@ -93,8 +98,8 @@ def load_schedule(path: str | os.PathLike[str], *, db: str | None = None) -> tup
         values["db"] = os.path.abspath(values.get("db") or default_db)
         spec = ReportSpec(**values)
         try:
-            spec.check()
             cron_trigger(entry["cron"], tz)
+            spec.check()
         except ValueError as exc:
             raise ScheduleConfigError(f"{where}: {exc}") from None
         out.append(ScheduledReport(spec, entry["cron"], bool(entry.get("catch_up", True))))
