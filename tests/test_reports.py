@@ -88,6 +88,23 @@ def test_report_totals_deltas_breakdowns_errors_and_biggest_calls(known):
     assert savings["routing_savings_vs_median_usd"] is None  # no price list cached: unknown, not zero
 
 
+def test_rate_limits_and_budget_rejections_are_counted_as_the_schema_describes(db_path):
+    failed = dict(status="error", cost_usd=None, provider=None, input_tokens=None, output_tokens=None)
+    insert_calls(db_path, [
+        call(utc(2026, 11, 24, 1), http_status=429, error_code="rate_limit_exceeded", **failed),
+        call(utc(2026, 11, 24, 2), http_status=429, error_code=None,  # an upstream 429: error.type only
+             attributes=json.dumps({"error.type": "RateLimitError"}), **failed),
+        call(utc(2026, 11, 24, 3), http_status=429, error_code=None, **failed),  # a 429 with nothing else
+        call(utc(2026, 11, 24, 4), http_status=429, error_code="budget_exhausted", budget_exceeded_scope="workspace",
+             **failed),
+        call(utc(2026, 11, 24, 5), http_status=402, error_code="budget_exceeded", **failed),
+        call(utc(2026, 11, 24, 6), http_status=402, error_code=None, budget_exceeded_scope="api_key", **failed),
+        call(utc(2026, 11, 24, 7), http_status=500, error_code="upstream_error", **failed),
+    ])
+    errors = build_report(db_path, report_period("day", now=NOW), now=NOW)["errors"]
+    assert (errors["errors"], errors["rate_limited"], errors["budget_rejections"]) == (7, 3, 3)
+
+
 def test_routing_savings_come_from_cached_list_prices(known, sim):
     from auriko_obs import analysis
 

@@ -82,7 +82,7 @@ def savings(store: Store, period: Period) -> dict:
 
 
 def errors(store: Store, period: Period, calls: int) -> dict:
-    """Returns error counts (``analysis.errors``): by code, rate limits, budget rejections, and the error rate."""
+    """Returns error counts by code (``analysis.errors``), rate limits and budget rejections, and the error rate."""
     from .. import analysis
 
     frame = analysis.errors(store, since=period.start, until=period.end, by="operation", period=None)
@@ -95,13 +95,26 @@ def errors(store: Store, period: Period, calls: int) -> dict:
                     "calls": int(r.calls), "retry_after_s": number(r.retry_after_s, 3)}
                    for r in grouped.sort_values(["calls", "code"], ascending=[False, True]).itertuples()]
     total = sum(r["calls"] for r in by_code)
-    return {
-        "errors": total,
-        "error_rate_pct": round(100 * total / calls, 2) if calls else 0.0,
-        "rate_limited": sum(r["calls"] for r in by_code if r["code"] in RATE_LIMIT_CODES or r["code"] == "http_429"),
-        "budget_rejections": sum(r["calls"] for r in by_code if r["code"] in BUDGET_CODES),
-        "by_code": by_code,
-    }
+    return {"errors": total, "error_rate_pct": round(100 * total / calls, 2) if calls else 0.0,
+            **rejections(store, period), "by_code": by_code}
+
+
+def _code_in(codes: Sequence[str]) -> str:
+    """Returns SQL that is true when error_code is one of ``codes`` (false, not NULL, without a code)."""
+    return f"coalesce(error_code IN ({', '.join(repr(c) for c in codes)}), false)"
+
+
+def rejections(store: Store, period: Period) -> dict:
+    """Returns the failed calls that were rate limited and those rejected for budget (never both)."""
+    # by status and header too, not the Auriko code alone: a plain 429 (code missing, or only error.type
+    # RateLimitError) is a rate limit, and a call with X-Budget-Exceeded-Scope a budget rejection
+    budget = f"({_code_in(BUDGET_CODES)} OR budget_exceeded_scope IS NOT NULL)"
+    rate_limit = f"(http_status = 429 OR {_code_in(RATE_LIMIT_CODES)})"
+    row = store.sql(f"""
+        SELECT count(*) FILTER (WHERE {rate_limit} AND NOT {budget}) AS rate_limited,
+               count(*) FILTER (WHERE {budget}) AS budget_rejections
+        FROM llm_calls WHERE {_WHERE} AND status = 'error'""", [period.start, period.end]).iloc[0]
+    return {"rate_limited": int(row["rate_limited"]), "budget_rejections": int(row["budget_rejections"])}
 
 
 def biggest_calls(store: Store, period: Period, top_n: int = 10) -> list[dict]:
