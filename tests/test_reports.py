@@ -138,6 +138,34 @@ def test_every_format_renders_and_json_matches_its_schema(known, tmp_path):
     assert {"section": "errors", "dimension": "", "key": "", "metric": "budget_rejections", "value": "1"} in rows
 
 
+def test_budget_burn_in_json_markdown_and_csv(known, tmp_path):
+    from auriko_obs.analysis import load_budgets
+
+    config = tmp_path / "auriko_obs.toml"
+    config.write_text('[[budgets]]\nname = "search-team"\nscope = "tag"\nmatch = "team:search"\nperiod = "monthly"\n'
+                      'limit_usd = 1.0\n\n[[budgets]]\nname = "everything"\nperiod = "monthly"\nlimit_usd = 10000\n')
+    report = build_report(known, report_period("day", now=NOW), now=NOW, budgets=load_budgets(config))
+    as_json = json.loads(render(report, "json"))
+    validate(as_json)
+    budgets = {b["name"]: b for b in as_json["budgets"]}
+    search, everything = budgets["search-team"], budgets["everything"]
+    # November up to NOW: $2.00 on team:search (the 24th), $12.00 in all (the 23rd, 24th and 25th)
+    assert (search["scope"], search["match"], search["period"]) == ("tag", "team:search", "monthly")
+    assert (search["period_start"], search["period_end"]) == ("2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z")
+    assert (search["spend_usd"], search["limit_usd"], search["percent_used"], search["state"]) == (2.0, 1.0, 200.0, "critical")
+    assert (everything["scope"], everything["match"]) == ("workspace", None)
+    assert (everything["spend_usd"], everything["percent_used"], everything["state"]) == (12.0, 0.12, "ok")
+    assert everything["exhausts_at"] is None
+    md = render(report, "md")
+    assert "| search-team | monthly | $2.00 | $1.00 | 200.0% |" in md and "| CRITICAL |" in md
+    assert "| everything | monthly | $12.00 | $10,000.00 | 0.1% |" in md
+    rows = list(csv.DictReader(io.StringIO(render(report, "csv"))))
+    budget_rows = {(r["key"], r["metric"]): r["value"] for r in rows if r["section"] == "budgets"}
+    assert budget_rows[("search-team", "percent_used")] == "200.0" and budget_rows[("search-team", "state")] == "critical"
+    assert budget_rows[("everything", "spend_usd")] == "12.0" and budget_rows[("everything", "limit_usd")] == "10000.0"
+    assert {r["dimension"] for r in rows if r["section"] == "budgets"} == {"monthly"}
+
+
 def test_html_is_one_self_contained_file_with_plotly_inline(known):
     html = render(build_report(known, report_period("day", now=NOW), now=NOW), "html")
     # nothing is fetched from elsewhere: no external scripts, styles or images
