@@ -259,6 +259,10 @@ def test_cron_line_runs_early_in_each_new_utc_period(known, capsys):
     line = capsys.readouterr().out.strip()
     assert line.startswith("5 4 * * * ") and "--retries 3 --webhook-url http://127.0.0.1:9/hook --to webhook" in line
     assert main(["report", "--db", known, "--cron-line", "--cron", "5 4 * *"]) == 2
+    assert main(["report", "--db", known, "--cron-line", "--cron", "99 99 * * *"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.splitlines()[0] == "auriko-obs: --cron needs 5 fields (minute hour day month weekday), not '5 4 * *'"
+    assert err.splitlines()[1].startswith("auriko-obs: --cron '99 99 * * *': ") and len(err.splitlines()) == 2
 
 
 def test_report_of_real_spans_agrees_with_the_simulator_ledger(instrumented, tmp_path):

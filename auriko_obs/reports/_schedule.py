@@ -177,8 +177,13 @@ def cron_line(argv: list[str], period: str, expression: str | None = None, *, pr
     if utc_offset_minutes is None:
         offset = datetime.now().astimezone().utcoffset()
         utc_offset_minutes = int(offset.total_seconds() // 60) if offset else 0
-    if expression is not None and len(expression.split()) != 5:
-        raise ValueError(f"--cron needs 5 fields (minute hour day month weekday), not {expression!r}")
+    if expression is not None:
+        if len(expression.split()) != 5:
+            raise ValueError(f"--cron needs 5 fields (minute hour day month weekday), not {expression!r}")
+        try:
+            cron_trigger(expression)
+        except ValueError as exc:
+            raise ValueError(f"--cron {expression!r}: {exc}") from None
     expression = expression or default_cron(period, utc_offset_minutes)
     beside_python = Path(sys.executable).parent / "auriko-obs"  # the same virtualenv as this process
     program = program or (str(beside_python) if beside_python.exists() else shutil.which("auriko-obs"))
