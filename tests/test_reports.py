@@ -234,10 +234,15 @@ def test_cli_report_bad_input_is_one_line(known, capsys, tmp_path):
     assert main(["report", "--db", str(tmp_path / "missing.duckdb")]) == 2
     assert main(["report", "--db", known, "--since", "yesterday-ish", "--out", str(tmp_path / "x.html")]) == 2
     assert main(["report", "--db", known, "--to", "webhook"]) == 2
+    assert main(["report", "--db", known, "--since", "99999999d", "--out", str(tmp_path / "x.html")]) == 2
+    assert main(["report", "--db", known, "--since", "400000d", "--format", "md"]) == 2  # its previous period: year -100
+    assert main(["report", "--db", known, "--until", "9999-12-31T12:00", "--period", "month"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[0].startswith("auriko-obs: no auriko-obs store at")
     assert err[1].startswith("auriko-obs: --since: not a time")
     assert err[2] == "auriko-obs: --to webhook needs --webhook-url or $AURIKO_OBS_WEBHOOK_URL"
+    assert err[3] == "auriko-obs: --since: '99999999d' reaches back before the year 1"
+    assert err[4:] == ["auriko-obs: --since/--until: the range and the period before it must lie within the years 1 to 9999"] * 2
 
 
 def test_cron_line_runs_early_in_each_new_utc_period(known, capsys):

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 PERIOD_KINDS = ("day", "week", "month")
+LOOKBACK = timedelta(days=28)  # how far before a period its report reads (the anomaly baseline)
 
 
 @dataclass(frozen=True)
@@ -63,10 +64,21 @@ def report_period(kind: str, *, now: datetime | None = None, since: datetime | N
     """Returns the period a report covers: the last complete ``kind`` before ``now``, or [since, until).
 
     With only ``since``, the range ends at ``now``; with only ``until``, it is the ``kind`` ending there.
+    Raises ValueError for a range that ends before it starts, or that (with what a report reads before it)
+    leaves the years 1 to 9999.
     """
     now = _utc(now or datetime.now(timezone.utc))
     if since is None and until is None:
         return current_period(kind, now).previous()
+    try:
+        period = _range(kind, now, since, until)
+        period.previous().start - LOOKBACK  # the earliest moment the report reads must be a date too
+    except OverflowError:
+        raise ValueError("--since/--until: the range and the period before it must lie within the years 1 to 9999") from None
+    return period
+
+
+def _range(kind: str, now: datetime, since: datetime | None, until: datetime | None) -> Period:
     if since is None:
         until = _utc(until)
         # the period of this kind that ends at `until`, then aligned back by one length
