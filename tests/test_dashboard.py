@@ -72,6 +72,23 @@ def test_bad_definitions_are_reported_with_file_and_panel(tmp_path):
     bad.write_text('[[panels]]\ntype = "bar"\nsql = "SELECT 1"\ncolour = "x"\n')
     with pytest.raises(DashboardError, match="unknown keys colour"):
         load_dashboard(bad)
+    bad.write_text('[[panels]]\ntype = "bar"\nsql = "SELECT 1"\n[[panels]]\ntype = "bar"\nsql = "SELECT 1"\nwidth = "wide"\n')
+    with pytest.raises(DashboardError, match=r"bad.toml: panels\[1\]: width must be a positive whole number, not 'wide'$"):
+        load_dashboard(bad)
+    bad.write_text('columns = 0\n[[panels]]\ntype = "bar"\nsql = "SELECT 1"\n')
+    with pytest.raises(DashboardError, match="bad.toml: columns must be a positive whole number, not 0$"):
+        load_dashboard(bad)
+
+
+def test_the_dashboard_command_names_the_file_and_panel_of_a_bad_width(tmp_path, capsys):
+    from auriko_obs.cli import main
+
+    (tmp_path / "team.toml").write_text('[[panels]]\ntype = "bar"\nsql = "SELECT 1"\nwidth = "wide"\n')
+    with pytest.raises(DashboardError):  # first, so that a regression fails here rather than serving forever below
+        load_dashboards(tmp_path)
+    assert main(["dashboard", "--db", str(tmp_path / "s.duckdb"), "--port", "0", "--dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (f"auriko-obs: {tmp_path / 'team.toml'}: panels[0]: width must be a positive "
+                                       "whole number, not 'wide'\n")
 
 
 def test_api_serves_every_panel_with_rows_and_caches_until_spans_arrive(served, client, sim):
@@ -210,3 +227,14 @@ def test_new_commands_have_help(capsys):
         assert main([*command, "--help"]) == 0
     out = capsys.readouterr().out
     assert "--cron-line" in out and "monitoring" in out.lower() and "refresh" in out
+
+
+@pytest.mark.parametrize("folder, message", [("nonexistent", "no dashboards folder at"), ("empty", "no dashboard definitions (*.toml) in")])
+def test_a_dir_without_definitions_is_refused_not_replaced_by_the_shipped_ones(tmp_path, db_path, capsys, folder, message):
+    from auriko_obs.cli import main
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DashboardError):  # first, so that a regression fails here rather than serving forever below
+        load_dashboards(tmp_path / folder)
+    assert main(["dashboard", "--db", db_path, "--port", "0", "--dir", str(tmp_path / folder)]) == 2
+    assert capsys.readouterr().err == f"auriko-obs: {message} {tmp_path / folder}\n"

@@ -90,24 +90,40 @@ def load_dashboard(path: str | os.PathLike[str]) -> Dashboard:
         if raw["type"] not in PANEL_TYPES:
             raise DashboardError(f"{where}: type must be one of {', '.join(PANEL_TYPES)}, not {raw['type']!r}")
         panels.append(Panel(title=str(raw.get("title", f"Panel {i + 1}")), type=raw["type"], sql=str(raw["sql"]),
-                            x=raw.get("x"), y=raw.get("y"), color=raw.get("color"), width=int(raw.get("width", 1)),
+                            x=raw.get("x"), y=raw.get("y"), color=raw.get("color"),
+                            width=_positive(raw.get("width", 1), int, f"{where}: width"),
                             prefix=str(raw.get("prefix", "")), description=str(raw.get("description", ""))))
     name = re.sub(r"[^A-Za-z0-9_-]", "-", path.stem)
     return Dashboard(name=name, title=str(data.get("title", name)), panels=tuple(panels),
-                     refresh_seconds=float(data.get("refresh_seconds", 5)), columns=int(data.get("columns", 2)),
-                     path=str(path))
+                     refresh_seconds=_positive(data.get("refresh_seconds", 5), float, f"{path}: refresh_seconds"),
+                     columns=_positive(data.get("columns", 2), int, f"{path}: columns"), path=str(path))
+
+
+def _positive(value: object, kind: type, what: str) -> int | float:
+    """Returns ``value`` as a positive ``kind`` (int or float); raises DashboardError naming ``what`` otherwise."""
+    allowed = (int,) if kind is int else (int, float)
+    if isinstance(value, bool) or not isinstance(value, allowed) or not value > 0:
+        raise DashboardError(f"{what} must be a positive {'whole ' if kind is int else ''}number, not {value!r}")
+    return kind(value)
 
 
 def dashboards_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """Returns the folder of definitions: ``explicit``, $AURIKO_OBS_DASHBOARDS, ./dashboards, or the shipped ones."""
-    candidates = [explicit, os.environ.get("AURIKO_OBS_DASHBOARDS"), "dashboards",
+    """Returns the folder of definitions: ``explicit``, $AURIKO_OBS_DASHBOARDS, ./dashboards, or the shipped ones.
+
+    An ``explicit`` folder must hold definitions: serving other dashboards instead would hide the mistake.
+    """
+    if explicit:
+        if not Path(explicit).is_dir():
+            raise DashboardError(f"no dashboards folder at {explicit}")
+        if not any(Path(explicit).glob("*.toml")):
+            raise DashboardError(f"no dashboard definitions (*.toml) in {explicit}")
+        return Path(explicit)
+    candidates = [os.environ.get("AURIKO_OBS_DASHBOARDS"), "dashboards",
                   Path(__file__).resolve().parents[2] / "dashboards",  # a source checkout
                   Path(sys.prefix) / "share" / "auriko-obs" / "dashboards"]  # a wheel install
     for candidate in candidates:
         if candidate and Path(candidate).is_dir() and any(Path(candidate).glob("*.toml")):
             return Path(candidate)
-    if explicit:
-        raise DashboardError(f"no dashboard definitions (*.toml) in {explicit}")
     raise DashboardError("no dashboards folder: pass --dir, or run where ./dashboards/*.toml exist")
 
 
