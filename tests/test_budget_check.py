@@ -95,6 +95,15 @@ def test_unknown_for_no_data_or_bad_config(case, db_path, tmp_path, capsys, monk
     assert code == 3 and line.startswith("BUDGET UNKNOWN - "), line
 
 
+@pytest.mark.parametrize("warning, critical", [("150", "10"), ("0", "100"), ("-5", "100"), ("80", "nan")])
+def test_thresholds_out_of_order_or_range_are_unknown(early_spend, tmp_path, capsys, warning, critical):
+    code, line = run(capsys, "--db", early_spend, "--config", config(tmp_path, 100), "--now", "2026-11-25T23:30Z",
+                     "--warning", warning, "--critical", critical)
+    assert code == 3
+    assert line == (f"BUDGET UNKNOWN - the thresholds must be 0 < --warning <= --critical, not --warning "
+                    f"{float(warning):g} --critical {float(critical):g}")
+
+
 def test_no_budgets_configured_is_unknown(db_path, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     insert_calls(db_path, [call(DAY, cost_usd=1.0)])

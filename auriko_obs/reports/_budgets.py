@@ -9,6 +9,7 @@ budget's period resets.
 
 from __future__ import annotations
 
+import math
 import os
 from datetime import datetime, timezone
 from typing import Any, Sequence
@@ -83,6 +84,9 @@ def check_budgets(db_path: str, *, config: str | None = None, names: Sequence[st
     """
     from ..store import Store, parse_time
 
+    if not (math.isfinite(warning_pct) and math.isfinite(critical_pct) and 0 < warning_pct <= critical_pct):
+        return UNKNOWN, (f"BUDGET UNKNOWN - the thresholds must be 0 < --warning <= --critical, not "
+                         f"--warning {warning_pct:g} --critical {critical_pct:g}")
     try:
         budgets = load(config)
         moment = parse_time(now) if now else datetime.now(timezone.utc)
