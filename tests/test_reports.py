@@ -219,6 +219,8 @@ def test_a_range_off_whole_hours_and_days_still_has_its_spend_series_and_anomali
     assert sum(b["cost_usd"] for b in anomalies["series"]) == pytest.approx(report["totals"]["cost_usd"], abs=1e-4)
     spike_bucket = "2026-11-24T15:00:00Z" if granularity == "hour" else "2026-11-24T00:00:00Z"
     assert [a["bucket_start"] for a in anomalies["items"]] == [spike_bucket]
+    adverb = {"hour": "hourly", "day": "daily"}[granularity]
+    assert anomalies["method"].startswith(f"robust z-score of {adverb} spend against the median and MAD of the ")
 
 
 def test_cli_report_writes_each_format(known, tmp_path):

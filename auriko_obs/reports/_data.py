@@ -21,6 +21,7 @@ REPORT_SCHEMA_VERSION = 1
 DIMENSIONS = {"provider": "provider", "model": "model", "service": "service", "tag": "tag", "user": "user"}
 BUDGET_CODES = ("budget_exhausted", "budget_exceeded")
 RATE_LIMIT_CODES = ("rate_limit_exceeded", "concurrent_requests_exceeded", "tokens_per_min_exceeded")
+ADVERB = {"hour": "hourly", "day": "daily"}
 _WHERE = "start_time >= ? AND start_time < ?"
 
 
@@ -170,7 +171,7 @@ def anomalies(store: Store, period: Period) -> dict:
     series, first = spend_series(store, period, granularity, window)
     found = find_anomalies(series, first, granularity=granularity, window=window)
     return {
-        "method": f"robust z-score of {granularity}ly spend against the median and MAD of the {window} "
+        "method": f"robust z-score of {ADVERB[granularity]} spend against the median and MAD of the {window} "
                   f"{granularity}s before it; anomaly when z > 3.5",
         "granularity": granularity,
         "series": [{"bucket_start": b, "cost_usd": round(c, 6)} for b, c in series[first:]],
