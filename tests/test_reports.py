@@ -74,6 +74,8 @@ def test_report_totals_deltas_breakdowns_errors_and_biggest_calls(known):
     provider = report["cost_by"]["provider"]
     assert provider[0] == {"key": "openai", "calls": 1, "cost_usd": 1.5, "tokens": 1200, "share_pct": 75.0}
     assert provider[1]["key"] == "other" and provider[1]["cost_usd"] == 0.5 and provider[1]["calls"] == 3
+    key_described = SCHEMA["$defs"]["cost_row"]["properties"]["key"]["description"]
+    assert f"'{provider[1]['key']}' folds everything beyond the top N" in key_described
     tags = {r["key"]: r["cost_usd"] for r in build_report(known, report_period("day", now=NOW), now=NOW)["cost_by"]["tag"]}
     assert tags["team:search"] == 2.0 and tags["batch"] == 0.5  # a call counts under each of its tags
     errors = report["errors"]
