@@ -26,7 +26,7 @@ def spend_figure(report: dict) -> Any:
 
 
 def cost_by_figure(report: dict, dim: str) -> Any:
-    """Returns horizontal bars of cost by one dimension (top N and "(other)")."""
+    """Returns horizontal bars of cost by one dimension (top N and "other")."""
     import plotly.graph_objects as go
 
     rows = list(reversed(report["cost_by"].get(dim) or []))
