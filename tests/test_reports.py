@@ -135,6 +135,9 @@ def test_every_format_renders_and_json_matches_its_schema(known, tmp_path):
     assert "| Cost (USD) | $2.00 | $1.00 | +$1.00 (+100.0%) |" in md
     assert "| openai | $1.50 | 75.0% | 1 | 1,200 |" in md
     rows = list(csv.DictReader(io.StringIO(render(report, "csv"))))
+    assert [(r["section"], r["metric"], r["value"]) for r in rows[:5]] == [
+        ("period", "kind", "day"), ("period", "label", "2026-11-24"), ("period", "start", "2026-11-24T00:00:00Z"),
+        ("period", "end", "2026-11-25T00:00:00Z"), ("report", "generated_at", "2026-11-25T09:00:00Z")]
     assert {"section": "totals", "dimension": "", "key": "", "metric": "cost_usd", "value": "2.0"} in rows
     assert {"section": "cost_by", "dimension": "provider", "key": "openai", "metric": "share_pct", "value": "75.0"} in rows
     assert {"section": "errors", "dimension": "", "key": "", "metric": "budget_rejections", "value": "1"} in rows

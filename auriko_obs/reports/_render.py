@@ -2,7 +2,8 @@
 chat summary (Slack-compatible mrkdwn) for webhooks and email subjects.
 
 CSV is tidy, one number per row, with the columns ``section, dimension, key, metric, value``:
-``totals,,,cost_usd,12.5``; ``cost_by,provider,openai,cost_usd,8.25``; ``budgets,,team-search,percent_used,91.2``.
+``totals,,,cost_usd,12.5``; ``cost_by,provider,openai,cost_usd,8.25``; ``budgets,daily,team-search,percent_used,91.2``.
+The first rows say what it covers: ``period,,,kind|label|start|end,…`` and ``report,,,generated_at,…``.
 """
 
 from __future__ import annotations
@@ -137,6 +138,9 @@ def render_json(report: dict) -> str:
 
 
 def _tidy_rows(report: dict):
+    for metric in ("kind", "label", "start", "end"):  # so that a CSV file says which period it covers
+        yield "period", "", "", metric, report["period"][metric]
+    yield "report", "", "", "generated_at", report["generated_at"]
     for key, value in report["totals"].items():
         yield "totals", "", "", key, value
         yield "previous_totals", "", "", key, report["previous_totals"][key]
@@ -165,7 +169,7 @@ def _tidy_rows(report: dict):
 
 
 def render_csv(report: dict) -> str:
-    """Returns the report as tidy CSV: section, dimension, key, metric, value (one number per row)."""
+    """Returns the report as tidy CSV: section, dimension, key, metric, value (one number per row, after the period)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["section", "dimension", "key", "metric", "value"])
