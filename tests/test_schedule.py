@@ -57,6 +57,33 @@ webhook_url = "http://127.0.0.1:9/hook"
                                                         "daily-chat:catch-up"}
 
 
+def test_one_recipient_may_be_written_without_list_brackets(tmp_path, db_path) -> None:
+    insert_calls(db_path, [])
+    path = write(tmp_path, f'db = "{db_path}"\n[[report]]\ncron = "0 8 * * *"\nto = "file"\nout = "x.md"\n'
+                           'email_to = "a@example.com, b@example.com"\n')
+    reports, _ = load_schedule(path)
+    assert reports[0].spec.email_to == ["a@example.com", "b@example.com"] and reports[0].spec.to == ["file"]
+
+
+@pytest.mark.parametrize("dow, first_fire", [
+    ("1", "2026-11-30"),      # crontab's 1 is Monday (APScheduler's own numbering would make it Tuesday)
+    ("0", "2026-11-29"),      # 0 and 7 are Sunday
+    ("7", "2026-11-29"),
+    ("1-5", "2026-11-26"),    # Wednesday the 25th at 12:00 is past 08:00, so Thursday
+    ("*/2", "2026-11-26"),    # Sunday, Tuesday, Thursday, Saturday
+    ("sat,sun", "2026-11-28"),
+])
+def test_cron_days_of_week_mean_what_they_mean_in_crontab(dow: str, first_fire: str) -> None:
+    fire = cron_trigger(f"0 8 * * {dow}").get_next_fire_time(None, datetime(2026, 11, 25, 12, tzinfo=timezone.utc))
+    assert fire == datetime.fromisoformat(f"{first_fire}T08:00:00+00:00")
+
+
+@pytest.mark.parametrize("dow", ["8", "mo", "1/x"])
+def test_bad_cron_days_of_week_are_refused(dow: str) -> None:
+    with pytest.raises(ValueError, match="day"):
+        cron_trigger(f"0 8 * * {dow}")
+
+
 @pytest.mark.parametrize("body, message", [
     ('[[report]]\nname = "x"\nperiod = "day"\nout = "x.html"\n', "needs cron"),
     ('[[report]]\ncron = "0 8 * *"\nout = "x.html"\n', "5 fields"),

@@ -51,17 +51,59 @@ class ScheduledReport:
     catch_up: bool = True
 
 
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def _cron_weekdays(field: str) -> str:
+    """Returns a crontab day-of-week field as APScheduler weekday names.
+
+    crontab counts weekdays from Sunday (0 and 7 are Sunday, 1 is Monday), APScheduler 3 from Monday
+    (0 is Monday), so ``0 6 * * 1`` handed to APScheduler as it is would run on Tuesdays. Numbers, names,
+    ranges, lists and steps are expanded to the days they mean in crontab and passed on by name.
+    """
+    if field in ("*", "?"):
+        return "*"
+    days: set[int] = set()
+    for part in field.lower().split(","):
+        span, _, step_text = part.partition("/")
+        step = int(step_text) if step_text.isdigit() and int(step_text) > 0 else None
+        if step_text and step is None:
+            raise ValueError(f"bad step in the day-of-week field: {part!r}")
+        if span == "*":
+            first, last = 0, 6
+        else:
+            low, _, high = span.partition("-")
+            first, last = _weekday(low), _weekday(high) if high else None
+            if last is None:
+                last = 6 if step else first
+            if last < first:  # "fri-mon" wraps around the week (and 7 counts as Sunday at the end)
+                last += 7
+        days.update(day % 7 for day in range(first, last + 1, step or 1))
+    return ",".join(_WEEKDAYS[day] for day in sorted(days))
+
+
+def _weekday(text: str) -> int:
+    if text.isdigit() and int(text) <= 7:
+        return int(text)
+    if text in _WEEKDAYS:
+        return _WEEKDAYS.index(text)
+    raise ValueError(f"bad day of week {text!r} (use 0-7, 0 and 7 being Sunday, or sun-sat)")
+
+
 def cron_trigger(expression: str, tz: Any = "UTC") -> Any:
-    """Returns an APScheduler trigger for a 5-field crontab expression (or 6 fields, seconds first)."""
+    """Returns an APScheduler trigger for a 5-field crontab expression (or 6 fields, seconds first).
+
+    Days of the week mean what they mean in crontab (0 or 7 Sunday, 1 Monday, …)."""
     from apscheduler.triggers.cron import CronTrigger
 
     fields = expression.split()
     if len(fields) == 5:
-        return CronTrigger.from_crontab(expression, timezone=tz)
-    if len(fields) == 6:
-        second, minute, hour, day, month, dow = fields
-        return CronTrigger(second=second, minute=minute, hour=hour, day=day, month=month, day_of_week=dow, timezone=tz)
-    raise ValueError(f"a cron expression has 5 fields (or 6 with seconds first), not {len(fields)}: {expression!r}")
+        fields.insert(0, "0")
+    if len(fields) != 6:
+        raise ValueError(f"a cron expression has 5 fields (or 6 with seconds first), not {len(fields)}: {expression!r}")
+    second, minute, hour, day, month, dow = fields
+    return CronTrigger(second=second, minute=minute, hour=hour, day=day, month=month,
+                       day_of_week=_cron_weekdays(dow), timezone=tz)
 
 
 def load_schedule(path: str | os.PathLike[str], *, db: str | None = None) -> tuple[list[ScheduledReport], str]:
@@ -92,7 +134,10 @@ def load_schedule(path: str | os.PathLike[str], *, db: str | None = None) -> tup
         if "cron" not in entry:
             raise ScheduleConfigError(f"{where}: needs cron")
         values = {k: v for k, v in entry.items() if k in _SPEC_KEYS}
-        values["to"] = [values["to"]] if isinstance(values.get("to"), str) else values.get("to", ["file"])
+        values.setdefault("to", ["file"])
+        for key in ("to", "email_to"):  # one value may be written without the list brackets
+            if isinstance(values.get(key), str):
+                values[key] = [part.strip() for part in values[key].split(",") if part.strip()]
         values.setdefault("webhook_url", os.environ.get("AURIKO_OBS_WEBHOOK_URL"))
         values.setdefault("name", f"report-{i + 1}")
         values["db"] = os.path.abspath(values.get("db") or default_db)
