@@ -133,6 +133,22 @@ def test_since_with_an_offset_or_none_means_the_same_instant(store, since):
     assert until["calls"].sum() == 2
 
 
+@pytest.mark.parametrize("since, until", [
+    ("2026-01-02", "2026-01-01"),  # reversed dates
+    ("2026-06-01T00:00:00Z", "2026-06-01T02:00:00+02:00"),  # the same instant: [since, until) is empty
+    ("1h", "7d"),  # spans back from now: 1 hour ago is after 7 days ago
+    ("1h", "1h"),  # both spans are taken back from the same now
+])
+def test_since_not_before_until_is_refused_with_the_reason(store, since, until):
+    for run in (lambda: analysis.provider_mix(store, since=since, until=until),
+                lambda: analysis.cost_by("model", store, since=since, until=until),
+                lambda: analysis.latency(store, since=since, until=until),
+                lambda: analysis.errors(store, since=since, until=until),
+                lambda: analysis.cache_savings(store, since=since, until=until)):
+        with pytest.raises(ValueError, match=r"since \(.*\) must be before until"):
+            run()
+
+
 def test_filters_combine_and_accept_lists(store):
     assert analysis.provider_mix(store, period=None, tag="team:b")["calls"].sum() == 2  # B and D
     assert analysis.provider_mix(store, period=None, tag=["team:a", "team:b"])["calls"].sum() == 3

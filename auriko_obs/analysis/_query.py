@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Iterator, Sequence, Union
 
 from .. import fields
@@ -107,11 +107,16 @@ def where(since: TimeLike = None, until: TimeLike = None, *, model: Values = Non
     """Returns the filter every analysis accepts: start_time in [since, until), and each filter a value or a list.
 
     ``tag`` keeps calls carrying any of the tags; the others keep calls whose column equals one of the values.
+    Raises ValueError when ``since`` is not before ``until`` (the window would hold no call).
     """
+    now = datetime.now(timezone.utc)  # one instant for both, so that spans such as "1h" compare exactly
+    start, end = parse_time(since, now=now), parse_time(until, now=now)
+    if start is not None and end is not None and start >= end:
+        raise ValueError(f"since ({start.isoformat()}) must be before until ({end.isoformat()}): "
+                         f"[since, until) holds no calls")
     clauses: list[str] = []
     params: list[Any] = []
-    for op, value in ((">=", since), ("<", until)):
-        bound = parse_time(value)
+    for op, bound in ((">=", start), ("<", end)):
         if bound is not None:
             clauses.append(f"start_time {op} ?")
             params.append(bound)
