@@ -367,3 +367,30 @@ def test_plots_draw_every_analysis_with_units_and_usd_hover(priced, tmp_path):
     burn = figures["budget_burn"]
     assert any(s.y0 == 0.02 for s in burn.layout.shapes)  # the limit line
     assert [t.name for t in burn.data] == [None, "forecast 10–90%", "forecast (median)", "spent"]
+
+
+def test_plots_tell_a_dimension_from_metrics_by_position_not_name(store):
+    # http_status is also a column of errors(); as cost_by's dimension it is the bars' axis.
+    fig = plots.cost_by(analysis.cost_by("http_status", store))
+    assert fig.layout.title.text == "Spend by http_status" and fig.layout.yaxis.title.text == "http_status"
+    assert sorted(fig.data[0].y) == ["(none)", "429"]
+
+
+def test_provider_mix_figure_is_titled_by_its_grouping_and_period(store):
+    by_model = plots.provider_mix(analysis.provider_mix(store, by="model", period="day"), value="calls")
+    assert by_model.layout.title.text == "Calls by model" and by_model.layout.legend.title.text == "model"
+    assert by_model.layout.xaxis.title.text == "period start (UTC)"
+    whole = plots.provider_mix(analysis.provider_mix(store, period=None))
+    assert whole.layout.title.text == "Spend by provider" and whole.layout.xaxis.title.text == "provider"
+    assert [t.type for t in whole.data] == ["bar"] * 3 and "per period" not in whole.layout.yaxis.title.text
+    with pytest.raises(ValueError, match="value must be one of"):
+        plots.provider_mix(analysis.provider_mix(store), value="cost")
+
+
+def test_a_figure_given_another_analysis_frame_names_the_right_function(store):
+    summary = analysis.budget_burn(store, [analysis.Budget("ws", 1, "daily")], now="2026-06-01T03:00:00Z")
+    with pytest.raises(ValueError, match=r"plots.budget_burn draws the frame of auriko_obs.analysis.budget_burndown"):
+        plots.budget_burn(summary)
+    with pytest.raises(ValueError, match=r"analysis.latency\(\); this frame has no column metric"):
+        plots.latency(analysis.cost_by("model", store))
+
