@@ -394,3 +394,20 @@ def test_a_figure_given_another_analysis_frame_names_the_right_function(store):
     with pytest.raises(ValueError, match=r"analysis.latency\(\); this frame has no column metric"):
         plots.latency(analysis.cost_by("model", store))
 
+
+def test_an_empty_by_gives_the_totals_of_all_calls(priced, empty):
+    lat = analysis.latency(priced, by=[]).set_index("metric")
+    # Successful calls A, B, C, E: 100, 300, 200, 400 ms.
+    assert list(lat.columns[:2]) == ["unit", "calls"]
+    assert tuple(lat.loc["duration_ms", ["calls", "mean", "p50", "p99"]]) == pytest.approx((4, 250.0, 250.0, 397.0))
+    cache = analysis.cache_savings(priced, by=[], period=None)
+    assert cache[["calls", "input_tokens", "cached_tokens", "cache_write_tokens"]].values.tolist() == [
+        [5, 3600, 600, 1024]]
+    assert cache["cost_usd"].iloc[0] == pytest.approx(0.012155, abs=1e-15)
+    routing = analysis.routing_savings(priced, by=[])
+    per_model = analysis.routing_savings(priced, by="model")
+    for column in ("calls", "priced_calls", "list_cost_usd", "max_cost_usd", "median_cost_usd"):
+        assert routing[column].iloc[0] == pytest.approx(per_model[column].sum(), abs=1e-15), column
+    assert plots.latency(analysis.latency(priced, by=[])).layout.title.text == "Call duration"
+    assert list(plots.cache_savings(cache).data[0].x) == ["all calls"]
+    assert analysis.latency(empty, by=[]).empty and analysis.cache_savings(empty, by=[], period=None).empty

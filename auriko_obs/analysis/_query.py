@@ -185,6 +185,16 @@ def grouping(dims: Sequence[str], period: str | None) -> tuple[list[str], list[s
     return pre, labelled, names
 
 
+def leading(items: Sequence[str]) -> str:
+    """Returns SQL list items to stand before more of them: ``"a, b, "``, or ``""`` for none (an empty ``by``)."""
+    return "".join(f"{item}, " for item in items)
+
+
+def order_by(names: Sequence[str]) -> str:
+    """Returns the ORDER BY clause of output columns, or ``""`` for none (the overall totals are one row)."""
+    return f"ORDER BY {', '.join(names)}" if names else ""
+
+
 def dimension_sql(dim: str) -> str:
     """Returns the SQL of a grouping dimension as VARCHAR, NULL shown as ``(none)``; ``tag`` is handled by callers.
 
