@@ -24,6 +24,10 @@ __all__ = ["budget_burn", "cache_savings", "cost_by", "errors", "latency", "prov
 _TEMPLATE = "plotly_white"
 _USD = "$%{y:,.4f}"
 _MIX_VALUES = {"cost_usd": ("Spend", "USD"), "calls": ("Calls", "calls"), "total_tokens": ("Tokens", "tokens")}
+# plotly_white's ten colours, then five darker ones unlike any of them: Auriko routes to more than ten
+# providers, and with ten colours the eleventh would look like the first.
+_COLORWAY = ["#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF6692", "#B6E880", "#FF97FF",
+             "#FECB52", "#8C564B", "#7F7F7F", "#BCBD22", "#22316C", "#2E7D32"]
 
 
 def _go() -> Any:
@@ -56,7 +60,8 @@ def _label(frame: "pd.DataFrame", dims: list[str]) -> "pd.Series":
 
 
 def _layout(fig: "go.Figure", title: str, x: str, y: str, **kw: Any) -> "go.Figure":
-    fig.update_layout(title=title, xaxis_title=x, yaxis_title=y, template=_TEMPLATE, hovermode="closest",
+    fig.update_layout(title=title, xaxis_title=x, yaxis_title=y, template=_TEMPLATE, colorway=_COLORWAY,
+                      hovermode="closest",
                       legend_title_text=kw.pop("legend", None), margin=dict(l=60, r=20, t=60, b=50), **kw)
     return fig
 
