@@ -270,6 +270,11 @@ def test_errors_within_since_and_until_count_only_the_calls_inside(store):
     assert analysis.errors(store, since="2027-01-01", period=None).empty
 
 
+def test_errors_by_http_status_is_refused_rather_than_naming_two_columns_alike(store):
+    with pytest.raises(ValueError, match="http_status column of its own"):
+        analysis.errors(store, by="http_status")  # DuckDB raised 'Ambiguous reference to column name'
+
+
 def test_errors_per_hour_fall_in_the_hour_of_the_call(store):
     frame = analysis.errors(store, period="hour", by="service")
     assert set(frame["period_start"]) == {utc("2026-06-01T02:00:00Z")}

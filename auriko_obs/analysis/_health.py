@@ -77,8 +77,12 @@ def errors(store: StoreLike = None, *, since: TimeLike = None, until: TimeLike =
     Columns: ``period_start`` (when ``period`` is given), ``<by>``, ``kind``, ``type``, ``code``,
     ``calls`` (all calls of the period and group), ``count`` (calls with this error, warning or retry),
     ``rate`` (count / calls), ``retries`` (extra HTTP attempts of those calls), ``retry_after_s``
-    (sum of their Retry-After), ``http_status`` (the most common status of those calls).
+    (sum of their Retry-After), ``http_status`` (the most common status of those calls). Raises ValueError
+    for ``by="http_status"``, which would name two columns alike.
     """
+    if by == "http_status":
+        raise ValueError("errors() has an http_status column of its own (the most common status of each row); "
+                         "group by another dimension, such as error_code or status")
     w = where(since, until, model=model, provider=provider, service=service, tag=tag, user=user)
     name = f'"{out_name(by)}"'
     pre, labelled, _ = grouping([by], period)
