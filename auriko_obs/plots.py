@@ -13,7 +13,7 @@ imported when a figure is made, never at ``import auriko_obs``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -23,13 +23,11 @@ __all__ = ["budget_burn", "cache_savings", "cost_by", "errors", "latency", "prov
 
 _TEMPLATE = "plotly_white"
 _USD = "$%{y:,.4f}"
-_METRICS = {"calls", "input_tokens", "output_tokens", "total_tokens", "cost_usd", "call_share", "cost_share",
-            "off_default_calls", "off_default_share", "top_strategy", "period_start", "rank", "priced_calls",
-            "list_cost_usd", "max_cost_usd", "median_cost_usd", "savings_vs_max_usd", "savings_vs_median_usd",
-            "cached_tokens", "uncached_input_tokens", "cache_write_tokens", "cache_hit_ratio",
-            "cache_savings_usd", "cost_without_cache_usd", "savings_percent", "metric", "unit", "mean", "p05",
-            "p25", "p50", "p75", "p90", "p99", "kind", "type", "code", "count", "rate", "retries",
-            "retry_after_s", "http_status"}
+_MIX_VALUES = {"cost_usd": ("Spend", "USD"), "calls": ("Calls", "calls"), "total_tokens": ("Tokens", "tokens")}
+# plotly_white's ten colours, then five darker ones unlike any of them: Auriko routes to more than ten
+# providers, and with ten colours the eleventh would look like the first.
+_COLORWAY = ["#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF6692", "#B6E880", "#FF97FF",
+             "#FECB52", "#8C564B", "#7F7F7F", "#BCBD22", "#22316C", "#2E7D32"]
 
 
 def _go() -> Any:
@@ -38,19 +36,32 @@ def _go() -> Any:
     return go
 
 
-def _dims(frame: "pd.DataFrame") -> list[str]:
-    """Returns the grouping columns of an analysis frame (those that are not metrics)."""
-    return [c for c in frame.columns if c not in _METRICS]
+def _require(frame: "pd.DataFrame", figure: str, source: str, columns: Sequence[str]) -> None:
+    """Raises ValueError naming the analysis whose frame a figure draws, when ``frame`` lacks its columns."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"plots.{figure} draws the frame of auriko_obs.analysis.{source}(); this frame has no "
+                         f"column {', '.join(missing)}")
+
+
+def _dims(frame: "pd.DataFrame", first_metric: str) -> list[str]:
+    """Returns the grouping columns of an analysis frame: those before its first metric column, period_start aside.
+
+    Every analysis puts its groups first; telling them apart by position rather than by name lets a
+    dimension share its name with another analysis's metric (``cost_by("http_status")``)."""
+    columns = list(frame.columns)
+    return [c for c in columns[:columns.index(first_metric)] if c != "period_start"]
 
 
 def _label(frame: "pd.DataFrame", dims: list[str]) -> "pd.Series":
     if not dims:
-        return frame.index.map(lambda _: "all")
+        return frame.index.map(lambda _: "all calls")
     return frame[dims].astype(str).agg(" · ".join, axis=1)
 
 
 def _layout(fig: "go.Figure", title: str, x: str, y: str, **kw: Any) -> "go.Figure":
-    fig.update_layout(title=title, xaxis_title=x, yaxis_title=y, template=_TEMPLATE, hovermode="closest",
+    fig.update_layout(title=title, xaxis_title=x, yaxis_title=y, template=_TEMPLATE, colorway=_COLORWAY,
+                      hovermode="closest",
                       legend_title_text=kw.pop("legend", None), margin=dict(l=60, r=20, t=60, b=50), **kw)
     return fig
 
@@ -63,37 +74,46 @@ def _empty(title: str) -> "go.Figure":
 
 def provider_mix(frame: "pd.DataFrame", value: str = "cost_usd") -> "go.Figure":
     """Returns a stacked area chart of ``analysis.provider_mix``: ``value`` (cost_usd, calls or
-    total_tokens) per group over time; hover shows calls, tokens, cost, share and off-default calls."""
-    title = {"cost_usd": "Spend by provider", "calls": "Calls by provider",
-             "total_tokens": "Tokens by provider"}.get(value, f"{value} by provider")
+    total_tokens) per group over time, or bars per group for a frame made with ``period=None``; hover
+    shows calls, tokens, cost, share and off-default calls."""
+    if value not in _MIX_VALUES:
+        raise ValueError(f"value must be one of {', '.join(_MIX_VALUES)}, not {value!r}")
+    _require(frame, "provider_mix", "provider_mix",
+             ["calls", "total_tokens", "cost_usd", "cost_share", "off_default_calls"])
+    by = _dims(frame, "calls")[0]
+    what, unit = _MIX_VALUES[value]
+    title = f"{what} by {by}"
     if frame.empty:
         return _empty(title)
     go = _go()
-    dims = _dims(frame)
+    over_time = "period_start" in frame
+    share_of = "the period" if over_time else "the total"
     fig = go.Figure()
-    by = dims[0] if dims else None
-    x = "period_start" if "period_start" in frame else None
-    for name, part in (frame.groupby(by, sort=True) if by else [("all", frame)]):
+    for name, part in frame.groupby(by, sort=True):
         custom = part[["calls", "total_tokens", "cost_usd", "cost_share", "off_default_calls"]].astype(float)
-        fig.add_trace(go.Scatter(
-            x=part[x] if x else [name], y=part[value], name=str(name), stackgroup="one", mode="lines",
-            customdata=custom.to_numpy(),
-            hovertemplate=(f"<b>{name}</b><br>%{{x}}<br>calls %{{customdata[0]:,.0f}}"
-                           "<br>tokens %{customdata[1]:,.0f}<br>cost $%{customdata[2]:,.4f}"
-                           " (%{customdata[3]:.1%} of the period)<br>off default provider "
-                           "%{customdata[4]:,.0f}<extra></extra>")))
-    unit = {"cost_usd": "USD per period", "calls": "calls per period", "total_tokens": "tokens per period"}
-    return _layout(fig, title, "period start (UTC)", unit.get(value, value), legend=by)
+        hover = (f"<b>{name}</b><br>%{{x}}<br>calls %{{customdata[0]:,.0f}}"
+                 "<br>tokens %{customdata[1]:,.0f}<br>cost $%{customdata[2]:,.4f}"
+                 f" (%{{customdata[3]:.1%}} of {share_of})<br>off default provider "
+                 "%{customdata[4]:,.0f}<extra></extra>")
+        trace = dict(y=part[value], name=str(name), customdata=custom.to_numpy(), hovertemplate=hover)
+        if over_time:
+            fig.add_trace(go.Scatter(x=part["period_start"], stackgroup="one", mode="lines", **trace))
+        else:
+            fig.add_trace(go.Bar(x=[str(name)], **trace))
+    if over_time:
+        return _layout(fig, title, "period start (UTC)", f"{unit} per period", legend=by)
+    return _layout(fig, title, by, f"{unit} in the window", legend=by)
 
 
 def cost_by(frame: "pd.DataFrame") -> "go.Figure":
     """Returns horizontal bars of ``analysis.cost_by`` (USD per value, most expensive on top)."""
-    dims = [c for c in _dims(frame)]
-    title = f"Spend by {dims[0]}" if dims else "Spend"
+    _require(frame, "cost_by", "cost_by", ["rank", "calls", "input_tokens", "output_tokens", "cost_usd"])
+    dim = _dims(frame, "rank")[0]
+    title = f"Spend by {dim}"
     if frame.empty:
         return _empty(title)
     go = _go()
-    totals = frame.groupby(dims[0], sort=False)[["calls", "input_tokens", "output_tokens", "cost_usd"]].sum()
+    totals = frame.groupby(dim, sort=False)[["calls", "input_tokens", "output_tokens", "cost_usd"]].sum()
     totals = totals.sort_values("cost_usd")
     fig = go.Figure(go.Bar(
         x=totals["cost_usd"], y=totals.index.astype(str), orientation="h",
@@ -101,12 +121,14 @@ def cost_by(frame: "pd.DataFrame") -> "go.Figure":
         hovertemplate=("<b>%{y}</b><br>cost $%{x:,.4f}<br>calls %{customdata[0]:,.0f}"
                        "<br>input tokens %{customdata[1]:,.0f}<br>output tokens %{customdata[2]:,.0f}"
                        "<extra></extra>")))
-    return _layout(fig, title, "cost (USD)", dims[0])
+    return _layout(fig, title, "cost (USD)", dim)
 
 
 def _group_totals(frame: "pd.DataFrame", dims: list[str], columns: list[str]) -> tuple["pd.DataFrame", list[str]]:
-    """Returns the columns summed per group of ``dims`` (one row for no dims) and a label per group."""
-    totals = frame.groupby(dims, sort=True)[columns].sum() if dims else frame[columns].sum().to_frame().T
+    """Returns the columns summed per group of ``dims`` (one row, "all calls", for no dims) and a label per group."""
+    if not dims:
+        return frame[columns].sum().to_frame().T, ["all calls"]
+    totals = frame.groupby(dims, sort=True)[columns].sum()
     labels = [" · ".join(map(str, k)) if isinstance(k, tuple) else str(k) for k in totals.index]
     return totals, labels
 
@@ -115,11 +137,12 @@ def cache_savings(frame: "pd.DataFrame") -> "go.Figure":
     """Returns stacked bars of ``analysis.cache_savings`` per group: USD paid plus USD the cache saved
     (together, what the traffic would have cost without caching); hover shows cache tokens and hit ratio."""
     title = "Prompt-cache savings"
+    sums = ["calls", "input_tokens", "cached_tokens", "cache_write_tokens", "cost_usd", "cache_savings_usd"]
+    _require(frame, "cache_savings", "cache_savings", sums)
     if frame.empty:
         return _empty(title)
     go = _go()
-    dims = _dims(frame)
-    sums = ["calls", "input_tokens", "cached_tokens", "cache_write_tokens", "cost_usd", "cache_savings_usd"]
+    dims = _dims(frame, "calls")
     totals, labels = _group_totals(frame, dims, sums)
     ratio = (totals["cached_tokens"] / totals["input_tokens"].where(totals["input_tokens"] > 0)).fillna(0)
     custom = list(zip(totals["cached_tokens"], totals["input_tokens"], ratio, totals["cache_write_tokens"],
@@ -140,11 +163,12 @@ def routing_savings(frame: "pd.DataFrame") -> "go.Figure":
     """Returns grouped bars of ``analysis.routing_savings``: list cost at the serving provider, at the
     median and at the most expensive provider, per group."""
     title = "What routing saved (list prices)"
+    cols = ["calls", "input_tokens", "output_tokens", "list_cost_usd", "median_cost_usd", "max_cost_usd"]
+    _require(frame, "routing_savings", "routing_savings", cols)
     if frame.empty:
         return _empty(title)
     go = _go()
-    dims = _dims(frame)
-    cols = ["calls", "input_tokens", "output_tokens", "list_cost_usd", "median_cost_usd", "max_cost_usd"]
+    dims = _dims(frame, "calls")
     totals, labels = _group_totals(frame, dims, cols)
     custom = totals[["calls", "input_tokens", "output_tokens"]].to_numpy()
     hover = ("<b>%{x}</b><br>%{fullData.name}: $%{y:,.4f}<br>calls %{customdata[0]:,.0f}<br>input tokens "
@@ -162,11 +186,12 @@ def latency(frame: "pd.DataFrame", metric: str = "duration_ms") -> "go.Figure":
     names = {"duration_ms": "Call duration", "ttft_ms": "Time to first token (client)",
              "provider_ttft_ms": "Time to first token (gateway)", "throughput_tps": "Throughput"}
     title = names.get(metric, metric)
-    part = frame[frame["metric"] == metric] if "metric" in frame else frame.iloc[0:0]
+    _require(frame, "latency", "latency", ["metric", "unit", "calls", "mean", "p05", "p25", "p50", "p75", "p90", "p99"])
+    part = frame[frame["metric"] == metric]
     if part.empty:
         return _empty(title)
     go = _go()
-    dims = [d for d in _dims(part)]
+    dims = _dims(part, "metric")
     labels = _label(part, dims)
     unit = str(part["unit"].iloc[0])
     fig = go.Figure()
@@ -176,14 +201,15 @@ def latency(frame: "pd.DataFrame", metric: str = "duration_ms") -> "go.Figure":
             lowerfence=[row["p05"]], upperfence=[row["p99"]], mean=[row["mean"]], boxpoints=False,
             hovertemplate=(f"<b>{label}</b><br>p50 {row['p50']:,.1f} {unit}<br>p90 {row['p90']:,.1f} {unit}"
                            f"<br>p99 {row['p99']:,.1f} {unit}<br>calls {int(row['calls']):,}<extra></extra>")))
-    return _layout(fig, f"{title} per {' · '.join(dims)}", " · ".join(dims), f"{title} ({unit})",
-                   showlegend=False)
+    per = " · ".join(dims)
+    return _layout(fig, f"{title} per {per}" if dims else title, per, f"{title} ({unit})", showlegend=False)
 
 
 def errors(frame: "pd.DataFrame", value: str = "count") -> "go.Figure":
     """Returns a heatmap of ``analysis.errors``: kind and code (rows) by period (columns), coloured by
     ``value`` (count or rate); hover shows calls, retries and Retry-After seconds."""
     title = "Errors, retries and routing warnings"
+    _require(frame, "errors", "errors", ["kind", "code", "calls", "count", "retries", "retry_after_s"])
     if frame.empty:
         return _empty(title)
     go = _go()
@@ -212,6 +238,8 @@ def budget_burn(burndown: "pd.DataFrame") -> "go.Figure":
     """Returns the burn-down of ``analysis.budget_burndown``: cumulative spend so far, the forecast median
     with its 10–90% band, and the limit as a horizontal line."""
     title = "Budget burn-down"
+    _require(burndown, "budget_burn", "budget_burndown",
+             ["time", "kind", "spend_usd", "spend_low_usd", "spend_high_usd", "limit_usd", "budget"])
     if burndown.empty:
         return _empty(title)
     go = _go()

@@ -133,6 +133,22 @@ def test_since_with_an_offset_or_none_means_the_same_instant(store, since):
     assert until["calls"].sum() == 2
 
 
+@pytest.mark.parametrize("since, until", [
+    ("2026-01-02", "2026-01-01"),  # reversed dates
+    ("2026-06-01T00:00:00Z", "2026-06-01T02:00:00+02:00"),  # the same instant: [since, until) is empty
+    ("1h", "7d"),  # spans back from now: 1 hour ago is after 7 days ago
+    ("1h", "1h"),  # both spans are taken back from the same now
+])
+def test_since_not_before_until_is_refused_with_the_reason(store, since, until):
+    for run in (lambda: analysis.provider_mix(store, since=since, until=until),
+                lambda: analysis.cost_by("model", store, since=since, until=until),
+                lambda: analysis.latency(store, since=since, until=until),
+                lambda: analysis.errors(store, since=since, until=until),
+                lambda: analysis.cache_savings(store, since=since, until=until)):
+        with pytest.raises(ValueError, match=r"since \(.*\) must be before until"):
+            run()
+
+
 def test_filters_combine_and_accept_lists(store):
     assert analysis.provider_mix(store, period=None, tag="team:b")["calls"].sum() == 2  # B and D
     assert analysis.provider_mix(store, period=None, tag=["team:a", "team:b"])["calls"].sum() == 3
@@ -254,6 +270,11 @@ def test_errors_within_since_and_until_count_only_the_calls_inside(store):
     assert analysis.errors(store, since="2027-01-01", period=None).empty
 
 
+def test_errors_by_http_status_is_refused_rather_than_naming_two_columns_alike(store):
+    with pytest.raises(ValueError, match="http_status column of its own"):
+        analysis.errors(store, by="http_status")  # DuckDB raised 'Ambiguous reference to column name'
+
+
 def test_errors_per_hour_fall_in_the_hour_of_the_call(store):
     frame = analysis.errors(store, period="hour", by="service")
     assert set(frame["period_start"]) == {utc("2026-06-01T02:00:00Z")}
@@ -351,3 +372,47 @@ def test_plots_draw_every_analysis_with_units_and_usd_hover(priced, tmp_path):
     burn = figures["budget_burn"]
     assert any(s.y0 == 0.02 for s in burn.layout.shapes)  # the limit line
     assert [t.name for t in burn.data] == [None, "forecast 10–90%", "forecast (median)", "spent"]
+
+
+def test_plots_tell_a_dimension_from_metrics_by_position_not_name(store):
+    # http_status is also a column of errors(); as cost_by's dimension it is the bars' axis.
+    fig = plots.cost_by(analysis.cost_by("http_status", store))
+    assert fig.layout.title.text == "Spend by http_status" and fig.layout.yaxis.title.text == "http_status"
+    assert sorted(fig.data[0].y) == ["(none)", "429"]
+
+
+def test_provider_mix_figure_is_titled_by_its_grouping_and_period(store):
+    by_model = plots.provider_mix(analysis.provider_mix(store, by="model", period="day"), value="calls")
+    assert by_model.layout.title.text == "Calls by model" and by_model.layout.legend.title.text == "model"
+    assert by_model.layout.xaxis.title.text == "period start (UTC)"
+    whole = plots.provider_mix(analysis.provider_mix(store, period=None))
+    assert whole.layout.title.text == "Spend by provider" and whole.layout.xaxis.title.text == "provider"
+    assert [t.type for t in whole.data] == ["bar"] * 3 and "per period" not in whole.layout.yaxis.title.text
+    with pytest.raises(ValueError, match="value must be one of"):
+        plots.provider_mix(analysis.provider_mix(store), value="cost")
+
+
+def test_a_figure_given_another_analysis_frame_names_the_right_function(store):
+    summary = analysis.budget_burn(store, [analysis.Budget("ws", 1, "daily")], now="2026-06-01T03:00:00Z")
+    with pytest.raises(ValueError, match=r"plots.budget_burn draws the frame of auriko_obs.analysis.budget_burndown"):
+        plots.budget_burn(summary)
+    with pytest.raises(ValueError, match=r"analysis.latency\(\); this frame has no column metric"):
+        plots.latency(analysis.cost_by("model", store))
+
+
+def test_an_empty_by_gives_the_totals_of_all_calls(priced, empty):
+    lat = analysis.latency(priced, by=[]).set_index("metric")
+    # Successful calls A, B, C, E: 100, 300, 200, 400 ms.
+    assert list(lat.columns[:2]) == ["unit", "calls"]
+    assert tuple(lat.loc["duration_ms", ["calls", "mean", "p50", "p99"]]) == pytest.approx((4, 250.0, 250.0, 397.0))
+    cache = analysis.cache_savings(priced, by=[], period=None)
+    assert cache[["calls", "input_tokens", "cached_tokens", "cache_write_tokens"]].values.tolist() == [
+        [5, 3600, 600, 1024]]
+    assert cache["cost_usd"].iloc[0] == pytest.approx(0.012155, abs=1e-15)
+    routing = analysis.routing_savings(priced, by=[])
+    per_model = analysis.routing_savings(priced, by="model")
+    for column in ("calls", "priced_calls", "list_cost_usd", "max_cost_usd", "median_cost_usd"):
+        assert routing[column].iloc[0] == pytest.approx(per_model[column].sum(), abs=1e-15), column
+    assert plots.latency(analysis.latency(priced, by=[])).layout.title.text == "Call duration"
+    assert list(plots.cache_savings(cache).data[0].x) == ["all calls"]
+    assert analysis.latency(empty, by=[]).empty and analysis.cache_savings(empty, by=[], period=None).empty

@@ -66,12 +66,30 @@ def test_malformed_budgets_are_refused_with_the_reason(tmp_path, text, message):
         analysis.load_budgets(path)
 
 
+def test_budgets_fall_through_to_pyproject_when_auriko_obs_toml_has_none(tmp_path, monkeypatch):
+    (tmp_path / "auriko_obs.toml").write_text('# reports only, no budgets here\n[other]\nkey = 1\n')
+    (tmp_path / "pyproject.toml").write_text('[[tool.auriko_obs.budgets]]\nname = "ws"\nlimit_usd = 3\n')
+    monkeypatch.chdir(tmp_path)
+    assert analysis.load_budgets() == [Budget("ws", 3.0)]
+
+
 # ------------------------------------------------------------------------------------------------ burn
 
 
 @pytest.fixture
 def store(tmp_path):
     return make_store(str(tmp_path / "five.duckdb"), five_calls())
+
+
+def test_budget_burn_without_configured_budgets_says_where_it_looked(store, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=r"no budgets: no \[\[budgets\]\] in ./auriko_obs.toml or \[tool.auriko_obs\]"):
+        analysis.budget_burn(store)
+    (tmp_path / "empty.toml").write_text("[other]\nkey = 1\n")
+    with pytest.raises(ValueError, match="empty.toml"):
+        analysis.budget_burn(store, tmp_path / "empty.toml")
+    none = analysis.budget_burn(store, [])  # no budgets asked for: an empty frame with its columns
+    assert none.empty and "exhausts_at" in none.columns
 
 
 def test_budget_burn_counts_the_current_utc_period_per_scope(store):

@@ -108,13 +108,16 @@ def load_budgets(path: str | os.PathLike[str] | None = None) -> list[Budget]:
     """Returns the budgets of a config file: ``[[budgets]]`` tables (see the module docstring).
 
     ``path`` may be an ``auriko_obs.toml`` (budgets at the top level) or a ``pyproject.toml`` (under
-    ``[tool.auriko_obs]``). Without a path, ``./auriko_obs.toml`` is read, else ``./pyproject.toml``;
-    when neither defines budgets the list is empty. Raises ValueError for a malformed budget.
+    ``[tool.auriko_obs]``). Without a path, the budgets of ``./auriko_obs.toml`` are returned, else (when
+    it is missing or defines none) those of ``./pyproject.toml``; when neither defines budgets the list
+    is empty. Raises ValueError for a malformed budget.
     """
     if path is None:
-        candidates = [Path(CONFIG_FILE), Path("pyproject.toml")]
-        found = [p for p in candidates if p.is_file()]
-        return load_budgets(found[0]) if found else []
+        for candidate in (Path(CONFIG_FILE), Path("pyproject.toml")):
+            found = load_budgets(candidate) if candidate.is_file() else []
+            if found:
+                return found
+        return []
     path = Path(path)
     data = _read_toml(path)
     if path.name == "pyproject.toml":
@@ -139,8 +142,16 @@ def _budget_from(entry: Any, path: Path, index: int) -> Budget:
 
 
 def _budgets(budgets: Budget | Iterable[Budget] | str | os.PathLike[str] | None) -> list[Budget]:
+    """Returns the budgets given, or those of a config file (None: the default files).
+
+    Raises ValueError when the config defines none: an empty frame would not say why it is empty."""
     if budgets is None or isinstance(budgets, (str, os.PathLike)):
-        return load_budgets(budgets)
+        loaded = load_budgets(budgets)
+        if not loaded:
+            searched = budgets or f"./{CONFIG_FILE} or [tool.auriko_obs] in ./pyproject.toml"
+            raise ValueError(f"no budgets: no [[budgets]] in {searched}; pass budgets=[analysis.Budget(...)] "
+                             f"or the path of a config file that has them")
+        return loaded
     if isinstance(budgets, Budget):
         return [budgets]
     return list(budgets)
@@ -278,7 +289,8 @@ def budget_burn(store: StoreLike = None, budgets: Budget | Iterable[Budget] | st
 
     Answers: how much of each budget is used, how fast it is burning, when it will be exhausted (with a
     band), and how far our local count is from what Auriko itself reports. ``budgets`` is a list of
-    ``Budget``, a config path, or None for ``load_budgets()``. ``now`` (default: the current time) fixes
+    ``Budget``, a config path, or None for ``load_budgets()``; a config that defines no budget raises
+    ValueError (an empty list gives an empty frame). ``now`` (default: the current time) fixes
     the period; the forecast is described in ``auriko_obs.analysis._forecast`` (decayed hourly rate plus
     a weighted block bootstrap over ``lookback``).
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Sequence
 
-from ._query import (StoreLike, TimeLike, Values, calls_source, dimension_sql, grouping, out_name, run, session,
-                     where)
+from ._query import (StoreLike, TimeLike, Values, calls_source, dimension_sql, grouping, leading, out_name, run,
+                     session, where)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -27,10 +27,10 @@ def latency(store: StoreLike = None, *, since: TimeLike = None, until: TimeLike 
     providers generate (``throughput_tps``). Only successful calls count unless ``include_errors``.
     Percentiles are exact (``quantile_cont``, linear interpolation).
 
-    Columns: one per ``by`` dimension (NULL shown as ``(none)``), ``metric`` (duration_ms, ttft_ms,
-    provider_ttft_ms, throughput_tps), ``unit`` (ms or tokens/s), ``calls`` (calls with a value),
-    ``mean``, ``p05``, ``p25``, ``p50``, ``p75``, ``p90``, ``p99``. Groups without any value for a
-    metric have no row for it.
+    Columns: one per ``by`` dimension (NULL shown as ``(none)``; none for ``by=[]``: all calls together),
+    ``metric`` (duration_ms, ttft_ms, provider_ttft_ms, throughput_tps), ``unit`` (ms or tokens/s),
+    ``calls`` (calls with a value), ``mean``, ``p05``, ``p25``, ``p50``, ``p75``, ``p90``, ``p99``.
+    Groups without any value for a metric have no row for it.
     """
     dims = [by] if isinstance(by, str) else list(by)
     w = where(since, until, model=model, provider=provider, service=service, tag=tag, user=user)
@@ -43,17 +43,17 @@ def latency(store: StoreLike = None, *, since: TimeLike = None, until: TimeLike 
         f"count({m}) AS n_{m}, avg({m}) AS mean_{m}, quantile_cont({m}, [{quantiles}]) AS q_{m}"
         for m in LATENCY_METRICS)
     unpivot = "\nUNION ALL\n".join(
-        f"SELECT {', '.join(names)}, '{m}' AS metric, '{unit}' AS unit, {i} AS metric_order, n_{m} AS calls, "
+        f"SELECT {leading(names)}'{m}' AS metric, '{unit}' AS unit, {i} AS metric_order, n_{m} AS calls, "
         f"mean_{m} AS mean, "
         + ", ".join(f"q_{m}[{j + 1}] AS {q}" for j, q in enumerate(_Q_NAMES))
         + f" FROM agg WHERE n_{m} > 0"
         for i, (m, unit) in enumerate(LATENCY_METRICS.items()))
     query = f"""
 WITH agg AS (
-    SELECT {', '.join(keys)}, {aggregates}
+    SELECT {leading(keys)}{aggregates}
     FROM {calls_source(w, dims)} GROUP BY ALL
 )
-SELECT * EXCLUDE (metric_order) FROM ({unpivot}) ORDER BY {', '.join(names)}, metric_order
+SELECT * EXCLUDE (metric_order) FROM ({unpivot}) ORDER BY {leading(names)}metric_order
 """
     with session(store) as s:
         return run(s, query, w.params)
@@ -77,8 +77,12 @@ def errors(store: StoreLike = None, *, since: TimeLike = None, until: TimeLike =
     Columns: ``period_start`` (when ``period`` is given), ``<by>``, ``kind``, ``type``, ``code``,
     ``calls`` (all calls of the period and group), ``count`` (calls with this error, warning or retry),
     ``rate`` (count / calls), ``retries`` (extra HTTP attempts of those calls), ``retry_after_s``
-    (sum of their Retry-After), ``http_status`` (the most common status of those calls).
+    (sum of their Retry-After), ``http_status`` (the most common status of those calls). Raises ValueError
+    for ``by="http_status"``, which would name two columns alike.
     """
+    if by == "http_status":
+        raise ValueError("errors() has an http_status column of its own (the most common status of each row); "
+                         "group by another dimension, such as error_code or status")
     w = where(since, until, model=model, provider=provider, service=service, tag=tag, user=user)
     name = f'"{out_name(by)}"'
     pre, labelled, _ = grouping([by], period)

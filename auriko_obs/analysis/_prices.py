@@ -9,8 +9,8 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Sequence
 
 from ..store._files import connect
-from ._query import (MODEL_SQL, Session, StoreLike, TimeLike, Values, grouping, run, session, store_of, table_exists,
-                     where)
+from ._query import (MODEL_SQL, Session, StoreLike, TimeLike, Values, grouping, leading, order_by, run, session,
+                     store_of, table_exists, where)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -110,9 +110,9 @@ def routing_savings(store: StoreLike = None, *, since: TimeLike = None, until: T
     not in the price table, or that no Auriko provider served (``provider`` NULL), are counted in ``calls``
     but not priced.
 
-    Columns: ``period_start`` (when ``period`` is given), one column per ``by`` dimension, ``calls``,
-    ``priced_calls``, ``input_tokens``, ``output_tokens``, ``cost_usd`` (as reported), ``list_cost_usd``
-    (at the serving provider's list price), ``max_cost_usd``, ``median_cost_usd``,
+    Columns: ``period_start`` (when ``period`` is given), one column per ``by`` dimension (none for ``by=[]``:
+    the totals), ``calls``, ``priced_calls``, ``input_tokens``, ``output_tokens``, ``cost_usd`` (as reported),
+    ``list_cost_usd`` (at the serving provider's list price), ``max_cost_usd``, ``median_cost_usd``,
     ``savings_vs_max_usd`` (= max − list), ``savings_vs_median_usd`` (= median − list).
 
     Raises ValueError when no prices are cached.
@@ -159,6 +159,7 @@ crossings AS (
             whens.append("WHEN ? THEN " + " + ".join("(_t > ?)::INTEGER" for _ in ts))
             segment_params += [x_model, *(float(t) for t in ts)]
         segment = f"CASE call_model {' '.join(whens)} ELSE 0 END"
+    # HAVING: without groups (by=[], period=None) an aggregate of no calls would still make a row of zeros.
     query = f"""
 WITH {offers},
 segments AS (
@@ -187,20 +188,20 @@ served AS (
 pre AS (
     SELECT {', '.join(keys)}, segment, {model_key} AS call_model, {provider_key} AS served_by, count(*) AS n,
            sum(inp) AS inp, sum(outp) AS outp, sum(cost_usd) AS cost
-    FROM (SELECT {', '.join(pre)}, {MODEL_SQL} AS call_model, provider AS served_by, cost_usd,
+    FROM (SELECT {leading(pre)}{MODEL_SQL} AS call_model, provider AS served_by, cost_usd,
                  coalesce(input_tokens, 0) AS inp, coalesce(output_tokens, 0) AS outp,
                  inp / (inp + outp) AS _t, {segment} AS segment  -- _t is NULL for a call without tokens
           FROM llm_calls WHERE {w.sql})
     GROUP BY {', '.join(keys)}, segment
 ),
 priced AS (
-    SELECT {', '.join(labelled)}, n, inp, outp, cost,
+    SELECT {leading(labelled)}n, inp, outp, cost,
            (inp * v.i + outp * v.o) / 1e6 AS list_cost, (inp * p.max_i + outp * p.max_o) / 1e6 AS max_cost,
            (inp * p.med_i + outp * p.med_o) / 1e6 AS med_cost
     FROM pre LEFT JOIN segment_prices AS p ON p.model = pre.call_model AND p.segment = coalesce(pre.segment, 0)
              LEFT JOIN served AS v ON v.model = pre.call_model AND v.provider = pre.served_by
 )
-SELECT {', '.join(names)}, sum(n)::BIGINT AS calls,
+SELECT {leading(names)}sum(n)::BIGINT AS calls,
        coalesce(sum(n) FILTER (WHERE list_cost IS NOT NULL), 0)::BIGINT AS priced_calls,
        sum(inp)::BIGINT AS input_tokens, sum(outp)::BIGINT AS output_tokens, coalesce(sum(cost), 0) AS cost_usd,
        coalesce(sum(list_cost), 0) AS list_cost_usd,
@@ -208,6 +209,6 @@ SELECT {', '.join(names)}, sum(n)::BIGINT AS calls,
        coalesce(sum(med_cost) FILTER (WHERE list_cost IS NOT NULL), 0) AS median_cost_usd,
        coalesce(sum(max_cost - list_cost), 0) AS savings_vs_max_usd,
        coalesce(sum(med_cost - list_cost), 0) AS savings_vs_median_usd
-FROM priced GROUP BY ALL ORDER BY {', '.join(names)}
+FROM priced GROUP BY ALL HAVING count(*) > 0 {order_by(names)}
 """
     return run(store, query, [*segment_params, *w.params])

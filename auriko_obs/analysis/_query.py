@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Iterator, Sequence, Union
 
 from .. import fields
@@ -107,11 +107,16 @@ def where(since: TimeLike = None, until: TimeLike = None, *, model: Values = Non
     """Returns the filter every analysis accepts: start_time in [since, until), and each filter a value or a list.
 
     ``tag`` keeps calls carrying any of the tags; the others keep calls whose column equals one of the values.
+    Raises ValueError when ``since`` is not before ``until`` (the window would hold no call).
     """
+    now = datetime.now(timezone.utc)  # one instant for both, so that spans such as "1h" compare exactly
+    start, end = parse_time(since, now=now), parse_time(until, now=now)
+    if start is not None and end is not None and start >= end:
+        raise ValueError(f"since ({start.isoformat()}) must be before until ({end.isoformat()}): "
+                         f"[since, until) holds no calls")
     clauses: list[str] = []
     params: list[Any] = []
-    for op, value in ((">=", since), ("<", until)):
-        bound = parse_time(value)
+    for op, bound in ((">=", start), ("<", end)):
         if bound is not None:
             clauses.append(f"start_time {op} ?")
             params.append(bound)
@@ -178,6 +183,16 @@ def grouping(dims: Sequence[str], period: str | None) -> tuple[list[str], list[s
         labelled.insert(0, f"{period_of_hour_sql(period)} AS period_start")
         names.insert(0, "period_start")
     return pre, labelled, names
+
+
+def leading(items: Sequence[str]) -> str:
+    """Returns SQL list items to stand before more of them: ``"a, b, "``, or ``""`` for none (an empty ``by``)."""
+    return "".join(f"{item}, " for item in items)
+
+
+def order_by(names: Sequence[str]) -> str:
+    """Returns the ORDER BY clause of output columns, or ``""`` for none (the overall totals are one row)."""
+    return f"ORDER BY {', '.join(names)}" if names else ""
 
 
 def dimension_sql(dim: str) -> str:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Sequence
 
 from ._prices import PRICES_TABLE, prices
-from ._query import MODEL_SQL, OTHER_LABEL, StoreLike, TimeLike, Values, grouping, out_name, run, session, where
+from ._query import (MODEL_SQL, OTHER_LABEL, StoreLike, TimeLike, Values, grouping, leading, order_by, out_name, run,
+                     session, where)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -130,8 +131,8 @@ def cache_savings(store: StoreLike = None, *, since: TimeLike = None, until: Tim
     ``cache_savings_usd`` is the router-reported ``routing_metadata.cost.cache_savings_usd``; Auriko
     omits it when it is zero, so a missing value counts as 0.
 
-    Columns: ``period_start`` (when ``period`` is given), one column per ``by`` dimension, ``calls``,
-    ``input_tokens`` (cached included), ``cached_tokens``, ``uncached_input_tokens``,
+    Columns: ``period_start`` (when ``period`` is given), one column per ``by`` dimension (none for ``by=[]``:
+    the totals), ``calls``, ``input_tokens`` (cached included), ``cached_tokens``, ``uncached_input_tokens``,
     ``cache_write_tokens``, ``cache_hit_ratio`` (cached / input tokens, 0–1; NULL without input),
     ``cost_usd``, ``cache_savings_usd``, ``cost_without_cache_usd`` (= cost + savings),
     ``savings_percent`` (100 × savings / cost without cache).
@@ -139,22 +140,23 @@ def cache_savings(store: StoreLike = None, *, since: TimeLike = None, until: Tim
     dims = [by] if isinstance(by, str) else list(by)
     w = where(since, until, model=model, provider=provider, service=service, tag=tag, user=user)
     pre, labelled, names = grouping(dims, period)
+    # HAVING: without groups (by=[], period=None) an aggregate of no calls would still make a row of zeros.
     query = f"""
 WITH pre AS (
-    SELECT {', '.join(pre)}, count(*) AS n, sum(coalesce(input_tokens, 0)) AS input_tokens,
+    SELECT {leading(pre)}count(*) AS n, sum(coalesce(input_tokens, 0)) AS input_tokens,
            sum(coalesce(cached_tokens, 0)) AS cached, sum(coalesce(cache_write_tokens, 0)) AS written,
            sum(coalesce(cost_usd, 0)) AS cost, sum(coalesce(cache_savings_usd, 0)) AS saved
     FROM llm_calls WHERE {w.sql} GROUP BY ALL
 ),
-base AS (SELECT {', '.join(labelled)}, n, input_tokens, cached, written, cost, saved FROM pre)
-SELECT {', '.join(names)}, sum(n)::BIGINT AS calls,
+base AS (SELECT {leading(labelled)}n, input_tokens, cached, written, cost, saved FROM pre)
+SELECT {leading(names)}sum(n)::BIGINT AS calls,
        sum(input_tokens)::BIGINT AS input_tokens, sum(cached)::BIGINT AS cached_tokens,
        (sum(input_tokens) - sum(cached))::BIGINT AS uncached_input_tokens,
        sum(written)::BIGINT AS cache_write_tokens,
        (sum(cached) / nullif(sum(input_tokens), 0))::DOUBLE AS cache_hit_ratio,
        sum(cost) AS cost_usd, sum(saved) AS cache_savings_usd, sum(cost) + sum(saved) AS cost_without_cache_usd,
        100 * sum(saved) / nullif(sum(cost) + sum(saved), 0) AS savings_percent
-FROM base GROUP BY ALL ORDER BY {', '.join(names)}
+FROM base GROUP BY ALL HAVING sum(n) > 0 {order_by(names)}
 """
     with session(store) as s:
         return run(s, query, w.params)
