@@ -29,6 +29,7 @@ class Ran:
     def __init__(self, result, captured):
         self.result = result
         self.stdout = captured.stdout
+        self.stderr = captured.stderr
         self.outputs = [o.data for o in captured.outputs]
 
     @property
@@ -188,7 +189,26 @@ def test_status_report_and_sql_magics(loaded, db_path):
     assert frame["n"].sum() == 3 and set(frame["provider"]) == set(rows["provider"])
     cell_sql = run(loaded, "%%auriko_obs sql\nSELECT sum(cost_usd) AS total_usd\nFROM llm_calls")
     assert cell_sql.result.result["total_usd"].iloc[0] == pytest.approx(rows["cost_usd"].sum())
-    assert not run(loaded, "%auriko_obs sql SELEKT 1").result.success
+
+
+@pytest.mark.parametrize(("query", "message"), [
+    ("SELEKT 1", 'UsageError: Parser Error: syntax error at or near "SELEKT"'),
+    ("SELECT * FROM nope", "UsageError: Catalog Error: Table with name nope does not exist!"),
+    ("DELETE FROM spans", 'UsageError: Invalid Input Error: Cannot execute statement of type "DELETE"'),
+])
+def test_a_bad_query_is_a_one_line_usage_error(loaded, query, message):
+    run(loaded, ask())
+    ran = run(loaded, f"%auriko_obs sql {query}")
+    assert not ran.result.success
+    assert ran.stdout == "" and len(ran.stderr.strip().splitlines()) == 1
+    assert ran.stderr.startswith(message)
+
+
+def test_sql_and_report_before_any_call_say_there_is_no_store_yet(loaded, db_path):
+    for line in ("%auriko_obs sql SELECT 1", "%auriko_obs report"):
+        ran = run(loaded, line)
+        assert not ran.result.success and ran.stdout == ""
+        assert ran.stderr.strip() == f"UsageError: no auriko-obs store at {db_path}"
 
 
 @pytest.mark.parametrize("line", ["%auriko_obs --help", "%auriko_obs status --help", "%auriko_obs report --help",

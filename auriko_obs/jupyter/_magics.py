@@ -6,7 +6,8 @@ Every command parses its arguments with IPython's ``magic_arguments`` and answer
 from __future__ import annotations
 
 import ast
-from typing import TYPE_CHECKING, Any, Callable
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_cell_magic, magics_class
@@ -146,17 +147,17 @@ class AurikoObsMagics(Magics):
         ext = self.extension
         if ext.store_path is None:
             raise UsageError("no store: the instrumentation was started with db=False")
-        try:
+        with _usage_errors(ValueError, FileNotFoundError):
             table, figure = report(ext.store_path, by=args.by, since=args.since,
                                    session=ext.session if args.session else None)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
         ext.last_report = (table, figure)
         _display(table)
         if figure is not None and _has_rich_frontend(self.shell):
             _display(figure)
 
     def _sql(self, rest: str, cell: str | None) -> Any:
+        import duckdb
+
         from .. import flush
         from ..store import Store
 
@@ -166,12 +167,8 @@ class AurikoObsMagics(Magics):
         if self.extension.store_path is None:
             raise UsageError("no store: the instrumentation was started with db=False")
         flush(10)
-        try:
+        with _usage_errors(duckdb.Error, FileNotFoundError):  # DuckDB's message says what is wrong with the query
             return Store(self.extension.store_path).sql(query)
-        except Exception as exc:  # DuckDB's own message says what is wrong with the query
-            if type(exc).__module__.startswith("duckdb"):
-                raise UsageError(f"{type(exc).__name__}: {exc}") from None
-            raise
 
     def _budget(self, rest: str, cell: str | None) -> None:
         args = parse_argstring(_budget, rest)
@@ -200,6 +197,15 @@ class AurikoObsMagics(Magics):
         if args.state is not None:
             self.extension.footer = args.state == "on"
         print(f"auriko-obs: cell footer {'on' if self.extension.footer else 'off'}")
+
+
+@contextmanager
+def _usage_errors(*types: type[Exception]) -> Iterator[None]:
+    """Turns these exceptions into a UsageError: IPython shows its first line, with no traceback."""
+    try:
+        yield
+    except types as exc:
+        raise UsageError(str(exc).strip().splitlines()[0]) from None
 
 
 def _display(obj: Any, **kwargs: Any) -> None:
