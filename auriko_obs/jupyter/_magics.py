@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_cell_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import MagicHelpFormatter, argument, magic_arguments, parse_argstring
 
 from .._display import frame_html, has_usd_columns, usd
 from ._summary import mime_bundle
@@ -63,16 +63,36 @@ def _footer(self: Any, line: str) -> None:
     """Switches the spend footer shown after each cell that made LLM calls."""
 
 
+class _PlainHelpFormatter(MagicHelpFormatter):
+    """Formats ``--help`` as plain text: magic_arguments writes reStructuredText (for ``%magic?``),
+    whose usage prefix adds a second ``%`` to a prog that already has one."""
+
+    def add_usage(self, usage: Any, actions: Any, groups: Any, prefix: str | None = "usage: ") -> None:
+        super().add_usage(usage, actions, groups, prefix)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return super()._fill_text(_plain(text), width, indent)
+
+
+def _plain(text: str) -> str:
+    """Returns reStructuredText without its inline-literal markup (````%%auriko_obs sql```` → %%auriko_obs sql)."""
+    return text.replace("``", "")
+
+
+def _plain_parser(func: Callable, prog: str) -> None:
+    func.parser.prog = prog
+    func.parser.formatter_class = _PlainHelpFormatter
+
+
 _COMMANDS: dict[str, Callable] = {"status": _status, "report": _report, "sql": _sql, "budget": _budget,
                                   "footer": _footer}
-_SUMMARIES = {name: func.parser.description.strip().splitlines()[0] for name, func in _COMMANDS.items()}
+_SUMMARIES = {name: _plain(func.parser.description.strip().splitlines()[0]) for name, func in _COMMANDS.items()}
 for _name, _func in _COMMANDS.items():
-    _func.parser.prog = f"%auriko_obs {_name}"
+    _plain_parser(_func, f"%auriko_obs {_name}")
 
 
 def _help(func: Callable) -> str:
-    # magic_arguments formats help as reStructuredText for `%magic?`; people want plain text.
-    return "usage: " + func.parser.format_help().removeprefix("::").strip() + "\n"
+    return func.parser.format_help()
 
 
 def _top_help() -> str:
@@ -232,7 +252,7 @@ def _run_cell_body(shell: Any, cell: str) -> Any:
     return None
 
 
-AurikoObsMagics.auriko_obs_track.parser.prog = "%%auriko_obs_track"
+_plain_parser(AurikoObsMagics.auriko_obs_track, "%%auriko_obs_track")
 
 # ---------------------------------------------------------------------- registration helpers
 
