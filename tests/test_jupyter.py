@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -16,6 +17,7 @@ import auriko_obs  # noqa: E402
 from auriko_obs._display import usd  # noqa: E402
 from auriko_obs.instrumentation._patch import HOOKS  # noqa: E402
 from auriko_obs.jupyter import SessionBudgetExceeded, current  # noqa: E402
+from auriko_obs.jupyter._magics import track_cell_as_line  # noqa: E402
 
 from .conftest import API_KEY  # noqa: E402
 
@@ -274,17 +276,41 @@ def test_session_budget_stops_streams_and_async_calls_too(loaded, sim):
     assert sim.ledger() == []
 
 
+def experiments(db_path) -> list:
+    return [attrs.get("auriko.experiment") for attrs in store_rows(db_path)["attrs"]]
+
+
 def test_track_cell_magic_attributes_the_cell_to_an_experiment(loaded, db_path):
     ran = run(loaded, f"%%auriko_obs_track prompt-v2\nreply = {ask()}\nreply.choices[0].finish_reason")
     assert ran.result.success and ran.result.result in ("stop", "length")
     assert len(ran.footers) == 1
     run(loaded, ask())
-    rows = store_rows(db_path)
-    experiments = [attrs.get("auriko.experiment") for attrs in rows["attrs"]]
-    assert experiments == ["prompt-v2", None]
-    failing = run(loaded, "%%auriko_obs_track broken\nraise ValueError('inside the tracked cell')")
+    assert experiments(db_path) == ["prompt-v2", None]
+
+
+def test_track_cell_runs_as_an_ordinary_cell_with_top_level_await(loaded, db_path):
+    run(loaded, "aclient = openai.AsyncOpenAI(base_url=BASE_URL, api_key=API_KEY, max_retries=0)")
+    code = f"%%auriko_obs_track async-v1\nreply = await {ask().replace('client.', 'aclient.')}\nreply.choices[0].finish_reason"
+    ran = run(loaded, code)
+    assert ran.result.success, ran.result.error_in_exec
+    assert ran.result.result in ("stop", "length") and f"{ran.result.result!r}" in ran.stdout  # shown as Out[N]
+    assert len(ran.footers) == 1 and "1 call" in ran.footers[0]["text/plain"]
+    run(loaded, "await aclient.close()")
+    assert experiments(db_path) == ["async-v1"]
+
+
+def test_a_traceback_in_a_tracked_cell_shows_the_cells_source(loaded):
+    failing = run(loaded, "%%auriko_obs_track broken\nx = 1\nraise ValueError('inside the tracked cell')")
     assert isinstance(failing.result.error_in_exec, ValueError)  # errors reach the cell, as without the magic
-    assert current().experiment is None
+    traceback = re.sub(r"\x1b\[[0-9;]*m", "", failing.stdout)  # without colours
+    assert "----> 3 raise ValueError('inside the tracked cell')" in traceback
+    assert "Could not get source" not in traceback
+
+
+def test_track_line_magic_tags_the_rest_of_the_cell_and_a_direct_call_runs_the_body(loaded, db_path):
+    run(loaded, f"{ask()}\n%auriko_obs_track later\n{ask()}")
+    run(loaded, f"get_ipython().run_cell_magic('auriko_obs_track', 'direct', {ask()!r})")
+    assert experiments(db_path) == [None, "later", "direct"]
 
 
 def test_unload_restores_the_kernel(shell, db_path):
@@ -304,6 +330,7 @@ def test_unload_restores_the_kernel(shell, db_path):
     assert shell.events.callbacks["post_run_cell"] == post_before
     assert "auriko_obs" not in shell.magics_manager.magics["line"]
     assert "auriko_obs_track" not in shell.magics_manager.magics["cell"]
+    assert track_cell_as_line not in shell.input_transformer_manager.line_transforms
     html = shell.display_formatter.formatters["text/html"]
     printers = list(html.deferred_printers.values()) + list(html.type_printers.values())
     assert not any(getattr(p, "__module__", "").startswith("auriko_obs") for p in printers)

@@ -103,7 +103,6 @@ class Extension:
         self.budget_usd: float | None = None
         self.ledger = SessionLedger(self.session)
         self.cell: CellRun | None = None
-        self.experiment: str | None = None
         self.last_summary: Summary | None = None
         self.last_report: Any = None
         self._raw_count = 0
@@ -121,7 +120,7 @@ class Extension:
     def load(self) -> str:
         """Returns the one line to print after instrumenting the kernel and registering events and magics."""
         from .. import instrumentation
-        from ._magics import AurikoObsMagics, register_dataframe_html, unregister_magics
+        from ._magics import AurikoObsMagics, register_dataframe_html, register_track_transform, unregister_magics
 
         active = instrumentation.active()
         if active is None:
@@ -138,6 +137,7 @@ class Extension:
         unregister_magics(self.shell)
         self._magics = AurikoObsMagics(self.shell, self)
         self.shell.register_magics(self._magics)
+        register_track_transform(self.shell)
         register_dataframe_html(self.shell)
         where = active.db_path or "no store (instrument(db=False))"
         path = notebook_path(self.shell)
@@ -149,7 +149,7 @@ class Extension:
     def unload(self) -> None:
         """Restores the kernel: events, hook, magics, display formatter, and the instrumentation if we made it."""
         from .. import instrumentation
-        from ._magics import unregister_dataframe_html, unregister_magics
+        from ._magics import unregister_dataframe_html, unregister_magics, unregister_track_transform
 
         for name, callback in (("pre_run_cell", self.pre_run_cell), ("post_run_cell", self.post_run_cell)):
             try:
@@ -159,6 +159,7 @@ class Extension:
         if HOOKS.before_call == self.before_call:
             HOOKS.before_call = None
         unregister_magics(self.shell)
+        unregister_track_transform(self.shell)
         unregister_dataframe_html(self.shell)
         instrumentation.flush(10)
         self._detach_ledger()
@@ -272,8 +273,6 @@ class Extension:
         __tracebackhide__ = True
         cell = self.cell
         tags = dict(cell.attributes) if cell is not None else {SESSION_ATTR: self.session}
-        if self.experiment is not None:
-            tags[EXPERIMENT_ATTR] = self.experiment
         if record.extra:
             tags.update(record.extra)  # attributes set by the caller (auriko_obs.attributes) win
         record.extra = tags

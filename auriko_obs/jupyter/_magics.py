@@ -5,15 +5,16 @@ Every command parses its arguments with IPython's ``magic_arguments`` and answer
 
 from __future__ import annotations
 
-import ast
+import re
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, cell_magic, line_cell_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import MagicHelpFormatter, argument, magic_arguments, parse_argstring
 
 from .._display import frame_html, has_usd_columns, usd
+from ._extension import EXPERIMENT_ATTR
 from ._summary import mime_bundle
 
 if TYPE_CHECKING:
@@ -100,7 +101,8 @@ def _top_help() -> str:
              "auriko-obs in this kernel. Commands (each takes --help):"]
     for name, summary in _SUMMARIES.items():
         lines.append(f"  {name:<8} {summary}")
-    lines += ["", "Cell magic: %%auriko_obs_track NAME  tags the cell's calls with experiment NAME."]
+    lines += ["", "Cell magic: %%auriko_obs_track NAME  tags the cell's calls with experiment NAME",
+              "(as a line magic, %auriko_obs_track NAME tags the calls the rest of the cell makes)."]
     return "\n".join(lines)
 
 
@@ -131,18 +133,25 @@ class AurikoObsMagics(Magics):
 
     @magic_arguments()
     @argument("name", help="the experiment's name, stored as span attribute auriko.experiment")
-    @cell_magic
-    def auriko_obs_track(self, line: str, cell: str) -> Any:
-        """Runs the cell with its calls attributed to a named experiment (``auriko.experiment``)."""
+    @line_cell_magic
+    def auriko_obs_track(self, line: str, cell: str | None = None) -> None:
+        """Attributes the cell's calls to a named experiment (``auriko.experiment``).
+
+        The cell runs as any other cell: top-level ``await``, its last value shown, tracebacks with
+        source. As a line magic, it tags the calls the rest of the cell makes.
+        """
         if _wants_help(line):
             print(_help(self.auriko_obs_track))
-            return None
+            return
         args = parse_argstring(self.auriko_obs_track, line)
-        previous, self.extension.experiment = self.extension.experiment, args.name
-        try:
-            return _run_cell_body(self.shell, cell)
-        finally:
-            self.extension.experiment = previous
+        if cell is not None:
+            # Only a direct run_cell_magic() call gets here: typed cells are rewritten by track_cell_as_line.
+            self.shell.run_cell(f"%auriko_obs_track {line}\n{cell}")
+            return
+        run = self.extension.cell
+        if run is None:
+            raise UsageError("%auriko_obs_track tags the calls of the cell being run; no cell is being run")
+        run.attributes[EXPERIMENT_ATTR] = args.name
 
     # ------------------------------------------------------------------ commands
 
@@ -239,24 +248,29 @@ def _has_rich_frontend(shell: Any) -> bool:
     return getattr(shell, "kernel", None) is not None
 
 
-def _run_cell_body(shell: Any, cell: str) -> Any:
-    """Returns the value of the body's last expression after running it in the user namespace (like %%time)."""
-    source = shell.transform_cell(cell)
-    tree = ast.parse(source)
-    last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
-    namespace = shell.user_ns
-    if tree.body:
-        exec(compile(tree, "<auriko_obs_track>", "exec"), namespace)
-    if last is not None:
-        return eval(compile(ast.Expression(last.value), "<auriko_obs_track>", "eval"), namespace)
-    return None
+_TRACK_CELL = re.compile(r"%%auriko_obs_track(\s|$)")
+
+
+def track_cell_as_line(lines: list[str]) -> list[str]:
+    """Returns the lines of a ``%%auriko_obs_track NAME`` cell with its first line made the line magic.
+
+    IPython runs a cell magic's body inside one synchronous call, where top-level ``await`` cannot
+    work (a kernel's event loop is already running) and tracebacks have no source. As the line magic
+    ``%auriko_obs_track NAME``, the first line tags the calls of the rest of the cell, which IPython
+    then runs as any other cell, with unchanged line numbers. ``--help`` is left to the cell magic,
+    which prints it without running the cell.
+    """
+    if not lines or not _TRACK_CELL.match(lines[0]) or _wants_help(lines[0]):
+        return lines
+    return [lines[0][1:], *lines[1:]]
 
 
 _plain_parser(AurikoObsMagics.auriko_obs_track, "%%auriko_obs_track")
 
 # ---------------------------------------------------------------------- registration helpers
 
-_MAGIC_NAMES = (("line", "auriko_obs"), ("cell", "auriko_obs"), ("cell", "auriko_obs_track"))
+_MAGIC_NAMES = (("line", "auriko_obs"), ("cell", "auriko_obs"), ("line", "auriko_obs_track"),
+                ("cell", "auriko_obs_track"))
 
 
 def unregister_magics(shell: Any) -> None:
@@ -265,6 +279,21 @@ def unregister_magics(shell: Any) -> None:
     for kind, name in _MAGIC_NAMES:
         manager.magics[kind].pop(name, None)
     manager.registry.pop(AurikoObsMagics.__name__, None)
+
+
+def register_track_transform(shell: Any) -> None:
+    """Makes IPython run ``%%auriko_obs_track`` cells as ordinary cells (see track_cell_as_line)."""
+    # A line transform, as IPython's own cell_magic, which it must come before: the terminal's check for a
+    # complete input runs line transforms only after its "%% waits for a blank line" rule.
+    transforms = shell.input_transformer_manager.line_transforms
+    if track_cell_as_line not in transforms:
+        transforms.insert(0, track_cell_as_line)
+
+
+def unregister_track_transform(shell: Any) -> None:
+    transforms = shell.input_transformer_manager.line_transforms
+    if track_cell_as_line in transforms:
+        transforms.remove(track_cell_as_line)
 
 
 # pandas 3 reports DataFrame's module as "pandas", older versions as "pandas.core.frame".
@@ -292,4 +321,5 @@ def unregister_dataframe_html(shell: Any) -> None:
                 registry.pop(key)
 
 
-__all__ = ["AurikoObsMagics", "register_dataframe_html", "unregister_dataframe_html", "unregister_magics"]
+__all__ = ["AurikoObsMagics", "register_dataframe_html", "register_track_transform", "track_cell_as_line",
+           "unregister_dataframe_html", "unregister_magics", "unregister_track_transform"]
