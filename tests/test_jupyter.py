@@ -267,13 +267,21 @@ def test_session_budget_stops_the_call_before_it_is_sent_and_records_the_stop(lo
 
 
 def test_session_budget_stops_streams_and_async_calls_too(loaded, sim):
-    run(loaded, "%auriko_obs budget 0")
+    run(loaded, ask())
+    run(loaded, f"%auriko_obs budget {current().ledger.spent_usd / 2}")  # already spent
     stream = run(loaded, f"list({ask(extra=', stream=True')})")
     assert isinstance(stream.result.error_in_exec, SessionBudgetExceeded)
     run(loaded, "aclient = openai.AsyncOpenAI(base_url=BASE_URL, api_key=API_KEY, max_retries=0)")
     async_call = run(loaded, f"await {ask().replace('client.', 'aclient.')}")
     assert isinstance(async_call.result.error_in_exec, SessionBudgetExceeded)
-    assert sim.ledger() == []
+    assert len(sim.ledger()) == 1  # the first call only
+
+
+@pytest.mark.parametrize("amount", ["0", "-1", "nan", "inf"])
+def test_session_budget_must_be_a_positive_amount(loaded, amount):
+    ran = run(loaded, f"%auriko_obs budget {amount}")
+    assert not ran.result.success and current().budget_usd is None
+    assert ran.stderr.strip() == f"UsageError: the budget must be a positive amount in USD, not {amount!r}"
 
 
 def experiments(db_path) -> list:

@@ -210,7 +210,7 @@ class AurikoObsMagics(Magics):
                     value = float(args.usd.lstrip("$"))
                 except ValueError:
                     raise UsageError(f"not an amount in USD: {args.usd!r} (e.g. 5.00, or off)") from None
-                if not value >= 0 or value == float("inf"):
+                if not value > 0 or value == float("inf"):
                     raise UsageError(f"the budget must be a positive amount in USD, not {args.usd!r}")
                 ext.budget_usd = value
         spent = ext.ledger.spent_usd
