@@ -347,6 +347,20 @@ def test_unload_restores_the_kernel(shell, db_path):
     assert len(auriko_obs.Store(db_path).calls()) == 1  # the call after unloading was not recorded
 
 
+def test_an_unwritable_store_is_one_line_and_instruments_nothing(shell, tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("AURIKO_OBS_DB", str(blocker / "calls.duckdb"))
+    ran = run(shell, "%load_ext auriko_obs")
+    assert not ran.result.success and ran.stdout == ""
+    assert ran.stderr.strip().splitlines() == [
+        f"UsageError: auriko-obs: cannot store calls in {blocker / 'calls.duckdb'} (File exists: {blocker}); "
+        "set $AURIKO_OBS_DB to a writable path. Nothing was instrumented."]
+    assert "auriko_obs" not in shell.extension_manager.loaded and current() is None
+    assert auriko_obs.instrumentation.active() is None and HOOKS.before_call is None
+    assert "auriko_obs" not in shell.magics_manager.magics["line"]
+
+
 def test_loading_twice_is_harmless(loaded):
     callbacks = len(loaded.events.callbacks["pre_run_cell"])
     session = current().session

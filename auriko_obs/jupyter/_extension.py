@@ -124,8 +124,7 @@ class Extension:
 
         active = instrumentation.active()
         if active is None:
-            service = None if os.environ.get("OTEL_SERVICE_NAME") else "jupyter"
-            active = instrumentation.instrument(service_name=service)
+            active = self._instrument()
             self.instrumented_here = True
         else:
             # Same store, capture setting and service: this only makes sure the class-level patches are on.
@@ -145,6 +144,21 @@ class Extension:
                 f"calls are stored in {where}, tagged with session {self.session}"
                 f"{f' and notebook {path}' if path else ''} and each cell's number. "
                 f"A footer shows each cell's spend; %auriko_obs --help lists the magics.")
+
+    def _instrument(self) -> Any:
+        """Returns the Instrumentation started for this kernel; a store that cannot be made is a UsageError."""
+        from IPython.core.error import UsageError
+
+        from .. import instrumentation
+        from ..store import default_path
+
+        service = None if os.environ.get("OTEL_SERVICE_NAME") else "jupyter"
+        try:
+            return instrumentation.instrument(service_name=service)
+        except OSError as exc:
+            reason = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
+            raise UsageError(f"auriko-obs: cannot store calls in {os.path.abspath(default_path())} ({reason}); "
+                             f"set $AURIKO_OBS_DB to a writable path. Nothing was instrumented.") from None
 
     def unload(self) -> None:
         """Restores the kernel: events, hook, magics, display formatter, and the instrumentation if we made it."""
