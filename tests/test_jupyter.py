@@ -441,6 +441,21 @@ def test_usd_formatting():
     assert usd(None) == "–" and usd(float("nan")) == "–"
     assert usd(0) == "$0.00" and usd(1234.5) == "$1,234.50" and usd(1.5) == "$1.5000"
     assert usd(0.0123) == "$0.0123" and usd(0.0000421) == "$0.000042"
+    assert usd(-0.00005) == "-$0.000050" and usd(-1234.5) == "-$1,234.50" and usd(-0.0123) == "-$0.0123"
+    assert usd(-0.0) == "$0.00" and usd(-1e-9) == "$0.000000"  # no minus on what shows as zero
+
+
+def test_tables_format_each_column_by_what_its_name_says(loaded):
+    import pandas as pd
+
+    frame = pd.DataFrame({"year": [2026], "span_id": [123456], "http_status": [429], "calls": [12000],
+                          "input_tokens": [1234567], "divergence_usd": [-0.00005], "percent_used": [33.333],
+                          "savings_percent": [12.0], "exhaust_probability": [0.42], "cost_share": [0.5],
+                          "cache_hit_ratio": [0.25]})
+    html = loaded.display_formatter.format(frame)[0]["text/html"]
+    cells = re.findall(r"<td>(.*?)</td>", html)
+    assert cells == ["2026", "123456", "429", "12,000", "1,234,567", "-$0.000050", "33.3%", "12.0%", "42.0%",
+                     "50.0%", "25.0%"]
 
 
 def test_plain_openai_calls_are_untouched_by_the_hook_when_not_loaded(sim):
@@ -449,25 +464,43 @@ def test_plain_openai_calls_are_untouched_by_the_hook_when_not_loaded(sim):
         assert client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}]).choices
 
 
-def test_terminal_ipython_prints_the_footer_as_text(sim, tmp_path):
+def terminal_ipython(sim, db_path: str, cells: str) -> str:
+    """Returns what a terminal IPython prints for these input lines (after a client on the simulator is made)."""
     import os
     import subprocess
     import sys
 
-    cells = ("%load_ext auriko_obs\n"
+    setup = ("%load_ext auriko_obs\n"
              "import openai, os\n"
-             "client = openai.OpenAI(base_url=os.environ['SIM_URL'], api_key='ak_t', max_retries=0)\n"
-             "r = client.chat.completions.create(model='gpt-4o-mini', messages=[{'role': 'user', 'content': 'hi'}])\n"
-             "x = 1\n")
-    env = {**os.environ, "SIM_URL": sim.base_url, "AURIKO_OBS_DB": str(tmp_path / "t.duckdb")}
+             "client = openai.OpenAI(base_url=os.environ['SIM_URL'], api_key='ak_t', max_retries=0)\n")
+    env = {**os.environ, "SIM_URL": sim.base_url, "AURIKO_OBS_DB": db_path}
     env.pop("JPY_SESSION_NAME", None)
     argv = [sys.executable, "-m", "IPython", "--simple-prompt", "--no-banner", "--colors=nocolor",
             "--HistoryManager.enabled=False", "--TerminalInteractiveShell.confirm_exit=False"]
-    out = subprocess.run(argv, input=cells, capture_output=True, text=True, env=env, timeout=120).stdout
+    return subprocess.run(argv, input=setup + cells, capture_output=True, text=True, env=env, timeout=120).stdout
+
+
+CALL_LINE = "r = client.chat.completions.create(model='gpt-4o-mini', messages=[{'role': 'user', 'content': 'hi'}])\n"
+
+
+def test_terminal_ipython_prints_the_footer_as_text(sim, tmp_path):
+    out = terminal_ipython(sim, str(tmp_path / "t.duckdb"), CALL_LINE + "x = 1\n")
     footers = [line for line in out.splitlines() if "auriko-obs · In[" in line]
     assert len(footers) == 1, out
     assert "In [4]: auriko-obs · In[4]: 1 call" in footers[0] and "openai ×1" in footers[0]
     assert "<div" not in out
+
+
+def test_terminal_ipython_shows_the_whole_report_table(sim, tmp_path):
+    db_path = str(tmp_path / "t.duckdb")
+    out = terminal_ipython(sim, db_path, CALL_LINE + "%auriko_obs report --by model\n")
+    report = out[out.index("In [5]: "):]
+    assert "..." not in report, report
+    for column in ("model", "calls", "errors", "input_tokens", "cached_tokens", "output_tokens", "cost_usd",
+                   "cache_savings_usd", "cost_share"):
+        assert column in report
+    row = auriko_obs.Store(db_path).calls().iloc[0]
+    assert row["model_canonical"] in report and usd(row["cost_usd"]) in report and "100.0%" in report
 
 
 def test_nested_and_empty_cells_belong_to_the_outer_cell(loaded, db_path):

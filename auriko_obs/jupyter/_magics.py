@@ -13,7 +13,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import MagicHelpFormatter, argument, magic_arguments, parse_argstring
 
-from .._display import frame_html, has_usd_columns, usd
+from .._display import frame_html, frame_text, has_usd_columns, usd
 from ._extension import EXPERIMENT_ATTR
 from ._summary import mime_bundle
 
@@ -180,7 +180,8 @@ class AurikoObsMagics(Magics):
             table, figure = report(ext.store_path, by=args.by, since=args.since,
                                    session=ext.session if args.session else None)
         ext.last_report = (table, figure)
-        _display(table)
+        # Plain text too: pandas' own repr cuts the columns to a terminal's width with "...".
+        _display({"text/plain": frame_text(table), "text/html": frame_html(table)}, raw=True)
         if figure is not None and _has_rich_frontend(self.shell):
             _display(figure)
 
