@@ -193,6 +193,21 @@ def test_status_report_and_sql_magics(loaded, db_path):
     assert cell_sql.result.result["total_usd"].iloc[0] == pytest.approx(rows["cost_usd"].sum())
 
 
+def test_report_groups_and_labels_calls_as_the_analyses_do(loaded, db_path):
+    from auriko_obs import analysis
+
+    tagged = ", extra_body={'gateway': {'metadata': {'tags': ['team:search']}}}"
+    run(loaded, "\n".join([ask("gpt-4o", extra=tagged), ask("gpt-4o-mini"), ask("llama-3.3-70b")]))
+    tables = {}
+    for by in ("tag", "model", "provider"):
+        assert run(loaded, f"%auriko_obs report --by {by} --session").result.success
+        tables[by] = table = current().last_report[0]
+        expected = analysis.cost_by(by, db_path)
+        assert list(table[by]) == list(expected[by])
+        assert list(table["cost_usd"]) == pytest.approx(list(expected["cost_usd"]))
+    assert set(tables["tag"]["tag"]) == {"team:search", analysis.NONE_LABEL}  # untagged calls: "(none)"
+
+
 @pytest.mark.parametrize(("query", "message"), [
     ("SELEKT 1", 'UsageError: Parser Error: syntax error at or near "SELEKT"'),
     ("SELECT * FROM nope", "UsageError: Catalog Error: Table with name nope does not exist!"),

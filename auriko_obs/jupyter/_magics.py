@@ -34,8 +34,9 @@ def _status(self: Any, line: str) -> None:
 
 @magic_arguments()
 @argument("--since", default=None, help='only calls started since then: "1h", "7d" or an ISO-8601 time')
-@argument("--by", default="provider", help="group by this column (provider, model, request_model, "
-          "routing_strategy, service_name, user_id, notebook_cell, tag, experiment, …); default provider")
+@argument("--by", default="provider", help="group by what the analyses group by (provider, model, "
+          "routing_strategy, tag, user, service, notebook_cell, status, …) or experiment, notebook; "
+          "default provider")
 @argument("--session", action="store_true", help="only this session's calls (default: the whole store)")
 def _report(self: Any, line: str) -> None:
     """Shows spend grouped by a column, as a table and a Plotly figure of cost over time."""
