@@ -71,10 +71,19 @@ def _named(name: str, kinds: tuple[str, ...]) -> bool:
     return any(name == k or name.endswith(f"_{k}") or name.startswith(f"{k}_") for k in kinds)
 
 
-def _formatter(column: str) -> Callable[[Any], str] | None:
+def timestamp(value: Any) -> str:
+    """Returns a time to the second, with its zone ("2026-12-01 05:58:03 UTC"); "–" when unknown."""
+    if _missing(value):
+        return "–"
+    return value.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+
+
+def _formatter(column: str, dtype: Any) -> Callable[[Any], str] | None:
     name = column.lower()
-    if name == "usd" or name.endswith("_usd"):
+    if name == "usd" or name.endswith("_usd") or "_usd_per_" in name:  # amounts, and rates such as usd_per_h
         return usd
+    if getattr(dtype, "kind", None) == "M":
+        return timestamp
     if _named(name, _FRACTIONS):
         return percent
     if _named(name, _PERCENTS):
@@ -91,8 +100,8 @@ def has_usd_columns(frame: "pd.DataFrame") -> bool:
 
 def _formatters(frame: "pd.DataFrame") -> dict[Any, Callable[[Any], str]]:
     formatters = {}
-    for column in frame.columns:
-        fmt = _formatter(str(column))
+    for column, dtype in frame.dtypes.items():
+        fmt = _formatter(str(column), dtype)
         if fmt is not None:
             formatters[column] = fmt
     return formatters
@@ -100,7 +109,7 @@ def _formatters(frame: "pd.DataFrame") -> dict[Any, Callable[[Any], str]]:
 
 def frame_html(frame: "pd.DataFrame", *, caption: str | None = None, max_rows: int = 60) -> str:
     """Returns a DataFrame as an HTML table: ``*_usd`` columns in dollars, shares as percentages, counts
-    with separators."""
+    with separators, times to the second."""
     table = frame.to_html(formatters=_formatters(frame), max_rows=max_rows, border=0, index=_show_index(frame),
                           classes="auriko-obs", na_rep="–", escape=True)
     if caption:

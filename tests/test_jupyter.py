@@ -466,11 +466,12 @@ def test_tables_format_each_column_by_what_its_name_says(loaded):
     frame = pd.DataFrame({"year": [2026], "span_id": [123456], "http_status": [429], "calls": [12000],
                           "input_tokens": [1234567], "divergence_usd": [-0.00005], "percent_used": [33.333],
                           "savings_percent": [12.0], "exhaust_probability": [0.42], "cost_share": [0.5],
-                          "cache_hit_ratio": [0.25]})
+                          "cache_hit_ratio": [0.25], "burn_rate_usd_per_h": [0.031003],
+                          "exhausts_at": pd.to_datetime(["2026-12-01 05:58:03.504643"], utc=True)})
     html = loaded.display_formatter.format(frame)[0]["text/html"]
     cells = re.findall(r"<td>(.*?)</td>", html)
     assert cells == ["2026", "123456", "429", "12,000", "1,234,567", "-$0.000050", "33.3%", "12.0%", "42.0%",
-                     "50.0%", "25.0%"]
+                     "50.0%", "25.0%", "$0.0310", "2026-12-01 05:58:03 UTC"]
 
 
 def test_plain_openai_calls_are_untouched_by_the_hook_when_not_loaded(sim):
