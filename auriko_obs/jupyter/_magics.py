@@ -77,7 +77,7 @@ class _PlainHelpFormatter(MagicHelpFormatter):
 
 
 def _plain(text: str) -> str:
-    """Returns reStructuredText without its inline-literal markup (````%%auriko_obs sql```` → %%auriko_obs sql)."""
+    """Returns reStructuredText without the double backquotes around its inline literals."""
     return text.replace("``", "")
 
 
