@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -16,6 +17,7 @@ import auriko_obs  # noqa: E402
 from auriko_obs._display import usd  # noqa: E402
 from auriko_obs.instrumentation._patch import HOOKS  # noqa: E402
 from auriko_obs.jupyter import SessionBudgetExceeded, current  # noqa: E402
+from auriko_obs.jupyter._magics import track_cell_as_line  # noqa: E402
 
 from .conftest import API_KEY  # noqa: E402
 
@@ -29,6 +31,7 @@ class Ran:
     def __init__(self, result, captured):
         self.result = result
         self.stdout = captured.stdout
+        self.stderr = captured.stderr
         self.outputs = [o.data for o in captured.outputs]
 
     @property
@@ -188,17 +191,58 @@ def test_status_report_and_sql_magics(loaded, db_path):
     assert frame["n"].sum() == 3 and set(frame["provider"]) == set(rows["provider"])
     cell_sql = run(loaded, "%%auriko_obs sql\nSELECT sum(cost_usd) AS total_usd\nFROM llm_calls")
     assert cell_sql.result.result["total_usd"].iloc[0] == pytest.approx(rows["cost_usd"].sum())
-    assert not run(loaded, "%auriko_obs sql SELEKT 1").result.success
 
 
-@pytest.mark.parametrize("line", ["%auriko_obs --help", "%auriko_obs status --help", "%auriko_obs report --help",
-                                  "%auriko_obs sql --help", "%auriko_obs budget --help", "%auriko_obs footer -h",
-                                  "%%auriko_obs_track --help\npass"])
-def test_every_magic_answers_help(loaded, line):
+def test_report_groups_and_labels_calls_as_the_analyses_do(loaded, db_path):
+    from auriko_obs import analysis
+
+    tagged = ", extra_body={'gateway': {'metadata': {'tags': ['team:search']}}}"
+    run(loaded, "\n".join([ask("gpt-4o", extra=tagged), ask("gpt-4o-mini"), ask("llama-3.3-70b")]))
+    tables = {}
+    for by in ("tag", "model", "provider"):
+        assert run(loaded, f"%auriko_obs report --by {by} --session").result.success
+        tables[by] = table = current().last_report[0]
+        expected = analysis.cost_by(by, db_path)
+        assert list(table[by]) == list(expected[by])
+        assert list(table["cost_usd"]) == pytest.approx(list(expected["cost_usd"]))
+    assert set(tables["tag"]["tag"]) == {"team:search", analysis.NONE_LABEL}  # untagged calls: "(none)"
+
+
+@pytest.mark.parametrize(("query", "message"), [
+    ("SELEKT 1", 'UsageError: Parser Error: syntax error at or near "SELEKT"'),
+    ("SELECT * FROM nope", "UsageError: Catalog Error: Table with name nope does not exist!"),
+    ("DELETE FROM spans", 'UsageError: Invalid Input Error: Cannot execute statement of type "DELETE"'),
+])
+def test_a_bad_query_is_a_one_line_usage_error(loaded, query, message):
+    run(loaded, ask())
+    ran = run(loaded, f"%auriko_obs sql {query}")
+    assert not ran.result.success
+    assert ran.stdout == "" and len(ran.stderr.strip().splitlines()) == 1
+    assert ran.stderr.startswith(message)
+
+
+def test_sql_and_report_before_any_call_say_there_is_no_store_yet(loaded, db_path):
+    for line in ("%auriko_obs sql SELECT 1", "%auriko_obs report"):
+        ran = run(loaded, line)
+        assert not ran.result.success and ran.stdout == ""
+        assert ran.stderr.strip() == f"UsageError: no auriko-obs store at {db_path}"
+
+
+@pytest.mark.parametrize(("line", "usage"), [
+    ("%auriko_obs --help", "usage: %auriko_obs [COMMAND] [--help]"),
+    ("%auriko_obs status --help", "usage: %auriko_obs status"),
+    ("%auriko_obs report --help", "usage: %auriko_obs report [--since SINCE] [--by BY] [--session]"),
+    ("%auriko_obs sql --help", "usage: %auriko_obs sql [query ...]"),
+    ("%auriko_obs budget --help", "usage: %auriko_obs budget [usd]"),
+    ("%auriko_obs footer -h", "usage: %auriko_obs footer [{on,off}]"),
+    ("%%auriko_obs_track --help\npass", "usage: %%auriko_obs_track name"),
+])
+def test_every_magic_answers_help_in_plain_text(loaded, line, usage):
     ran = run(loaded, line)
     assert ran.result.success
-    assert "usage" in ran.stdout.lower() or line.split()[0] + " " in ran.stdout
+    assert ran.stdout.splitlines()[0] == usage
     assert ran.stdout.count("\n") >= 2
+    assert "``" not in ran.stdout and "::" not in ran.stdout  # no reStructuredText markup
 
 
 def test_report_help_lists_its_options(loaded):
@@ -238,13 +282,25 @@ def test_session_budget_stops_the_call_before_it_is_sent_and_records_the_stop(lo
 
 
 def test_session_budget_stops_streams_and_async_calls_too(loaded, sim):
-    run(loaded, "%auriko_obs budget 0")
+    run(loaded, ask())
+    run(loaded, f"%auriko_obs budget {current().ledger.spent_usd / 2}")  # already spent
     stream = run(loaded, f"list({ask(extra=', stream=True')})")
     assert isinstance(stream.result.error_in_exec, SessionBudgetExceeded)
     run(loaded, "aclient = openai.AsyncOpenAI(base_url=BASE_URL, api_key=API_KEY, max_retries=0)")
     async_call = run(loaded, f"await {ask().replace('client.', 'aclient.')}")
     assert isinstance(async_call.result.error_in_exec, SessionBudgetExceeded)
-    assert sim.ledger() == []
+    assert len(sim.ledger()) == 1  # the first call only
+
+
+@pytest.mark.parametrize("amount", ["0", "-1", "nan", "inf"])
+def test_session_budget_must_be_a_positive_amount(loaded, amount):
+    ran = run(loaded, f"%auriko_obs budget {amount}")
+    assert not ran.result.success and current().budget_usd is None
+    assert ran.stderr.strip() == f"UsageError: the budget must be a positive amount in USD, not {amount!r}"
+
+
+def experiments(db_path) -> list:
+    return [attrs.get("auriko.experiment") for attrs in store_rows(db_path)["attrs"]]
 
 
 def test_track_cell_magic_attributes_the_cell_to_an_experiment(loaded, db_path):
@@ -252,12 +308,32 @@ def test_track_cell_magic_attributes_the_cell_to_an_experiment(loaded, db_path):
     assert ran.result.success and ran.result.result in ("stop", "length")
     assert len(ran.footers) == 1
     run(loaded, ask())
-    rows = store_rows(db_path)
-    experiments = [attrs.get("auriko.experiment") for attrs in rows["attrs"]]
-    assert experiments == ["prompt-v2", None]
-    failing = run(loaded, "%%auriko_obs_track broken\nraise ValueError('inside the tracked cell')")
+    assert experiments(db_path) == ["prompt-v2", None]
+
+
+def test_track_cell_runs_as_an_ordinary_cell_with_top_level_await(loaded, db_path):
+    run(loaded, "aclient = openai.AsyncOpenAI(base_url=BASE_URL, api_key=API_KEY, max_retries=0)")
+    code = f"%%auriko_obs_track async-v1\nreply = await {ask().replace('client.', 'aclient.')}\nreply.choices[0].finish_reason"
+    ran = run(loaded, code)
+    assert ran.result.success, ran.result.error_in_exec
+    assert ran.result.result in ("stop", "length") and f"{ran.result.result!r}" in ran.stdout  # shown as Out[N]
+    assert len(ran.footers) == 1 and "1 call" in ran.footers[0]["text/plain"]
+    run(loaded, "await aclient.close()")
+    assert experiments(db_path) == ["async-v1"]
+
+
+def test_a_traceback_in_a_tracked_cell_shows_the_cells_source(loaded):
+    failing = run(loaded, "%%auriko_obs_track broken\nx = 1\nraise ValueError('inside the tracked cell')")
     assert isinstance(failing.result.error_in_exec, ValueError)  # errors reach the cell, as without the magic
-    assert current().experiment is None
+    traceback = re.sub(r"\x1b\[[0-9;]*m", "", failing.stdout)  # without colours
+    assert "----> 3 raise ValueError('inside the tracked cell')" in traceback
+    assert "Could not get source" not in traceback
+
+
+def test_track_line_magic_tags_the_rest_of_the_cell_and_a_direct_call_runs_the_body(loaded, db_path):
+    run(loaded, f"{ask()}\n%auriko_obs_track later\n{ask()}")
+    run(loaded, f"get_ipython().run_cell_magic('auriko_obs_track', 'direct', {ask()!r})")
+    assert experiments(db_path) == [None, "later", "direct"]
 
 
 def test_unload_restores_the_kernel(shell, db_path):
@@ -277,12 +353,27 @@ def test_unload_restores_the_kernel(shell, db_path):
     assert shell.events.callbacks["post_run_cell"] == post_before
     assert "auriko_obs" not in shell.magics_manager.magics["line"]
     assert "auriko_obs_track" not in shell.magics_manager.magics["cell"]
+    assert track_cell_as_line not in shell.input_transformer_manager.line_transforms
     html = shell.display_formatter.formatters["text/html"]
     printers = list(html.deferred_printers.values()) + list(html.type_printers.values())
     assert not any(getattr(p, "__module__", "").startswith("auriko_obs") for p in printers)
     after = run(shell, ask())
     assert after.result.success and after.footers == []
     assert len(auriko_obs.Store(db_path).calls()) == 1  # the call after unloading was not recorded
+
+
+def test_an_unwritable_store_is_one_line_and_instruments_nothing(shell, tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("AURIKO_OBS_DB", str(blocker / "calls.duckdb"))
+    ran = run(shell, "%load_ext auriko_obs")
+    assert not ran.result.success and ran.stdout == ""
+    assert ran.stderr.strip().splitlines() == [
+        f"UsageError: auriko-obs: cannot store calls in {blocker / 'calls.duckdb'} (File exists: {blocker}); "
+        "set $AURIKO_OBS_DB to a writable path. Nothing was instrumented."]
+    assert "auriko_obs" not in shell.extension_manager.loaded and current() is None
+    assert auriko_obs.instrumentation.active() is None and HOOKS.before_call is None
+    assert "auriko_obs" not in shell.magics_manager.magics["line"]
 
 
 def test_loading_twice_is_harmless(loaded):
@@ -365,6 +456,22 @@ def test_usd_formatting():
     assert usd(None) == "–" and usd(float("nan")) == "–"
     assert usd(0) == "$0.00" and usd(1234.5) == "$1,234.50" and usd(1.5) == "$1.5000"
     assert usd(0.0123) == "$0.0123" and usd(0.0000421) == "$0.000042"
+    assert usd(-0.00005) == "-$0.000050" and usd(-1234.5) == "-$1,234.50" and usd(-0.0123) == "-$0.0123"
+    assert usd(-0.0) == "$0.00" and usd(-1e-9) == "$0.000000"  # no minus on what shows as zero
+
+
+def test_tables_format_each_column_by_what_its_name_says(loaded):
+    import pandas as pd
+
+    frame = pd.DataFrame({"year": [2026], "span_id": [123456], "http_status": [429], "calls": [12000],
+                          "input_tokens": [1234567], "divergence_usd": [-0.00005], "percent_used": [33.333],
+                          "savings_percent": [12.0], "exhaust_probability": [0.42], "cost_share": [0.5],
+                          "cache_hit_ratio": [0.25], "burn_rate_usd_per_h": [0.031003],
+                          "exhausts_at": pd.to_datetime(["2026-12-01 05:58:03.504643"], utc=True)})
+    html = loaded.display_formatter.format(frame)[0]["text/html"]
+    cells = re.findall(r"<td>(.*?)</td>", html)
+    assert cells == ["2026", "123456", "429", "12,000", "1,234,567", "-$0.000050", "33.3%", "12.0%", "42.0%",
+                     "50.0%", "25.0%", "$0.0310", "2026-12-01 05:58:03 UTC"]
 
 
 def test_plain_openai_calls_are_untouched_by_the_hook_when_not_loaded(sim):
@@ -373,25 +480,43 @@ def test_plain_openai_calls_are_untouched_by_the_hook_when_not_loaded(sim):
         assert client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}]).choices
 
 
-def test_terminal_ipython_prints_the_footer_as_text(sim, tmp_path):
+def terminal_ipython(sim, db_path: str, cells: str) -> str:
+    """Returns what a terminal IPython prints for these input lines (after a client on the simulator is made)."""
     import os
     import subprocess
     import sys
 
-    cells = ("%load_ext auriko_obs\n"
+    setup = ("%load_ext auriko_obs\n"
              "import openai, os\n"
-             "client = openai.OpenAI(base_url=os.environ['SIM_URL'], api_key='ak_t', max_retries=0)\n"
-             "r = client.chat.completions.create(model='gpt-4o-mini', messages=[{'role': 'user', 'content': 'hi'}])\n"
-             "x = 1\n")
-    env = {**os.environ, "SIM_URL": sim.base_url, "AURIKO_OBS_DB": str(tmp_path / "t.duckdb")}
+             "client = openai.OpenAI(base_url=os.environ['SIM_URL'], api_key='ak_t', max_retries=0)\n")
+    env = {**os.environ, "SIM_URL": sim.base_url, "AURIKO_OBS_DB": db_path}
     env.pop("JPY_SESSION_NAME", None)
     argv = [sys.executable, "-m", "IPython", "--simple-prompt", "--no-banner", "--colors=nocolor",
             "--HistoryManager.enabled=False", "--TerminalInteractiveShell.confirm_exit=False"]
-    out = subprocess.run(argv, input=cells, capture_output=True, text=True, env=env, timeout=120).stdout
+    return subprocess.run(argv, input=setup + cells, capture_output=True, text=True, env=env, timeout=120).stdout
+
+
+CALL_LINE = "r = client.chat.completions.create(model='gpt-4o-mini', messages=[{'role': 'user', 'content': 'hi'}])\n"
+
+
+def test_terminal_ipython_prints_the_footer_as_text(sim, tmp_path):
+    out = terminal_ipython(sim, str(tmp_path / "t.duckdb"), CALL_LINE + "x = 1\n")
     footers = [line for line in out.splitlines() if "auriko-obs · In[" in line]
     assert len(footers) == 1, out
     assert "In [4]: auriko-obs · In[4]: 1 call" in footers[0] and "openai ×1" in footers[0]
     assert "<div" not in out
+
+
+def test_terminal_ipython_shows_the_whole_report_table(sim, tmp_path):
+    db_path = str(tmp_path / "t.duckdb")
+    out = terminal_ipython(sim, db_path, CALL_LINE + "%auriko_obs report --by model\n")
+    report = out[out.index("In [5]: "):]
+    assert "..." not in report, report
+    for column in ("model", "calls", "errors", "input_tokens", "cached_tokens", "output_tokens", "cost_usd",
+                   "cache_savings_usd", "cost_share"):
+        assert column in report
+    row = auriko_obs.Store(db_path).calls().iloc[0]
+    assert row["model_canonical"] in report and usd(row["cost_usd"]) in report and "100.0%" in report
 
 
 def test_nested_and_empty_cells_belong_to_the_outer_cell(loaded, db_path):

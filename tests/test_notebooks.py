@@ -84,17 +84,24 @@ def test_notebook_runs_top_to_bottom(path, tmp_path, kernel_manager_factory):
 def _check_story(name, nb, rows, outputs):
     """Checks what each notebook is there to show actually happened."""
     text = "\n".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outputs)
+    tables = "\n".join(o.get("data", {}).get("text/html", "") for o in outputs)
+    figures = [o["data"]["application/vnd.plotly.v1+json"]["layout"].get("title", {}).get("text", "")
+               for o in outputs if "application/vnd.plotly.v1+json" in o.get("data", {})]
     if name == "quickstart":
         assert len(rows) == 3 and rows["status"].eq("ok").all()
         assert any("Store" in (o.get("data", {}).get("text/html", "") or "") or "auriko-obs store" in
                    o.get("data", {}).get("text/html", "") for o in outputs)
     elif name == "provider_mix_and_cache_savings":
         assert rows["provider"].nunique() >= 3 and rows["cached_tokens"].sum() > 0
-        assert any("application/vnd.plotly.v1+json" in o.get("data", {}) for o in outputs)
-        experiments = {json.loads(a).get("auriko.experiment") for a in rows["attributes"]}
-        assert {"long-prompt", "short-prompt"} <= experiments
+        # The analyses' tables and plots' figures (not hand-written SQL or Plotly).
+        assert "off_default_calls" in tables and "cache_hit_ratio" in tables
+        assert {"Spend by provider", "What routing saved (list prices)", "Prompt-cache savings"} <= set(figures)
+        experiments = [json.loads(a).get("auriko.experiment") for a in rows["attributes"]]
+        assert experiments.count("long-prompt") == experiments.count("short-prompt") == 3  # the latter awaited
     elif name == "budget_burn_and_forecast":
         assert (rows["error_code"] == "session_budget_exceeded").sum() == 1
         assert (rows["error_code"] == "budget_exhausted").sum() == 1
         assert "1 × session_budget_exceeded" in text and "1 × budget_exhausted" in text
-        assert "forecast" in text and "Auriko said no: budget_exhausted" in text
+        assert "exhaust_probability" in tables and "Budget burn-down: workspace, daily" in figures
+        assert "Auriko said no: budget_exhausted" in text and "money: budget_burn said" in text
+        assert "the forecast said" in text

@@ -8,7 +8,9 @@ client.chat.completions.create(...)    # the cell ends with a footer: calls, tok
 %auriko_obs sql SELECT provider, sum(cost_usd) FROM llm_calls GROUP BY ALL      # a DataFrame
 %auriko_obs budget 5.00       # calls that would take this session past $5.00 are stopped before they are sent
 %auriko_obs footer off        # no footer under cells
-%%auriko_obs_track prompt-v2  # (cell magic) the cell's calls carry auriko.experiment = "prompt-v2"
+%%auriko_obs_track prompt-v2  # (cell magic) the cell's calls carry auriko.experiment = "prompt-v2"; the cell
+                              # runs as any other (top-level await, last value shown); %auriko_obs_track NAME
+                              # as a line tags the calls of the rest of the cell
 %unload_ext auriko_obs        # restores the kernel as it was
 ```
 

@@ -103,7 +103,6 @@ class Extension:
         self.budget_usd: float | None = None
         self.ledger = SessionLedger(self.session)
         self.cell: CellRun | None = None
-        self.experiment: str | None = None
         self.last_summary: Summary | None = None
         self.last_report: Any = None
         self._raw_count = 0
@@ -121,12 +120,11 @@ class Extension:
     def load(self) -> str:
         """Returns the one line to print after instrumenting the kernel and registering events and magics."""
         from .. import instrumentation
-        from ._magics import AurikoObsMagics, register_dataframe_html, unregister_magics
+        from ._magics import AurikoObsMagics, register_dataframe_html, register_track_transform, unregister_magics
 
         active = instrumentation.active()
         if active is None:
-            service = None if os.environ.get("OTEL_SERVICE_NAME") else "jupyter"
-            active = instrumentation.instrument(service_name=service)
+            active = self._instrument()
             self.instrumented_here = True
         else:
             # Same store, capture setting and service: this only makes sure the class-level patches are on.
@@ -138,6 +136,7 @@ class Extension:
         unregister_magics(self.shell)
         self._magics = AurikoObsMagics(self.shell, self)
         self.shell.register_magics(self._magics)
+        register_track_transform(self.shell)
         register_dataframe_html(self.shell)
         where = active.db_path or "no store (instrument(db=False))"
         path = notebook_path(self.shell)
@@ -146,10 +145,25 @@ class Extension:
                 f"{f' and notebook {path}' if path else ''} and each cell's number. "
                 f"A footer shows each cell's spend; %auriko_obs --help lists the magics.")
 
+    def _instrument(self) -> Any:
+        """Returns the Instrumentation started for this kernel; a store that cannot be made is a UsageError."""
+        from IPython.core.error import UsageError
+
+        from .. import instrumentation
+        from ..store import default_path
+
+        service = None if os.environ.get("OTEL_SERVICE_NAME") else "jupyter"
+        try:
+            return instrumentation.instrument(service_name=service)
+        except OSError as exc:
+            reason = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
+            raise UsageError(f"auriko-obs: cannot store calls in {os.path.abspath(default_path())} ({reason}); "
+                             f"set $AURIKO_OBS_DB to a writable path. Nothing was instrumented.") from None
+
     def unload(self) -> None:
         """Restores the kernel: events, hook, magics, display formatter, and the instrumentation if we made it."""
         from .. import instrumentation
-        from ._magics import unregister_dataframe_html, unregister_magics
+        from ._magics import unregister_dataframe_html, unregister_magics, unregister_track_transform
 
         for name, callback in (("pre_run_cell", self.pre_run_cell), ("post_run_cell", self.post_run_cell)):
             try:
@@ -159,6 +173,7 @@ class Extension:
         if HOOKS.before_call == self.before_call:
             HOOKS.before_call = None
         unregister_magics(self.shell)
+        unregister_track_transform(self.shell)
         unregister_dataframe_html(self.shell)
         instrumentation.flush(10)
         self._detach_ledger()
@@ -272,8 +287,6 @@ class Extension:
         __tracebackhide__ = True
         cell = self.cell
         tags = dict(cell.attributes) if cell is not None else {SESSION_ATTR: self.session}
-        if self.experiment is not None:
-            tags[EXPERIMENT_ATTR] = self.experiment
         if record.extra:
             tags.update(record.extra)  # attributes set by the caller (auriko_obs.attributes) win
         record.extra = tags

@@ -5,14 +5,16 @@ Every command parses its arguments with IPython's ``magic_arguments`` and answer
 
 from __future__ import annotations
 
-import ast
-from typing import TYPE_CHECKING, Any, Callable
+import re
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, cell_magic, line_cell_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic_arguments import MagicHelpFormatter, argument, magic_arguments, parse_argstring
 
-from .._display import frame_html, has_usd_columns, usd
+from .._display import frame_html, frame_text, has_usd_columns, usd
+from ._extension import EXPERIMENT_ATTR
 from ._summary import mime_bundle
 
 if TYPE_CHECKING:
@@ -32,8 +34,9 @@ def _status(self: Any, line: str) -> None:
 
 @magic_arguments()
 @argument("--since", default=None, help='only calls started since then: "1h", "7d" or an ISO-8601 time')
-@argument("--by", default="provider", help="group by this column (provider, model, request_model, "
-          "routing_strategy, service_name, user_id, notebook_cell, tag, experiment, …); default provider")
+@argument("--by", default="provider", help="group by what the analyses group by (provider, model, "
+          "routing_strategy, tag, user, service, notebook_cell, status, …) or experiment, notebook; "
+          "default provider")
 @argument("--session", action="store_true", help="only this session's calls (default: the whole store)")
 def _report(self: Any, line: str) -> None:
     """Shows spend grouped by a column, as a table and a Plotly figure of cost over time."""
@@ -62,16 +65,36 @@ def _footer(self: Any, line: str) -> None:
     """Switches the spend footer shown after each cell that made LLM calls."""
 
 
+class _PlainHelpFormatter(MagicHelpFormatter):
+    """Formats ``--help`` as plain text: magic_arguments writes reStructuredText (for ``%magic?``),
+    whose usage prefix adds a second ``%`` to a prog that already has one."""
+
+    def add_usage(self, usage: Any, actions: Any, groups: Any, prefix: str | None = "usage: ") -> None:
+        super().add_usage(usage, actions, groups, prefix)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return super()._fill_text(_plain(text), width, indent)
+
+
+def _plain(text: str) -> str:
+    """Returns reStructuredText without the double backquotes around its inline literals."""
+    return text.replace("``", "")
+
+
+def _plain_parser(func: Callable, prog: str) -> None:
+    func.parser.prog = prog
+    func.parser.formatter_class = _PlainHelpFormatter
+
+
 _COMMANDS: dict[str, Callable] = {"status": _status, "report": _report, "sql": _sql, "budget": _budget,
                                   "footer": _footer}
-_SUMMARIES = {name: func.parser.description.strip().splitlines()[0] for name, func in _COMMANDS.items()}
+_SUMMARIES = {name: _plain(func.parser.description.strip().splitlines()[0]) for name, func in _COMMANDS.items()}
 for _name, _func in _COMMANDS.items():
-    _func.parser.prog = f"%auriko_obs {_name}"
+    _plain_parser(_func, f"%auriko_obs {_name}")
 
 
 def _help(func: Callable) -> str:
-    # magic_arguments formats help as reStructuredText for `%magic?`; people want plain text.
-    return "usage: " + func.parser.format_help().removeprefix("::").strip() + "\n"
+    return func.parser.format_help()
 
 
 def _top_help() -> str:
@@ -79,7 +102,8 @@ def _top_help() -> str:
              "auriko-obs in this kernel. Commands (each takes --help):"]
     for name, summary in _SUMMARIES.items():
         lines.append(f"  {name:<8} {summary}")
-    lines += ["", "Cell magic: %%auriko_obs_track NAME  tags the cell's calls with experiment NAME."]
+    lines += ["", "Cell magic: %%auriko_obs_track NAME  tags the cell's calls with experiment NAME",
+              "(as a line magic, %auriko_obs_track NAME tags the calls the rest of the cell makes)."]
     return "\n".join(lines)
 
 
@@ -110,18 +134,25 @@ class AurikoObsMagics(Magics):
 
     @magic_arguments()
     @argument("name", help="the experiment's name, stored as span attribute auriko.experiment")
-    @cell_magic
-    def auriko_obs_track(self, line: str, cell: str) -> Any:
-        """Runs the cell with its calls attributed to a named experiment (``auriko.experiment``)."""
+    @line_cell_magic
+    def auriko_obs_track(self, line: str, cell: str | None = None) -> None:
+        """Attributes the cell's calls to a named experiment (``auriko.experiment``).
+
+        The cell runs as any other cell: top-level ``await``, its last value shown, tracebacks with
+        source. As a line magic, it tags the calls the rest of the cell makes.
+        """
         if _wants_help(line):
             print(_help(self.auriko_obs_track))
-            return None
+            return
         args = parse_argstring(self.auriko_obs_track, line)
-        previous, self.extension.experiment = self.extension.experiment, args.name
-        try:
-            return _run_cell_body(self.shell, cell)
-        finally:
-            self.extension.experiment = previous
+        if cell is not None:
+            # Only a direct run_cell_magic() call gets here: typed cells are rewritten by track_cell_as_line.
+            self.shell.run_cell(f"%auriko_obs_track {line}\n{cell}")
+            return
+        run = self.extension.cell
+        if run is None:
+            raise UsageError("%auriko_obs_track tags the calls of the cell being run; no cell is being run")
+        run.attributes[EXPERIMENT_ATTR] = args.name
 
     # ------------------------------------------------------------------ commands
 
@@ -146,17 +177,18 @@ class AurikoObsMagics(Magics):
         ext = self.extension
         if ext.store_path is None:
             raise UsageError("no store: the instrumentation was started with db=False")
-        try:
+        with _usage_errors(ValueError, FileNotFoundError):
             table, figure = report(ext.store_path, by=args.by, since=args.since,
                                    session=ext.session if args.session else None)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
         ext.last_report = (table, figure)
-        _display(table)
+        # Plain text too: pandas' own repr cuts the columns to a terminal's width with "...".
+        _display({"text/plain": frame_text(table), "text/html": frame_html(table)}, raw=True)
         if figure is not None and _has_rich_frontend(self.shell):
             _display(figure)
 
     def _sql(self, rest: str, cell: str | None) -> Any:
+        import duckdb
+
         from .. import flush
         from ..store import Store
 
@@ -166,12 +198,8 @@ class AurikoObsMagics(Magics):
         if self.extension.store_path is None:
             raise UsageError("no store: the instrumentation was started with db=False")
         flush(10)
-        try:
+        with _usage_errors(duckdb.Error, FileNotFoundError):  # DuckDB's message says what is wrong with the query
             return Store(self.extension.store_path).sql(query)
-        except Exception as exc:  # DuckDB's own message says what is wrong with the query
-            if type(exc).__module__.startswith("duckdb"):
-                raise UsageError(f"{type(exc).__name__}: {exc}") from None
-            raise
 
     def _budget(self, rest: str, cell: str | None) -> None:
         args = parse_argstring(_budget, rest)
@@ -184,7 +212,7 @@ class AurikoObsMagics(Magics):
                     value = float(args.usd.lstrip("$"))
                 except ValueError:
                     raise UsageError(f"not an amount in USD: {args.usd!r} (e.g. 5.00, or off)") from None
-                if not value >= 0 or value == float("inf"):
+                if not value > 0 or value == float("inf"):
                     raise UsageError(f"the budget must be a positive amount in USD, not {args.usd!r}")
                 ext.budget_usd = value
         spent = ext.ledger.spent_usd
@@ -202,6 +230,15 @@ class AurikoObsMagics(Magics):
         print(f"auriko-obs: cell footer {'on' if self.extension.footer else 'off'}")
 
 
+@contextmanager
+def _usage_errors(*types: type[Exception]) -> Iterator[None]:
+    """Turns these exceptions into a UsageError: IPython shows its first line, with no traceback."""
+    try:
+        yield
+    except types as exc:
+        raise UsageError(str(exc).strip().splitlines()[0]) from None
+
+
 def _display(obj: Any, **kwargs: Any) -> None:
     from IPython.display import display
 
@@ -213,24 +250,29 @@ def _has_rich_frontend(shell: Any) -> bool:
     return getattr(shell, "kernel", None) is not None
 
 
-def _run_cell_body(shell: Any, cell: str) -> Any:
-    """Returns the value of the body's last expression after running it in the user namespace (like %%time)."""
-    source = shell.transform_cell(cell)
-    tree = ast.parse(source)
-    last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
-    namespace = shell.user_ns
-    if tree.body:
-        exec(compile(tree, "<auriko_obs_track>", "exec"), namespace)
-    if last is not None:
-        return eval(compile(ast.Expression(last.value), "<auriko_obs_track>", "eval"), namespace)
-    return None
+_TRACK_CELL = re.compile(r"%%auriko_obs_track(\s|$)")
 
 
-AurikoObsMagics.auriko_obs_track.parser.prog = "%%auriko_obs_track"
+def track_cell_as_line(lines: list[str]) -> list[str]:
+    """Returns the lines of a ``%%auriko_obs_track NAME`` cell with its first line made the line magic.
+
+    IPython runs a cell magic's body inside one synchronous call, where top-level ``await`` cannot
+    work (a kernel's event loop is already running) and tracebacks have no source. As the line magic
+    ``%auriko_obs_track NAME``, the first line tags the calls of the rest of the cell, which IPython
+    then runs as any other cell, with unchanged line numbers. ``--help`` is left to the cell magic,
+    which prints it without running the cell.
+    """
+    if not lines or not _TRACK_CELL.match(lines[0]) or _wants_help(lines[0]):
+        return lines
+    return [lines[0][1:], *lines[1:]]
+
+
+_plain_parser(AurikoObsMagics.auriko_obs_track, "%%auriko_obs_track")
 
 # ---------------------------------------------------------------------- registration helpers
 
-_MAGIC_NAMES = (("line", "auriko_obs"), ("cell", "auriko_obs"), ("cell", "auriko_obs_track"))
+_MAGIC_NAMES = (("line", "auriko_obs"), ("cell", "auriko_obs"), ("line", "auriko_obs_track"),
+                ("cell", "auriko_obs_track"))
 
 
 def unregister_magics(shell: Any) -> None:
@@ -239,6 +281,21 @@ def unregister_magics(shell: Any) -> None:
     for kind, name in _MAGIC_NAMES:
         manager.magics[kind].pop(name, None)
     manager.registry.pop(AurikoObsMagics.__name__, None)
+
+
+def register_track_transform(shell: Any) -> None:
+    """Makes IPython run ``%%auriko_obs_track`` cells as ordinary cells (see track_cell_as_line)."""
+    # A line transform, as IPython's own cell_magic, which it must come before: the terminal's check for a
+    # complete input runs line transforms only after its "%% waits for a blank line" rule.
+    transforms = shell.input_transformer_manager.line_transforms
+    if track_cell_as_line not in transforms:
+        transforms.insert(0, track_cell_as_line)
+
+
+def unregister_track_transform(shell: Any) -> None:
+    transforms = shell.input_transformer_manager.line_transforms
+    if track_cell_as_line in transforms:
+        transforms.remove(track_cell_as_line)
 
 
 # pandas 3 reports DataFrame's module as "pandas", older versions as "pandas.core.frame".
@@ -266,4 +323,5 @@ def unregister_dataframe_html(shell: Any) -> None:
                 registry.pop(key)
 
 
-__all__ = ["AurikoObsMagics", "register_dataframe_html", "unregister_dataframe_html", "unregister_magics"]
+__all__ = ["AurikoObsMagics", "register_dataframe_html", "register_track_transform", "track_cell_as_line",
+           "unregister_dataframe_html", "unregister_magics", "unregister_track_transform"]

@@ -4,22 +4,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .. import fields
-from ..store import Store, parse_time
+from ..analysis import DIMENSIONS
+from ..analysis._query import label_sql, out_name, raw_dimension_sql, where
+from ..store import Store
 from ._summary import SESSION_ATTR, attribute_sql
 
 if TYPE_CHECKING:
     import pandas as pd
 
-# Dimensions beyond the plain VARCHAR columns of llm_calls.
-_DERIVED = {
-    "model": "coalesce(model_canonical, response_model, request_model)",
+# Dimensions read from span attributes, beside those of the analyses (whose SQL, labels such as
+# "(none)" included, the report shares, so that both show the same groups).
+_ATTRIBUTES = {
     "experiment": attribute_sql("auriko.experiment"),
     "notebook": attribute_sql("auriko.notebook.path"),
 }
-_GROUPABLE = sorted({c.name for c in fields.LLM_CALL_COLUMNS if c.sql_type == "VARCHAR"
-                     and c.name not in ("trace_id", "span_id", "parent_span_id", "request_id")}
-                    | set(_DERIVED) | {"tag"})
+_GROUPABLE = tuple(sorted(set(DIMENSIONS) | set(_ATTRIBUTES)))
 
 _TABLE_SQL = """
 SELECT dim AS "{by}", count(*) AS calls, count(*) FILTER (WHERE status = 'error') AS errors,
@@ -43,20 +42,11 @@ def _picked(by: str, since: Any, session: str | None) -> tuple[str, list]:
     """Returns the CTE selecting the calls to report, with a ``dim`` column, and its parameters."""
     if by not in _GROUPABLE:
         raise ValueError(f"cannot group by {by!r}; one of: {', '.join(_GROUPABLE)}")
-    clauses, params = [], []
-    start = parse_time(since)
-    if start is not None:
-        clauses.append("start_time >= ?")
-        params.append(start)
+    w = where(since)
     if session is not None:
-        clauses.append(f"{attribute_sql(SESSION_ATTR)} = ?")
-        params.append(session)
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    if by == "tag":
-        dim = "unnest(CASE WHEN len(tags) > 0 THEN tags ELSE ['(no tag)'] END)"
-    else:
-        dim = f"coalesce(CAST({_DERIVED.get(by, by)} AS VARCHAR), '(none)')"
-    return f"WITH picked AS (SELECT *, {dim} AS dim FROM llm_calls {where})", params
+        w = w.and_(f"{attribute_sql(SESSION_ATTR)} = ?", session)
+    dim = label_sql(by, _ATTRIBUTES.get(by) or raw_dimension_sql(by))
+    return f"WITH picked AS (SELECT *, {dim} AS dim FROM llm_calls WHERE {w.sql})", w.params
 
 
 def _unit(store: Store, cte: str, params: list) -> str:
@@ -71,12 +61,13 @@ def report(store_path: str, *, by: str = "provider", since: Any = None,
     """Returns (table, figure): spend per ``by`` value, and a Plotly bar chart of cost over time (None when empty)."""
     store = Store(store_path)
     cte, params = _picked(by, since, session)
-    table = store.sql(cte + _TABLE_SQL.format(by=by), params)
+    name = out_name(by)
+    table = store.sql(cte + _TABLE_SQL.format(by=name), params)
     if table.empty:
         return table, None
     unit = _unit(store, cte, params)
-    series = store.sql(cte + _SERIES_SQL.format(by=by, unit=unit), params)
-    return table, _figure(series, by, unit)
+    series = store.sql(cte + _SERIES_SQL.format(by=name, unit=unit), params)
+    return table, _figure(series, name, unit)
 
 
 def _figure(series: "pd.DataFrame", by: str, unit: str) -> Any:
