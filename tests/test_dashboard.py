@@ -64,19 +64,17 @@ def test_shipped_definitions_load_and_every_panel_has_sql():
     assert all(p.sql.strip() and p.type for d in dashboards for p in d.panels)
 
 
-def test_bad_definitions_are_reported_with_file_and_panel(tmp_path):
+@pytest.mark.parametrize("text, message", [
+    ('[[panels]]\ntitle = "x"\ntype = "donut"\nsql = "SELECT 1"\n', r"bad.toml: panels\[0\]: type must be one of"),
+    ('[[panels]]\ntype = "bar"\nsql = "SELECT 1"\ncolour = "x"\n', "unknown keys colour"),
+    ('[[panels]]\ntype = "bar"\nsql = "SELECT 1"\n[[panels]]\ntype = "bar"\nsql = "SELECT 1"\nwidth = "wide"\n',
+     r"bad.toml: panels\[1\]: width must be a positive whole number, not 'wide'$"),
+    ('columns = 0\n[[panels]]\ntype = "bar"\nsql = "SELECT 1"\n', "bad.toml: columns must be a positive whole number, not 0$"),
+])
+def test_bad_definitions_are_reported_with_file_and_panel(tmp_path, text, message):
     bad = tmp_path / "bad.toml"
-    bad.write_text('[[panels]]\ntitle = "x"\ntype = "donut"\nsql = "SELECT 1"\n')
-    with pytest.raises(DashboardError, match=r"bad.toml: panels\[0\]: type must be one of"):
-        load_dashboard(bad)
-    bad.write_text('[[panels]]\ntype = "bar"\nsql = "SELECT 1"\ncolour = "x"\n')
-    with pytest.raises(DashboardError, match="unknown keys colour"):
-        load_dashboard(bad)
-    bad.write_text('[[panels]]\ntype = "bar"\nsql = "SELECT 1"\n[[panels]]\ntype = "bar"\nsql = "SELECT 1"\nwidth = "wide"\n')
-    with pytest.raises(DashboardError, match=r"bad.toml: panels\[1\]: width must be a positive whole number, not 'wide'$"):
-        load_dashboard(bad)
-    bad.write_text('columns = 0\n[[panels]]\ntype = "bar"\nsql = "SELECT 1"\n')
-    with pytest.raises(DashboardError, match="bad.toml: columns must be a positive whole number, not 0$"):
+    bad.write_text(text)
+    with pytest.raises(DashboardError, match=message):
         load_dashboard(bad)
 
 
