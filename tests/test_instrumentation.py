@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import sys
 
 import openai
 import pandas as pd
@@ -434,3 +435,94 @@ def test_semconv_names_match_the_installed_package():
     ours = set(fields.GENAI_NAMES.values())
     missing = ours - installed
     assert not missing, f"not in the installed semantic conventions: {sorted(missing)}"
+
+
+# ---------------------------------------------------------------- settings from the environment
+
+
+@pytest.fixture
+def fresh_internal_errors(monkeypatch):
+    """Counts internal errors from zero, so that a kind logged by an earlier test is logged again."""
+    from collections import Counter
+
+    from auriko_obs._internal_errors import INTERNAL_ERRORS
+
+    monkeypatch.setattr(INTERNAL_ERRORS, "counts", Counter())
+    return INTERNAL_ERRORS
+
+
+def _warnings(caplog, where_text):
+    return [r for r in caplog.records if r.name.startswith("auriko_obs") and where_text in r.getMessage()]
+
+
+def _instrument_and_call(db_path, client):
+    """Instruments (as an application starting would), makes one call, returns the stats."""
+    auriko_obs.instrument(db=db_path, service_name="tests")
+    client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    assert len(calls(db_path)) == 1  # the DuckDB store keeps working
+    return auriko_obs.stats()
+
+
+_OTLP_HTTP_MODULES = ("opentelemetry.exporter.otlp.proto.http.trace_exporter",
+                      "opentelemetry.exporter.otlp.proto.http.metric_exporter")
+
+
+def test_otlp_endpoint_in_the_environment_without_the_otlp_extra_is_a_warning(db_path, client, monkeypatch, caplog,
+                                                                                 fresh_internal_errors):
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+    for module in _OTLP_HTTP_MODULES:  # as if the [otlp] extra were not installed
+        monkeypatch.setitem(sys.modules, module, None)
+    try:
+        stats = _instrument_and_call(db_path, client)
+        assert stats["internal_errors"]["setup.otlp"] >= 1 and "otlp" not in stats
+        [warning] = _warnings(caplog, "OTEL_EXPORTER_OTLP")
+        assert "pip install 'auriko-obs[otlp]'" in warning.getMessage() and warning.exc_info is None
+    finally:
+        auriko_obs.uninstrument()
+    with pytest.raises(ImportError, match=r"auriko-obs\[otlp\]"):  # an explicit request still says no
+        auriko_obs.instrument(db=db_path, otlp=True)
+    auriko_obs.uninstrument()
+
+
+def test_otlp_protocol_http_json_in_the_environment_falls_back_to_http_protobuf(db_path, client, monkeypatch, caplog,
+                                                                                  fresh_internal_errors):
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.http.trace_exporter")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")
+    try:
+        stats = _instrument_and_call(db_path, client)
+        exporter = auriko_obs.instrumentation.active().export.otlp.exporter
+        assert type(exporter).__module__ == _OTLP_HTTP_MODULES[0]
+        assert stats["internal_errors"]["setup.otlp_protocol"] == 1 and "otlp" in stats
+        [warning] = _warnings(caplog, "http/json")
+        assert "using http/protobuf" in warning.getMessage()
+    finally:
+        auriko_obs.uninstrument()
+    with pytest.raises(ValueError, match="http/json"):
+        auriko_obs.instrument(db=db_path, otlp={"endpoint": "http://127.0.0.1:9", "protocol": "http/json"})
+    auriko_obs.uninstrument()
+
+
+def test_prometheus_port_taken_by_another_worker_is_a_warning_from_the_environment(db_path, client, monkeypatch, caplog,
+                                                                                     fresh_internal_errors):
+    pytest.importorskip("opentelemetry.exporter.prometheus")
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        monkeypatch.setenv("AURIKO_OBS_PROMETHEUS", str(port))
+        try:
+            stats = _instrument_and_call(db_path, client)
+            assert stats["internal_errors"]["setup.prometheus"] == 1
+            assert stats.get("metrics", {}).get("prometheus_port") is None
+            [warning] = _warnings(caplog, "AURIKO_OBS_PROMETHEUS")
+            assert f"127.0.0.1:{port}" in warning.getMessage()
+        finally:
+            auriko_obs.uninstrument()
+        monkeypatch.delenv("AURIKO_OBS_PROMETHEUS")
+        with pytest.raises(OSError, match="cannot serve Prometheus /metrics"):
+            auriko_obs.instrument(db=db_path, prometheus=port)
+        auriko_obs.uninstrument()

@@ -173,9 +173,10 @@ def instrument(db: str | os.PathLike[str] | None | bool = None, *, service_name:
     from ..store import default_path
 
     capture = capture_content or _capture_from_env()
-    if prometheus is None and os.environ.get("AURIKO_OBS_PROMETHEUS"):
-        prometheus = os.environ["AURIKO_OBS_PROMETHEUS"]
-    config = (_key(otlp), _key(tracer_provider), metrics, prometheus)
+    # The variable is read where it is used (a port it names that is taken is a warning, not an error);
+    # here only to notice that it changed.
+    config = (_key(otlp), _key(tracer_provider), metrics,
+              prometheus if prometheus is not None else os.environ.get("AURIKO_OBS_PROMETHEUS"))
     with _lock:
         wanted_db = None if db is False else os.path.abspath(os.fspath(default_path() if db in (None, True) else db))
         if _active is not None and (_active.db_path != wanted_db or _active.capture_content != capture

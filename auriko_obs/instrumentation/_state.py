@@ -8,12 +8,9 @@ extraction, span building and storage happens later on the pipeline's worker thr
 from __future__ import annotations
 
 import contextvars
-import logging
-import threading
-from collections import Counter
 from typing import Any
 
-log = logging.getLogger("auriko_obs")
+from .._internal_errors import INTERNAL_ERRORS  # noqa: F401  (re-exported: the hot path's modules count here)
 
 # The call being made in this context, so that lower-level hooks (the HTTP response, retries) can
 # attach what they see to it, and nested instrumented methods don't record the same call twice.
@@ -59,28 +56,3 @@ class CallRecord:
         self.injected_usage = False
         self.messages = None
         self.done = False
-
-
-class InternalErrors:
-    """Counts failures inside auriko_obs (never the caller's), and logs the first of each kind once."""
-
-    def __init__(self) -> None:
-        self.counts: Counter[str] = Counter()
-        self._lock = threading.Lock()
-
-    def record(self, where: str, exc: BaseException) -> None:
-        try:
-            with self._lock:
-                self.counts[where] += 1
-                first = self.counts[where] == 1
-            if first:
-                log.warning("auriko_obs: internal error in %s (the call itself is unaffected; "
-                            "further errors here are counted, not logged)", where, exc_info=exc)
-        except Exception:  # logging itself failed: nothing more we can safely do
-            pass
-
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-
-INTERNAL_ERRORS = InternalErrors()
