@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import subprocess
 import sys
+import textwrap
 
 import openai
 import pandas as pd
@@ -128,6 +130,55 @@ def test_stream_helper_and_parse_helper_are_recorded(instrumented, client):
     assert streamed["streaming"] == True and streamed["output_tokens"] == final.usage.completion_tokens  # noqa: E712
     assert structured["streaming"] == False and attrs(structured)["gen_ai.output.type"] == "json"  # noqa: E712
     assert structured["provider"] is not None
+
+
+def _stream_ends(db_path):
+    return [attrs(row)["auriko.stream.end"] for _, row in calls(db_path).iterrows()]
+
+
+def test_stream_helpers_left_early_end_the_span_while_the_stream_is_still_referenced(instrumented, client):
+    with client.chat.completions.stream(model="gpt-4o", messages=MESSAGES, max_tokens=200) as chat_stream:
+        for _ in chat_stream:
+            break
+    with client.responses.stream(model="gpt-4o", input="Name a colour.") as response_stream:
+        next(iter(response_stream))
+        response_stream.close()  # an explicit close, inside the block
+    assert _stream_ends(instrumented) == ["closed", "closed"]  # chat_stream and response_stream are still alive
+    frame = calls(instrumented)
+    assert list(frame["operation"]) == ["chat", "responses"] and frame["request_id"].notna().all()
+
+
+def test_async_stream_helpers_left_early_end_the_span(instrumented, async_client):
+    async def main():
+        async with async_client.chat.completions.stream(model="gpt-4o", messages=MESSAGES) as chat_stream:
+            async for _ in chat_stream:
+                break
+        async with async_client.responses.stream(model="gpt-4o", input="Name a colour.") as response_stream:
+            async for _ in response_stream:
+                break
+        await async_client.close()
+        return chat_stream, response_stream
+
+    streams = asyncio.run(main())
+    assert _stream_ends(instrumented) == ["closed", "closed"] and len(streams) == 2
+
+
+HOLDS_A_STREAM = textwrap.dedent("""
+    import sys, openai, auriko_obs
+    auriko_obs.instrument(db=sys.argv[1], service_name="exit")
+    client = openai.OpenAI(base_url=sys.argv[2], api_key="ak_exit_test", max_retries=0)
+    stream = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}],
+                                            stream=True, max_tokens=200)
+    next(stream)   # still open, and still referenced, when the interpreter exits
+""")
+
+
+def test_a_stream_still_open_at_exit_is_recorded_as_abandoned(db_path, sim):
+    done = subprocess.run([sys.executable, "-c", HOLDS_A_STREAM, db_path, sim.base_url], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    frame = auriko_obs.Store(db_path).calls()
+    assert len(frame) == 1 and attrs(frame.iloc[0])["auriko.stream.end"] == "abandoned"
 
 
 def test_async_create_and_async_stream(instrumented, async_client):

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from .._version import __version__
-from ._patch import AURIKO_TARGETS, HOOKS, HTTP_TARGETS, OPENAI_TARGETS, Patcher, wrap_instance_methods
+from ._patch import (AURIKO_TARGETS, HOOKS, HTTP_TARGETS, OPENAI_TARGETS, STREAM_HELPER_TARGETS, Patcher,
+                     wrap_instance_methods)
 from ._pipeline import Pipeline
 from ._state import EXTRA, INTERNAL_ERRORS, CallRecord
 
@@ -187,7 +188,7 @@ def instrument(db: str | os.PathLike[str] | None | bool = None, *, service_name:
         if _active is None:
             _active = _start(db, service_name, capture, otlp, tracer_provider, metrics, prometheus)
             _active.config = config
-        _patcher.apply(OPENAI_TARGETS + AURIKO_TARGETS + HTTP_TARGETS)
+        _patcher.apply(OPENAI_TARGETS + AURIKO_TARGETS + HTTP_TARGETS + STREAM_HELPER_TARGETS)
         return _active
 
 
@@ -222,7 +223,8 @@ def wrap(client: Any) -> Any:
         global _active
         if _active is None:
             _active = _start(None, None, _capture_from_env())
-        _patcher.apply(HTTP_TARGETS)  # header capture: a no-op for calls that are not being recorded
+        # Header capture and the stream helpers' close: no-ops for calls that are not being recorded.
+        _patcher.apply(HTTP_TARGETS + STREAM_HELPER_TARGETS)
         wrap_instance_methods(client)
     return client
 

@@ -16,7 +16,7 @@ import wrapt
 from opentelemetry import context as otel_context
 
 from ._state import CURRENT, INTERNAL_ERRORS, CallRecord
-from ._streams import AsyncStreamProxy, SyncStreamProxy
+from ._streams import AsyncStreamProxy, SyncStreamProxy, aclose_helper_stream, close_helper_stream
 
 
 class Hooks:
@@ -203,6 +203,16 @@ HTTP_TARGETS: tuple[Target, ...] = (
     Target("openai._response", "BaseAPIResponse.__init__", lambda: _capture_http_response),
     Target("openai._legacy_response", "LegacyAPIResponse.__init__", lambda: _capture_http_response),
     Target("openai._base_client", "BaseClient._build_request", lambda: _count_attempt),
+)
+# The `.stream()` helpers' close() closes the HTTP response itself, bypassing our stream proxy: leaving
+# their `with` block early must end the span too. A no-op for streams that are not being recorded.
+_CHAT_HELPER = "openai.lib.streaming.chat._completions"
+_RESP_HELPER = "openai.lib.streaming.responses._responses"
+STREAM_HELPER_TARGETS: tuple[Target, ...] = (
+    Target(_CHAT_HELPER, "ChatCompletionStream.close", lambda: close_helper_stream),
+    Target(_CHAT_HELPER, "AsyncChatCompletionStream.close", lambda: aclose_helper_stream),
+    Target(_RESP_HELPER, "ResponseStream.close", lambda: close_helper_stream),
+    Target(_RESP_HELPER, "AsyncResponseStream.close", lambda: aclose_helper_stream),
 )
 AURIKO_TARGETS: tuple[Target, ...] = (
     Target("auriko.resources.chat", "Completions.create", _call("chat", "auriko", False)),

@@ -29,6 +29,7 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Trace
 
 from ._extract import build_attributes
 from ._state import INTERNAL_ERRORS, CallRecord
+from ._streams import end_open_streams
 
 log = logging.getLogger("auriko_obs")
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
@@ -162,6 +163,7 @@ _PIPELINES: "weakref.WeakSet[Pipeline]" = weakref.WeakSet()
 
 
 def _flush_all_at_exit() -> None:
+    end_open_streams()
     for pipeline in list(_PIPELINES):
         try:
             pipeline.flush(10.0)
