@@ -349,6 +349,37 @@ def test_non_auriko_endpoint_gives_null_routing_and_estimated_cost_and_hides_inj
     assert first["cost_usd"] == pytest.approx(expected)
 
 
+def test_auriko_usage_chunk_without_routing_metadata_reaches_the_caller(instrumented, sim):
+    from auriko_obs.instrumentation._state import AURIKO_BASE_URLS
+
+    AURIKO_BASE_URLS.clear()  # this server is not known yet: its headers must tell
+    sim.configure(metadata_fault="missing")  # Auriko's usage chunk, but no routing_metadata on it
+    with openai.OpenAI(base_url=sim.base_url, api_key=API_KEY, max_retries=0) as plain_client:
+        auriko_obs.uninstrument()
+        bare = list(plain_client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True))
+        auriko_obs.instrument(db=instrumented, service_name="tests")
+        first = list(plain_client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True))
+        stream = plain_client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+        later = list(stream)
+    usage_only = [c for c in bare if not c.choices and c.usage is not None]
+    assert len(usage_only) == 1
+    for seen in (first, later):
+        assert _chunks_text(seen) == _chunks_text(bare)
+        assert [c.usage for c in seen] == [c.usage for c in bare]
+    assert "stream_options" not in json.loads(stream.response.request.content)  # known as Auriko: sent as written
+    frame = calls(instrumented)
+    assert list(frame["input_tokens"]) == [usage_only[0].usage.prompt_tokens] * 2
+
+
+def test_only_auriko_hosts_are_trusted_to_stream_usage_unasked():
+    from auriko_obs.instrumentation._state import streams_usage_unasked
+
+    for base_url, expected in (("https://api.auriko.ai/v1", True), ("https://eu.api.auriko.ai/v1", True),
+                               ("https://api.openai.com/v1", False), ("https://notauriko.ai/v1", False)):
+        with openai.OpenAI(base_url=base_url, api_key=API_KEY) as some_client:
+            assert streams_usage_unasked(some_client) is expected, base_url
+
+
 def test_content_is_not_recorded_unless_opted_in(db_path, client, monkeypatch):
     auriko_obs.instrument(db=db_path)
     try:

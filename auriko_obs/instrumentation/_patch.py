@@ -15,7 +15,7 @@ from typing import Any, Callable
 import wrapt
 from opentelemetry import context as otel_context
 
-from ._state import CURRENT, INTERNAL_ERRORS, CallRecord
+from ._state import CURRENT, INTERNAL_ERRORS, CallRecord, streams_usage_unasked
 from ._streams import AsyncStreamProxy, SyncStreamProxy, aclose_helper_stream, close_helper_stream
 
 
@@ -37,8 +37,10 @@ HOOKS = Hooks()
 
 def _begin(kind: str, api: str, resource: Any, kwargs: dict) -> CallRecord:
     record = CallRecord(kind, api, kwargs, getattr(resource, "_client", None), time_ns(), otel_context.get_current())
-    if record.streaming and kind == "chat" and api == "openai" and not kwargs.get("stream_options"):
-        # Usage on streams needs include_usage; Auriko forces it anyway, other servers need asking.
+    if (record.streaming and kind == "chat" and api == "openai" and not kwargs.get("stream_options")
+            and not streams_usage_unasked(record.client)):
+        # Usage on streams needs include_usage; Auriko forces it anyway, other servers need asking (and
+        # the stream proxy then hides the usage chunk the caller did not ask for).
         kwargs["stream_options"] = {"include_usage": True}
         record.injected_usage = True
     if HOOKS.capture_content:

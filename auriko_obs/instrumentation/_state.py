@@ -18,6 +18,21 @@ CURRENT: contextvars.ContextVar["CallRecord | None"] = contextvars.ContextVar("a
 # Extra span attributes for calls made in this context (notebook cell, experiment name, …).
 EXTRA: contextvars.ContextVar["dict[str, Any] | None"] = contextvars.ContextVar("auriko_obs_extra", default=None)
 
+# Base URLs that answered like Auriko (its credit-balance header, or routing_metadata) in this process.
+# Auriko sends usage on every stream unasked, so streams to them are sent exactly as the caller wrote them.
+AURIKO_BASE_URLS: set[str] = set()
+AURIKO_HOST_SUFFIX = "auriko.ai"
+AURIKO_HEADER = b"x-credits-balance-microdollars"  # on every Auriko response (auriko-api.md §4)
+
+
+def streams_usage_unasked(client: Any) -> bool:
+    """Returns whether the client's server is Auriko, known by its host or by an earlier response."""
+    base_url = getattr(client, "base_url", None)
+    if base_url is None:
+        return False
+    host = getattr(base_url, "host", None) or ""
+    return host == AURIKO_HOST_SUFFIX or host.endswith("." + AURIKO_HOST_SUFFIX) or str(base_url) in AURIKO_BASE_URLS
+
 
 class CallRecord:
     """The raw facts of one model call, filled on the caller's thread and read on the worker."""

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import wrapt
 
-from ._state import INTERNAL_ERRORS, CallRecord
+from ._state import AURIKO_BASE_URLS, AURIKO_HEADER, INTERNAL_ERRORS, CallRecord
 
 _CONTENT_EVENT_SUFFIX = ".delta"
 
@@ -85,6 +85,16 @@ def _is_injected_usage_chunk(chunk: Any) -> bool:
             and field(chunk, "routing_metadata") is None)
 
 
+def _sent_unasked(record: CallRecord) -> bool:
+    """Returns whether the server is Auriko after all (its header on this response): it sends the usage chunk
+    unasked, with or without routing_metadata, so the caller sees it. The base URL is remembered."""
+    if not any(name.lower() == AURIKO_HEADER for name, _ in record.headers or ()):
+        return False
+    record.injected_usage = False
+    AURIKO_BASE_URLS.add(str(record.client.base_url))
+    return True
+
+
 class _StreamProxyBase(wrapt.ObjectProxy):
     def __init__(self, wrapped: Any, record: CallRecord, submit: Callable[[CallRecord], None],
                  keep_all: bool = False) -> None:
@@ -102,7 +112,7 @@ class _StreamProxyBase(wrapt.ObjectProxy):
         OPEN_STREAMS[record] = submit
 
     def _self_on_chunk(self, chunk: Any) -> bool:
-        """Records a chunk; returns False when the caller must not see it (our injected usage chunk)."""
+        """Records a chunk; returns False when the caller must not see it (the usage chunk only we asked for)."""
         try:
             record = self._self_record
             now = time_ns()
@@ -111,7 +121,7 @@ class _StreamProxyBase(wrapt.ObjectProxy):
                 record.first_content_ns = now
             if self._self_keep_all or self._self_keep(chunk, record.chunks):
                 record.chunks.append(chunk)
-            return not (record.injected_usage and _is_injected_usage_chunk(chunk))
+            return not (record.injected_usage and _is_injected_usage_chunk(chunk) and not _sent_unasked(record))
         except Exception as exc:
             INTERNAL_ERRORS.record("stream.chunk", exc)
             return True
