@@ -33,6 +33,16 @@ def _db_path(db: Optional[Path]) -> str:
     return os.fspath(db) if db else default_path()
 
 
+def _writable_db_path(db: Optional[Path]) -> str:
+    """Returns the absolute store path for a command that writes to it; a file that cannot be a store is a UserError."""
+    from .store import check_writable
+
+    try:
+        return check_writable(_db_path(db))
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
 @app.command()
 @db_option
 @click.option("--calls", type=click.IntRange(1, 100_000), default=60, show_default=True,
@@ -49,7 +59,7 @@ def demo(db: Optional[Path], calls: int, seed: int, live: bool) -> None:
 
     if live and not os.environ.get("AURIKO_API_KEY"):
         raise UserError("--live needs AURIKO_API_KEY in the environment")
-    path = _db_path(db)
+    path = _writable_db_path(db)
     console = Console(stderr=True)
     target = "the real Auriko API" if live else "the local Auriko simulator"
     console.print(f"Running {calls + 4} calls against {target}, storing spans in {path}")

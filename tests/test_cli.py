@@ -44,13 +44,19 @@ def test_sql_prints_results_in_each_format(tmp_path, capsys):
     (["demo", "--calls", "0"], "--calls"),
     (["simulate", "--budget", "galaxy:daily:5"], "bad --budget"),
     (["sql", "SELEKT 1", "--db", "{db}"], "query failed"),
+    (["demo", "--db", "{notduck}"], "as an auriko-obs store: IO Error"),
+    (["report", "--db", "{notduck}", "--out", "{tmp}/r.md", "--format", "md"], "as an auriko-obs store: IO Error"),
+    (["schedule", "--db", "{notduck}", "--config", "{tmp}/schedule.toml"], "as an auriko-obs store: IO Error"),
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, message):
     db = tmp_path / "exists.duckdb"
     if "{db}" in argv:
         main(["demo", "--calls", "1", "--db", str(db)])
         capsys.readouterr()
-    argv = [a.replace("{db}", str(db)) for a in argv]
+    (tmp_path / "notduck.db").write_text("not a DuckDB file")
+    (tmp_path / "schedule.toml").write_text(f'[[report]]\ncron = "0 8 * * 1"\nout = "{tmp_path}/w.md"\n')
+    argv = [a.replace("{db}", str(db)).replace("{notduck}", str(tmp_path / "notduck.db")).replace("{tmp}", str(tmp_path))
+            for a in argv]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err

@@ -61,7 +61,12 @@ class Instrumentation:
         return done
 
     def stats(self) -> dict[str, Any]:
-        """Returns counters: spans exported and dropped, export failures, internal errors, spooled rows."""
+        """Returns counters: spans exported and dropped, export failures, internal errors, spooled rows.
+
+        ``exported_spans`` counts spans that every exporter took (DuckDB: written, or spooled while another
+        process held the file); ``export_failures`` the spans each exporter could not take, for DuckDB a
+        file it cannot write, whose batches wait in the spool (``spooled_spans``).
+        """
         store = next((e for e in self.pipeline.exporters if hasattr(e, "spooled_spans")), None)
         return {
             "exported_spans": self.pipeline.exported,
