@@ -23,6 +23,11 @@ class UserError(Exception):
     """Bad input or an unusable environment: reported in one line, exit code 2."""
 
 
+def cannot_listen(host: str, port: int, exc: OSError) -> UserError:
+    """Returns the one-line error for a server that cannot bind ``host:port`` (port taken, unknown host…)."""
+    return UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+
+
 db_option = click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None,
                          help="Store path (default: $AURIKO_OBS_DB or ./auriko_obs.duckdb).")
 
@@ -119,7 +124,10 @@ def simulate(port: int, host: str, seed: int, drift: bool, openai_mode: bool, la
     config = SimulatorConfig(seed=seed, drift=drift, openai_mode=openai_mode, latency_ms=latency_ms,
                              error_rate_5xx=error_rate, rpm_limit=rpm_limit, credits_usd=credits_usd,
                              budgets=[_parse_budget(b) for b in budget])
-    serve(host=host, port=port, config=config, ready=lambda message: print(message, flush=True))
+    try:
+        serve(host=host, port=port, config=config, ready=lambda message: print(message, flush=True))
+    except OSError as exc:
+        raise cannot_listen(host, port, exc) from None
 
 
 def _parse_budget(text: str) -> dict:
@@ -175,12 +183,19 @@ from .otlp import cli as _otlp_cli  # noqa: E402,F401
 from .reports import cli as _reports_cli  # noqa: E402,F401  (report, schedule, budget, dashboard)
 
 
+# click ≥ 8.2 raises this for a bare `auriko-obs`; its message is the whole help, shown as click shows it.
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Returns the exit code of the ``auriko-obs`` command line."""
     try:
         result = app.main(args=argv, prog_name="auriko-obs", standalone_mode=False)
         return result if isinstance(result, int) else 0
     except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except _NO_ARGS_IS_HELP as exc:
+        exc.show()
         return exc.exit_code
     except click.exceptions.Abort:
         print("auriko-obs: aborted", file=sys.stderr)

@@ -62,6 +62,33 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, message):
     assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
 
 
+@pytest.mark.parametrize("command", ["simulate", "dashboard"])
+def test_a_server_that_cannot_listen_exits_2_with_one_line(command, tmp_path, capsys):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        argv = [command, "--port", str(port)] + (["--db", str(tmp_path / "d.duckdb")] if command == "dashboard" else [])
+        assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"auriko-obs: cannot listen on 127.0.0.1:{port}: ") and len(err.splitlines()) == 1
+
+
+def test_bare_command_shows_the_help_as_click_does(capsys):
+    from auriko_obs.cli import app
+
+    # click's own behaviour for a group without a command: help on stdout and 0 (8.1), on stderr and 2 (8.2+)
+    with pytest.raises(SystemExit) as standalone:
+        app.main(args=[], prog_name="auriko-obs", standalone_mode=True)
+    expected = capsys.readouterr()
+    assert main([]) == standalone.value.code
+    shown = capsys.readouterr()
+    assert (shown.out, shown.err) == (expected.out, expected.err)
+    assert (shown.out + shown.err).startswith("Usage: auriko-obs ") and "Commands:" in shown.out + shown.err
+
+
 def test_live_demo_without_a_key_is_refused(monkeypatch, capsys):
     monkeypatch.delenv("AURIKO_API_KEY", raising=False)
     assert main(["demo", "--live"]) == 2
