@@ -12,6 +12,8 @@ from typing import Optional
 
 import click
 
+from .demo import EXTRA_CALLS
+
 
 @click.group(name="auriko-obs", context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="auriko-obs", prog_name="auriko-obs")
@@ -51,7 +53,7 @@ def _writable_db_path(db: Optional[Path]) -> str:
 @app.command()
 @db_option
 @click.option("--calls", type=click.IntRange(1, 100_000), default=60, show_default=True,
-              help="Chat calls in the workload (plus 4 others).")
+              help=f"Chat calls in the workload (plus {EXTRA_CALLS} others).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Simulator seed: the same seed gives the same run.")
 @click.option("--live", is_flag=True, help="Send the workload to the real Auriko API (needs AURIKO_API_KEY).")
 def demo(db: Optional[Path], calls: int, seed: int, live: bool) -> None:
@@ -67,7 +69,7 @@ def demo(db: Optional[Path], calls: int, seed: int, live: bool) -> None:
     path = _writable_db_path(db)
     console = Console(stderr=True)
     target = "the real Auriko API" if live else "the local Auriko simulator"
-    console.print(f"Running {calls + 4} calls against {target}, storing spans in {path}")
+    console.print(f"Running {calls + EXTRA_CALLS} calls against {target}, storing spans in {path}")
     with Progress(TextColumn("{task.description:<44}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as progress:
         task = progress.add_task("starting", total=None)
@@ -102,6 +104,8 @@ def _print_summary(frame, result) -> None:
     console.print(table)
     errors = ", ".join(f"{n} × {code}" for code, n in sorted(result.errors_seen.items())) or "none"
     console.print(f"Errors seen by the caller: {errors}")
+    for note in result.notes:
+        console.print(note)
     console.print(f"Query it: auriko-obs sql \"SELECT provider, sum(cost_usd) FROM llm_calls GROUP BY 1\" --db {result.db_path}")
 
 

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from auriko_obs.cli import main
+from auriko_obs.demo import EXTRA_CALLS
 
 
 def test_demo_writes_a_store_and_prints_a_summary(tmp_path, capsys, monkeypatch):
@@ -19,7 +20,7 @@ def test_demo_writes_a_store_and_prints_a_summary(tmp_path, capsys, monkeypatch)
     from auriko_obs import Store
 
     frame = Store(str(tmp_path / "auriko_obs.duckdb")).calls()
-    assert len(frame) == 12 + 4
+    assert len(frame) == 12 + EXTRA_CALLS
     assert frame["provider"].nunique() >= 3
     assert (frame["cached_tokens"].fillna(0) > 0).any(), "the repeated long prompt should hit the cache"
     assert frame["streaming"].any()
@@ -27,12 +28,34 @@ def test_demo_writes_a_store_and_prints_a_summary(tmp_path, capsys, monkeypatch)
     assert sorted(frame["error_code"].dropna()) == ["budget_exhausted", "rate_limit_exceeded"]
 
 
+def test_demo_runs_into_the_simulators_real_budget_and_rpm_limit(tmp_path, capsys, monkeypatch):
+    from auriko_obs import Store
+    from auriko_obs.demo import AGENT_RPM, BATCH_BUDGET_USD
+    from auriko_obs.simulator import Simulator
+
+    def no_injection(*args, **kwargs):
+        raise AssertionError("the demo must not inject its errors")
+
+    monkeypatch.setattr(Simulator, "inject", no_injection)
+    db = str(tmp_path / "d.duckdb")
+    assert main(["demo", "--calls", "4", "--db", db]) == 0
+    assert "1 × budget_exhausted" in capsys.readouterr().out
+    batch, agent = (Store(db).sql("SELECT * FROM llm_calls WHERE list_contains(tags, ?) ORDER BY start_time",
+                                  [f"team:{team}"]) for team in ("batch", "agent"))
+    assert list(batch["status"]) == ["ok", "error"] and batch.iloc[0]["cost_usd"] >= BATCH_BUDGET_USD
+    refused = batch.iloc[1]
+    assert refused["error_code"] == "budget_exhausted" and refused["budget_exceeded_scope"] == "api_key"
+    assert refused["budget_exceeded_period"] == "daily"
+    assert list(agent["status"]) == ["ok"] * AGENT_RPM + ["error"]
+    assert agent.iloc[-1]["error_code"] == "rate_limit_exceeded" and agent.iloc[-1]["retry_after_s"] > 0
+
+
 def test_sql_prints_results_in_each_format(tmp_path, capsys):
     db = str(tmp_path / "d.duckdb")
     assert main(["demo", "--calls", "3", "--db", db]) == 0
     capsys.readouterr()
     assert main(["sql", "SELECT count(*) AS n FROM llm_calls", "--db", db, "--format", "json"]) == 0
-    assert capsys.readouterr().out.strip() == '[{"n":7}]'
+    assert capsys.readouterr().out.strip() == f'[{{"n":{3 + EXTRA_CALLS}}}]'
     assert main(["sql", "SELECT 1 AS one", "--db", db, "--format", "csv"]) == 0
     assert capsys.readouterr().out.split() == ["one", "1"]
 
