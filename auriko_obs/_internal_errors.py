@@ -35,7 +35,7 @@ class InternalErrors:
             pass
 
     def warn(self, where: str, message: str) -> None:
-        """Counts a problem that has a plain explanation (a setting that cannot be used), logged once without a traceback."""
+        """Counts a problem with a plain explanation (a setting that cannot be used); the first is logged, no traceback."""
         try:
             if self._count(where):
                 log.warning("auriko_obs: %s", message)

@@ -78,8 +78,9 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, message):
         capsys.readouterr()
     (tmp_path / "notduck.db").write_text("not a DuckDB file")
     (tmp_path / "schedule.toml").write_text(f'[[report]]\ncron = "0 8 * * 1"\nout = "{tmp_path}/w.md"\n')
-    argv = [a.replace("{db}", str(db)).replace("{notduck}", str(tmp_path / "notduck.db")).replace("{tmp}", str(tmp_path))
-            for a in argv]
+    names = {"{db}": str(db), "{notduck}": str(tmp_path / "notduck.db"), "{tmp}": str(tmp_path)}
+    for name, value in names.items():
+        argv = [a.replace(name, value) for a in argv]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err

@@ -31,7 +31,9 @@ def streams_usage_unasked(client: Any) -> bool:
     if base_url is None:
         return False
     host = getattr(base_url, "host", None) or ""
-    return host == AURIKO_HOST_SUFFIX or host.endswith("." + AURIKO_HOST_SUFFIX) or str(base_url) in AURIKO_BASE_URLS
+    if host == AURIKO_HOST_SUFFIX or host.endswith("." + AURIKO_HOST_SUFFIX):
+        return True
+    return str(base_url) in AURIKO_BASE_URLS
 
 
 class CallRecord:

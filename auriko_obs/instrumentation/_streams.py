@@ -133,7 +133,8 @@ class _StreamProxyBase(wrapt.ObjectProxy):
         self._self_finish("abandoned")
 
 
-def _end(record: CallRecord, submit: Callable[[CallRecord], None], how: str, error: BaseException | None = None) -> None:
+def _end(record: CallRecord, submit: Callable[[CallRecord], None], how: str,
+         error: BaseException | None = None) -> None:
     """Ends a stream's record (the first end wins) and hands it to the pipeline."""
     try:
         if record.done:
@@ -149,7 +150,7 @@ def _end(record: CallRecord, submit: Callable[[CallRecord], None], how: str, err
 
 
 def end_open_streams() -> None:
-    """Ends every stream still open as ``abandoned`` (at exit: a stream the caller still holds is never collected in time)."""
+    """Ends every stream still open as ``abandoned`` (at exit, when a stream the caller holds is never collected)."""
     for record, submit in list(OPEN_STREAMS.items()):
         _end(record, submit, "abandoned")
 
