@@ -12,6 +12,8 @@ from typing import Optional
 
 import click
 
+from .demo import EXTRA_CALLS
+
 
 @click.group(name="auriko-obs", context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="auriko-obs", prog_name="auriko-obs")
@@ -21,6 +23,11 @@ def app() -> None:
 
 class UserError(Exception):
     """Bad input or an unusable environment: reported in one line, exit code 2."""
+
+
+def cannot_listen(host: str, port: int, exc: OSError) -> UserError:
+    """Returns the one-line error for a server that cannot bind ``host:port`` (port taken, unknown host…)."""
+    return UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
 
 
 db_option = click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -33,10 +40,20 @@ def _db_path(db: Optional[Path]) -> str:
     return os.fspath(db) if db else default_path()
 
 
+def _writable_db_path(db: Optional[Path]) -> str:
+    """Returns the absolute store path for a command that writes to it; a file that cannot be a store is a UserError."""
+    from .store import check_writable
+
+    try:
+        return check_writable(_db_path(db))
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
 @app.command()
 @db_option
 @click.option("--calls", type=click.IntRange(1, 100_000), default=60, show_default=True,
-              help="Chat calls in the workload (plus 4 others).")
+              help=f"Chat calls in the workload (plus {EXTRA_CALLS} others).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Simulator seed: the same seed gives the same run.")
 @click.option("--live", is_flag=True, help="Send the workload to the real Auriko API (needs AURIKO_API_KEY).")
 def demo(db: Optional[Path], calls: int, seed: int, live: bool) -> None:
@@ -49,10 +66,10 @@ def demo(db: Optional[Path], calls: int, seed: int, live: bool) -> None:
 
     if live and not os.environ.get("AURIKO_API_KEY"):
         raise UserError("--live needs AURIKO_API_KEY in the environment")
-    path = _db_path(db)
+    path = _writable_db_path(db)
     console = Console(stderr=True)
     target = "the real Auriko API" if live else "the local Auriko simulator"
-    console.print(f"Running {calls + 4} calls against {target}, storing spans in {path}")
+    console.print(f"Running {calls + EXTRA_CALLS} calls against {target}, storing spans in {path}")
     with Progress(TextColumn("{task.description:<44}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as progress:
         task = progress.add_task("starting", total=None)
@@ -87,6 +104,8 @@ def _print_summary(frame, result) -> None:
     console.print(table)
     errors = ", ".join(f"{n} × {code}" for code, n in sorted(result.errors_seen.items())) or "none"
     console.print(f"Errors seen by the caller: {errors}")
+    for note in result.notes:
+        console.print(note)
     console.print(f"Query it: auriko-obs sql \"SELECT provider, sum(cost_usd) FROM llm_calls GROUP BY 1\" --db {result.db_path}")
 
 
@@ -109,7 +128,10 @@ def simulate(port: int, host: str, seed: int, drift: bool, openai_mode: bool, la
     config = SimulatorConfig(seed=seed, drift=drift, openai_mode=openai_mode, latency_ms=latency_ms,
                              error_rate_5xx=error_rate, rpm_limit=rpm_limit, credits_usd=credits_usd,
                              budgets=[_parse_budget(b) for b in budget])
-    serve(host=host, port=port, config=config, ready=lambda message: print(message, flush=True))
+    try:
+        serve(host=host, port=port, config=config, ready=lambda message: print(message, flush=True))
+    except OSError as exc:
+        raise cannot_listen(host, port, exc) from None
 
 
 def _parse_budget(text: str) -> dict:
@@ -165,12 +187,19 @@ from .otlp import cli as _otlp_cli  # noqa: E402,F401
 from .reports import cli as _reports_cli  # noqa: E402,F401  (report, schedule, budget, dashboard)
 
 
+# click ≥ 8.2 raises this for a bare `auriko-obs`; its message is the whole help, shown as click shows it.
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Returns the exit code of the ``auriko-obs`` command line."""
     try:
         result = app.main(args=argv, prog_name="auriko-obs", standalone_mode=False)
         return result if isinstance(result, int) else 0
     except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except _NO_ARGS_IS_HELP as exc:
+        exc.show()
         return exc.exit_code
     except click.exceptions.Abort:
         print("auriko-obs: aborted", file=sys.stderr)

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from auriko_obs.cli import main
+from auriko_obs.demo import EXTRA_CALLS
 
 
 def test_demo_writes_a_store_and_prints_a_summary(tmp_path, capsys, monkeypatch):
@@ -19,7 +20,7 @@ def test_demo_writes_a_store_and_prints_a_summary(tmp_path, capsys, monkeypatch)
     from auriko_obs import Store
 
     frame = Store(str(tmp_path / "auriko_obs.duckdb")).calls()
-    assert len(frame) == 12 + 4
+    assert len(frame) == 12 + EXTRA_CALLS
     assert frame["provider"].nunique() >= 3
     assert (frame["cached_tokens"].fillna(0) > 0).any(), "the repeated long prompt should hit the cache"
     assert frame["streaming"].any()
@@ -27,12 +28,34 @@ def test_demo_writes_a_store_and_prints_a_summary(tmp_path, capsys, monkeypatch)
     assert sorted(frame["error_code"].dropna()) == ["budget_exhausted", "rate_limit_exceeded"]
 
 
+def test_demo_runs_into_the_simulators_real_budget_and_rpm_limit(tmp_path, capsys, monkeypatch):
+    from auriko_obs import Store
+    from auriko_obs.demo import AGENT_RPM, BATCH_BUDGET_USD
+    from auriko_obs.simulator import Simulator
+
+    def no_injection(*args, **kwargs):
+        raise AssertionError("the demo must not inject its errors")
+
+    monkeypatch.setattr(Simulator, "inject", no_injection)
+    db = str(tmp_path / "d.duckdb")
+    assert main(["demo", "--calls", "4", "--db", db]) == 0
+    assert "1 × budget_exhausted" in capsys.readouterr().out
+    batch, agent = (Store(db).sql("SELECT * FROM llm_calls WHERE list_contains(tags, ?) ORDER BY start_time",
+                                  [f"team:{team}"]) for team in ("batch", "agent"))
+    assert list(batch["status"]) == ["ok", "error"] and batch.iloc[0]["cost_usd"] >= BATCH_BUDGET_USD
+    refused = batch.iloc[1]
+    assert refused["error_code"] == "budget_exhausted" and refused["budget_exceeded_scope"] == "api_key"
+    assert refused["budget_exceeded_period"] == "daily"
+    assert list(agent["status"]) == ["ok"] * AGENT_RPM + ["error"]
+    assert agent.iloc[-1]["error_code"] == "rate_limit_exceeded" and agent.iloc[-1]["retry_after_s"] > 0
+
+
 def test_sql_prints_results_in_each_format(tmp_path, capsys):
     db = str(tmp_path / "d.duckdb")
     assert main(["demo", "--calls", "3", "--db", db]) == 0
     capsys.readouterr()
     assert main(["sql", "SELECT count(*) AS n FROM llm_calls", "--db", db, "--format", "json"]) == 0
-    assert capsys.readouterr().out.strip() == '[{"n":7}]'
+    assert capsys.readouterr().out.strip() == f'[{{"n":{3 + EXTRA_CALLS}}}]'
     assert main(["sql", "SELECT 1 AS one", "--db", db, "--format", "csv"]) == 0
     assert capsys.readouterr().out.split() == ["one", "1"]
 
@@ -44,16 +67,50 @@ def test_sql_prints_results_in_each_format(tmp_path, capsys):
     (["demo", "--calls", "0"], "--calls"),
     (["simulate", "--budget", "galaxy:daily:5"], "bad --budget"),
     (["sql", "SELEKT 1", "--db", "{db}"], "query failed"),
+    (["demo", "--db", "{notduck}"], "as an auriko-obs store: IO Error"),
+    (["report", "--db", "{notduck}", "--out", "{tmp}/r.md", "--format", "md"], "as an auriko-obs store: IO Error"),
+    (["schedule", "--db", "{notduck}", "--config", "{tmp}/schedule.toml"], "as an auriko-obs store: IO Error"),
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, message):
     db = tmp_path / "exists.duckdb"
     if "{db}" in argv:
         main(["demo", "--calls", "1", "--db", str(db)])
         capsys.readouterr()
-    argv = [a.replace("{db}", str(db)) for a in argv]
+    (tmp_path / "notduck.db").write_text("not a DuckDB file")
+    (tmp_path / "schedule.toml").write_text(f'[[report]]\ncron = "0 8 * * 1"\nout = "{tmp_path}/w.md"\n')
+    names = {"{db}": str(db), "{notduck}": str(tmp_path / "notduck.db"), "{tmp}": str(tmp_path)}
+    for name, value in names.items():
+        argv = [a.replace(name, value) for a in argv]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["simulate", "dashboard"])
+def test_a_server_that_cannot_listen_exits_2_with_one_line(command, tmp_path, capsys):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        argv = [command, "--port", str(port)] + (["--db", str(tmp_path / "d.duckdb")] if command == "dashboard" else [])
+        assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"auriko-obs: cannot listen on 127.0.0.1:{port}: ") and len(err.splitlines()) == 1
+
+
+def test_bare_command_shows_the_help_as_click_does(capsys):
+    from auriko_obs.cli import app
+
+    # click's own behaviour for a group without a command: help on stdout and 0 (8.1), on stderr and 2 (8.2+)
+    with pytest.raises(SystemExit) as standalone:
+        app.main(args=[], prog_name="auriko-obs", standalone_mode=True)
+    expected = capsys.readouterr()
+    assert main([]) == standalone.value.code
+    shown = capsys.readouterr()
+    assert (shown.out, shown.err) == (expected.out, expected.err)
+    assert (shown.out + shown.err).startswith("Usage: auriko-obs ") and "Commands:" in shown.out + shown.err
 
 
 def test_live_demo_without_a_key_is_refused(monkeypatch, capsys):

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import subprocess
+import sys
+import textwrap
 
 import openai
 import pandas as pd
@@ -127,6 +130,55 @@ def test_stream_helper_and_parse_helper_are_recorded(instrumented, client):
     assert streamed["streaming"] == True and streamed["output_tokens"] == final.usage.completion_tokens  # noqa: E712
     assert structured["streaming"] == False and attrs(structured)["gen_ai.output.type"] == "json"  # noqa: E712
     assert structured["provider"] is not None
+
+
+def _stream_ends(db_path):
+    return [attrs(row)["auriko.stream.end"] for _, row in calls(db_path).iterrows()]
+
+
+def test_stream_helpers_left_early_end_the_span_while_the_stream_is_still_referenced(instrumented, client):
+    with client.chat.completions.stream(model="gpt-4o", messages=MESSAGES, max_tokens=200) as chat_stream:
+        for _ in chat_stream:
+            break
+    with client.responses.stream(model="gpt-4o", input="Name a colour.") as response_stream:
+        next(iter(response_stream))
+        response_stream.close()  # an explicit close, inside the block
+    assert _stream_ends(instrumented) == ["closed", "closed"]  # chat_stream and response_stream are still alive
+    frame = calls(instrumented)
+    assert list(frame["operation"]) == ["chat", "responses"] and frame["request_id"].notna().all()
+
+
+def test_async_stream_helpers_left_early_end_the_span(instrumented, async_client):
+    async def main():
+        async with async_client.chat.completions.stream(model="gpt-4o", messages=MESSAGES) as chat_stream:
+            async for _ in chat_stream:
+                break
+        async with async_client.responses.stream(model="gpt-4o", input="Name a colour.") as response_stream:
+            async for _ in response_stream:
+                break
+        await async_client.close()
+        return chat_stream, response_stream
+
+    streams = asyncio.run(main())
+    assert _stream_ends(instrumented) == ["closed", "closed"] and len(streams) == 2
+
+
+HOLDS_A_STREAM = textwrap.dedent("""
+    import sys, openai, auriko_obs
+    auriko_obs.instrument(db=sys.argv[1], service_name="exit")
+    client = openai.OpenAI(base_url=sys.argv[2], api_key="ak_exit_test", max_retries=0)
+    stream = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}],
+                                            stream=True, max_tokens=200)
+    next(stream)   # still open, and still referenced, when the interpreter exits
+""")
+
+
+def test_a_stream_still_open_at_exit_is_recorded_as_abandoned(db_path, sim):
+    done = subprocess.run([sys.executable, "-c", HOLDS_A_STREAM, db_path, sim.base_url], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    frame = auriko_obs.Store(db_path).calls()
+    assert len(frame) == 1 and attrs(frame.iloc[0])["auriko.stream.end"] == "abandoned"
 
 
 def test_async_create_and_async_stream(instrumented, async_client):
@@ -297,6 +349,37 @@ def test_non_auriko_endpoint_gives_null_routing_and_estimated_cost_and_hides_inj
     assert first["cost_usd"] == pytest.approx(expected)
 
 
+def test_auriko_usage_chunk_without_routing_metadata_reaches_the_caller(instrumented, sim):
+    from auriko_obs.instrumentation._state import AURIKO_BASE_URLS
+
+    AURIKO_BASE_URLS.clear()  # this server is not known yet: its headers must tell
+    sim.configure(metadata_fault="missing")  # Auriko's usage chunk, but no routing_metadata on it
+    with openai.OpenAI(base_url=sim.base_url, api_key=API_KEY, max_retries=0) as plain_client:
+        auriko_obs.uninstrument()
+        bare = list(plain_client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True))
+        auriko_obs.instrument(db=instrumented, service_name="tests")
+        first = list(plain_client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True))
+        stream = plain_client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+        later = list(stream)
+    usage_only = [c for c in bare if not c.choices and c.usage is not None]
+    assert len(usage_only) == 1
+    for seen in (first, later):
+        assert _chunks_text(seen) == _chunks_text(bare)
+        assert [c.usage for c in seen] == [c.usage for c in bare]
+    assert "stream_options" not in json.loads(stream.response.request.content)  # known as Auriko: sent as written
+    frame = calls(instrumented)
+    assert list(frame["input_tokens"]) == [usage_only[0].usage.prompt_tokens] * 2
+
+
+def test_only_auriko_hosts_are_trusted_to_stream_usage_unasked():
+    from auriko_obs.instrumentation._state import streams_usage_unasked
+
+    for base_url, expected in (("https://api.auriko.ai/v1", True), ("https://eu.api.auriko.ai/v1", True),
+                               ("https://api.openai.com/v1", False), ("https://notauriko.ai/v1", False)):
+        with openai.OpenAI(base_url=base_url, api_key=API_KEY) as some_client:
+            assert streams_usage_unasked(some_client) is expected, base_url
+
+
 def test_content_is_not_recorded_unless_opted_in(db_path, client, monkeypatch):
     auriko_obs.instrument(db=db_path)
     try:
@@ -434,3 +517,94 @@ def test_semconv_names_match_the_installed_package():
     ours = set(fields.GENAI_NAMES.values())
     missing = ours - installed
     assert not missing, f"not in the installed semantic conventions: {sorted(missing)}"
+
+
+# ---------------------------------------------------------------- settings from the environment
+
+
+@pytest.fixture
+def fresh_internal_errors(monkeypatch):
+    """Counts internal errors from zero, so that a kind logged by an earlier test is logged again."""
+    from collections import Counter
+
+    from auriko_obs._internal_errors import INTERNAL_ERRORS
+
+    monkeypatch.setattr(INTERNAL_ERRORS, "counts", Counter())
+    return INTERNAL_ERRORS
+
+
+def _warnings(caplog, where_text):
+    return [r for r in caplog.records if r.name.startswith("auriko_obs") and where_text in r.getMessage()]
+
+
+def _instrument_and_call(db_path, client):
+    """Instruments (as an application starting would), makes one call, returns the stats."""
+    auriko_obs.instrument(db=db_path, service_name="tests")
+    client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    assert len(calls(db_path)) == 1  # the DuckDB store keeps working
+    return auriko_obs.stats()
+
+
+_OTLP_HTTP_MODULES = ("opentelemetry.exporter.otlp.proto.http.trace_exporter",
+                      "opentelemetry.exporter.otlp.proto.http.metric_exporter")
+
+
+def test_otlp_endpoint_in_the_environment_without_the_otlp_extra_is_a_warning(db_path, client, monkeypatch, caplog,
+                                                                                 fresh_internal_errors):
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+    for module in _OTLP_HTTP_MODULES:  # as if the [otlp] extra were not installed
+        monkeypatch.setitem(sys.modules, module, None)
+    try:
+        stats = _instrument_and_call(db_path, client)
+        assert stats["internal_errors"]["setup.otlp"] >= 1 and "otlp" not in stats
+        [warning] = _warnings(caplog, "OTEL_EXPORTER_OTLP")
+        assert "pip install 'auriko-obs[otlp]'" in warning.getMessage() and warning.exc_info is None
+    finally:
+        auriko_obs.uninstrument()
+    with pytest.raises(ImportError, match=r"auriko-obs\[otlp\]"):  # an explicit request still says no
+        auriko_obs.instrument(db=db_path, otlp=True)
+    auriko_obs.uninstrument()
+
+
+def test_otlp_protocol_http_json_in_the_environment_falls_back_to_http_protobuf(db_path, client, monkeypatch, caplog,
+                                                                                  fresh_internal_errors):
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.http.trace_exporter")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")
+    try:
+        stats = _instrument_and_call(db_path, client)
+        exporter = auriko_obs.instrumentation.active().export.otlp.exporter
+        assert type(exporter).__module__ == _OTLP_HTTP_MODULES[0]
+        assert stats["internal_errors"]["setup.otlp_protocol"] == 1 and "otlp" in stats
+        [warning] = _warnings(caplog, "http/json")
+        assert "using http/protobuf" in warning.getMessage()
+    finally:
+        auriko_obs.uninstrument()
+    with pytest.raises(ValueError, match="http/json"):
+        auriko_obs.instrument(db=db_path, otlp={"endpoint": "http://127.0.0.1:9", "protocol": "http/json"})
+    auriko_obs.uninstrument()
+
+
+def test_prometheus_port_taken_by_another_worker_is_a_warning_from_the_environment(db_path, client, monkeypatch, caplog,
+                                                                                     fresh_internal_errors):
+    pytest.importorskip("opentelemetry.exporter.prometheus")
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        monkeypatch.setenv("AURIKO_OBS_PROMETHEUS", str(port))
+        try:
+            stats = _instrument_and_call(db_path, client)
+            assert stats["internal_errors"]["setup.prometheus"] == 1
+            assert stats.get("metrics", {}).get("prometheus_port") is None
+            [warning] = _warnings(caplog, "AURIKO_OBS_PROMETHEUS")
+            assert f"127.0.0.1:{port}" in warning.getMessage()
+        finally:
+            auriko_obs.uninstrument()
+        monkeypatch.delenv("AURIKO_OBS_PROMETHEUS")
+        with pytest.raises(OSError, match="cannot serve Prometheus /metrics"):
+            auriko_obs.instrument(db=db_path, prometheus=port)
+        auriko_obs.uninstrument()

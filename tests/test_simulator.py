@@ -597,6 +597,24 @@ def test_rpm_limit_gives_429_with_retry_after_and_the_window_slides():
     assert headers["x-ratelimit-remaining-requests"] == "0"
 
 
+def test_a_key_with_its_own_rpm_limit_is_limited_and_other_keys_are_not():
+    with Simulator() as sim, openai.OpenAI(base_url=sim.base_url, api_key=API_KEY, max_retries=0) as client, \
+            openai.OpenAI(base_url=sim.base_url, api_key=OTHER_KEY, max_retries=0) as other:
+        my_key = client.get("/me", cast_to=object)["key_id"]
+        sim.configure(key_rpm_limits={my_key: 2})
+        assert client.get("/me", cast_to=object)["rate_limits"]["inference_rpm"] == 2
+        first = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=USER)
+        client.chat.completions.create(model="gpt-4o-mini", messages=USER)
+        with pytest.raises(openai.RateLimitError) as caught:
+            client.chat.completions.create(model="gpt-4o-mini", messages=USER)
+        for _ in range(3):  # rpm_limit None: no limit for keys without one of their own
+            other.chat.completions.create(model="gpt-4o-mini", messages=USER)
+    assert first.headers["x-ratelimit-limit-requests"] == "2"
+    assert caught.value.code == "rate_limit_exceeded" and "2 requests per minute" in caught.value.message
+    with pytest.raises(ValueError, match="key_rpm_limits"):
+        sim.configure(key_rpm_limits={my_key: 0})
+
+
 # ---------------------------------------------------------------- injected and random failures
 
 

@@ -127,3 +127,42 @@ def test_writers_check_the_schema_again_only_when_someone_else_changed_the_file(
     with _files.connect(path, read_only=False, wait_s=5) as con:
         tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
     assert len(checks) == 3 and {"spans", "llm_calls", "unrelated"} <= tables
+
+
+def test_a_file_that_is_not_a_store_is_warned_about_once_and_counted_truthfully(tmp_path, client, monkeypatch, caplog):
+    from collections import Counter
+
+    from auriko_obs._internal_errors import INTERNAL_ERRORS
+    from auriko_obs.store import spool_dir
+
+    monkeypatch.setattr(INTERNAL_ERRORS, "counts", Counter())
+    path = tmp_path / "notes.duckdb"
+    path.write_text("these are my notes, not a DuckDB file\n")
+    auriko_obs.instrument(db=str(path), service_name="tests")
+    try:
+        for _ in range(3):
+            client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+            assert auriko_obs.flush()  # three batches, three failed writes
+        stats = auriko_obs.stats()
+    finally:
+        auriko_obs.uninstrument()
+    assert stats["exported_spans"] == 0 and stats["export_failures"] == {"DuckDBSpanExporter": 3}
+    assert stats["internal_errors"] == {"store.write": 3}
+    assert stats["spooled_spans"] == 3 and len(list(spool_dir(path).glob("*.parquet"))) == 3  # kept, not lost
+    logged = [r for r in caplog.records if r.name.startswith("auriko_obs")]
+    assert len(logged) == 1 and logged[0].exc_info is None
+    assert str(path) in logged[0].getMessage() and "not a valid DuckDB database file" in logged[0].getMessage()
+    assert path.read_text().startswith("these are my notes")
+
+
+def test_check_writable_says_why_a_path_cannot_be_a_store(tmp_path):
+    from auriko_obs.store import check_writable
+
+    store = tmp_path / "new.duckdb"
+    assert check_writable(store) == str(store) and auriko_obs.Store(store).schema_version == SCHEMA_VERSION
+    not_duckdb = tmp_path / "notes.txt"
+    not_duckdb.write_text("notes")
+    with pytest.raises(ValueError, match=f"cannot use {not_duckdb} as an auriko-obs store: .*not a valid DuckDB"):
+        check_writable(not_duckdb)
+    with pytest.raises(ValueError, match="cannot use .* as an auriko-obs store"):
+        check_writable(tmp_path)  # a folder

@@ -7,7 +7,7 @@ from typing import Optional
 
 import click
 
-from ..cli import UserError, _db_path, app, db_option
+from ..cli import UserError, _db_path, app, cannot_listen, db_option
 
 
 @app.command()
@@ -26,4 +26,4 @@ def dashboard(db: Optional[Path], port: int, host: str, folder: Optional[str]) -
     except DashboardError as exc:
         raise UserError(str(exc)) from None
     except OSError as exc:
-        raise UserError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
+        raise cannot_listen(host, port, exc) from None

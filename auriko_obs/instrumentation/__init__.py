@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from .._version import __version__
-from ._patch import AURIKO_TARGETS, HOOKS, HTTP_TARGETS, OPENAI_TARGETS, Patcher, wrap_instance_methods
+from ._patch import (AURIKO_TARGETS, HOOKS, HTTP_TARGETS, OPENAI_TARGETS, STREAM_HELPER_TARGETS, Patcher,
+                     wrap_instance_methods)
 from ._pipeline import Pipeline
 from ._state import EXTRA, INTERNAL_ERRORS, CallRecord
 
@@ -60,7 +61,12 @@ class Instrumentation:
         return done
 
     def stats(self) -> dict[str, Any]:
-        """Returns counters: spans exported and dropped, export failures, internal errors, spooled rows."""
+        """Returns counters: spans exported and dropped, export failures, internal errors, spooled rows.
+
+        ``exported_spans`` counts spans that every exporter took (DuckDB: written, or spooled while another
+        process held the file); ``export_failures`` the spans each exporter could not take, for DuckDB a
+        file it cannot write, whose batches wait in the spool (``spooled_spans``).
+        """
         store = next((e for e in self.pipeline.exporters if hasattr(e, "spooled_spans")), None)
         return {
             "exported_spans": self.pipeline.exported,
@@ -173,9 +179,10 @@ def instrument(db: str | os.PathLike[str] | None | bool = None, *, service_name:
     from ..store import default_path
 
     capture = capture_content or _capture_from_env()
-    if prometheus is None and os.environ.get("AURIKO_OBS_PROMETHEUS"):
-        prometheus = os.environ["AURIKO_OBS_PROMETHEUS"]
-    config = (_key(otlp), _key(tracer_provider), metrics, prometheus)
+    # The variable is read where it is used (a port it names that is taken is a warning, not an error);
+    # here only to notice that it changed.
+    config = (_key(otlp), _key(tracer_provider), metrics,
+              prometheus if prometheus is not None else os.environ.get("AURIKO_OBS_PROMETHEUS"))
     with _lock:
         wanted_db = None if db is False else os.path.abspath(os.fspath(default_path() if db in (None, True) else db))
         if _active is not None and (_active.db_path != wanted_db or _active.capture_content != capture
@@ -186,7 +193,7 @@ def instrument(db: str | os.PathLike[str] | None | bool = None, *, service_name:
         if _active is None:
             _active = _start(db, service_name, capture, otlp, tracer_provider, metrics, prometheus)
             _active.config = config
-        _patcher.apply(OPENAI_TARGETS + AURIKO_TARGETS + HTTP_TARGETS)
+        _patcher.apply(OPENAI_TARGETS + AURIKO_TARGETS + HTTP_TARGETS + STREAM_HELPER_TARGETS)
         return _active
 
 
@@ -221,7 +228,8 @@ def wrap(client: Any) -> Any:
         global _active
         if _active is None:
             _active = _start(None, None, _capture_from_env())
-        _patcher.apply(HTTP_TARGETS)  # header capture: a no-op for calls that are not being recorded
+        # Header capture and the stream helpers' close: no-ops for calls that are not being recorded.
+        _patcher.apply(HTTP_TARGETS + STREAM_HELPER_TARGETS)
         wrap_instance_methods(client)
     return client
 

@@ -14,7 +14,7 @@ import orjson
 
 from .. import fields as F
 from ._prices import estimate_cost_usd
-from ._state import CallRecord
+from ._state import AURIKO_BASE_URLS, CallRecord
 from ._streams import field
 
 Attributes = dict[str, Any]
@@ -164,21 +164,28 @@ def _attribute_value(value: Any) -> Any:
         return str(value)
 
 
-_SERVER_CACHE: dict[int, tuple[Any, str | None, int | None]] = {}
+_SERVER_CACHE: dict[int, tuple[Any, str, str | None, int | None]] = {}
 
 
-def _server_attributes(client: Any, attrs: Attributes) -> None:
+def _server(client: Any) -> tuple[Any, str, str | None, int | None] | None:
+    """Returns (base URL, its text, host, port) for the client's server, None without a base URL."""
     base_url = getattr(client, "base_url", None)
     if base_url is None:
-        return
+        return None
     cached = _SERVER_CACHE.get(id(base_url))
     if cached is None or cached[0] is not base_url:  # ids are reused after GC: check identity
-        cached = (base_url, *_host_port(base_url))
+        cached = (base_url, str(base_url), *_host_port(base_url))
         if len(_SERVER_CACHE) > 1024:
             _SERVER_CACHE.clear()
         _SERVER_CACHE[id(base_url)] = cached
-    _put(attrs, F.SERVER_ADDRESS, cached[1])
-    _put(attrs, F.SERVER_PORT, cached[2])
+    return cached
+
+
+def _server_attributes(client: Any, attrs: Attributes) -> None:
+    server = _server(client)
+    if server is not None:
+        _put(attrs, F.SERVER_ADDRESS, server[2])
+        _put(attrs, F.SERVER_PORT, server[3])
 
 
 def _host_port(base_url: Any) -> tuple[str | None, int | None]:
@@ -186,6 +193,15 @@ def _host_port(base_url: Any) -> tuple[str | None, int | None]:
 
     parts = urlsplit(str(base_url))
     return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def _remember_auriko(record: CallRecord, attrs: Attributes) -> None:
+    # A response with Auriko's credit header or routing_metadata: later streams to that base URL are sent
+    # without our include_usage (Auriko sends usage unasked), so the caller sees exactly what Auriko sends.
+    if record.api == "openai" and ("auriko.credits.balance_usd" in attrs or "auriko.routing.provider" in attrs):
+        server = _server(record.client)
+        if server is not None:
+            AURIKO_BASE_URLS.add(server[1])
 
 
 # ---------------------------------------------------------------- response side
@@ -473,6 +489,7 @@ def build_attributes(record: CallRecord, capture_content: bool = False) -> tuple
     elif in_band:
         _error_attributes(_InBandError(in_band), attrs)
     _cost_estimate(attrs)
+    _remember_auriko(record, attrs)
     attrs[F.GEN_AI_PROVIDER_NAME] = attrs.get("auriko.routing.provider") or "openai"
     if record.extra:
         attrs.update(record.extra)

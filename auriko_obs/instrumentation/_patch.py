@@ -15,8 +15,8 @@ from typing import Any, Callable
 import wrapt
 from opentelemetry import context as otel_context
 
-from ._state import CURRENT, INTERNAL_ERRORS, CallRecord
-from ._streams import AsyncStreamProxy, SyncStreamProxy
+from ._state import CURRENT, INTERNAL_ERRORS, CallRecord, streams_usage_unasked
+from ._streams import AsyncStreamProxy, SyncStreamProxy, aclose_helper_stream, close_helper_stream
 
 
 class Hooks:
@@ -37,8 +37,10 @@ HOOKS = Hooks()
 
 def _begin(kind: str, api: str, resource: Any, kwargs: dict) -> CallRecord:
     record = CallRecord(kind, api, kwargs, getattr(resource, "_client", None), time_ns(), otel_context.get_current())
-    if record.streaming and kind == "chat" and api == "openai" and not kwargs.get("stream_options"):
-        # Usage on streams needs include_usage; Auriko forces it anyway, other servers need asking.
+    if (record.streaming and kind == "chat" and api == "openai" and not kwargs.get("stream_options")
+            and not streams_usage_unasked(record.client)):
+        # Usage on streams needs include_usage; Auriko forces it anyway, other servers need asking (and
+        # the stream proxy then hides the usage chunk the caller did not ask for).
         kwargs["stream_options"] = {"include_usage": True}
         record.injected_usage = True
     if HOOKS.capture_content:
@@ -203,6 +205,16 @@ HTTP_TARGETS: tuple[Target, ...] = (
     Target("openai._response", "BaseAPIResponse.__init__", lambda: _capture_http_response),
     Target("openai._legacy_response", "LegacyAPIResponse.__init__", lambda: _capture_http_response),
     Target("openai._base_client", "BaseClient._build_request", lambda: _count_attempt),
+)
+# The `.stream()` helpers' close() closes the HTTP response itself, bypassing our stream proxy: leaving
+# their `with` block early must end the span too. A no-op for streams that are not being recorded.
+_CHAT_HELPER = "openai.lib.streaming.chat._completions"
+_RESP_HELPER = "openai.lib.streaming.responses._responses"
+STREAM_HELPER_TARGETS: tuple[Target, ...] = (
+    Target(_CHAT_HELPER, "ChatCompletionStream.close", lambda: close_helper_stream),
+    Target(_CHAT_HELPER, "AsyncChatCompletionStream.close", lambda: aclose_helper_stream),
+    Target(_RESP_HELPER, "ResponseStream.close", lambda: close_helper_stream),
+    Target(_RESP_HELPER, "AsyncResponseStream.close", lambda: aclose_helper_stream),
 )
 AURIKO_TARGETS: tuple[Target, ...] = (
     Target("auriko.resources.chat", "Completions.create", _call("chat", "auriko", False)),

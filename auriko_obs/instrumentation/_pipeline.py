@@ -29,6 +29,7 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Trace
 
 from ._extract import build_attributes
 from ._state import INTERNAL_ERRORS, CallRecord
+from ._streams import end_open_streams
 
 log = logging.getLogger("auriko_obs")
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
@@ -146,22 +147,27 @@ class Pipeline:
     def _export(self, spans: list[ReadableSpan]) -> None:
         if not spans:
             return
+        delivered = True
         for exporter in self.exporters:
             name = type(exporter).__name__
             try:
                 result = exporter.export(spans)
-                if getattr(result, "name", "SUCCESS") != "SUCCESS":
-                    self.export_failures[name] = self.export_failures.get(name, 0) + len(spans)
+                ok = getattr(result, "name", "SUCCESS") == "SUCCESS"
             except Exception as exc:
-                self.export_failures[name] = self.export_failures.get(name, 0) + len(spans)
+                ok = False
                 INTERNAL_ERRORS.record(f"export.{name}", exc)
-        self.exported += len(spans)
+            if not ok:
+                self.export_failures[name] = self.export_failures.get(name, 0) + len(spans)
+                delivered = False
+        if delivered:  # `exported` counts spans that every exporter took
+            self.exported += len(spans)
 
 
 _PIPELINES: "weakref.WeakSet[Pipeline]" = weakref.WeakSet()
 
 
 def _flush_all_at_exit() -> None:
+    end_open_streams()
     for pipeline in list(_PIPELINES):
         try:
             pipeline.flush(10.0)

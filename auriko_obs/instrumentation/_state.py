@@ -8,18 +8,32 @@ extraction, span building and storage happens later on the pipeline's worker thr
 from __future__ import annotations
 
 import contextvars
-import logging
-import threading
-from collections import Counter
 from typing import Any
 
-log = logging.getLogger("auriko_obs")
+from .._internal_errors import INTERNAL_ERRORS  # noqa: F401  (re-exported: the hot path's modules count here)
 
 # The call being made in this context, so that lower-level hooks (the HTTP response, retries) can
 # attach what they see to it, and nested instrumented methods don't record the same call twice.
 CURRENT: contextvars.ContextVar["CallRecord | None"] = contextvars.ContextVar("auriko_obs_current", default=None)
 # Extra span attributes for calls made in this context (notebook cell, experiment name, …).
 EXTRA: contextvars.ContextVar["dict[str, Any] | None"] = contextvars.ContextVar("auriko_obs_extra", default=None)
+
+# Base URLs that answered like Auriko (its credit-balance header, or routing_metadata) in this process.
+# Auriko sends usage on every stream unasked, so streams to them are sent exactly as the caller wrote them.
+AURIKO_BASE_URLS: set[str] = set()
+AURIKO_HOST_SUFFIX = "auriko.ai"
+AURIKO_HEADER = b"x-credits-balance-microdollars"  # on every Auriko response (auriko-api.md §4)
+
+
+def streams_usage_unasked(client: Any) -> bool:
+    """Returns whether the client's server is Auriko, known by its host or by an earlier response."""
+    base_url = getattr(client, "base_url", None)
+    if base_url is None:
+        return False
+    host = getattr(base_url, "host", None) or ""
+    if host == AURIKO_HOST_SUFFIX or host.endswith("." + AURIKO_HOST_SUFFIX):
+        return True
+    return str(base_url) in AURIKO_BASE_URLS
 
 
 class CallRecord:
@@ -59,28 +73,3 @@ class CallRecord:
         self.injected_usage = False
         self.messages = None
         self.done = False
-
-
-class InternalErrors:
-    """Counts failures inside auriko_obs (never the caller's), and logs the first of each kind once."""
-
-    def __init__(self) -> None:
-        self.counts: Counter[str] = Counter()
-        self._lock = threading.Lock()
-
-    def record(self, where: str, exc: BaseException) -> None:
-        try:
-            with self._lock:
-                self.counts[where] += 1
-                first = self.counts[where] == 1
-            if first:
-                log.warning("auriko_obs: internal error in %s (the call itself is unaffected; "
-                            "further errors here are counted, not logged)", where, exc_info=exc)
-        except Exception:  # logging itself failed: nothing more we can safely do
-            pass
-
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-
-INTERNAL_ERRORS = InternalErrors()

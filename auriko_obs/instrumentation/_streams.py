@@ -1,8 +1,10 @@
 """Stream proxies: what the caller iterates over is unchanged, and the span ends on every exit path.
 
 A proxy ends its call record exactly once: when the stream is exhausted (``completed``), raises
-(``error``), is closed or its ``with`` block left early (``closed``), or is garbage-collected without
-any of these (``abandoned``, timed at the last chunk the caller received).
+(``error``), is closed or its ``with`` block left early (``closed``: also through the SDK's ``.stream()``
+helpers, whose ``close()`` closes the HTTP response directly), or is garbage-collected without any of
+these (``abandoned``, timed at the last chunk the caller received). Streams still open when the process
+exits end as ``abandoned`` at the exit flush, before the store is closed.
 """
 
 from __future__ import annotations
@@ -12,12 +14,15 @@ from typing import Any, Callable
 
 import wrapt
 
-from ._state import INTERNAL_ERRORS, CallRecord
+from ._state import AURIKO_BASE_URLS, AURIKO_HEADER, INTERNAL_ERRORS, CallRecord
 
 _CONTENT_EVENT_SUFFIX = ".delta"
 
 
 _MISSING = object()
+
+# Streams whose span has not ended yet (record → where it goes), so that the exit flush can end them.
+OPEN_STREAMS: dict[CallRecord, Callable[[CallRecord], None]] = {}
 
 
 def field(obj: Any, name: str) -> Any:
@@ -80,6 +85,16 @@ def _is_injected_usage_chunk(chunk: Any) -> bool:
             and field(chunk, "routing_metadata") is None)
 
 
+def _sent_unasked(record: CallRecord) -> bool:
+    """Returns whether the server is Auriko after all (its header on this response): it sends the usage chunk
+    unasked, with or without routing_metadata, so the caller sees it. The base URL is remembered."""
+    if not any(name.lower() == AURIKO_HEADER for name, _ in record.headers or ()):
+        return False
+    record.injected_usage = False
+    AURIKO_BASE_URLS.add(str(record.client.base_url))
+    return True
+
+
 class _StreamProxyBase(wrapt.ObjectProxy):
     def __init__(self, wrapped: Any, record: CallRecord, submit: Callable[[CallRecord], None],
                  keep_all: bool = False) -> None:
@@ -94,9 +109,10 @@ class _StreamProxyBase(wrapt.ObjectProxy):
         self._self_submit = submit
         self._self_next = None
         self._self_keep_all = keep_all
+        OPEN_STREAMS[record] = submit
 
     def _self_on_chunk(self, chunk: Any) -> bool:
-        """Records a chunk; returns False when the caller must not see it (our injected usage chunk)."""
+        """Records a chunk; returns False when the caller must not see it (the usage chunk only we asked for)."""
         try:
             record = self._self_record
             now = time_ns()
@@ -105,26 +121,60 @@ class _StreamProxyBase(wrapt.ObjectProxy):
                 record.first_content_ns = now
             if self._self_keep_all or self._self_keep(chunk, record.chunks):
                 record.chunks.append(chunk)
-            return not (record.injected_usage and _is_injected_usage_chunk(chunk))
+            return not (record.injected_usage and _is_injected_usage_chunk(chunk) and not _sent_unasked(record))
         except Exception as exc:
             INTERNAL_ERRORS.record("stream.chunk", exc)
             return True
 
     def _self_finish(self, how: str, error: BaseException | None = None) -> None:
-        try:
-            record = self._self_record
-            if record.done:
-                return
-            record.done = True
-            record.stream_end = how
-            record.error = error
-            record.t1_ns = record.last_chunk_ns if how == "abandoned" and record.last_chunk_ns else time_ns()
-            self._self_submit(record)
-        except Exception as exc:
-            INTERNAL_ERRORS.record("stream.finish", exc)
+        _end(self._self_record, self._self_submit, how, error)
 
     def __del__(self) -> None:
         self._self_finish("abandoned")
+
+
+def _end(record: CallRecord, submit: Callable[[CallRecord], None], how: str,
+         error: BaseException | None = None) -> None:
+    """Ends a stream's record (the first end wins) and hands it to the pipeline."""
+    try:
+        if record.done:
+            return
+        record.done = True
+        OPEN_STREAMS.pop(record, None)
+        record.stream_end = how
+        record.error = error
+        record.t1_ns = record.last_chunk_ns if how == "abandoned" and record.last_chunk_ns else time_ns()
+        submit(record)
+    except Exception as exc:
+        INTERNAL_ERRORS.record("stream.finish", exc)
+
+
+def end_open_streams() -> None:
+    """Ends every stream still open as ``abandoned`` (at exit, when a stream the caller holds is never collected)."""
+    for record, submit in list(OPEN_STREAMS.items()):
+        _end(record, submit, "abandoned")
+
+
+def close_helper_stream(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+    """Wraps ``close()`` of the SDK's ``.stream()`` helpers, which close the HTTP response, not our proxy."""
+    try:
+        return wrapped(*args, **kwargs)
+    finally:
+        _close_raw_stream(instance)
+
+
+async def aclose_helper_stream(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+    """The async twin of ``close_helper_stream``."""
+    try:
+        return await wrapped(*args, **kwargs)
+    finally:
+        _close_raw_stream(instance)
+
+
+def _close_raw_stream(helper: Any) -> None:
+    raw = getattr(helper, "_raw_stream", None)
+    if isinstance(raw, _StreamProxyBase):
+        raw._self_finish("closed")
 
 
 class SyncStreamProxy(_StreamProxyBase):

@@ -55,8 +55,19 @@ def otlp_enabled_by_env() -> bool:
 
 
 def protocol_from_env(signal: str = "TRACES") -> str:
-    protocol = (os.environ.get(f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL")
-                or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf").strip().lower()
+    """Returns the protocol the ``OTEL_*`` variables name; one we cannot use falls back to http/protobuf.
+
+    A variable must not keep the application from starting: ``http/json``, valid for OpenTelemetry but
+    not offered by its Python exporters, or a typo, is logged once and counted in ``stats()``.
+    """
+    name = f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL"
+    if not os.environ.get(name):
+        name = "OTEL_EXPORTER_OTLP_PROTOCOL"
+    protocol = (os.environ.get(name) or "http/protobuf").strip().lower()
+    if protocol not in PROTOCOLS:
+        INTERNAL_ERRORS.warn("setup.otlp_protocol", f"{name}={protocol} is not supported (the OpenTelemetry "
+                             "Python exporters offer http/protobuf and grpc); using http/protobuf")
+        return "http/protobuf"
     return protocol
 
 
@@ -90,7 +101,7 @@ def _make_exporter(signal: str, endpoint: str | None, protocol: str | None, head
     import importlib
 
     env_name, path, grpc, http = _EXPORTERS[signal]
-    protocol = _check_protocol((protocol or protocol_from_env(env_name)).lower())
+    protocol = _check_protocol(protocol.lower()) if protocol else protocol_from_env(env_name)
     kwargs: dict[str, Any] = {}
     if headers:
         kwargs["headers"] = dict(headers)
@@ -102,7 +113,12 @@ def _make_exporter(signal: str, endpoint: str | None, protocol: str | None, head
         kwargs["insecure"] = urlsplit(endpoint).scheme != "https"
     elif endpoint:
         kwargs["endpoint"] = _signal_url(endpoint, path)
-    return getattr(importlib.import_module(module), name)(**kwargs)
+    try:
+        exporter_class = getattr(importlib.import_module(module), name)
+    except ImportError as exc:
+        raise ImportError(f"OTLP export needs the otlp extra: pip install 'auriko-obs[otlp]' ({exc.name} is missing)",
+                          name=exc.name) from exc
+    return exporter_class(**kwargs)
 
 
 def make_span_exporter(endpoint: str | None = None, protocol: str | None = None,

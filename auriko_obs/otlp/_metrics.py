@@ -151,6 +151,17 @@ def build_metrics(*, otlp_exporter: Any = None, prometheus: Any = None, app_prov
 
     providers, owned, servers, flushable = [], [], [], []
     extra = {"resource": resource} if resource is not None else {}
+    # Prometheus first: when its port is taken, nothing has been started yet that would need stopping.
+    if prometheus is not None and prometheus is not False:
+        server = _start_prometheus(prometheus)
+        servers.append(server)
+        from opentelemetry.exporter.prometheus import PrometheusMetricReader
+
+        # A provider of its own: flushing it would queue a collection that the exporter (0.5x) then
+        # emits twice on the next scrape, so only the OTLP provider is flushed.
+        provider = MeterProvider(metric_readers=[PrometheusMetricReader()], **extra)
+        providers.append(provider)
+        owned.append(provider)
     if otlp_exporter is not None:
         from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
@@ -158,18 +169,6 @@ def build_metrics(*, otlp_exporter: Any = None, prometheus: Any = None, app_prov
         providers.append(provider)
         owned.append(provider)
         flushable.append(provider)
-    if prometheus is not None and prometheus is not False:
-        from opentelemetry.exporter.prometheus import PrometheusMetricReader
-        from prometheus_client import start_http_server
-
-        # A provider of its own: flushing it would queue a collection that the exporter (0.5x) then
-        # emits twice on the next scrape, so only the OTLP provider is flushed.
-        host, port = parse_listen(prometheus)
-        server, _thread = start_http_server(port, addr=host)
-        servers.append(server)
-        provider = MeterProvider(metric_readers=[PrometheusMetricReader()], **extra)
-        providers.append(provider)
-        owned.append(provider)
     if app_provider is not None:
         providers.append(app_provider)
     if not providers:
@@ -177,6 +176,22 @@ def build_metrics(*, otlp_exporter: Any = None, prometheus: Any = None, app_prov
     metrics = GenAIMetrics(providers, owned=owned, servers=servers, flushable=flushable)
     metrics.prometheus_port = servers[0].server_address[1] if servers else None
     return metrics
+
+
+def _start_prometheus(listen: Any) -> Any:
+    """Returns the HTTP server serving ``/metrics``; raises ImportError or OSError saying what stands in the way."""
+    try:
+        import opentelemetry.exporter.prometheus  # noqa: F401
+        from prometheus_client import start_http_server
+    except ImportError as exc:
+        raise ImportError(f"Prometheus metrics need the otlp extra: pip install 'auriko-obs[otlp]' "
+                          f"({exc.name} is missing)", name=exc.name) from exc
+    host, port = parse_listen(listen)
+    try:
+        server, _thread = start_http_server(port, addr=host)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot serve Prometheus /metrics on {host}:{port}: {exc.strerror or exc}") from exc
+    return server
 
 
 def sdk_meter_provider() -> Any:

@@ -14,13 +14,18 @@ The rules (also in the README):
 - Metrics go wherever spans go over OTLP (``OTEL_METRICS_EXPORTER=none`` or ``otlp={"metrics": False}``
   turns that off), to a Prometheus endpoint when ``prometheus=`` is given, and into the application's
   SDK ``MeterProvider`` when it set one globally. ``metrics=False`` turns them all off.
+- A setting that comes from the environment and cannot be used (the exporter is not installed, the
+  Prometheus port is taken by another worker process) is logged once and counted in
+  ``stats()["internal_errors"]``, and the application starts without it: calls still go to DuckDB.
+  The same problem with an explicit argument raises, saying what stands in the way.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Callable
 
+from .._internal_errors import INTERNAL_ERRORS
 from ._export import (ProviderForwarder, QueuedExporter, attach_foreign_processor, make_metric_exporter,
                       make_span_exporter, otlp_enabled_by_env, sdk_tracer_provider)
 
@@ -88,6 +93,20 @@ def _otlp_options(otlp: Any) -> dict[str, Any]:
     return {}
 
 
+def _unless_from_env(from_env: bool, where: str, setting: str, make: Callable[[], Any]) -> Any:
+    """Returns ``make()``; for a setting from the environment, a failure is logged once, counted, and gives None."""
+    if not from_env:
+        return make()
+    try:
+        return make()
+    except (ImportError, OSError, ValueError) as exc:
+        INTERNAL_ERRORS.warn(where, f"{setting} is ignored: {exc}. Calls are still recorded in the DuckDB store.")
+        return None
+
+
+_OTLP_ENV = "OTLP export (OTEL_EXPORTER_OTLP_*)"
+
+
 def setup_export(*, otlp: Any, tracer_provider: Any, metrics: Any, prometheus: Any, store: Any,
                  service_name: str | None) -> Export:
     from opentelemetry.sdk.trace.export import SpanExporter
@@ -113,8 +132,10 @@ def setup_export(*, otlp: Any, tracer_provider: Any, metrics: Any, prometheus: A
         if isinstance(otlp, SpanExporter):
             span_exporter = otlp
         else:
-            span_exporter = make_span_exporter(options.get("endpoint"), options.get("protocol"),
-                                               options.get("headers"), options.get("timeout"))
+            span_exporter = _unless_from_env(otlp is None, "setup.otlp", _OTLP_ENV, lambda: make_span_exporter(
+                options.get("endpoint"), options.get("protocol"), options.get("headers"), options.get("timeout")))
+        want_otlp = span_exporter is not None
+    if want_otlp:
         export.otlp = QueuedExporter(span_exporter, name="otlp")
         export.consumers.append(export.otlp)
 
@@ -134,17 +155,27 @@ def setup_export(*, otlp: Any, tracer_provider: Any, metrics: Any, prometheus: A
         metrics_env = {n.strip().lower() for n in os.environ.get("OTEL_METRICS_EXPORTER", "otlp").split(",")}
         if (want_otlp and options.get("metrics", True) and "otlp" in metrics_env
                 and not isinstance(otlp, SpanExporter)):
-            metric_exporter = make_metric_exporter(options.get("endpoint"), options.get("protocol"),
-                                                   options.get("headers"), options.get("timeout"))
+            metric_exporter = _unless_from_env(otlp is None, "setup.otlp", _OTLP_ENV, lambda: make_metric_exporter(
+                options.get("endpoint"), options.get("protocol"), options.get("headers"), options.get("timeout")))
         elif metrics and want_otlp is False and otlp_enabled_by_env() and "otlp" in metrics_env:
-            metric_exporter = make_metric_exporter()
+            metric_exporter = _unless_from_env(True, "setup.otlp", _OTLP_ENV, make_metric_exporter)
         resource = export.resource
         if resource is None:
             from ..instrumentation import _resource
 
             resource = _resource(service_name)
-        export.metrics = build_metrics(otlp_exporter=metric_exporter, prometheus=prometheus,
-                                       app_provider=sdk_meter_provider(), resource=resource)
+
+        def build(listen: Any) -> Any:
+            return build_metrics(otlp_exporter=metric_exporter, prometheus=listen, app_provider=sdk_meter_provider(),
+                                 resource=resource)
+
+        env_listen = os.environ.get("AURIKO_OBS_PROMETHEUS") if prometheus is None else None
+        if env_listen:  # a port taken by another worker process must not stop this one
+            export.metrics = _unless_from_env(True, "setup.prometheus", f"AURIKO_OBS_PROMETHEUS={env_listen}",
+                                              lambda: build(env_listen))
+            export.metrics = export.metrics or build(None)
+        else:
+            export.metrics = build(prometheus)
         if export.metrics is not None:
             export.consumers.append(export.metrics)
     return export

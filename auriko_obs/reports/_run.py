@@ -13,6 +13,7 @@ from ._deliver import DeliveryError, Retry, SmtpSettings, build_email, deliver_e
 from ._budgets import load as load_budgets
 from ._periods import PERIOD_KINDS, Period, report_period
 from ._render import FORMATS, render, summary_text, usd
+from ..store import check_writable
 from ._state import claim, record_delivery, release
 
 DESTINATIONS = ("file", "webhook", "email")
@@ -59,6 +60,7 @@ class ReportSpec:
         load_budgets(self.budgets_config)
         if not os.path.exists(self.db):  # opening it to record the delivery would create an empty store
             raise ValueError(f"no auriko-obs store at {os.path.abspath(self.db)}")
+        check_writable(self.db)  # the delivery log is kept in the store
 
     def _check_out(self) -> None:
         if not self.out:

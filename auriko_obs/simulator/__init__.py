@@ -18,8 +18,8 @@ Knobs (``SimulatorConfig``): ``seed``, ``drift`` (older shapes: 402 ``budget_exc
 legacy routing_metadata keys, string warnings), ``openai_mode`` (plain OpenAI: no routing_metadata, credits or
 budget headers, no budgets, usage chunk only on ``include_usage``, OpenAI's four-key error envelope),
 ``latency_ms`` (before every /v1 response), ``chunk_delay_ms`` (between SSE events), ``error_rate_5xx``,
-``metadata_fault`` ("missing" | "malformed"), ``rpm_limit``, ``budgets``, ``credits_usd``, ``clock``,
-``api_key_prefix``.
+``metadata_fault`` ("missing" | "malformed"), ``rpm_limit``, ``key_rpm_limits`` (``{key_id: rpm}``: a key's own
+limit, as ``/v1/me`` reports it), ``budgets``, ``credits_usd``, ``clock``, ``api_key_prefix``.
 
 Endpoints: ``POST /v1/chat/completions``, ``/v1/responses``, ``/v1/embeddings``; ``GET /v1/models[/{id}]``,
 ``/v1/me``, ``/v1/registry/providers``, ``/v1/registry/models``, ``/v1/directory/models`` (tiers with

@@ -124,9 +124,18 @@ class Accounts:
 
     # ------------------------------------------------------------ requests per minute
 
+    @staticmethod
+    def rpm_limit(config: SimulatorConfig, key_hash: str | None) -> int | None:
+        """Returns a key's requests-per-minute limit: its own (``key_rpm_limits``), else ``rpm_limit``."""
+        if key_hash is not None and config.key_rpm_limits:
+            own = config.key_rpm_limits.get(key_id(key_hash), config.key_rpm_limits.get(key_hash))
+            if own is not None:
+                return own
+        return config.rpm_limit
+
     def admit(self, call: Call) -> None:
         """Counts a request in its key's 60 s window; raises 429 rate_limit_exceeded when the window is full."""
-        limit = call.config.rpm_limit
+        limit = self.rpm_limit(call.config, call.key_hash)
         now = call.started_s
         with self.lock:
             window = self._window(call.key_hash, now)
@@ -144,7 +153,7 @@ class Accounts:
 
     def rate_headers(self, key_hash: str | None, config: SimulatorConfig, now: float) -> dict[str, str]:
         """Returns the x-ratelimit-* headers for a key (limit, remaining, ISO-8601 reset)."""
-        limit = config.rpm_limit or DEFAULT_RPM_LIMIT
+        limit = self.rpm_limit(config, key_hash) or DEFAULT_RPM_LIMIT
         with self.lock:
             window = self._window(key_hash, now)
             used, oldest = len(window), (window[0] if window else now)

@@ -24,6 +24,7 @@ class SimulatorConfig:
     error_rate_5xx: float = 0.0  # seeded share of inference requests failing with 500/502/503
     metadata_fault: str | None = None  # "missing" or "malformed" routing_metadata
     rpm_limit: int | None = None  # requests per minute per API key (sliding 60 s window on the sim clock)
+    key_rpm_limits: dict[str, int] = field(default_factory=dict)  # key_id (as /v1/me) → its own limit, over rpm_limit
     budgets: list[dict] = field(default_factory=list)
     credits_usd: float = 100.0  # starting credit balance
     clock: Callable[[], float] = time.time  # the sim clock, epoch seconds
@@ -50,6 +51,18 @@ def _budget(raw: Any) -> dict:
     return budget
 
 
+def _key_rpm_limits(raw: Any) -> dict[str, int]:
+    """Returns per-key limits as {key_id: int}; raises ValueError when they cannot be."""
+    if not isinstance(raw, dict) or not all(isinstance(k, str) for k in raw):
+        raise ValueError(f"key_rpm_limits must map key ids to requests per minute, not {raw!r}")
+    limits = {}
+    for key, limit in raw.items():
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"key_rpm_limits[{key!r}] must be a whole number of at least 1, not {limit!r}")
+        limits[key] = limit
+    return limits
+
+
 def updated(config: SimulatorConfig, knobs: dict[str, Any]) -> SimulatorConfig:
     """Returns a new config with ``knobs`` applied; raises ValueError for unknown knobs or bad values."""
     unknown = sorted(set(knobs) - KNOBS)
@@ -61,6 +74,8 @@ def updated(config: SimulatorConfig, knobs: dict[str, Any]) -> SimulatorConfig:
         knobs = {**knobs, "budgets": [_budget(b) for b in knobs["budgets"] or []]}
     if knobs.get("rpm_limit") is not None and int(knobs["rpm_limit"]) < 1:
         raise ValueError("rpm_limit must be at least 1 (or None for no limit)")
+    if "key_rpm_limits" in knobs:
+        knobs = {**knobs, "key_rpm_limits": _key_rpm_limits(knobs["key_rpm_limits"])}
     if not 0.0 <= float(knobs.get("error_rate_5xx", 0.0)) <= 1.0:
         raise ValueError("error_rate_5xx must be between 0 and 1")
     return replace(config, **knobs)
@@ -69,7 +84,8 @@ def updated(config: SimulatorConfig, knobs: dict[str, Any]) -> SimulatorConfig:
 def validated(config: SimulatorConfig) -> SimulatorConfig:
     """Returns a validated copy of ``config`` (budgets normalised), so callers' objects are never mutated."""
     return updated(config, {"budgets": config.budgets, "metadata_fault": config.metadata_fault,
-                            "rpm_limit": config.rpm_limit, "error_rate_5xx": config.error_rate_5xx})
+                            "rpm_limit": config.rpm_limit, "key_rpm_limits": config.key_rpm_limits,
+                            "error_rate_5xx": config.error_rate_5xx})
 
 
 def public_view(config: SimulatorConfig) -> dict[str, Any]:

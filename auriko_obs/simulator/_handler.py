@@ -376,7 +376,7 @@ class Handler(BaseHTTPRequestHandler):
         return {"credential_type": "api_key", "status": "active", "profile": "inference", "key_id": key_id(key_hash),
                 "key_prefix": token[: len(config.api_key_prefix) + 4], "key_name": "simulator key",
                 "workspace": {"id": WORKSPACE_ID, "name": "Simulator workspace"}, "scopes": ["inference", "read"],
-                "rate_limits": {"inference_rpm": config.rpm_limit or DEFAULT_RPM_LIMIT,
+                "rate_limits": {"inference_rpm": self.accounts.rpm_limit(config, key_hash) or DEFAULT_RPM_LIMIT,
                                 "management_reads_rpm": 600, "management_writes_rpm": 60},
                 "expires_at": None, "created_at": "2025-01-01T00:00:00Z"}
 

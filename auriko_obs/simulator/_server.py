@@ -103,7 +103,7 @@ class Simulator:
     def config(self) -> SimulatorConfig:
         """Returns a copy of the current knobs."""
         config = self._accounts.config
-        return replace(config, budgets=[dict(b) for b in config.budgets])
+        return replace(config, budgets=[dict(b) for b in config.budgets], key_rpm_limits=dict(config.key_rpm_limits))
 
     def __repr__(self) -> str:
         state = self.base_url if self._server is not None else "stopped"

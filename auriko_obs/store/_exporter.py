@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
 from pathlib import Path
 from typing import Sequence
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from .._internal_errors import INTERNAL_ERRORS
 from ._files import StoreLockedError, connect, default_path, spool_dir
 from ._rows import spans_to_table, typed_columns_sql
-
-log = logging.getLogger("auriko_obs.store")
 
 
 _INSERT_SQL = f"INSERT INTO spans BY NAME {typed_columns_sql('_auriko_obs_batch')}"
@@ -53,6 +52,9 @@ class DuckDBSpanExporter(SpanExporter):
 
     Each ``export`` opens the file, ingests any spooled batches, appends its own, and closes. If the
     file stays locked for ``lock_wait_s`` the batch is spooled instead, and counted in ``spooled_spans``.
+    If the file cannot be written at all (it is not a DuckDB file, the disk is full…) the batch is
+    spooled too, but the export fails: the spans are not in the store. Every such failure is counted in
+    ``INTERNAL_ERRORS`` and logged once, not once per batch.
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, lock_wait_s: float = 2.0) -> None:
@@ -70,14 +72,15 @@ class DuckDBSpanExporter(SpanExporter):
             return SpanExportResult.SUCCESS
         try:
             table = spans_to_table(spans)
-        except Exception:
-            log.exception("auriko_obs: could not convert %d spans to rows", len(spans))
+        except Exception as exc:
+            INTERNAL_ERRORS.record("store.rows", exc)
             self.failed_spans += len(spans)
             return SpanExportResult.FAILURE
         return self.export_table(table)
 
     def export_table(self, table: pa.Table) -> SpanExportResult:
-        """Appends an Arrow table of ``spans`` rows, or spools it when the file stays locked."""
+        """Returns SUCCESS once an Arrow table of ``spans`` rows is in the store, or spooled while the file is
+        locked; FAILURE when the file cannot be written (the rows then wait in the spool, if they can)."""
         with self._lock:
             try:
                 with connect(self.path, read_only=False, wait_s=self.lock_wait_s) as con:
@@ -89,9 +92,14 @@ class DuckDBSpanExporter(SpanExporter):
                 return SpanExportResult.SUCCESS
             except StoreLockedError:
                 return self._spool(table)
-            except Exception:
-                log.exception("auriko_obs: writing %d spans to %s failed; spooling them", table.num_rows, self.path)
-                return self._spool(table)
+            except (duckdb.Error, OSError, RuntimeError) as exc:  # the file, not our code: a plain warning
+                INTERNAL_ERRORS.warn("store.write", f"cannot write to the store {self.path} "
+                                     f"({str(exc).splitlines()[0]}); spans wait in {spool_dir(self.path)}. "
+                                     "Further failures are counted in stats(), not logged.")
+            except Exception as exc:
+                INTERNAL_ERRORS.record("store.write", exc)
+            self._spool(table)
+            return SpanExportResult.FAILURE
 
     def _spool(self, table: pa.Table) -> SpanExportResult:
         folder = spool_dir(self.path)
@@ -104,8 +112,8 @@ class DuckDBSpanExporter(SpanExporter):
             os.replace(tmp, folder / f"{name}.parquet")  # atomic: ingesters never see half a file
             self.spooled_spans += table.num_rows
             return SpanExportResult.SUCCESS
-        except Exception:
-            log.exception("auriko_obs: could not spool %d spans to %s", table.num_rows, folder)
+        except Exception as exc:
+            INTERNAL_ERRORS.record("store.spool", exc)
             self.failed_spans += table.num_rows
             return SpanExportResult.FAILURE
 

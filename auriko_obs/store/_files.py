@@ -97,6 +97,20 @@ def _handover_lock(path: str, *, shared: bool, deadline: float, wait_s: float) -
         os.close(fd)  # releases the lock
 
 
+def check_writable(path: str | os.PathLike[str], *, wait_s: float = 5.0) -> str:
+    """Returns the store's absolute path once it has been opened for writing (created, its schema brought up
+    to date); raises ValueError saying why it cannot be a store. A store that another writer holds passes."""
+    path = os.path.abspath(os.fspath(path))
+    try:
+        with connect(path, read_only=False, wait_s=wait_s):
+            pass
+    except StoreLockedError:
+        pass
+    except (duckdb.Error, OSError, RuntimeError) as exc:
+        raise ValueError(f"cannot use {path} as an auriko-obs store: {str(exc).splitlines()[0]}") from None
+    return path
+
+
 @contextmanager
 def connect(path: str | os.PathLike[str], *, read_only: bool, wait_s: float) -> Iterator[duckdb.DuckDBPyConnection]:
     """Yields a connection to the store, retrying while another process holds the file.
