@@ -333,3 +333,61 @@ def test_openllmetry_spans_from_the_simulator_land_in_llm_calls(collector, sim):
     assert calls["input_tokens"].notna().all() and calls["output_tokens"].notna().all()
     assert list(calls["input_tokens"]) == [e["input_tokens"] for e in ledger]
     assert list(calls["output_tokens"]) == [e["output_tokens"] for e in ledger]
+
+
+
+def _json_request(*spans: dict) -> bytes:
+    return json.dumps({"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "json-svc"}}]},
+        "scopeSpans": [{"spans": list(spans)}]}]}).encode()
+
+
+def _json_span(span_id: str, start: str = "1544712660000000000", end: str = "1544712661000000000") -> dict:
+    return {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": span_id, "name": "chat gpt-4o",
+            "startTimeUnixNano": start, "endTimeUnixNano": end,
+            "attributes": [{"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
+                           {"key": "gen_ai.usage.input_tokens", "value": {"intValue": "12"}}]}
+
+
+def test_a_span_time_past_what_the_store_holds_is_rejected_and_the_rest_stored(collector):
+    """uint64 nanoseconds reach 2554; the store's int64 ones end in 2262."""
+    last_uint64 = str(2**64 - 1)
+    body = _json_request(_json_span("eee19b7ec3c1b174"), _json_span("eee19b7ec3c1b175", start=last_uint64),
+                         _json_span("eee19b7ec3c1b176", end=last_uint64))
+    status, _, answer = _post(collector.url, body, "application/json")
+    assert status == 200
+    assert json.loads(answer)["partialSuccess"]["rejectedSpans"] == "2"
+    assert _post(collector.url, _proto_request(2))[0] == 200      # the connection, the receiver live on
+    rows = collector.rows()
+    assert sorted(rows["span_id"]) == ["0000000000000001", "0000000000000002", "eee19b7ec3c1b174"]
+    assert collector.receiver.stats()["rejected_spans"] == 2
+
+
+def test_spans_that_cannot_be_converted_get_400_and_the_receiver_keeps_running(collector, monkeypatch):
+    """No payload that decodes is known to fail conversion any more; a failing converter stands in for
+    whatever may."""
+    import grpc
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+    from auriko_obs.otlp import _receiver
+
+    def broken(request):
+        raise OverflowError("Python int too large to convert to C long")
+
+    monkeypatch.setattr(_receiver, "request_to_table", broken)
+    status, _, body = _post(collector.url, _proto_request(2))
+    assert status == 400
+    from google.rpc.status_pb2 import Status
+
+    assert "OverflowError" in Status.FromString(body).message
+    with grpc.insecure_channel(f"127.0.0.1:{collector.grpc_port}") as channel:
+        stub = trace_service_pb2_grpc.TraceServiceStub(channel)
+        request = trace_service_pb2.ExportTraceServiceRequest.FromString(_proto_request(2))
+        with pytest.raises(grpc.RpcError) as err:
+            stub.Export(request, timeout=10, metadata=(("authorization", f"Bearer {TOKEN}"),))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    monkeypatch.undo()
+    assert _post(collector.url, _proto_request(2))[0] == 200
+    assert len(collector.rows()) == 2
+    stats = collector.receiver.stats()
+    assert stats["malformed_requests"] == 2 and stats["queued_spans"] == 0

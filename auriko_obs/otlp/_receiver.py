@@ -7,9 +7,10 @@ spools). A span is *accepted* once it is on the queue, and ``close()`` (SIGTERM)
 span before returning.
 
 Status codes follow the OTLP/HTTP spec: 200 with an ``ExportTraceServiceResponse`` (``partial_success``
-when spans with invalid ids were rejected); 400 for a payload that cannot be decoded; 413 for a body
-over the limit (compressed or not); 415 for another content type; 401 without the bearer token; 503 with
-``Retry-After`` when the queue is full (the exporters retry; nothing is dropped silently). The HTTP
+when spans with invalid ids, or times past what the store holds, were rejected); 400 for a payload that
+cannot be decoded or converted; 413 for a body over the limit (compressed or not); 415
+for another content type; 401 without the bearer token; 503 with ``Retry-After`` when the queue is full
+(the exporters retry; nothing is dropped silently). The HTTP
 server is the standard library's ``ThreadingHTTPServer`` speaking HTTP/1.1 with keep-alive: OTLP
 exporters send few, large requests (512 spans each by default), so per-request cost does not matter,
 and it keeps the receiver free of a web framework. gRPC uses ``grpcio`` with the generated OTLP service.
@@ -29,7 +30,8 @@ from typing import Any
 import pyarrow as pa
 
 from ..store import DuckDBSpanExporter
-from ._convert import MalformedRequest, count_spans, parse_json, parse_protobuf, request_to_table
+from ._convert import (REJECTED_MESSAGE, MalformedRequest, count_spans, parse_json, parse_protobuf,
+                       request_to_table)
 
 log = logging.getLogger("auriko_obs.collect")
 
@@ -77,7 +79,10 @@ class Receiver:
                 "spooled_spans": self.exporter.spooled_spans}
 
     def offer(self, request: Any) -> int:
-        """Queues the request's spans; returns how many were rejected. Raises QueueFull."""
+        """Queues the request's spans; returns how many were rejected.
+
+        Raises QueueFull when they do not fit, and MalformedRequest when they cannot be converted to rows.
+        """
         self.received_requests += 1
         if self._closing:
             raise QueueFull("shutting down")
@@ -87,7 +92,12 @@ class Receiver:
             raise QueueFull(f"{self._queued} spans waiting to be written")
         if not n:
             return 0
-        table, rejected = request_to_table(request)
+        try:
+            table, rejected = request_to_table(request)
+        except Exception as exc:
+            log.warning("auriko_obs collect: %d spans could not be converted to rows", n, exc_info=True)
+            self.malformed_requests += 1
+            raise MalformedRequest(f"spans cannot be stored: {type(exc).__name__}: {exc}") from None
         with self._lock:
             if self._closing:
                 raise QueueFull("shutting down")
@@ -177,14 +187,13 @@ def _export_response(rejected: int, as_json: bool) -> bytes:
 
         if not rejected:
             return b"{}"
-        return orjson.dumps({"partialSuccess": {"rejectedSpans": str(rejected),
-                                                "errorMessage": "spans with invalid trace or span ids"}})
+        return orjson.dumps({"partialSuccess": {"rejectedSpans": str(rejected), "errorMessage": REJECTED_MESSAGE}})
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
     response = ExportTraceServiceResponse()
     if rejected:
         response.partial_success.rejected_spans = rejected
-        response.partial_success.error_message = "spans with invalid trace or span ids"
+        response.partial_success.error_message = REJECTED_MESSAGE
     return response.SerializeToString()
 
 
@@ -280,6 +289,8 @@ def make_handler(receiver: Receiver, token: str | None, max_body: int, max_decod
                 return self._error(400, str(exc)[:500], as_json)
             try:
                 rejected = receiver.offer(request)
+            except MalformedRequest as exc:
+                return self._error(400, str(exc)[:500], as_json)
             except QueueFull as exc:
                 return self._error(503, f"receiver busy ({exc}); retry later", as_json,
                                    {"Retry-After": str(receiver.retry_after_s)})
@@ -326,13 +337,15 @@ def start_grpc(receiver: Receiver, host: str = "127.0.0.1", port: int = 4317, *,
                     context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
             try:
                 rejected = receiver.offer(request)
+            except MalformedRequest as exc:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc)[:500])
             except QueueFull as exc:
                 context.set_trailing_metadata((("retry-after", str(receiver.retry_after_s)),))
                 context.abort(grpc.StatusCode.UNAVAILABLE, f"receiver busy ({exc}); retry later")
             response = trace_service_pb2.ExportTraceServiceResponse()
             if rejected:
                 response.partial_success.rejected_spans = rejected
-                response.partial_success.error_message = "spans with invalid trace or span ids"
+                response.partial_success.error_message = REJECTED_MESSAGE
             return response
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="auriko-obs-grpc"),
