@@ -391,3 +391,12 @@ def test_spans_that_cannot_be_converted_get_400_and_the_receiver_keeps_running(c
     assert len(collector.rows()) == 2
     stats = collector.receiver.stats()
     assert stats["malformed_requests"] == 2 and stats["queued_spans"] == 0
+
+
+def test_the_same_request_delivered_twice_is_one_llm_calls_row(collector):
+    body = _json_request(_json_span("eee19b7ec3c1b174"))
+    for _ in range(2):  # an exporter retrying after a timeout sends the same spans again
+        assert _post(collector.url, body, "application/json")[0] == 200
+        assert collector.receiver.flush(30)
+    assert len(Store(collector.db).calls()) == 1
+    assert collector.receiver.stats()["written_spans"] == 2
