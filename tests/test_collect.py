@@ -400,3 +400,52 @@ def test_the_same_request_delivered_twice_is_one_llm_calls_row(collector):
         assert collector.receiver.flush(30)
     assert len(Store(collector.db).calls()) == 1
     assert collector.receiver.stats()["written_spans"] == 2
+
+
+def test_a_request_larger_than_the_whole_queue_is_taken_when_the_queue_is_empty(tmp_path):
+    c = Collector(str(tmp_path / "small.duckdb"), max_queue_spans=10, flush_interval_s=3600)
+    try:
+        assert _post(c.url, _proto_request(20, trace_byte=1), token=None)[0] == 200
+        status, headers, _ = _post(c.url, _proto_request(20, trace_byte=2), token=None)
+        assert status == 503 and headers["Retry-After"] == "1"    # 20 spans wait: the queue is full
+        assert c.receiver.flush(30)
+        assert _post(c.url, _proto_request(20, trace_byte=2), token=None)[0] == 200
+        assert len(c.rows()) == 40
+    finally:
+        c.close()
+
+
+def test_requests_arriving_together_cannot_overfill_the_queue(tmp_path, monkeypatch):
+    """Each request's room in the queue is taken under the lock, before its spans are converted."""
+    import threading
+
+    from auriko_obs.otlp import _convert, _receiver
+
+    def slow_conversion(request):
+        time.sleep(0.2)  # every request is between its size check and its append at once
+        return _convert.request_to_table(request)
+
+    monkeypatch.setattr(_receiver, "request_to_table", slow_conversion)
+    receiver = Receiver(str(tmp_path / "race.duckdb"), max_queue_spans=10, flush_interval_s=3600)
+    try:
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+        requests = [ExportTraceServiceRequest.FromString(_proto_request(4, trace_byte=i + 1)) for i in range(6)]
+        outcomes = []
+
+        def offer(request):
+            try:
+                receiver.offer(request)
+                outcomes.append("accepted")
+            except _receiver.QueueFull:
+                outcomes.append("busy")
+
+        threads = [threading.Thread(target=offer, args=(r,)) for r in requests]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert outcomes.count("accepted") == 2 and outcomes.count("busy") == 4   # 8 of 10 places, then full
+        assert receiver.stats()["queued_spans"] == 8
+    finally:
+        receiver.close()

@@ -10,7 +10,8 @@ Status codes follow the OTLP/HTTP spec: 200 with an ``ExportTraceServiceResponse
 when spans with invalid ids, or times past what the store holds, were rejected); 400 for a payload that
 cannot be decoded or converted; 413 for a body over the limit (compressed or not); 415
 for another content type; 401 without the bearer token; 503 with ``Retry-After`` when the queue is full
-(the exporters retry; nothing is dropped silently). The HTTP
+(the exporters retry; nothing is dropped silently; a request larger than the whole queue is taken when
+the queue is empty). The HTTP
 server is the standard library's ``ThreadingHTTPServer`` speaking HTTP/1.1 with keep-alive: OTLP
 exporters send few, large requests (512 spans each by default), so per-request cost does not matter,
 and it keeps the receiver free of a web framework. gRPC uses ``grpcio`` with the generated OTLP service.
@@ -81,33 +82,44 @@ class Receiver:
     def offer(self, request: Any) -> int:
         """Queues the request's spans; returns how many were rejected.
 
-        Raises QueueFull when they do not fit, and MalformedRequest when they cannot be converted to rows.
+        Raises QueueFull when they do not fit, and MalformedRequest when they cannot be converted to
+        rows. A request larger than the whole queue is taken while the queue is empty (else it could
+        never get in); the body size limit bounds it.
         """
-        self.received_requests += 1
-        if self._closing:
-            raise QueueFull("shutting down")
         n = count_spans(request)
-        if n and self._queued + n > self.max_queue_spans:
-            self.throttled_requests += 1
-            raise QueueFull(f"{self._queued} spans waiting to be written")
-        if not n:
-            return 0
+        with self._lock:
+            self.received_requests += 1
+            if self._closing:
+                raise QueueFull("shutting down")
+            if not n:
+                return 0
+            if self._queued and self._queued + n > self.max_queue_spans:
+                self.throttled_requests += 1
+                raise QueueFull(f"{self._queued} spans waiting to be written")
+            self._queued += n  # reserved, so that requests converting at the same time cannot overfill the queue
         try:
             table, rejected = request_to_table(request)
         except Exception as exc:
             log.warning("auriko_obs collect: %d spans could not be converted to rows", n, exc_info=True)
-            self.malformed_requests += 1
+            self._unreserve(n, malformed=True)
             raise MalformedRequest(f"spans cannot be stored: {type(exc).__name__}: {exc}") from None
         with self._lock:
-            if self._closing:
-                raise QueueFull("shutting down")
-            self._queue.append(table)
-            self._queued += table.num_rows
-            self.accepted_spans += table.num_rows
-            self.rejected_spans += rejected
-        if self._queued >= self.batch_spans:
-            self._wake.set()
-        return rejected
+            if not self._closing:
+                self._queue.append(table)
+                self._queued += table.num_rows - n
+                self.accepted_spans += table.num_rows
+                self.rejected_spans += rejected
+                if self._queued >= self.batch_spans:
+                    self._wake.set()
+                return rejected
+        self._unreserve(n)
+        raise QueueFull("shutting down")
+
+    def _unreserve(self, n: int, *, malformed: bool = False) -> None:
+        with self._lock:
+            self._queued -= n
+            self.malformed_requests += malformed
+            self._idle.notify_all()
 
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Returns True once every span accepted so far is written."""
