@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -449,3 +450,47 @@ def test_requests_arriving_together_cannot_overfill_the_queue(tmp_path, monkeypa
         assert receiver.stats()["queued_spans"] == 8
     finally:
         receiver.close()
+
+
+def test_the_bearer_scheme_is_case_insensitive(collector):
+    import grpc
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+    for i, scheme in enumerate(("bearer", "BEARER", "Bearer")):
+        status, _, _ = _post(collector.url, _proto_request(1, trace_byte=i + 1), token=None,
+                             Authorization=f"{scheme} {TOKEN}")
+        assert status == 200, scheme
+    assert _post(collector.url, _proto_request(1), token=None, Authorization=f"Basic {TOKEN}")[0] == 401
+    with grpc.insecure_channel(f"127.0.0.1:{collector.grpc_port}") as channel:
+        stub = trace_service_pb2_grpc.TraceServiceStub(channel)
+        request = trace_service_pb2.ExportTraceServiceRequest.FromString(_proto_request(1, trace_byte=9))
+        stub.Export(request, timeout=10, metadata=(("authorization", f"bearer {TOKEN}"),))
+    assert len(collector.rows()) == 4
+
+
+def _chunked_post(connection, body_parts, **headers) -> tuple[int, bytes]:
+    connection.request("POST", "/v1/traces", body=iter(body_parts), encode_chunked=True,
+                       headers={"Content-Type": "application/x-protobuf", "Authorization": f"Bearer {TOKEN}",
+                                **headers})
+    response = connection.getresponse()
+    return response.status, response.read()
+
+
+def test_chunked_request_bodies_are_accepted_up_to_the_size_limit(collector):
+    import http.client
+
+    port = collector.http.server_address[1]
+    body = _proto_request(3, trace_byte=1)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        assert _chunked_post(connection, [body[:10], body[10:50], body[50:]])[0] == 200
+        gzipped = gzip.compress(_proto_request(2, trace_byte=2))   # the same connection carries the next one
+        assert _chunked_post(connection, [gzipped[:7], gzipped[7:]], **{"Content-Encoding": "gzip"})[0] == 200
+        assert _chunked_post(connection, [b"x" * (512 << 10)] * 3)[0] == 413                 # over 1 MiB
+    finally:
+        connection.close()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:                # broken framing
+        raw.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+                    b"Authorization: Bearer " + TOKEN.encode() + b"\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+        assert raw.recv(100).startswith(b"HTTP/1.1 400")
+    assert len(collector.rows()) == 5

@@ -8,7 +8,7 @@ span before returning.
 
 Status codes follow the OTLP/HTTP spec: 200 with an ``ExportTraceServiceResponse`` (``partial_success``
 when spans with invalid ids, or times past what the store holds, were rejected); 400 for a payload that
-cannot be decoded or converted; 413 for a body over the limit (compressed or not); 415
+cannot be decoded or converted; 413 for a body over the limit (compressed or not, sized or chunked); 415
 for another content type; 401 without the bearer token; 503 with ``Retry-After`` when the queue is full
 (the exporters retry; nothing is dropped silently; a request larger than the whole queue is taken when
 the queue is empty). The HTTP
@@ -209,7 +209,7 @@ def _export_response(rejected: int, as_json: bool) -> bytes:
     return response.SerializeToString()
 
 
-_GRPC_CODES = {400: 3, 401: 16, 404: 5, 405: 12, 411: 3, 413: 8, 415: 3, 503: 14}  # google.rpc.Code
+_GRPC_CODES = {400: 3, 401: 16, 404: 5, 405: 12, 411: 3, 413: 8, 415: 3, 501: 12, 503: 14}  # google.rpc.Code
 
 
 def _gunzip(body: bytes, limit: int) -> bytes:
@@ -222,9 +222,67 @@ def _gunzip(body: bytes, limit: int) -> bytes:
     return out
 
 
-def make_handler(receiver: Receiver, token: str | None, max_body: int, max_decoded: int) -> type:
-    expected = f"Bearer {token}".encode() if token else None
+def _bearer_matches(authorization: str | None, token: str) -> bool:
+    """Returns whether an Authorization value carries the bearer token (the scheme is case-insensitive)."""
+    scheme, _, credentials = (authorization or "").strip().partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(credentials.strip().encode(), token.encode())
 
+
+def _drain_limit(max_body: int) -> int:
+    """Returns how many bytes of an oversized body are read and dropped, so that the client gets the 413
+    rather than a reset; past it the rest is left unread and the connection closed."""
+    return max(4 * max_body, 64 << 20)
+
+
+def _discard(rfile: Any, length: int) -> int:
+    """Returns how many of ``length`` bytes it read and dropped (fewer when the client stopped sending)."""
+    left = length
+    while left > 0:
+        chunk = rfile.read(min(left, 1 << 20))
+        if not chunk:
+            break
+        left -= len(chunk)
+    return length - left
+
+
+def _chunk_size(line: bytes) -> int:
+    try:
+        size = int(line.split(b";", 1)[0].strip(), 16)
+    except ValueError:
+        size = -1
+    if size < 0:
+        raise MalformedRequest(f"bad chunk size line {line[:40]!r}")
+    return size
+
+
+def _read_chunked(rfile: Any, limit: int) -> bytes:
+    """Returns a chunked request body (RFC 9112, 7.1). Raises MalformedRequest for broken framing, and
+    OverflowError for a body over ``limit`` bytes (read to its end first, up to the drain limit)."""
+    parts, total = [], 0
+    while size := _chunk_size(rfile.readline(1024)):
+        total += size
+        if total > _drain_limit(limit):
+            raise OverflowError
+        if total <= limit:
+            chunk = rfile.read(size)
+            parts.append(chunk)
+            complete = len(chunk) == size
+        else:
+            parts.clear()
+            complete = _discard(rfile, size) == size
+        if not complete or rfile.readline(3) not in (b"\r\n", b"\n"):
+            raise MalformedRequest("truncated chunked body")
+    for _ in range(100):  # trailer fields, ignored, up to the empty line
+        if rfile.readline(8192) in (b"\r\n", b"\n", b""):
+            break
+    else:
+        raise MalformedRequest("too many trailer fields")
+    if total > limit:
+        raise OverflowError
+    return b"".join(parts)
+
+
+def make_handler(receiver: Receiver, token: str | None, max_body: int, max_decoded: int) -> type:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "auriko-obs-collect"
@@ -253,37 +311,54 @@ def make_handler(receiver: Receiver, token: str | None, max_body: int, max_decod
             self._error(405 if self.path.split("?")[0] == TRACES_PATH else 404, "POST OTLP traces to /v1/traces",
                         True, {"Allow": "POST"})
 
+        def _read_body(self, as_json: bool) -> bytes | None:
+            """Returns the request body, or None once it has answered 400, 411, 413 or 501."""
+            transfer = (self.headers.get("Transfer-Encoding") or "").strip().lower()
+            if transfer:
+                return self._read_chunked_body(transfer, as_json)
+            length_text = self.headers.get("Content-Length")
+            if length_text is None or not length_text.strip().isdigit():
+                self.close_connection = True
+                self._error(411, "Content-Length or chunked Transfer-Encoding required", as_json)
+                return None
+            length = int(length_text)
+            if length > max_body:
+                if length > _drain_limit(max_body) or _discard(self.rfile, length) < length:
+                    self.close_connection = True
+                self._error(413, f"body of {length} bytes is over the {max_body}-byte limit", as_json)
+                return None
+            return self.rfile.read(length)
+
+        def _read_chunked_body(self, transfer: str, as_json: bool) -> bytes | None:
+            # After an error, where the next request begins is not known: the connection closes.
+            if transfer != "chunked":
+                self.close_connection = True
+                self._error(501, f"unsupported Transfer-Encoding {transfer[:50]!r}", as_json)
+                return None
+            try:
+                return _read_chunked(self.rfile, max_body)
+            except OverflowError:
+                self.close_connection = True
+                self._error(413, f"chunked body is over the {max_body}-byte limit", as_json)
+            except MalformedRequest as exc:
+                receiver.malformed_requests += 1
+                self.close_connection = True
+                self._error(400, str(exc), as_json)
+            return None
+
         def do_POST(self) -> None:  # noqa: N802
             content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
             as_json = content_type == "application/json"
-            length_text = self.headers.get("Content-Length")
             if self.path.split("?")[0] != TRACES_PATH:
                 self.close_connection = True
                 return self._error(404, f"unknown path {self.path[:100]}; traces go to {TRACES_PATH}", as_json)
-            if expected is not None:
-                given = (self.headers.get("Authorization") or "").encode()
-                if not hmac.compare_digest(given, expected):
-                    self.close_connection = True
-                    return self._error(401, "missing or wrong bearer token", as_json,
-                                       {"WWW-Authenticate": 'Bearer realm="auriko-obs"'})
-            if length_text is None or not length_text.strip().isdigit():
+            if token and not _bearer_matches(self.headers.get("Authorization"), token):
                 self.close_connection = True
-                return self._error(411, "Content-Length required", as_json)
-            length = int(length_text)
-            if length > max_body:
-                # Read (and discard) a moderately oversized body so the client sees the 413 rather than a
-                # reset; a huge one is left unread and the connection closed.
-                if length <= max(4 * max_body, 64 << 20):
-                    left = length
-                    while left > 0:
-                        chunk = self.rfile.read(min(left, 1 << 20))
-                        if not chunk:
-                            break
-                        left -= len(chunk)
-                else:
-                    self.close_connection = True
-                return self._error(413, f"body of {length} bytes is over the {max_body}-byte limit", as_json)
-            body = self.rfile.read(length)
+                return self._error(401, "missing or wrong bearer token", as_json,
+                                   {"WWW-Authenticate": 'Bearer realm="auriko-obs"'})
+            body = self._read_body(as_json)
+            if body is None:
+                return None
             if content_type not in ("application/x-protobuf", "application/json"):
                 return self._error(415, "Content-Type must be application/x-protobuf or application/json", as_json)
             encoding = (self.headers.get("Content-Encoding") or "identity").strip().lower()
@@ -339,13 +414,11 @@ def start_grpc(receiver: Receiver, host: str = "127.0.0.1", port: int = 4317, *,
     import grpc
     from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
-    expected = f"Bearer {token}" if token else None
-
     class TraceService(trace_service_pb2_grpc.TraceServiceServicer):
         def Export(self, request, context):  # noqa: N802 - the generated name
-            if expected is not None:
+            if token:
                 metadata = dict(context.invocation_metadata())
-                if not hmac.compare_digest(metadata.get("authorization", ""), expected):
+                if not _bearer_matches(metadata.get("authorization"), token):
                     context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
             try:
                 rejected = receiver.offer(request)
