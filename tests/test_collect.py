@@ -494,3 +494,17 @@ def test_chunked_request_bodies_are_accepted_up_to_the_size_limit(collector):
                     b"Authorization: Bearer " + TOKEN.encode() + b"\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
         assert raw.recv(100).startswith(b"HTTP/1.1 400")
     assert len(collector.rows()) == 5
+
+
+def _collect_stderr(*args: str, code: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code + "from auriko_obs.cli import main; raise SystemExit(main())",
+                           "collect", *args], capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("missing", ["google.protobuf", "opentelemetry.proto"])
+def test_collect_without_the_otlp_extra_says_so_in_one_line(tmp_path, missing):
+    done = _collect_stderr("--db", str(tmp_path / "x.duckdb"), "--port", "0",
+                           code=f"import sys; sys.modules[{missing!r}] = None\n")
+    assert done.returncode == 2
+    [line] = done.stderr.splitlines()
+    assert line.startswith("auriko-obs: collect needs the otlp extra: pip install 'auriko-obs[otlp]' (" + missing)

@@ -37,6 +37,11 @@ def collect(db: Optional[Path], host: str, port: int, grpc_port: Optional[int], 
     Ctrl-C or SIGTERM: every span already acknowledged is written before it exits.
     """
     try:
+        # What decodes the requests loads on first use: import it now, so that a missing extra stops the
+        # command here instead of failing every request.
+        import google.protobuf  # noqa: F401
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2  # noqa: F401
+
         from ._receiver import Receiver, start_grpc, start_http
     except ImportError as exc:
         raise UserError(f"collect needs the otlp extra: pip install 'auriko-obs[otlp]' ({exc.name} is missing)")
