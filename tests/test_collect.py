@@ -336,7 +336,6 @@ def test_openllmetry_spans_from_the_simulator_land_in_llm_calls(collector, sim):
     assert list(calls["output_tokens"]) == [e["output_tokens"] for e in ledger]
 
 
-
 def _json_request(*spans: dict) -> bytes:
     return json.dumps({"resourceSpans": [{
         "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "json-svc"}}]},
@@ -508,3 +507,10 @@ def test_collect_without_the_otlp_extra_says_so_in_one_line(tmp_path, missing):
     assert done.returncode == 2
     [line] = done.stderr.splitlines()
     assert line.startswith("auriko-obs: collect needs the otlp extra: pip install 'auriko-obs[otlp]' (" + missing)
+
+
+def test_collect_on_a_busy_grpc_port_says_so_in_one_line(tmp_path, collector):
+    done = _collect_stderr("--db", str(tmp_path / "x.duckdb"), "--port", "0", "--grpc-port", str(collector.grpc_port))
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [f"auriko-obs: cannot listen for gRPC: 127.0.0.1:{collector.grpc_port} is in "
+                                        "use or not an address of this machine"]

@@ -433,11 +433,16 @@ def start_grpc(receiver: Receiver, host: str = "127.0.0.1", port: int = 4317, *,
                 response.partial_success.error_message = REJECTED_MESSAGE
             return response
 
+    # Without so_reuseport=0, gRPC binds a port that another receiver already serves, and the two split
+    # the traffic between them.
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="auriko-obs-grpc"),
-                         options=[("grpc.max_receive_message_length", max_body)])
+                         options=[("grpc.max_receive_message_length", max_body), ("grpc.so_reuseport", 0)])
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(TraceService(), server)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    try:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError:  # grpcio raises where older versions returned 0
+        bound = 0
     if not bound:
-        raise OSError(f"cannot bind gRPC to {host}:{port}")
+        raise OSError(f"{host}:{port} is in use or not an address of this machine")
     server.start()
     return server, bound
