@@ -306,3 +306,33 @@ def test_metrics_go_out_over_otlp_with_the_semconv_names_and_buckets(monkeypatch
     assert token_types == {"input", "output"}
     assert sum(dp.count for dp in duration.histogram.data_points) == 3
     assert sum(p == "/v1/traces" for p, _ in _MetricsSink.received) >= 1  # the spans went to the same endpoint
+
+
+@pytest.fixture
+def otlp_sink():
+    """A local OTLP/HTTP server that records each request's path and body; yields its base URL."""
+    _MetricsSink.received = []
+    sink = ThreadingHTTPServer(("127.0.0.1", 0), _MetricsSink)
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{sink.server_address[1]}"
+    sink.shutdown()
+    sink.server_close()
+
+
+@pytest.mark.parametrize("otlp, env, traces_path, metrics_path", [
+    ("{base}", {}, "/v1/traces", "/v1/metrics"),
+    ("{base}/v1/traces", {}, "/v1/traces", "/v1/metrics"),          # the traces URL as it is, metrics beside it
+    ("{base}/otlp", {}, "/otlp/v1/traces", "/otlp/v1/metrics"),     # a base URL with a path gets the signal paths
+    (None, {"OTEL_EXPORTER_OTLP_ENDPOINT": "{base}/otlp/"}, "/otlp/v1/traces", "/otlp/v1/metrics"),
+    (None, {"OTEL_EXPORTER_OTLP_ENDPOINT": "{base}/otlp", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "{base}/my/traces"},
+     "/my/traces", "/otlp/v1/metrics"),                               # the per-signal variable is used as it is
+])
+def test_traces_and_metrics_go_to_the_paths_the_spec_gives(monkeypatch, client, db_path, otlp_sink, otlp, env,
+                                                          traces_path, metrics_path):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value.format(base=otlp_sink))
+    auriko_obs.instrument(db=db_path, otlp=otlp.format(base=otlp_sink) if otlp else None)
+    _chat(client)
+    auriko_obs.uninstrument()
+    assert {path for path, _ in _MetricsSink.received} == {traces_path, metrics_path}
+
