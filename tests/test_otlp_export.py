@@ -202,13 +202,16 @@ def test_a_collector_that_is_down_costs_the_caller_nothing_and_drops_are_counted
                                             "timeout": 30})
     down = timed(40)
     t0 = time.perf_counter()
-    assert auriko_obs.flush(30)                                       # flush() never waits on the collector
+    assert not auriko_obs.flush(1)                  # flush() waits on the collector only as long as it is told
     assert time.perf_counter() - t0 < 5
     stats = auriko_obs.stats()["otlp"]
     assert stats["dropped_spans"] > 0
     assert stats["exported_spans"] == 0
     assert stats["dropped_spans"] + stats["queued_spans"] + stats["failed_spans"] + 5 >= 40
-    assert len(calls(db_path)) == 81                                 # DuckDB got every call regardless
+    from auriko_obs.instrumentation import flush_store
+
+    assert flush_store(30)
+    assert len(Store(db_path).calls()) == 81                         # DuckDB got every call regardless
     # the caller never waits on the collector: a blocked caller would wait out export timeouts (seconds);
     # the bound is generous because the export thread shares the CPU with the caller
     assert down < baseline * 2 + 0.005, (baseline, down)
@@ -336,3 +339,22 @@ def test_traces_and_metrics_go_to_the_paths_the_spec_gives(monkeypatch, client, 
     auriko_obs.uninstrument()
     assert {path for path, _ in _MetricsSink.received} == {traces_path, metrics_path}
 
+
+def test_flush_returns_once_spans_and_metrics_have_reached_the_collector(monkeypatch, client, db_path, otlp_sink):
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "600000")      # left alone, spans would wait ten minutes …
+    monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "600000")  # … and metrics too
+    auriko_obs.instrument(db=db_path, otlp=otlp_sink)
+    _chat(client)
+    assert auriko_obs.flush(30)
+    received = list(_MetricsSink.received)
+    spans = [span.name for path, body in received if path == "/v1/traces"
+             for rs in ExportTraceServiceRequest.FromString(body).resource_spans for ss in rs.scope_spans
+             for span in ss.spans]
+    assert spans == ["chat gpt-4o"]
+    metrics = {m.name for path, body in received if path == "/v1/metrics"
+               for rm in ExportMetricsServiceRequest.FromString(body).resource_metrics for sm in rm.scope_metrics
+               for m in sm.metrics}
+    assert "gen_ai.client.operation.duration" in metrics
