@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -333,3 +334,183 @@ def test_openllmetry_spans_from_the_simulator_land_in_llm_calls(collector, sim):
     assert calls["input_tokens"].notna().all() and calls["output_tokens"].notna().all()
     assert list(calls["input_tokens"]) == [e["input_tokens"] for e in ledger]
     assert list(calls["output_tokens"]) == [e["output_tokens"] for e in ledger]
+
+
+def _json_request(*spans: dict) -> bytes:
+    return json.dumps({"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "json-svc"}}]},
+        "scopeSpans": [{"spans": list(spans)}]}]}).encode()
+
+
+def _json_span(span_id: str, start: str = "1544712660000000000", end: str = "1544712661000000000") -> dict:
+    return {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": span_id, "name": "chat gpt-4o",
+            "startTimeUnixNano": start, "endTimeUnixNano": end,
+            "attributes": [{"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
+                           {"key": "gen_ai.usage.input_tokens", "value": {"intValue": "12"}}]}
+
+
+def test_a_span_time_past_what_the_store_holds_is_rejected_and_the_rest_stored(collector):
+    """uint64 nanoseconds reach 2554; the store's int64 ones end in 2262."""
+    last_uint64 = str(2**64 - 1)
+    body = _json_request(_json_span("eee19b7ec3c1b174"), _json_span("eee19b7ec3c1b175", start=last_uint64),
+                         _json_span("eee19b7ec3c1b176", end=last_uint64))
+    status, _, answer = _post(collector.url, body, "application/json")
+    assert status == 200
+    assert json.loads(answer)["partialSuccess"]["rejectedSpans"] == "2"
+    assert _post(collector.url, _proto_request(2))[0] == 200      # the connection, the receiver live on
+    rows = collector.rows()
+    assert sorted(rows["span_id"]) == ["0000000000000001", "0000000000000002", "eee19b7ec3c1b174"]
+    assert collector.receiver.stats()["rejected_spans"] == 2
+
+
+def test_spans_that_cannot_be_converted_get_400_and_the_receiver_keeps_running(collector, monkeypatch):
+    """No payload that decodes is known to fail conversion any more; a failing converter stands in for
+    whatever may."""
+    import grpc
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+    from auriko_obs.otlp import _receiver
+
+    def broken(request):
+        raise OverflowError("Python int too large to convert to C long")
+
+    monkeypatch.setattr(_receiver, "request_to_table", broken)
+    status, _, body = _post(collector.url, _proto_request(2))
+    assert status == 400
+    from google.rpc.status_pb2 import Status
+
+    assert "OverflowError" in Status.FromString(body).message
+    with grpc.insecure_channel(f"127.0.0.1:{collector.grpc_port}") as channel:
+        stub = trace_service_pb2_grpc.TraceServiceStub(channel)
+        request = trace_service_pb2.ExportTraceServiceRequest.FromString(_proto_request(2))
+        with pytest.raises(grpc.RpcError) as err:
+            stub.Export(request, timeout=10, metadata=(("authorization", f"Bearer {TOKEN}"),))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    monkeypatch.undo()
+    assert _post(collector.url, _proto_request(2))[0] == 200
+    assert len(collector.rows()) == 2
+    stats = collector.receiver.stats()
+    assert stats["malformed_requests"] == 2 and stats["queued_spans"] == 0
+
+
+def test_the_same_request_delivered_twice_is_one_llm_calls_row(collector):
+    body = _json_request(_json_span("eee19b7ec3c1b174"))
+    for _ in range(2):  # an exporter retrying after a timeout sends the same spans again
+        assert _post(collector.url, body, "application/json")[0] == 200
+        assert collector.receiver.flush(30)
+    assert len(Store(collector.db).calls()) == 1
+    assert collector.receiver.stats()["written_spans"] == 2
+
+
+def test_a_request_larger_than_the_whole_queue_is_taken_when_the_queue_is_empty(tmp_path):
+    c = Collector(str(tmp_path / "small.duckdb"), max_queue_spans=10, flush_interval_s=3600)
+    try:
+        assert _post(c.url, _proto_request(20, trace_byte=1), token=None)[0] == 200
+        status, headers, _ = _post(c.url, _proto_request(20, trace_byte=2), token=None)
+        assert status == 503 and headers["Retry-After"] == "1"    # 20 spans wait: the queue is full
+        assert c.receiver.flush(30)
+        assert _post(c.url, _proto_request(20, trace_byte=2), token=None)[0] == 200
+        assert len(c.rows()) == 40
+    finally:
+        c.close()
+
+
+def test_requests_arriving_together_cannot_overfill_the_queue(tmp_path, monkeypatch):
+    """Each request's room in the queue is taken under the lock, before its spans are converted."""
+    import threading
+
+    from auriko_obs.otlp import _convert, _receiver
+
+    def slow_conversion(request):
+        time.sleep(0.2)  # every request is between its size check and its append at once
+        return _convert.request_to_table(request)
+
+    monkeypatch.setattr(_receiver, "request_to_table", slow_conversion)
+    receiver = Receiver(str(tmp_path / "race.duckdb"), max_queue_spans=10, flush_interval_s=3600)
+    try:
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+        requests = [ExportTraceServiceRequest.FromString(_proto_request(4, trace_byte=i + 1)) for i in range(6)]
+        outcomes = []
+
+        def offer(request):
+            try:
+                receiver.offer(request)
+                outcomes.append("accepted")
+            except _receiver.QueueFull:
+                outcomes.append("busy")
+
+        threads = [threading.Thread(target=offer, args=(r,)) for r in requests]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert outcomes.count("accepted") == 2 and outcomes.count("busy") == 4   # 8 of 10 places, then full
+        assert receiver.stats()["queued_spans"] == 8
+    finally:
+        receiver.close()
+
+
+def test_the_bearer_scheme_is_case_insensitive(collector):
+    import grpc
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+    for i, scheme in enumerate(("bearer", "BEARER", "Bearer")):
+        status, _, _ = _post(collector.url, _proto_request(1, trace_byte=i + 1), token=None,
+                             Authorization=f"{scheme} {TOKEN}")
+        assert status == 200, scheme
+    assert _post(collector.url, _proto_request(1), token=None, Authorization=f"Basic {TOKEN}")[0] == 401
+    with grpc.insecure_channel(f"127.0.0.1:{collector.grpc_port}") as channel:
+        stub = trace_service_pb2_grpc.TraceServiceStub(channel)
+        request = trace_service_pb2.ExportTraceServiceRequest.FromString(_proto_request(1, trace_byte=9))
+        stub.Export(request, timeout=10, metadata=(("authorization", f"bearer {TOKEN}"),))
+    assert len(collector.rows()) == 4
+
+
+def _chunked_post(connection, body_parts, **headers) -> tuple[int, bytes]:
+    connection.request("POST", "/v1/traces", body=iter(body_parts), encode_chunked=True,
+                       headers={"Content-Type": "application/x-protobuf", "Authorization": f"Bearer {TOKEN}",
+                                **headers})
+    response = connection.getresponse()
+    return response.status, response.read()
+
+
+def test_chunked_request_bodies_are_accepted_up_to_the_size_limit(collector):
+    import http.client
+
+    port = collector.http.server_address[1]
+    body = _proto_request(3, trace_byte=1)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        assert _chunked_post(connection, [body[:10], body[10:50], body[50:]])[0] == 200
+        gzipped = gzip.compress(_proto_request(2, trace_byte=2))   # the same connection carries the next one
+        assert _chunked_post(connection, [gzipped[:7], gzipped[7:]], **{"Content-Encoding": "gzip"})[0] == 200
+        assert _chunked_post(connection, [b"x" * (512 << 10)] * 3)[0] == 413                 # over 1 MiB
+    finally:
+        connection.close()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:                # broken framing
+        raw.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+                    b"Authorization: Bearer " + TOKEN.encode() + b"\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+        assert raw.recv(100).startswith(b"HTTP/1.1 400")
+    assert len(collector.rows()) == 5
+
+
+def _collect_stderr(*args: str, code: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code + "from auriko_obs.cli import main; raise SystemExit(main())",
+                           "collect", *args], capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("missing", ["google.protobuf", "opentelemetry.proto"])
+def test_collect_without_the_otlp_extra_says_so_in_one_line(tmp_path, missing):
+    done = _collect_stderr("--db", str(tmp_path / "x.duckdb"), "--port", "0",
+                           code=f"import sys; sys.modules[{missing!r}] = None\n")
+    assert done.returncode == 2
+    [line] = done.stderr.splitlines()
+    assert line.startswith("auriko-obs: collect needs the otlp extra: pip install 'auriko-obs[otlp]' (" + missing)
+
+
+def test_collect_on_a_busy_grpc_port_says_so_in_one_line(tmp_path, collector):
+    done = _collect_stderr("--db", str(tmp_path / "x.duckdb"), "--port", "0", "--grpc-port", str(collector.grpc_port))
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [f"auriko-obs: cannot listen for gRPC: 127.0.0.1:{collector.grpc_port} is in "
+                                        "use or not an address of this machine"]

@@ -202,13 +202,16 @@ def test_a_collector_that_is_down_costs_the_caller_nothing_and_drops_are_counted
                                             "timeout": 30})
     down = timed(40)
     t0 = time.perf_counter()
-    assert auriko_obs.flush(30)                                       # flush() never waits on the collector
+    assert not auriko_obs.flush(1)                  # flush() waits on the collector only as long as it is told
     assert time.perf_counter() - t0 < 5
     stats = auriko_obs.stats()["otlp"]
     assert stats["dropped_spans"] > 0
     assert stats["exported_spans"] == 0
     assert stats["dropped_spans"] + stats["queued_spans"] + stats["failed_spans"] + 5 >= 40
-    assert len(calls(db_path)) == 81                                 # DuckDB got every call regardless
+    from auriko_obs.instrumentation import flush_store
+
+    assert flush_store(30)
+    assert len(Store(db_path).calls()) == 81                         # DuckDB got every call regardless
     # the caller never waits on the collector: a blocked caller would wait out export timeouts (seconds);
     # the bound is generous because the export thread shares the CPU with the caller
     assert down < baseline * 2 + 0.005, (baseline, down)
@@ -306,3 +309,52 @@ def test_metrics_go_out_over_otlp_with_the_semconv_names_and_buckets(monkeypatch
     assert token_types == {"input", "output"}
     assert sum(dp.count for dp in duration.histogram.data_points) == 3
     assert sum(p == "/v1/traces" for p, _ in _MetricsSink.received) >= 1  # the spans went to the same endpoint
+
+
+@pytest.fixture
+def otlp_sink():
+    """A local OTLP/HTTP server that records each request's path and body; yields its base URL."""
+    _MetricsSink.received = []
+    sink = ThreadingHTTPServer(("127.0.0.1", 0), _MetricsSink)
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{sink.server_address[1]}"
+    sink.shutdown()
+    sink.server_close()
+
+
+@pytest.mark.parametrize("otlp, env, traces_path, metrics_path", [
+    ("{base}", {}, "/v1/traces", "/v1/metrics"),
+    ("{base}/v1/traces", {}, "/v1/traces", "/v1/metrics"),          # the traces URL as it is, metrics beside it
+    ("{base}/otlp", {}, "/otlp/v1/traces", "/otlp/v1/metrics"),     # a base URL with a path gets the signal paths
+    (None, {"OTEL_EXPORTER_OTLP_ENDPOINT": "{base}/otlp/"}, "/otlp/v1/traces", "/otlp/v1/metrics"),
+    (None, {"OTEL_EXPORTER_OTLP_ENDPOINT": "{base}/otlp", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "{base}/my/traces"},
+     "/my/traces", "/otlp/v1/metrics"),                               # the per-signal variable is used as it is
+])
+def test_traces_and_metrics_go_to_the_paths_the_spec_gives(monkeypatch, client, db_path, otlp_sink, otlp, env,
+                                                          traces_path, metrics_path):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value.format(base=otlp_sink))
+    auriko_obs.instrument(db=db_path, otlp=otlp.format(base=otlp_sink) if otlp else None)
+    _chat(client)
+    auriko_obs.uninstrument()
+    assert {path for path, _ in _MetricsSink.received} == {traces_path, metrics_path}
+
+
+def test_flush_returns_once_spans_and_metrics_have_reached_the_collector(monkeypatch, client, db_path, otlp_sink):
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "600000")      # left alone, spans would wait ten minutes …
+    monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "600000")  # … and metrics too
+    auriko_obs.instrument(db=db_path, otlp=otlp_sink)
+    _chat(client)
+    assert auriko_obs.flush(30)
+    received = list(_MetricsSink.received)
+    spans = [span.name for path, body in received if path == "/v1/traces"
+             for rs in ExportTraceServiceRequest.FromString(body).resource_spans for ss in rs.scope_spans
+             for span in ss.spans]
+    assert spans == ["chat gpt-4o"]
+    metrics = {m.name for path, body in received if path == "/v1/metrics"
+               for rm in ExportMetricsServiceRequest.FromString(body).resource_metrics for sm in rm.scope_metrics
+               for m in sm.metrics}
+    assert "gen_ai.client.operation.duration" in metrics

@@ -166,3 +166,58 @@ def test_check_writable_says_why_a_path_cannot_be_a_store(tmp_path):
         check_writable(not_duckdb)
     with pytest.raises(ValueError, match="cannot use .* as an auriko-obs store"):
         check_writable(tmp_path)  # a folder
+
+
+def _stored_raw_rows(path: str):
+    """Returns the store's spans as the raw Arrow rows an exporter inserts (``RAW_SCHEMA``)."""
+    from auriko_obs.store._files import connect
+    from auriko_obs.store._rows import RAW_SCHEMA
+
+    names = ", ".join(f'"{name}"' for name in RAW_SCHEMA.names)
+    with connect(path, read_only=True, wait_s=5) as con:
+        return con.sql(f"SELECT {names} FROM spans ORDER BY start_time").to_arrow_table().cast(RAW_SCHEMA)
+
+
+def _span_counts(path: str) -> tuple[int, int, int]:
+    frame = auriko_obs.Store(path).sql("SELECT count(*) AS n, count(DISTINCT (trace_id, span_id)) AS spans, "
+                                       "(SELECT count(*) FROM llm_calls) AS calls FROM spans")
+    return tuple(int(frame.iloc[0][c]) for c in ("n", "spans", "calls"))
+
+
+def test_a_span_delivered_twice_is_stored_once(instrumented, client, tmp_path):
+    import pyarrow as pa
+
+    from auriko_obs.store import DuckDBSpanExporter
+
+    for _ in range(3):
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    assert auriko_obs.flush()
+    table = _stored_raw_rows(instrumented)
+    assert _span_counts(instrumented) == (3, 3, 3)
+    DuckDBSpanExporter(instrumented).export_table(table)   # every span again, as a retrying exporter sends it
+    assert _span_counts(instrumented) == (3, 3, 3)
+    other = str(tmp_path / "other.duckdb")                 # repeats within one batch
+    DuckDBSpanExporter(other).export_table(pa.concat_tables([table, table.slice(1, 1), table]))
+    assert _span_counts(other) == (3, 3, 3)
+    assert _stored_raw_rows(other).equals(table)
+
+
+def test_a_spool_file_ingested_twice_adds_no_duplicates(instrumented, client):
+    """A writer that dies between committing a spool file's rows and deleting the file leaves it to be
+    ingested again."""
+    import pyarrow.parquet as pq
+
+    from auriko_obs.store import spool_dir
+    from auriko_obs.store._exporter import ingest_spool
+    from auriko_obs.store._files import connect
+
+    for _ in range(2):
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    assert auriko_obs.flush()
+    table = _stored_raw_rows(instrumented)
+    spool_dir(instrumented).mkdir()
+    for _ in range(2):
+        pq.write_table(table, spool_dir(instrumented) / "00000000000000000001-1-000001.parquet")
+        with connect(instrumented, read_only=False, wait_s=5) as con:
+            assert ingest_spool(con, instrumented) == 2
+        assert _span_counts(instrumented) == (2, 2, 2)

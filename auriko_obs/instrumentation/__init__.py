@@ -21,6 +21,7 @@ import contextlib
 import os
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -30,7 +31,8 @@ from ._patch import (AURIKO_TARGETS, HOOKS, HTTP_TARGETS, OPENAI_TARGETS, STREAM
 from ._pipeline import Pipeline
 from ._state import EXTRA, INTERNAL_ERRORS, CallRecord
 
-__all__ = ["Instrumentation", "CallRecord", "attributes", "flush", "instrument", "uninstrument", "wrap", "stats"]
+__all__ = ["Instrumentation", "CallRecord", "attributes", "flush", "flush_store", "instrument", "uninstrument", "wrap",
+           "stats"]
 
 _CAPTURE_VALUES = {"true", "1", "span_only", "span_and_event"}
 
@@ -50,11 +52,20 @@ class Instrumentation:
         return f"Instrumentation(db={self.db_path!r}, service_name={self.service_name!r})"
 
     def flush(self, timeout_s: float | None = 30.0) -> bool:
-        """Returns True once every finished call is in the store (and queued for the OTLP exporter).
+        """Returns True once every finished call is in the store and sent over OTLP (spans and metrics).
 
-        It does not wait on a collector: the OTLP queue is drained by its own thread, at exit (5 s at
-        most) and by ``uninstrument()``.
+        ``timeout_s`` bounds it all. A collector that is down or an export error makes it return False,
+        never raise.
         """
+        started = time.monotonic()
+        done = self.flush_store(timeout_s)
+        if done and self.export is not None:
+            left = None if timeout_s is None else max(0.0, timeout_s - (time.monotonic() - started))
+            done = self.export.flush(left)
+        return done
+
+    def flush_store(self, timeout_s: float | None = 30.0) -> bool:
+        """Returns True once every finished call is in the store; it does not wait on a collector."""
         done = self.pipeline.flush(timeout_s)
         if done and self.export is not None:  # other instrumentations' GenAI spans, from the app's provider
             done = self.export.flush_store(timeout_s)
@@ -235,9 +246,16 @@ def wrap(client: Any) -> Any:
 
 
 def flush(timeout_s: float | None = 30.0) -> bool:
-    """Returns True once every finished call is in the store (True at once when not instrumented)."""
+    """Returns True once every finished call is in the store and sent over OTLP (True at once when not
+    instrumented)."""
     active = _active
     return active.flush(timeout_s) if active is not None else True
+
+
+def flush_store(timeout_s: float | None = 30.0) -> bool:
+    """Returns True once every finished call is in the store, without waiting on a collector."""
+    active = _active
+    return active.flush_store(timeout_s) if active is not None else True
 
 
 def stats() -> dict[str, Any]:

@@ -175,7 +175,7 @@ class Extension:
         unregister_magics(self.shell)
         unregister_track_transform(self.shell)
         unregister_dataframe_html(self.shell)
-        instrumentation.flush(10)
+        instrumentation.flush_store(10)
         self._detach_ledger()
         if self.instrumented_here:
             instrumentation.uninstrument()
@@ -255,7 +255,7 @@ class Extension:
         """Returns the Summary of one cell run, read from the store after a flush (None without a store)."""
         from .. import instrumentation
 
-        instrumentation.flush(10)
+        instrumentation.flush_store(10)
         if self.store_path is None:
             return None
         summary = summarize(self.store_path, label=cell.label, attr=RUN_ATTR, value=cell.run_id,
@@ -268,7 +268,7 @@ class Extension:
         """Returns the Summary of every call this session made (None without a store)."""
         from .. import instrumentation
 
-        instrumentation.flush(10)
+        instrumentation.flush_store(10)
         if self.store_path is None:
             return None
         summary = summarize(self.store_path, label=f"session {self.session}", attr=SESSION_ATTR,

@@ -189,7 +189,7 @@ class AurikoObsMagics(Magics):
     def _sql(self, rest: str, cell: str | None) -> Any:
         import duckdb
 
-        from .. import flush
+        from ..instrumentation import flush_store
         from ..store import Store
 
         query = (cell or "").strip() or rest
@@ -197,7 +197,7 @@ class AurikoObsMagics(Magics):
             raise UsageError("%auriko_obs sql needs a query, e.g. %auriko_obs sql SELECT count(*) FROM llm_calls")
         if self.extension.store_path is None:
             raise UsageError("no store: the instrumentation was started with db=False")
-        flush(10)
+        flush_store(10)
         with _usage_errors(duckdb.Error, FileNotFoundError):  # DuckDB's message says what is wrong with the query
             return Store(self.extension.store_path).sql(query)
 

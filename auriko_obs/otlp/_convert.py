@@ -20,6 +20,9 @@ from ._mapping import looks_genai, normalize
 _KINDS = ("INTERNAL", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")  # index = OTLP SpanKind
 _STATUS_ERROR = 2
 _SCALARS = frozenset({"string_value", "int_value", "double_value", "bool_value"})
+# OTLP times are uint64 nanoseconds; the store's (Arrow's) are int64, which ends in April 2262.
+_MAX_TIME_NS = (1 << 63) - 1
+REJECTED_MESSAGE = "spans with invalid trace or span ids, or times after 2262-04-11"
 
 
 class MalformedRequest(ValueError):
@@ -108,7 +111,7 @@ def count_spans(request: Any) -> int:
 
 
 def request_to_table(request: Any) -> tuple[pa.Table, int]:
-    """Returns (rows, rejected): one row per valid span; spans with invalid ids are rejected."""
+    """Returns (rows, rejected): one row per valid span; spans with invalid ids or times are rejected."""
     cols: dict[str, list] = {name: [] for name in RAW_SCHEMA.names}
     trace_ids, span_ids, parents = cols["trace_id"], cols["span_id"], cols["parent_span_id"]
     starts, ends, durations = cols["start_time"], cols["end_time"], cols["duration_ms"]
@@ -125,13 +128,14 @@ def request_to_table(request: Any) -> tuple[pa.Table, int]:
             scope = scope_spans.scope.name or None
             for span in scope_spans.spans:
                 trace_id, span_id = span.trace_id, span.span_id
-                if len(trace_id) != 16 or len(span_id) != 8 or not any(trace_id) or not any(span_id):
+                start, end = span.start_time_unix_nano, span.end_time_unix_nano
+                if (len(trace_id) != 16 or len(span_id) != 8 or not any(trace_id) or not any(span_id)
+                        or start > _MAX_TIME_NS or end > _MAX_TIME_NS):
                     rejected += 1
                     continue
                 attributes = key_values(span.attributes)
                 if looks_genai(attributes):
                     normalize(attributes)
-                start, end = span.start_time_unix_nano, span.end_time_unix_nano
                 trace_ids.append(trace_id.hex())
                 span_ids.append(span_id.hex())
                 parent = span.parent_span_id

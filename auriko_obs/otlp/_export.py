@@ -15,12 +15,12 @@ import time
 import weakref
 from collections import deque
 from typing import Any, Sequence
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from ..instrumentation._state import INTERNAL_ERRORS
+from .._internal_errors import INTERNAL_ERRORS
 
 log = logging.getLogger("auriko_obs.otlp")
 
@@ -80,12 +80,25 @@ def _check_protocol(protocol: str) -> str:
     return protocol
 
 
+_SIGNAL_PATHS = ("/v1/traces", "/v1/metrics")
+
+
 def _signal_url(endpoint: str, path: str) -> str:
-    """A base endpoint (``http://host:4318``) gets the signal's path, as the spec says for the base variable."""
+    """Returns the URL of one signal (``path``: ``/v1/traces`` or ``/v1/metrics``) for an ``otlp=`` endpoint.
+
+    A base URL (``http://host:4318``, ``http://host/otlp``) gets the signal's path appended, as the spec
+    says for ``OTEL_EXPORTER_OTLP_ENDPOINT``. A URL that already ends in a signal's path is that signal's
+    endpoint as it is, and the other signal's path replaces it for the other one.
+    """
     parts = urlsplit(endpoint)
-    if parts.path in ("", "/"):
-        return endpoint.rstrip("/") + path
-    return endpoint
+    base = parts.path.rstrip("/")
+    if base.endswith(path):
+        return endpoint
+    for signal_path in _SIGNAL_PATHS:
+        if base.endswith(signal_path):
+            base = base[:-len(signal_path)]
+            break
+    return urlunsplit(parts._replace(path=base + path))
 
 
 _EXPORTERS = {  # signal → (OTEL_* signal name, URL path, gRPC exporter, HTTP exporter) as (module, class)

@@ -24,7 +24,7 @@ from typing import Any, Sequence
 
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from ..instrumentation._state import INTERNAL_ERRORS
+from .._internal_errors import INTERNAL_ERRORS
 
 log = logging.getLogger("auriko_obs.otlp")
 

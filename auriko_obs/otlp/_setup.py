@@ -23,6 +23,7 @@ The rules (also in the README):
 from __future__ import annotations
 
 import os
+import time
 from typing import Any, Callable
 
 from .._internal_errors import INTERNAL_ERRORS
@@ -53,12 +54,22 @@ class Export:
         return self.foreign_queue.force_flush(int((timeout_s if timeout_s is not None else 3600) * 1000))
 
     def flush(self, timeout_s: float | None = 30.0) -> bool:
-        """Waits for everything, the OTLP exporter's network sends included."""
-        millis = int((timeout_s if timeout_s is not None else 3600) * 1000)
+        """Returns True once everything is sent: the OTLP span queue, the application's provider, the metrics.
+
+        ``timeout_s`` bounds them all together; an exporter's error is recorded and makes it return False.
+        """
+        deadline = time.monotonic() + (timeout_s if timeout_s is not None else 3600)
         done = True
-        for consumer in (self.otlp, self.foreign_queue, self.forwarder, self.metrics):
-            if consumer is not None:
+        for name, consumer in (("otlp", self.otlp), ("foreign-genai", self.foreign_queue),
+                               ("tracer_provider", self.forwarder), ("metrics", self.metrics)):
+            if consumer is None:
+                continue
+            millis = max(0, int((deadline - time.monotonic()) * 1000))
+            try:
                 done = bool(consumer.force_flush(millis)) and done
+            except Exception as exc:  # the SDK's MeterProvider raises when the time is up
+                INTERNAL_ERRORS.record(f"{name}.flush", exc)
+                done = False
         return done
 
     def close(self) -> None:

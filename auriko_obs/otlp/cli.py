@@ -37,6 +37,11 @@ def collect(db: Optional[Path], host: str, port: int, grpc_port: Optional[int], 
     Ctrl-C or SIGTERM: every span already acknowledged is written before it exits.
     """
     try:
+        # What decodes the requests loads on first use: import it now, so that a missing extra stops the
+        # command here instead of failing every request.
+        import google.protobuf  # noqa: F401
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2  # noqa: F401
+
         from ._receiver import Receiver, start_grpc, start_http
     except ImportError as exc:
         raise UserError(f"collect needs the otlp extra: pip install 'auriko-obs[otlp]' ({exc.name} is missing)")
@@ -54,12 +59,15 @@ def collect(db: Optional[Path], host: str, port: int, grpc_port: Optional[int], 
         raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
     grpc_server = None
     if grpc_port is not None:
+        # gRPC's C core logs a failed bind on stderr by itself, before we can report it in one line; its
+        # other messages are not for a command's user either. GRPC_VERBOSITY set by the user wins.
+        os.environ.setdefault("GRPC_VERBOSITY", "NONE")
         try:
             grpc_server, grpc_port = start_grpc(receiver, host, grpc_port, token=token, max_body=max(max_body, 4 << 20))
-        except (OSError, RuntimeError) as exc:
+        except OSError as exc:
             http.shutdown()
             receiver.close()
-            raise UserError(f"cannot listen for gRPC on {host}:{grpc_port}: {exc}")
+            raise UserError(f"cannot listen for gRPC: {exc}")
 
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import threading
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Sequence
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -19,14 +21,47 @@ from ._files import StoreLockedError, connect, default_path, spool_dir
 from ._rows import spans_to_table, typed_columns_sql
 
 
-_INSERT_SQL = f"INSERT INTO spans BY NAME {typed_columns_sql('_auriko_obs_batch')}"
+# A span delivered twice (an OTLP exporter retrying after a timeout, a spool file ingested again after a
+# crash between COMMIT and its deletion) is stored once: rows whose (trace_id, span_id) is already stored
+# are left out, and so are repeats within the batch. The lookup only reads stored rows that started
+# within the batch's own start times, a constant range that DuckDB's zone maps use to skip every older
+# row group, so its cost does not grow with the store.
+_NEW_ROWS = """WITH _auriko_obs_new AS (
+ SELECT * FROM _auriko_obs_batch AS b
+ WHERE NOT EXISTS (SELECT 1 FROM spans AS s WHERE s.start_time BETWEEN {low} AND {high}
+                   AND s.trace_id = b.trace_id AND s.span_id = b.span_id))
+"""
+_SELECT_NEW = typed_columns_sql("_auriko_obs_new")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _timestamp_literal(ns: int | None, widen_us: int) -> str:
+    # DuckDB keeps microseconds; one more on each side covers how it rounds the batch's nanoseconds.
+    if ns is None:
+        return "NULL"
+    return f"TIMESTAMPTZ '{(_EPOCH + timedelta(microseconds=ns // 1000 + widen_us)).isoformat()}'"
+
+
+def _first_of_each_span(table: pa.Table) -> pa.Table:
+    """Returns the rows of the table with each (trace_id, span_id) once, the first of its repeats."""
+    # In Arrow: a window function in the INSERT cost DuckDB several times as much (it moves whole rows).
+    ids = table.select(["trace_id", "span_id"]).append_column("_row", pa.array(range(table.num_rows), pa.int64()))
+    first = ids.group_by(["trace_id", "span_id"], use_threads=False).aggregate([("_row", "min")])
+    if first.num_rows == table.num_rows:
+        return table
+    return table.take(pc.sort_indices(first["_row_min"]))
 
 
 def insert_table(con, table: pa.Table) -> None:
-    """Inserts an Arrow table of raw span rows (``RAW_SCHEMA``); DuckDB fills the typed columns."""
+    """Inserts the spans of an Arrow table of raw span rows (``RAW_SCHEMA``) that the store does not hold
+    yet, each once; DuckDB fills the typed columns."""
+    table = _first_of_each_span(table)
+    starts = pc.min_max(table["start_time"].cast(pa.int64()))
+    new_rows = _NEW_ROWS.format(low=_timestamp_literal(starts["min"].as_py(), -1),
+                                high=_timestamp_literal(starts["max"].as_py(), 1))
     con.register("_auriko_obs_batch", table)
     try:
-        con.execute(_INSERT_SQL)
+        con.execute(f"INSERT INTO spans BY NAME {new_rows}{_SELECT_NEW}")
     finally:
         con.unregister("_auriko_obs_batch")
 
