@@ -70,6 +70,7 @@ def test_sql_prints_results_in_each_format(tmp_path, capsys):
     (["demo", "--db", "{notduck}"], "as an auriko-obs store: IO Error"),
     (["report", "--db", "{notduck}", "--out", "{tmp}/r.md", "--format", "md"], "as an auriko-obs store: IO Error"),
     (["schedule", "--db", "{notduck}", "--config", "{tmp}/schedule.toml"], "as an auriko-obs store: IO Error"),
+    (["collect", "--db", "{notduck}", "--port", "0"], "as an auriko-obs store: IO Error"),
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, message):
     db = tmp_path / "exists.duckdb"

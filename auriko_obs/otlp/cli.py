@@ -11,7 +11,7 @@ from typing import Optional
 
 import click
 
-from ..cli import UserError, _db_path, app, db_option
+from ..cli import UserError, _writable_db_path, app, db_option
 
 
 @app.command()
@@ -46,7 +46,7 @@ def collect(db: Optional[Path], host: str, port: int, grpc_port: Optional[int], 
     except ImportError as exc:
         raise UserError(f"collect needs the otlp extra: pip install 'auriko-obs[otlp]' ({exc.name} is missing)")
 
-    path = _db_path(db)
+    path = _writable_db_path(db)
     if host not in ("127.0.0.1", "localhost", "::1") and not token:
         click.echo(f"warning: listening on {host} without --token: anyone who can reach it can write spans",
                    err=True)
