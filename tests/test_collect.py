@@ -402,6 +402,21 @@ def test_the_same_request_delivered_twice_is_one_llm_calls_row(collector):
     assert collector.receiver.stats()["written_spans"] == 2
 
 
+def test_a_retried_request_in_the_same_batch_as_the_next_one_loses_nothing(tmp_path):
+    # An exporter that times out resends R1, then sends R2; all three arrive before one write.
+    c = Collector(str(tmp_path / "retry.duckdb"), flush_interval_s=3600)
+    try:
+        r1 = _json_request(_json_span("00000000000000a1"), _json_span("00000000000000a2"))
+        r2 = _json_request(_json_span("00000000000000b1"), _json_span("00000000000000b2"))
+        for body in (r1, r1, r2):
+            assert _post(c.url, body, "application/json", token=None)[0] == 200
+        assert c.receiver.flush(30)
+        ids = sorted(Store(c.db).sql("SELECT span_id FROM spans")["span_id"])
+    finally:
+        c.close()
+    assert ids == ["00000000000000a1", "00000000000000a2", "00000000000000b1", "00000000000000b2"]
+
+
 def test_a_request_larger_than_the_whole_queue_is_taken_when_the_queue_is_empty(tmp_path):
     c = Collector(str(tmp_path / "small.duckdb"), max_queue_spans=10, flush_interval_s=3600)
     try:

@@ -200,6 +200,11 @@ def test_a_span_delivered_twice_is_stored_once(instrumented, client, tmp_path):
     DuckDBSpanExporter(other).export_table(pa.concat_tables([table, table.slice(1, 1), table]))
     assert _span_counts(other) == (3, 3, 3)
     assert _stored_raw_rows(other).equals(table)
+    a, b, c = (table.slice(i, 1) for i in range(3))
+    mixed = str(tmp_path / "mixed.duckdb")                 # a repeat before a new span: A, B, B, A, C
+    DuckDBSpanExporter(mixed).export_table(pa.concat_tables([a, b, b, a, c]))
+    assert _span_counts(mixed) == (3, 3, 3)
+    assert _stored_raw_rows(mixed).equals(table)
 
 
 def test_a_spool_file_ingested_twice_adds_no_duplicates(instrumented, client):

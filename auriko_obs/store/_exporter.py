@@ -24,8 +24,9 @@ from ._rows import spans_to_table, typed_columns_sql
 # A span delivered twice (an OTLP exporter retrying after a timeout, a spool file ingested again after a
 # crash between COMMIT and its deletion) is stored once: rows whose (trace_id, span_id) is already stored
 # are left out, and so are repeats within the batch. The lookup only reads stored rows that started
-# within the batch's own start times, a constant range that DuckDB's zone maps use to skip every older
-# row group, so its cost does not grow with the store.
+# within the batch's own start times, a constant range that DuckDB's zone maps use to skip the row groups
+# outside it: spans arriving in time order cost a look at the newest row groups only, whatever the store's
+# size (a batch mixing spans far apart in time reads every row group between them).
 _NEW_ROWS = """WITH _auriko_obs_new AS (
  SELECT * FROM _auriko_obs_batch AS b
  WHERE NOT EXISTS (SELECT 1 FROM spans AS s WHERE s.start_time BETWEEN {low} AND {high}
@@ -49,7 +50,8 @@ def _first_of_each_span(table: pa.Table) -> pa.Table:
     first = ids.group_by(["trace_id", "span_id"], use_threads=False).aggregate([("_row", "min")])
     if first.num_rows == table.num_rows:
         return table
-    return table.take(pc.sort_indices(first["_row_min"]))
+    rows = first["_row_min"]  # the row number of each span's first occurrence, in no particular order
+    return table.take(rows.take(pc.sort_indices(rows)))
 
 
 def insert_table(con, table: pa.Table) -> None:
