@@ -50,6 +50,27 @@ def test_demo_runs_into_the_simulators_real_budget_and_rpm_limit(tmp_path, capsy
     assert agent.iloc[-1]["error_code"] == "rate_limit_exceeded" and agent.iloc[-1]["retry_after_s"] > 0
 
 
+def test_demo_does_not_wait_for_a_collector_that_is_down(tmp_path, capsys, monkeypatch):
+    import socket
+    import time
+
+    import auriko_obs
+
+    with socket.socket() as closed:  # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{port}")
+    auriko_obs.uninstrument()
+    started = time.monotonic()
+    try:
+        assert main(["demo", "--calls", "3", "--db", str(tmp_path / "d.duckdb")]) == 0
+        took = time.monotonic() - started
+    finally:
+        auriko_obs.uninstrument()
+    assert "budget_exhausted" in capsys.readouterr().out
+    assert took < 8, f"the demo took {took:.1f} s"  # flush() waited on the dead collector: 14.6 s here
+
+
 def test_sql_prints_results_in_each_format(tmp_path, capsys):
     db = str(tmp_path / "d.duckdb")
     assert main(["demo", "--calls", "3", "--db", db]) == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -179,6 +180,32 @@ def test_a_stream_still_open_at_exit_is_recorded_as_abandoned(db_path, sim):
     assert done.returncode == 0, done.stderr
     frame = auriko_obs.Store(db_path).calls()
     assert len(frame) == 1 and attrs(frame.iloc[0])["auriko.stream.end"] == "abandoned"
+
+
+FORKS_WITH_A_STREAM_OPEN = textwrap.dedent("""
+    import os, sys, openai, auriko_obs
+    auriko_obs.instrument(db=sys.argv[1], service_name="fork")
+    client = openai.OpenAI(base_url=sys.argv[2], api_key="ak_fork_test", max_retries=0)
+    stream = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}],
+                                            stream=True, max_tokens=50)
+    next(stream)
+    pid = os.fork()
+    if pid == 0:
+        sys.exit(0)   # a normal exit: the child's exit flush runs, and the parent's stream is not the child's
+    assert os.waitpid(pid, 0)[1] == 0
+    for _ in stream:
+        pass
+    auriko_obs.flush()
+""")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_forked_child_does_not_record_the_parents_open_stream(db_path, sim):
+    done = subprocess.run([sys.executable, "-c", FORKS_WITH_A_STREAM_OPEN, db_path, sim.base_url],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    frame = auriko_obs.Store(db_path).calls()
+    assert [attrs(row)["auriko.stream.end"] for _, row in frame.iterrows()] == ["completed"]
 
 
 def test_async_create_and_async_stream(instrumented, async_client):

@@ -29,7 +29,7 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Trace
 
 from ._extract import build_attributes
 from ._state import INTERNAL_ERRORS, CallRecord
-from ._streams import end_open_streams
+from ._streams import OPEN_STREAMS, end_open_streams
 
 log = logging.getLogger("auriko_obs")
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
@@ -179,9 +179,11 @@ def _flush_all_at_exit() -> None:
 
 
 def _after_fork_in_child() -> None:
-    # The worker thread does not survive fork(); records queued in the parent belong to the parent.
+    # The worker thread does not survive fork(); records queued in the parent belong to the parent, and
+    # so do its open streams (the child's exit flush would otherwise record them a second time).
     for pipeline in list(_PIPELINES):
         pipeline._reset_threading()
+    OPEN_STREAMS.clear()
 
 
 _exit_flush_registered = False

@@ -137,10 +137,11 @@ def _end(record: CallRecord, submit: Callable[[CallRecord], None], how: str,
          error: BaseException | None = None) -> None:
     """Ends a stream's record (the first end wins) and hands it to the pipeline."""
     try:
-        if record.done:
+        # Taking the record out of OPEN_STREAMS is the claim: dict.pop is atomic, so when the caller's
+        # thread and the exit flush end the same stream at once, only one of them submits it.
+        if OPEN_STREAMS.pop(record, None) is None:
             return
         record.done = True
-        OPEN_STREAMS.pop(record, None)
         record.stream_end = how
         record.error = error
         record.t1_ns = record.last_chunk_ns if how == "abandoned" and record.last_chunk_ns else time_ns()
