@@ -78,6 +78,16 @@ def test_cron_days_of_week_mean_what_they_mean_in_crontab(dow: str, first_fire: 
     assert fire == datetime.fromisoformat(f"{first_fire}T08:00:00+00:00")
 
 
+def test_day_of_month_or_day_of_week_as_in_crontab():
+    # "0 8 1 * mon": the 1st of the month and every Monday (crontab), not only Mondays that are the 1st.
+    trigger = cron_trigger("0 8 1 * mon")
+    fires, moment = [], datetime(2026, 11, 25, 12, tzinfo=timezone.utc)
+    for _ in range(3):
+        moment = trigger.get_next_fire_time(None, moment + timedelta(seconds=1))
+        fires.append(moment.date().isoformat())
+    assert fires == ["2026-11-30", "2026-12-01", "2026-12-07"]
+
+
 @pytest.mark.parametrize("dow", ["8", "mo", "1/x"])
 def test_bad_cron_days_of_week_are_refused(dow: str) -> None:
     with pytest.raises(ValueError, match="day"):

@@ -93,7 +93,8 @@ def _weekday(text: str) -> int:
 def cron_trigger(expression: str, tz: Any = "UTC") -> Any:
     """Returns an APScheduler trigger for a 5-field crontab expression (or 6 fields, seconds first).
 
-    Days of the week mean what they mean in crontab (0 or 7 Sunday, 1 Monday, …)."""
+    Days of the week mean what they mean in crontab (0 or 7 Sunday, 1 Monday, …), and so does a
+    restricted day of the month beside a restricted day of the week (either matching is enough)."""
     from apscheduler.triggers.cron import CronTrigger
 
     fields = expression.split()
@@ -102,8 +103,16 @@ def cron_trigger(expression: str, tz: Any = "UTC") -> Any:
     if len(fields) != 6:
         raise ValueError(f"a cron expression has 5 fields (or 6 with seconds first), not {len(fields)}: {expression!r}")
     second, minute, hour, day, month, dow = fields
-    return CronTrigger(second=second, minute=minute, hour=hour, day=day, month=month,
-                       day_of_week=_cron_weekdays(dow), timezone=tz)
+    weekdays = _cron_weekdays(dow)
+    if day not in ("*", "?") and weekdays != "*":
+        # crontab runs when either the day of the month or the day of the week matches; APScheduler wants both.
+        from apscheduler.triggers.combining import OrTrigger
+
+        return OrTrigger([CronTrigger(second=second, minute=minute, hour=hour, day=day, month=month, timezone=tz),
+                          CronTrigger(second=second, minute=minute, hour=hour, month=month, day_of_week=weekdays,
+                                      timezone=tz)])
+    return CronTrigger(second=second, minute=minute, hour=hour, day=day, month=month, day_of_week=weekdays,
+                       timezone=tz)
 
 
 def load_schedule(path: str | os.PathLike[str], *, db: str | None = None) -> tuple[list[ScheduledReport], str]:
