@@ -14,7 +14,7 @@ import orjson
 
 from .. import fields as F
 from ._prices import estimate_cost_usd
-from ._state import AURIKO_BASE_URLS, CallRecord
+from ._state import CallRecord, remember_auriko
 from ._streams import field
 
 Attributes = dict[str, Any]
@@ -164,28 +164,21 @@ def _attribute_value(value: Any) -> Any:
         return str(value)
 
 
-_SERVER_CACHE: dict[int, tuple[Any, str, str | None, int | None]] = {}
-
-
-def _server(client: Any) -> tuple[Any, str, str | None, int | None] | None:
-    """Returns (base URL, its text, host, port) for the client's server, None without a base URL."""
-    base_url = getattr(client, "base_url", None)
-    if base_url is None:
-        return None
-    cached = _SERVER_CACHE.get(id(base_url))
-    if cached is None or cached[0] is not base_url:  # ids are reused after GC: check identity
-        cached = (base_url, str(base_url), *_host_port(base_url))
-        if len(_SERVER_CACHE) > 1024:
-            _SERVER_CACHE.clear()
-        _SERVER_CACHE[id(base_url)] = cached
-    return cached
+_SERVER_CACHE: dict[int, tuple[Any, str | None, int | None]] = {}
 
 
 def _server_attributes(client: Any, attrs: Attributes) -> None:
-    server = _server(client)
-    if server is not None:
-        _put(attrs, F.SERVER_ADDRESS, server[2])
-        _put(attrs, F.SERVER_PORT, server[3])
+    base_url = getattr(client, "base_url", None)
+    if base_url is None:
+        return
+    cached = _SERVER_CACHE.get(id(base_url))
+    if cached is None or cached[0] is not base_url:  # ids are reused after GC: check identity
+        cached = (base_url, *_host_port(base_url))
+        if len(_SERVER_CACHE) > 1024:
+            _SERVER_CACHE.clear()
+        _SERVER_CACHE[id(base_url)] = cached
+    _put(attrs, F.SERVER_ADDRESS, cached[1])
+    _put(attrs, F.SERVER_PORT, cached[2])
 
 
 def _host_port(base_url: Any) -> tuple[str | None, int | None]:
@@ -199,9 +192,7 @@ def _remember_auriko(record: CallRecord, attrs: Attributes) -> None:
     # A response with Auriko's credit header or routing_metadata: later streams to that base URL are sent
     # without our include_usage (Auriko sends usage unasked), so the caller sees exactly what Auriko sends.
     if record.api == "openai" and ("auriko.credits.balance_usd" in attrs or "auriko.routing.provider" in attrs):
-        server = _server(record.client)
-        if server is not None:
-            AURIKO_BASE_URLS.add(server[1])
+        remember_auriko(record.client)
 
 
 # ---------------------------------------------------------------- response side

@@ -63,7 +63,6 @@ def _finish(record: CallRecord, result: Any, submit: Callable[[CallRecord], None
         if record.content is None:
             record.result = result
         record.t1_ns = time_ns()
-        record.done = True
         submit(record)
     except Exception as exc:
         INTERNAL_ERRORS.record("finish", exc)
@@ -74,7 +73,6 @@ def _fail(record: CallRecord, exc: BaseException, submit: Callable[[CallRecord],
     try:
         record.t1_ns = time_ns()
         record.error = exc
-        record.done = True
         submit(record)
     except Exception as inner:
         INTERNAL_ERRORS.record("fail", inner)

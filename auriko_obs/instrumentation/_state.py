@@ -36,6 +36,13 @@ def streams_usage_unasked(client: Any) -> bool:
     return str(base_url) in AURIKO_BASE_URLS
 
 
+def remember_auriko(client: Any) -> None:
+    """Notes that the client's server answered like Auriko, for ``streams_usage_unasked``."""
+    base_url = getattr(client, "base_url", None)
+    if base_url is not None:
+        AURIKO_BASE_URLS.add(str(base_url))
+
+
 class CallRecord:
     """The raw facts of one model call, filled on the caller's thread and read on the worker."""
 
@@ -43,7 +50,7 @@ class CallRecord:
         "kind", "api", "kwargs", "client", "t0_ns", "t1_ns", "context", "extra", "http", "status", "headers",
         "content", "attempts",
         "result", "error", "chunks", "first_content_ns", "last_chunk_ns", "stream_end", "streaming",
-        "injected_usage", "messages", "done",
+        "injected_usage", "messages",
     )
 
     def __init__(self, kind: str, api: str, kwargs: dict, client: Any, t0_ns: int, context: Any) -> None:
@@ -72,4 +79,3 @@ class CallRecord:
         self.streaming = kwargs.get("stream") is True
         self.injected_usage = False
         self.messages = None
-        self.done = False

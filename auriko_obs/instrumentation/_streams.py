@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import wrapt
 
-from ._state import AURIKO_BASE_URLS, AURIKO_HEADER, INTERNAL_ERRORS, CallRecord
+from ._state import AURIKO_HEADER, INTERNAL_ERRORS, CallRecord, remember_auriko
 
 _CONTENT_EVENT_SUFFIX = ".delta"
 
@@ -91,7 +91,7 @@ def _sent_unasked(record: CallRecord) -> bool:
     if not any(name.lower() == AURIKO_HEADER for name, _ in record.headers or ()):
         return False
     record.injected_usage = False
-    AURIKO_BASE_URLS.add(str(record.client.base_url))
+    remember_auriko(record.client)
     return True
 
 
@@ -141,7 +141,6 @@ def _end(record: CallRecord, submit: Callable[[CallRecord], None], how: str,
         # thread and the exit flush end the same stream at once, only one of them submits it.
         if OPEN_STREAMS.pop(record, None) is None:
             return
-        record.done = True
         record.stream_end = how
         record.error = error
         record.t1_ns = record.last_chunk_ns if how == "abandoned" and record.last_chunk_ns else time_ns()
