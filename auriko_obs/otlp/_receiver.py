@@ -200,13 +200,18 @@ def _export_response(rejected: int, as_json: bool) -> bytes:
         if not rejected:
             return b"{}"
         return orjson.dumps({"partialSuccess": {"rejectedSpans": str(rejected), "errorMessage": REJECTED_MESSAGE}})
+    return _proto_response(rejected).SerializeToString()
+
+
+def _proto_response(rejected: int) -> Any:
+    """Returns the ExportTraceServiceResponse for a request, with ``partial_success`` when spans were rejected."""
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
     response = ExportTraceServiceResponse()
     if rejected:
         response.partial_success.rejected_spans = rejected
         response.partial_success.error_message = REJECTED_MESSAGE
-    return response.SerializeToString()
+    return response
 
 
 _GRPC_CODES = {400: 3, 401: 16, 404: 5, 405: 12, 411: 3, 413: 8, 415: 3, 501: 12, 503: 14}  # google.rpc.Code
@@ -412,7 +417,7 @@ def start_grpc(receiver: Receiver, host: str = "127.0.0.1", port: int = 4317, *,
     from concurrent import futures
 
     import grpc
-    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
     class TraceService(trace_service_pb2_grpc.TraceServiceServicer):
         def Export(self, request, context):  # noqa: N802 - the generated name
@@ -427,11 +432,7 @@ def start_grpc(receiver: Receiver, host: str = "127.0.0.1", port: int = 4317, *,
             except QueueFull as exc:
                 context.set_trailing_metadata((("retry-after", str(receiver.retry_after_s)),))
                 context.abort(grpc.StatusCode.UNAVAILABLE, f"receiver busy ({exc}); retry later")
-            response = trace_service_pb2.ExportTraceServiceResponse()
-            if rejected:
-                response.partial_success.rejected_spans = rejected
-                response.partial_success.error_message = REJECTED_MESSAGE
-            return response
+            return _proto_response(rejected)
 
     # Without so_reuseport=0, gRPC binds a port that another receiver already serves, and the two split
     # the traffic between them.
