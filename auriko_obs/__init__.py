@@ -22,11 +22,20 @@ if TYPE_CHECKING:
     from .instrumentation import Instrumentation
     from .store import Store
 
-__all__ = ["Instrumentation", "Store", "__version__", "attributes", "flush", "instrument", "stats",
-           "uninstrument", "wrap"]
+__all__ = [
+    "Instrumentation",
+    "Store",
+    "__version__",
+    "attributes",
+    "flush",
+    "instrument",
+    "stats",
+    "uninstrument",
+    "wrap",
+]
 
 
-def instrument(*args: Any, **kwargs: Any) -> "Instrumentation":
+def instrument(*args: Any, **kwargs: Any) -> Instrumentation:
     """Returns the active Instrumentation after patching the openai SDK (see ``auriko_obs.instrumentation.instrument``)."""
     from .instrumentation import instrument as _instrument
 

@@ -7,7 +7,8 @@ Shared by ``Store._repr_html_``, the Jupyter extension (cell footer, magics) and
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -93,12 +94,12 @@ def _formatter(column: str, dtype: Any) -> Callable[[Any], str] | None:
     return None
 
 
-def has_usd_columns(frame: "pd.DataFrame") -> bool:
+def has_usd_columns(frame: pd.DataFrame) -> bool:
     """Returns True when a DataFrame has a column named ``usd`` or ``*_usd``."""
     return any(str(c).lower() == "usd" or str(c).lower().endswith("_usd") for c in frame.columns)
 
 
-def _formatters(frame: "pd.DataFrame") -> dict[Any, Callable[[Any], str]]:
+def _formatters(frame: pd.DataFrame) -> dict[Any, Callable[[Any], str]]:
     formatters = {}
     for column, dtype in frame.dtypes.items():
         fmt = _formatter(str(column), dtype)
@@ -107,22 +108,29 @@ def _formatters(frame: "pd.DataFrame") -> dict[Any, Callable[[Any], str]]:
     return formatters
 
 
-def frame_html(frame: "pd.DataFrame", *, caption: str | None = None, max_rows: int = 60) -> str:
+def frame_html(frame: pd.DataFrame, *, caption: str | None = None, max_rows: int = 60) -> str:
     """Returns a DataFrame as an HTML table: ``*_usd`` columns in dollars, shares as percentages, counts
     with separators, times to the second."""
-    table = frame.to_html(formatters=_formatters(frame), max_rows=max_rows, border=0, index=_show_index(frame),
-                          classes="auriko-obs", na_rep="–", escape=True)
+    table = frame.to_html(
+        formatters=_formatters(frame),
+        max_rows=max_rows,
+        border=0,
+        index=_show_index(frame),
+        classes="auriko-obs",
+        na_rep="–",
+        escape=True,
+    )
     if caption:
-        table = table.replace(">", f"><caption style=\"text-align:left\">{html.escape(caption)}</caption>", 1)
+        table = table.replace(">", f'><caption style="text-align:left">{html.escape(caption)}</caption>', 1)
     return table
 
 
-def frame_text(frame: "pd.DataFrame") -> str:
+def frame_text(frame: pd.DataFrame) -> str:
     """Returns a DataFrame as plain text, formatted as ``frame_html`` does, every row and column (no "…")."""
     return frame.to_string(formatters=_formatters(frame), index=_show_index(frame), na_rep="–")
 
 
-def _show_index(frame: "pd.DataFrame") -> bool:
+def _show_index(frame: pd.DataFrame) -> bool:
     import pandas as pd
 
     index = frame.index

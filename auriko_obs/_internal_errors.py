@@ -29,8 +29,12 @@ class InternalErrors:
     def record(self, where: str, exc: BaseException) -> None:
         try:
             if self._count(where):
-                log.warning("auriko_obs: internal error in %s (the call itself is unaffected; "
-                            "further errors here are counted, not logged)", where, exc_info=exc)
+                log.warning(
+                    "auriko_obs: internal error in %s (the call itself is unaffected; "
+                    "further errors here are counted, not logged)",
+                    where,
+                    exc_info=exc,
+                )
         except Exception:  # logging itself failed: nothing more we can safely do
             pass
 

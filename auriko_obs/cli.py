@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Optional
 
 import click
 
@@ -30,17 +29,21 @@ def cannot_listen(host: str, port: int, exc: OSError) -> UserError:
     return UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
 
 
-db_option = click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                         help="Store path (default: $AURIKO_OBS_DB or ./auriko_obs.duckdb).")
+db_option = click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Store path (default: $AURIKO_OBS_DB or ./auriko_obs.duckdb).",
+)
 
 
-def _db_path(db: Optional[Path]) -> str:
+def _db_path(db: Path | None) -> str:
     from .store import default_path
 
     return os.fspath(db) if db else default_path()
 
 
-def _writable_db_path(db: Optional[Path]) -> str:
+def _writable_db_path(db: Path | None) -> str:
     """Returns the absolute store path for a command that writes to it; a file that cannot be a store is a UserError."""
     from .store import check_writable
 
@@ -52,11 +55,18 @@ def _writable_db_path(db: Optional[Path]) -> str:
 
 @app.command()
 @db_option
-@click.option("--calls", type=click.IntRange(1, 100_000), default=60, show_default=True,
-              help=f"Chat calls in the workload (plus {EXTRA_CALLS} others).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Simulator seed: the same seed gives the same run.")
+@click.option(
+    "--calls",
+    type=click.IntRange(1, 100_000),
+    default=60,
+    show_default=True,
+    help=f"Chat calls in the workload (plus {EXTRA_CALLS} others).",
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Simulator seed: the same seed gives the same run."
+)
 @click.option("--live", is_flag=True, help="Send the workload to the real Auriko API (needs AURIKO_API_KEY).")
-def demo(db: Optional[Path], calls: int, seed: int, live: bool) -> None:
+def demo(db: Path | None, calls: int, seed: int, live: bool) -> None:
     """Run a realistic mixed workload through an instrumented client and summarise it."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -70,11 +80,20 @@ def demo(db: Optional[Path], calls: int, seed: int, live: bool) -> None:
     console = Console(stderr=True)
     target = "the real Auriko API" if live else "the local Auriko simulator"
     console.print(f"Running {calls + EXTRA_CALLS} calls against {target}, storing spans in {path}")
-    with Progress(TextColumn("{task.description:<44}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=False) as progress:
+    with Progress(
+        TextColumn("{task.description:<44}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
         task = progress.add_task("starting", total=None)
         result = run_demo(
-            path, calls=calls, seed=seed, live=live,
+            path,
+            calls=calls,
+            seed=seed,
+            live=live,
             on_total=lambda n: progress.update(task, total=n),
             on_step=lambda label: progress.update(task, advance=1, description=label[:44]),
         )
@@ -92,25 +111,43 @@ def _print_summary(frame, result) -> None:
     for column in ("calls", "errors", "input", "cached", "output", "cost $", "saved $"):
         table.add_column(column, justify="right")
     for row in frame.itertuples(index=False):
-        table.add_row(row.provider, f"{row.calls:,}", f"{row.errors:,}", f"{row.input_tokens:,}",
-                      f"{row.cached_tokens:,}", f"{row.output_tokens:,}", f"{row.cost_usd:,.4f}",
-                      f"{row.cache_savings_usd:,.4f}")
+        table.add_row(
+            row.provider,
+            f"{row.calls:,}",
+            f"{row.errors:,}",
+            f"{row.input_tokens:,}",
+            f"{row.cached_tokens:,}",
+            f"{row.output_tokens:,}",
+            f"{row.cost_usd:,.4f}",
+            f"{row.cache_savings_usd:,.4f}",
+        )
     totals = frame.sum(numeric_only=True)
-    table.add_row("total", f"{int(totals.get('calls', 0)):,}", f"{int(totals.get('errors', 0)):,}",
-                  f"{int(totals.get('input_tokens', 0)):,}", f"{int(totals.get('cached_tokens', 0)):,}",
-                  f"{int(totals.get('output_tokens', 0)):,}", f"{totals.get('cost_usd', 0):,.4f}",
-                  f"{totals.get('cache_savings_usd', 0):,.4f}", style="bold")
+    table.add_row(
+        "total",
+        f"{int(totals.get('calls', 0)):,}",
+        f"{int(totals.get('errors', 0)):,}",
+        f"{int(totals.get('input_tokens', 0)):,}",
+        f"{int(totals.get('cached_tokens', 0)):,}",
+        f"{int(totals.get('output_tokens', 0)):,}",
+        f"{totals.get('cost_usd', 0):,.4f}",
+        f"{totals.get('cache_savings_usd', 0):,.4f}",
+        style="bold",
+    )
     console = Console()
     console.print(table)
     errors = ", ".join(f"{n} × {code}" for code, n in sorted(result.errors_seen.items())) or "none"
     console.print(f"Errors seen by the caller: {errors}")
     for note in result.notes:
         console.print(note)
-    console.print(f"Query it: auriko-obs sql \"SELECT provider, sum(cost_usd) FROM llm_calls GROUP BY 1\" --db {result.db_path}")
+    console.print(
+        f'Query it: auriko-obs sql "SELECT provider, sum(cost_usd) FROM llm_calls GROUP BY 1" --db {result.db_path}'
+    )
 
 
 @app.command()
-@click.option("--port", type=click.IntRange(0, 65535), default=8787, show_default=True, help="Port (0 picks a free one).")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8787, show_default=True, help="Port (0 picks a free one)."
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (loopback by default).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for reproducible runs.")
 @click.option("--drift", is_flag=True, help="Emit the older [DRIFT] shapes (402 budget_exceeded, legacy routing keys).")
@@ -118,16 +155,35 @@ def _print_summary(frame, result) -> None:
 @click.option("--latency-ms", type=click.FloatRange(0), default=0.0, help="Added latency per response.")
 @click.option("--error-rate", type=click.FloatRange(0, 1), default=0.0, help="Share of requests failing with a 5xx.")
 @click.option("--rpm-limit", type=click.IntRange(1), default=None, help="Requests per minute per API key.")
-@click.option("--credits-usd", type=click.FloatRange(0), default=100.0, show_default=True, help="Starting credit balance.")
+@click.option(
+    "--credits-usd", type=click.FloatRange(0), default=100.0, show_default=True, help="Starting credit balance."
+)
 @click.option("--budget", multiple=True, help="Budget as SCOPE:PERIOD:LIMIT_USD, e.g. workspace:daily:5 (repeatable).")
-def simulate(port: int, host: str, seed: int, drift: bool, openai_mode: bool, latency_ms: float, error_rate: float,
-             rpm_limit: Optional[int], credits_usd: float, budget: tuple[str, ...]) -> None:
+def simulate(
+    port: int,
+    host: str,
+    seed: int,
+    drift: bool,
+    openai_mode: bool,
+    latency_ms: float,
+    error_rate: float,
+    rpm_limit: int | None,
+    credits_usd: float,
+    budget: tuple[str, ...],
+) -> None:
     """Serve the local Auriko-compatible simulator until interrupted."""
     from .simulator import SimulatorConfig, serve
 
-    config = SimulatorConfig(seed=seed, drift=drift, openai_mode=openai_mode, latency_ms=latency_ms,
-                             error_rate_5xx=error_rate, rpm_limit=rpm_limit, credits_usd=credits_usd,
-                             budgets=[_parse_budget(b) for b in budget])
+    config = SimulatorConfig(
+        seed=seed,
+        drift=drift,
+        openai_mode=openai_mode,
+        latency_ms=latency_ms,
+        error_rate_5xx=error_rate,
+        rpm_limit=rpm_limit,
+        credits_usd=credits_usd,
+        budgets=[_parse_budget(b) for b in budget],
+    )
     try:
         serve(host=host, port=port, config=config, ready=lambda message: print(message, flush=True))
     except OSError as exc:
@@ -136,10 +192,15 @@ def simulate(port: int, host: str, seed: int, drift: bool, openai_mode: bool, la
 
 def _parse_budget(text: str) -> dict:
     parts = text.split(":")
-    if len(parts) != 3 or parts[0] not in ("workspace", "api_key", "byok_provider") \
-            or parts[1] not in ("daily", "weekly", "monthly"):
-        raise UserError(f"bad --budget {text!r}: use SCOPE:PERIOD:LIMIT_USD, scope workspace|api_key|byok_provider, "
-                        "period daily|weekly|monthly")
+    if (
+        len(parts) != 3
+        or parts[0] not in ("workspace", "api_key", "byok_provider")
+        or parts[1] not in ("daily", "weekly", "monthly")
+    ):
+        raise UserError(
+            f"bad --budget {text!r}: use SCOPE:PERIOD:LIMIT_USD, scope workspace|api_key|byok_provider, "
+            "period daily|weekly|monthly"
+        )
     try:
         limit = float(parts[2])
     except ValueError:
@@ -151,7 +212,7 @@ def _parse_budget(text: str) -> dict:
 @click.argument("query")
 @db_option
 @click.option("--format", "output", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-def sql(query: str, db: Optional[Path], output: str) -> None:
+def sql(query: str, db: Path | None, output: str) -> None:
     """Run a SQL QUERY over the store (tables spans and llm_calls) and print the result."""
     import duckdb
 
@@ -186,12 +247,11 @@ def schema() -> None:
 from .otlp import cli as _otlp_cli  # noqa: E402,F401
 from .reports import cli as _reports_cli  # noqa: E402,F401  (report, schedule, budget, dashboard)
 
-
 # click ≥ 8.2 raises this for a bare `auriko-obs`; its message is the whole help, shown as click shows it.
 _NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Returns the exit code of the ``auriko-obs`` command line."""
     try:
         result = app.main(args=argv, prog_name="auriko-obs", standalone_mode=False)
@@ -215,8 +275,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     except Exception as exc:  # a bug of ours or an unusable environment: one line, unless debugging
         if os.environ.get("AURIKO_OBS_DEBUG"):
             raise
-        print(f"auriko-obs: error: {type(exc).__name__}: {exc} (set AURIKO_OBS_DEBUG=1 for a traceback)",
-              file=sys.stderr)
+        print(
+            f"auriko-obs: error: {type(exc).__name__}: {exc} (set AURIKO_OBS_DEBUG=1 for a traceback)", file=sys.stderr
+        )
         return 1
 
 

@@ -12,8 +12,9 @@ whose own budget and limits apply.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 LIVE_BASE_URL = "https://api.auriko.ai/v1"
 
@@ -32,7 +33,8 @@ EXTRA_CALLS = 2 + BATCH_CALLS + AGENT_RPM + 1  # beside the chat calls: response
 # About 1,400 tokens: long enough for prompt caching (≥ 1,024 tokens) to apply when it repeats.
 SYSTEM_PROMPT = "You are a careful analyst for an online bookshop. " + " ".join(
     f"Policy {i}: answer with sourced facts, state uncertainty, keep replies under three sentences, "
-    f"and never reveal customer data." for i in range(1, 60)
+    f"and never reveal customer data."
+    for i in range(1, 60)
 )
 QUESTIONS = (
     "Which genres sold best last quarter?",
@@ -67,13 +69,21 @@ def _chat(model: str, strategy: str, question: str, team: str, user: str, stream
             model=model,
             messages=[{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": question}],
             max_tokens=120,
-            extra_body={"gateway": {"routing": {"optimize": strategy},
-                                    "metadata": {"tags": [f"team:{team}", "demo"], "user_id": user}}},
+            extra_body={
+                "gateway": {
+                    "routing": {"optimize": strategy},
+                    "metadata": {"tags": [f"team:{team}", "demo"], "user_id": user},
+                }
+            },
         )
         if not stream:
             return client.chat.completions.create(**kwargs)
-        return "".join((c.choices[0].delta.content or "") for c in
-                       client.chat.completions.create(stream=True, **kwargs) if c.choices)
+        return "".join(
+            (c.choices[0].delta.content or "")
+            for c in client.chat.completions.create(stream=True, **kwargs)
+            if c.choices
+        )
+
     return run
 
 
@@ -87,12 +97,24 @@ def workload(calls: int, live: bool) -> list[Step]:
         team = TEAMS[i % len(TEAMS)]
         question = QUESTIONS[i % len(QUESTIONS)]
         stream = i % 3 == 2
-        steps.append(Step(f"chat {model} ({strategy}{', stream' if stream else ''})",
-                          _chat(model, strategy, question, team, f"user-{i % 7}", stream)))
-    steps.append(Step("responses gpt-4o-mini", lambda c: c.responses.create(
-        model="gpt-4o-mini", input="List three bestsellers.", max_output_tokens=80)))
-    steps.append(Step("embeddings", lambda c: c.embeddings.create(
-        model="text-embedding-3-small", input=["refund policy", "delivery times"])))
+        steps.append(
+            Step(
+                f"chat {model} ({strategy}{', stream' if stream else ''})",
+                _chat(model, strategy, question, team, f"user-{i % 7}", stream),
+            )
+        )
+    steps.append(
+        Step(
+            "responses gpt-4o-mini",
+            lambda c: c.responses.create(model="gpt-4o-mini", input="List three bestsellers.", max_output_tokens=80),
+        )
+    )
+    steps.append(
+        Step(
+            "embeddings",
+            lambda c: c.embeddings.create(model="text-embedding-3-small", input=["refund policy", "delivery times"]),
+        )
+    )
     middle = calls // 2
     steps[middle:middle] = _limited_keys(models[0])
     return steps
@@ -100,25 +122,45 @@ def workload(calls: int, live: bool) -> list[Step]:
 
 def _limited_keys(model: str) -> list[Step]:
     """Returns the batch job's calls (its daily budget runs out) and the agent's burst (over its RPM limit)."""
-    batch = [Step(f"batch job {i + 1}/{BATCH_CALLS} (daily budget)", _chat(model, "cost", QUESTIONS[i], "batch",
-                                                                             "batch-job", False), role="batch")
-             for i in range(BATCH_CALLS)]
-    burst = [Step(f"agent burst {i + 1}/{AGENT_RPM + 1} ({AGENT_RPM}/min)", _chat(
-        "gpt-4o-mini", "ttft", QUESTIONS[i % len(QUESTIONS)], "agent", "agent-loop", False), role="agent")
-        for i in range(AGENT_RPM + 1)]
+    batch = [
+        Step(
+            f"batch job {i + 1}/{BATCH_CALLS} (daily budget)",
+            _chat(model, "cost", QUESTIONS[i], "batch", "batch-job", False),
+            role="batch",
+        )
+        for i in range(BATCH_CALLS)
+    ]
+    burst = [
+        Step(
+            f"agent burst {i + 1}/{AGENT_RPM + 1} ({AGENT_RPM}/min)",
+            _chat("gpt-4o-mini", "ttft", QUESTIONS[i % len(QUESTIONS)], "agent", "agent-loop", False),
+            role="agent",
+        )
+        for i in range(AGENT_RPM + 1)
+    ]
     return batch + burst
 
 
 def _limit_keys(sim: Any, clients: dict[str, Any]) -> None:
     """Sets up, as a workspace admin would, the batch key's daily budget and the agent key's RPM limit."""
     key_ids = {role: clients[role].get("/me", cast_to=object)["key_id"] for role in ("batch", "agent")}
-    sim.configure(budgets=[{"scope_type": "api_key", "scope_id": key_ids["batch"], "period": "daily",
-                            "limit_usd": BATCH_BUDGET_USD}],
-                  key_rpm_limits={key_ids["agent"]: AGENT_RPM})
+    sim.configure(
+        budgets=[
+            {"scope_type": "api_key", "scope_id": key_ids["batch"], "period": "daily", "limit_usd": BATCH_BUDGET_USD}
+        ],
+        key_rpm_limits={key_ids["agent"]: AGENT_RPM},
+    )
 
 
-def run_demo(db: str, *, calls: int = 60, seed: int = 0, live: bool = False,
-             on_step: Callable[[str], None] | None = None, on_total: Callable[[int], None] | None = None) -> DemoResult:
+def run_demo(
+    db: str,
+    *,
+    calls: int = 60,
+    seed: int = 0,
+    live: bool = False,
+    on_step: Callable[[str], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> DemoResult:
     """Returns what the demo did after running its workload into the store at ``db``."""
     import openai
 
@@ -136,8 +178,9 @@ def run_demo(db: str, *, calls: int = 60, seed: int = 0, live: bool = False,
         from .simulator import Simulator, SimulatorConfig
 
         sim = Simulator(SimulatorConfig(seed=seed)).start()
-        clients = {role: openai.OpenAI(base_url=sim.base_url, api_key=key, max_retries=0)
-                   for role, key in SIM_KEYS.items()}
+        clients = {
+            role: openai.OpenAI(base_url=sim.base_url, api_key=key, max_retries=0) for role, key in SIM_KEYS.items()
+        }
     try:
         if sim is not None:
             _limit_keys(sim, clients)
@@ -146,8 +189,12 @@ def run_demo(db: str, *, calls: int = 60, seed: int = 0, live: bool = False,
             on_total(len(steps))
         from datetime import datetime, timezone
 
-        result = DemoResult(db_path=os.path.abspath(db), calls_made=0, started_at=datetime.now(timezone.utc),
-                            notes=[_LIVE_NOTE if live else _SIM_NOTE])
+        result = DemoResult(
+            db_path=os.path.abspath(db),
+            calls_made=0,
+            started_at=datetime.now(timezone.utc),
+            notes=[_LIVE_NOTE if live else _SIM_NOTE],
+        )
         for step in steps:
             try:
                 step.run(clients[step.role])
@@ -166,10 +213,14 @@ def run_demo(db: str, *, calls: int = 60, seed: int = 0, live: bool = False,
             sim.stop()
 
 
-_SIM_NOTE = (f"The batch job's key has a ${BATCH_BUDGET_USD} daily budget, spent by its first call; the agent's key "
-             f"allows {AGENT_RPM} requests a minute, and its burst sends {AGENT_RPM + 1}.")
-_LIVE_NOTE = ("Live run: the batch job and the agent's burst use your key, so a budget exhaustion or a rate limit "
-              "happens only if your key's own budget or requests-per-minute limit is reached.")
+_SIM_NOTE = (
+    f"The batch job's key has a ${BATCH_BUDGET_USD} daily budget, spent by its first call; the agent's key "
+    f"allows {AGENT_RPM} requests a minute, and its burst sends {AGENT_RPM + 1}."
+)
+_LIVE_NOTE = (
+    "Live run: the batch job and the agent's burst use your key, so a budget exhaustion or a rate limit "
+    "happens only if your key's own budget or requests-per-minute limit is reached."
+)
 
 
 SUMMARY_SQL = """

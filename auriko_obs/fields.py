@@ -47,9 +47,7 @@ ERROR_TYPE = "error.type"
 HTTP_RESPONSE_STATUS_CODE = "http.response.status_code"
 
 GENAI_NAMES = {
-    name: value
-    for name, value in globals().items()
-    if name.startswith("GEN_AI_") and isinstance(value, str)
+    name: value for name, value in globals().items() if name.startswith("GEN_AI_") and isinstance(value, str)
 }
 
 Source = Literal["span", "attribute"]
@@ -94,20 +92,47 @@ LLM_CALL_COLUMNS: tuple[Column, ...] = (
     _a("provider_model_id", "VARCHAR", "auriko.routing.provider_model_id", "routing_metadata.provider_model_id"),
     _a("routing_strategy", "VARCHAR", "auriko.routing.strategy", "routing_metadata.routing_strategy"),
     _a("input_tokens", "BIGINT", GEN_AI_USAGE_INPUT_TOKENS, "usage.prompt_tokens / input_tokens (includes cached)"),
-    _a("output_tokens", "BIGINT", GEN_AI_USAGE_OUTPUT_TOKENS, "usage.completion_tokens / output_tokens (includes reasoning)"),
+    _a(
+        "output_tokens",
+        "BIGINT",
+        GEN_AI_USAGE_OUTPUT_TOKENS,
+        "usage.completion_tokens / output_tokens (includes reasoning)",
+    ),
     _a("total_tokens", "BIGINT", "auriko.usage.total_tokens", "usage.total_tokens"),
     _a("cached_tokens", "BIGINT", GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, "usage.*_tokens_details.cached_tokens"),
-    _a("cache_write_tokens", "BIGINT", GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, "usage.*_tokens_details.cache_write_tokens"),
+    _a(
+        "cache_write_tokens",
+        "BIGINT",
+        GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+        "usage.*_tokens_details.cache_write_tokens",
+    ),
     _a("reasoning_tokens", "BIGINT", GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, "usage.*_tokens_details.reasoning_tokens"),
     _a("cost_usd", "DOUBLE", "auriko.cost.usd", "routing_metadata.cost.usd, else a price-table estimate"),
     _a("cost_source", "VARCHAR", "auriko.cost.source", "auriko (router-reported) or estimate (price table)"),
     _a("cache_savings_usd", "DOUBLE", "auriko.cost.cache_savings_usd", "routing_metadata.cost.cache_savings_usd"),
-    _a("cache_savings_percent", "DOUBLE", "auriko.cost.cache_savings_percent", "routing_metadata.cost.cache_savings_percent"),
+    _a(
+        "cache_savings_percent",
+        "DOUBLE",
+        "auriko.cost.cache_savings_percent",
+        "routing_metadata.cost.cache_savings_percent",
+    ),
     _a("hosted_tool_usd", "DOUBLE", "auriko.cost.hosted_tool_usd", "routing_metadata.cost.hosted_tool_usd"),
-    _a("ttft_ms", "DOUBLE", GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, "client-measured time to first content chunk", scale=1000.0),
+    _a(
+        "ttft_ms",
+        "DOUBLE",
+        GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
+        "client-measured time to first content chunk",
+        scale=1000.0,
+    ),
     _a("provider_ttft_ms", "DOUBLE", "auriko.routing.ttft_ms", "routing_metadata.ttft_ms"),
     _a("throughput_tps", "DOUBLE", "auriko.routing.throughput_tps", "routing_metadata.throughput_tps"),
-    _a("finish_reason", "VARCHAR", GEN_AI_RESPONSE_FINISH_REASONS, "first choice finish_reason / response status", first=True),
+    _a(
+        "finish_reason",
+        "VARCHAR",
+        GEN_AI_RESPONSE_FINISH_REASONS,
+        "first choice finish_reason / response status",
+        first=True,
+    ),
     _s("status", "VARCHAR", "span status: ok or error"),
     _a("http_status", "INTEGER", HTTP_RESPONSE_STATUS_CODE, "HTTP status of the response or error"),
     _a("error_type", "VARCHAR", "auriko.error.type", "error body `type`"),
@@ -117,7 +142,12 @@ LLM_CALL_COLUMNS: tuple[Column, ...] = (
     _a("budget_exceeded_period", "VARCHAR", "auriko.budget.exceeded_period", "X-Budget-Exceeded-Period header"),
     _a("http_attempts", "INTEGER", "auriko.http.attempts", "HTTP requests the SDK made (retries included)"),
     _a("request_id", "VARCHAR", "auriko.request_id", "X-Request-ID header"),
-    _a("ratelimit_remaining_requests", "BIGINT", "auriko.ratelimit.remaining_requests", "X-RateLimit-Remaining-Requests header"),
+    _a(
+        "ratelimit_remaining_requests",
+        "BIGINT",
+        "auriko.ratelimit.remaining_requests",
+        "X-RateLimit-Remaining-Requests header",
+    ),
     _a("credits_balance_usd", "DOUBLE", "auriko.credits.balance_usd", "X-Credits-Balance-Microdollars ÷ 1e6"),
     _a("warnings", "VARCHAR[]", "auriko.routing.warnings", "routing_metadata.warnings[].code"),
     _a("tags", "VARCHAR[]", "auriko.request.tags", "request gateway.metadata.tags"),

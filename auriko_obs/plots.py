@@ -13,7 +13,8 @@ imported when a figure is made, never at ``import auriko_obs``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -26,8 +27,23 @@ _USD = "$%{y:,.4f}"
 _MIX_VALUES = {"cost_usd": ("Spend", "USD"), "calls": ("Calls", "calls"), "total_tokens": ("Tokens", "tokens")}
 # plotly_white's ten colours, then five darker ones unlike any of them: Auriko routes to more than ten
 # providers, and with ten colours the eleventh would look like the first.
-_COLORWAY = ["#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF6692", "#B6E880", "#FF97FF",
-             "#FECB52", "#8C564B", "#7F7F7F", "#BCBD22", "#22316C", "#2E7D32"]
+_COLORWAY = [
+    "#636EFA",
+    "#EF553B",
+    "#00CC96",
+    "#AB63FA",
+    "#FFA15A",
+    "#19D3F3",
+    "#FF6692",
+    "#B6E880",
+    "#FF97FF",
+    "#FECB52",
+    "#8C564B",
+    "#7F7F7F",
+    "#BCBD22",
+    "#22316C",
+    "#2E7D32",
+]
 
 
 def _go() -> Any:
@@ -36,50 +52,61 @@ def _go() -> Any:
     return go
 
 
-def _require(frame: "pd.DataFrame", figure: str, source: str, columns: Sequence[str]) -> None:
+def _require(frame: pd.DataFrame, figure: str, source: str, columns: Sequence[str]) -> None:
     """Raises ValueError naming the analysis whose frame a figure draws, when ``frame`` lacks its columns."""
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise ValueError(f"plots.{figure} draws the frame of auriko_obs.analysis.{source}(); this frame has no "
-                         f"column {', '.join(missing)}")
+        raise ValueError(
+            f"plots.{figure} draws the frame of auriko_obs.analysis.{source}(); this frame has no "
+            f"column {', '.join(missing)}"
+        )
 
 
-def _dims(frame: "pd.DataFrame", first_metric: str) -> list[str]:
+def _dims(frame: pd.DataFrame, first_metric: str) -> list[str]:
     """Returns the grouping columns of an analysis frame: those before its first metric column, period_start aside.
 
     Every analysis puts its groups first; telling them apart by position rather than by name lets a
     dimension share its name with another analysis's metric (``cost_by("http_status")``)."""
     columns = list(frame.columns)
-    return [c for c in columns[:columns.index(first_metric)] if c != "period_start"]
+    return [c for c in columns[: columns.index(first_metric)] if c != "period_start"]
 
 
-def _label(frame: "pd.DataFrame", dims: list[str]) -> "pd.Series":
+def _label(frame: pd.DataFrame, dims: list[str]) -> pd.Series:
     if not dims:
         return frame.index.map(lambda _: "all calls")
     return frame[dims].astype(str).agg(" · ".join, axis=1)
 
 
-def _layout(fig: "go.Figure", title: str, x: str, y: str, **kw: Any) -> "go.Figure":
-    fig.update_layout(title=title, xaxis_title=x, yaxis_title=y, template=_TEMPLATE, colorway=_COLORWAY,
-                      hovermode="closest",
-                      legend_title_text=kw.pop("legend", None), margin=dict(l=60, r=20, t=60, b=50), **kw)
+def _layout(fig: go.Figure, title: str, x: str, y: str, **kw: Any) -> go.Figure:
+    fig.update_layout(
+        title=title,
+        xaxis_title=x,
+        yaxis_title=y,
+        template=_TEMPLATE,
+        colorway=_COLORWAY,
+        hovermode="closest",
+        legend_title_text=kw.pop("legend", None),
+        margin=dict(l=60, r=20, t=60, b=50),
+        **kw,
+    )
     return fig
 
 
-def _empty(title: str) -> "go.Figure":
+def _empty(title: str) -> go.Figure:
     fig = _go().Figure()
     fig.add_annotation(text="no calls in this window", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
     return _layout(fig, title, "", "")
 
 
-def provider_mix(frame: "pd.DataFrame", value: str = "cost_usd") -> "go.Figure":
+def provider_mix(frame: pd.DataFrame, value: str = "cost_usd") -> go.Figure:
     """Returns a stacked area chart of ``analysis.provider_mix``: ``value`` (cost_usd, calls or
     total_tokens) per group over time, or bars per group for a frame made with ``period=None``; hover
     shows calls, tokens, cost, share and off-default calls."""
     if value not in _MIX_VALUES:
         raise ValueError(f"value must be one of {', '.join(_MIX_VALUES)}, not {value!r}")
-    _require(frame, "provider_mix", "provider_mix",
-             ["calls", "total_tokens", "cost_usd", "cost_share", "off_default_calls"])
+    _require(
+        frame, "provider_mix", "provider_mix", ["calls", "total_tokens", "cost_usd", "cost_share", "off_default_calls"]
+    )
     by = _dims(frame, "calls")[0]
     what, unit = _MIX_VALUES[value]
     title = f"{what} by {by}"
@@ -91,10 +118,12 @@ def provider_mix(frame: "pd.DataFrame", value: str = "cost_usd") -> "go.Figure":
     fig = go.Figure()
     for name, part in frame.groupby(by, sort=True):
         custom = part[["calls", "total_tokens", "cost_usd", "cost_share", "off_default_calls"]].astype(float)
-        hover = (f"<b>{name}</b><br>%{{x}}<br>calls %{{customdata[0]:,.0f}}"
-                 "<br>tokens %{customdata[1]:,.0f}<br>cost $%{customdata[2]:,.4f}"
-                 f" (%{{customdata[3]:.1%}} of {share_of})<br>off default provider "
-                 "%{customdata[4]:,.0f}<extra></extra>")
+        hover = (
+            f"<b>{name}</b><br>%{{x}}<br>calls %{{customdata[0]:,.0f}}"
+            "<br>tokens %{customdata[1]:,.0f}<br>cost $%{customdata[2]:,.4f}"
+            f" (%{{customdata[3]:.1%}} of {share_of})<br>off default provider "
+            "%{customdata[4]:,.0f}<extra></extra>"
+        )
         trace = dict(y=part[value], name=str(name), customdata=custom.to_numpy(), hovertemplate=hover)
         if over_time:
             fig.add_trace(go.Scatter(x=part["period_start"], stackgroup="one", mode="lines", **trace))
@@ -105,7 +134,7 @@ def provider_mix(frame: "pd.DataFrame", value: str = "cost_usd") -> "go.Figure":
     return _layout(fig, title, by, f"{unit} in the window", legend=by)
 
 
-def cost_by(frame: "pd.DataFrame") -> "go.Figure":
+def cost_by(frame: pd.DataFrame) -> go.Figure:
     """Returns horizontal bars of ``analysis.cost_by`` (USD per value, most expensive on top)."""
     _require(frame, "cost_by", "cost_by", ["rank", "calls", "input_tokens", "output_tokens", "cost_usd"])
     dim = _dims(frame, "rank")[0]
@@ -115,16 +144,23 @@ def cost_by(frame: "pd.DataFrame") -> "go.Figure":
     go = _go()
     totals = frame.groupby(dim, sort=False)[["calls", "input_tokens", "output_tokens", "cost_usd"]].sum()
     totals = totals.sort_values("cost_usd")
-    fig = go.Figure(go.Bar(
-        x=totals["cost_usd"], y=totals.index.astype(str), orientation="h",
-        customdata=totals[["calls", "input_tokens", "output_tokens"]].to_numpy(),
-        hovertemplate=("<b>%{y}</b><br>cost $%{x:,.4f}<br>calls %{customdata[0]:,.0f}"
-                       "<br>input tokens %{customdata[1]:,.0f}<br>output tokens %{customdata[2]:,.0f}"
-                       "<extra></extra>")))
+    fig = go.Figure(
+        go.Bar(
+            x=totals["cost_usd"],
+            y=totals.index.astype(str),
+            orientation="h",
+            customdata=totals[["calls", "input_tokens", "output_tokens"]].to_numpy(),
+            hovertemplate=(
+                "<b>%{y}</b><br>cost $%{x:,.4f}<br>calls %{customdata[0]:,.0f}"
+                "<br>input tokens %{customdata[1]:,.0f}<br>output tokens %{customdata[2]:,.0f}"
+                "<extra></extra>"
+            ),
+        )
+    )
     return _layout(fig, title, "cost (USD)", dim)
 
 
-def _group_totals(frame: "pd.DataFrame", dims: list[str], columns: list[str]) -> tuple["pd.DataFrame", list[str]]:
+def _group_totals(frame: pd.DataFrame, dims: list[str], columns: list[str]) -> tuple[pd.DataFrame, list[str]]:
     """Returns the columns summed per group of ``dims`` (one row, "all calls", for no dims) and a label per group."""
     if not dims:
         return frame[columns].sum().to_frame().T, ["all calls"]
@@ -133,7 +169,7 @@ def _group_totals(frame: "pd.DataFrame", dims: list[str], columns: list[str]) ->
     return totals, labels
 
 
-def cache_savings(frame: "pd.DataFrame") -> "go.Figure":
+def cache_savings(frame: pd.DataFrame) -> go.Figure:
     """Returns stacked bars of ``analysis.cache_savings`` per group: USD paid plus USD the cache saved
     (together, what the traffic would have cost without caching); hover shows cache tokens and hit ratio."""
     title = "Prompt-cache savings"
@@ -145,21 +181,37 @@ def cache_savings(frame: "pd.DataFrame") -> "go.Figure":
     dims = _dims(frame, "calls")
     totals, labels = _group_totals(frame, dims, sums)
     ratio = (totals["cached_tokens"] / totals["input_tokens"].where(totals["input_tokens"] > 0)).fillna(0)
-    custom = list(zip(totals["cached_tokens"], totals["input_tokens"], ratio, totals["cache_write_tokens"],
-                      totals["cost_usd"] + totals["cache_savings_usd"]))
-    hover = ("<b>%{x}</b><br>%{fullData.name} $%{y:,.4f}<br>cached %{customdata[0]:,.0f} of "
-             "%{customdata[1]:,.0f} input tokens (%{customdata[2]:.1%})<br>cache writes "
-             "%{customdata[3]:,.0f} tokens<br>without cache $%{customdata[4]:,.4f}<extra></extra>")
-    fig = go.Figure([
-        go.Bar(x=labels, y=totals["cost_usd"], name="paid", customdata=custom, hovertemplate=hover),
-        go.Bar(x=labels, y=totals["cache_savings_usd"], name="saved by the cache", customdata=custom,
-               hovertemplate=hover),
-    ])
+    custom = list(
+        zip(
+            totals["cached_tokens"],
+            totals["input_tokens"],
+            ratio,
+            totals["cache_write_tokens"],
+            totals["cost_usd"] + totals["cache_savings_usd"],
+        )
+    )
+    hover = (
+        "<b>%{x}</b><br>%{fullData.name} $%{y:,.4f}<br>cached %{customdata[0]:,.0f} of "
+        "%{customdata[1]:,.0f} input tokens (%{customdata[2]:.1%})<br>cache writes "
+        "%{customdata[3]:,.0f} tokens<br>without cache $%{customdata[4]:,.4f}<extra></extra>"
+    )
+    fig = go.Figure(
+        [
+            go.Bar(x=labels, y=totals["cost_usd"], name="paid", customdata=custom, hovertemplate=hover),
+            go.Bar(
+                x=labels,
+                y=totals["cache_savings_usd"],
+                name="saved by the cache",
+                customdata=custom,
+                hovertemplate=hover,
+            ),
+        ]
+    )
     fig.update_layout(barmode="stack")
     return _layout(fig, title, " · ".join(dims), "USD (paid + saved = cost without cache)")
 
 
-def routing_savings(frame: "pd.DataFrame") -> "go.Figure":
+def routing_savings(frame: pd.DataFrame) -> go.Figure:
     """Returns grouped bars of ``analysis.routing_savings``: list cost at the serving provider, at the
     median and at the most expensive provider, per group."""
     title = "What routing saved (list prices)"
@@ -171,20 +223,33 @@ def routing_savings(frame: "pd.DataFrame") -> "go.Figure":
     dims = _dims(frame, "calls")
     totals, labels = _group_totals(frame, dims, cols)
     custom = totals[["calls", "input_tokens", "output_tokens"]].to_numpy()
-    hover = ("<b>%{x}</b><br>%{fullData.name}: $%{y:,.4f}<br>calls %{customdata[0]:,.0f}<br>input tokens "
-             "%{customdata[1]:,.0f}<br>output tokens %{customdata[2]:,.0f}<extra></extra>")
-    fig = go.Figure([go.Bar(x=labels, y=totals[c], name=n, customdata=custom, hovertemplate=hover)
-                     for c, n in (("list_cost_usd", "served provider"), ("median_cost_usd", "median provider"),
-                                  ("max_cost_usd", "most expensive provider"))])
+    hover = (
+        "<b>%{x}</b><br>%{fullData.name}: $%{y:,.4f}<br>calls %{customdata[0]:,.0f}<br>input tokens "
+        "%{customdata[1]:,.0f}<br>output tokens %{customdata[2]:,.0f}<extra></extra>"
+    )
+    fig = go.Figure(
+        [
+            go.Bar(x=labels, y=totals[c], name=n, customdata=custom, hovertemplate=hover)
+            for c, n in (
+                ("list_cost_usd", "served provider"),
+                ("median_cost_usd", "median provider"),
+                ("max_cost_usd", "most expensive provider"),
+            )
+        ]
+    )
     fig.update_layout(barmode="group")
     return _layout(fig, title, " · ".join(dims), "cost at list prices (USD)")
 
 
-def latency(frame: "pd.DataFrame", metric: str = "duration_ms") -> "go.Figure":
+def latency(frame: pd.DataFrame, metric: str = "duration_ms") -> go.Figure:
     """Returns box plots of ``analysis.latency`` for one metric: box p25–p75, line at the median,
     whiskers p05–p99, a dot at the mean; hover adds p90 and the number of calls."""
-    names = {"duration_ms": "Call duration", "ttft_ms": "Time to first token (client)",
-             "provider_ttft_ms": "Time to first token (gateway)", "throughput_tps": "Throughput"}
+    names = {
+        "duration_ms": "Call duration",
+        "ttft_ms": "Time to first token (client)",
+        "provider_ttft_ms": "Time to first token (gateway)",
+        "throughput_tps": "Throughput",
+    }
     title = names.get(metric, metric)
     _require(frame, "latency", "latency", ["metric", "unit", "calls", "mean", "p05", "p25", "p50", "p75", "p90", "p99"])
     part = frame[frame["metric"] == metric]
@@ -196,16 +261,28 @@ def latency(frame: "pd.DataFrame", metric: str = "duration_ms") -> "go.Figure":
     unit = str(part["unit"].iloc[0])
     fig = go.Figure()
     for label, (_, row) in zip(labels, part.iterrows()):
-        fig.add_trace(go.Box(
-            name=label, x=[label], q1=[row["p25"]], median=[row["p50"]], q3=[row["p75"]],
-            lowerfence=[row["p05"]], upperfence=[row["p99"]], mean=[row["mean"]], boxpoints=False,
-            hovertemplate=(f"<b>{label}</b><br>p50 {row['p50']:,.1f} {unit}<br>p90 {row['p90']:,.1f} {unit}"
-                           f"<br>p99 {row['p99']:,.1f} {unit}<br>calls {int(row['calls']):,}<extra></extra>")))
+        fig.add_trace(
+            go.Box(
+                name=label,
+                x=[label],
+                q1=[row["p25"]],
+                median=[row["p50"]],
+                q3=[row["p75"]],
+                lowerfence=[row["p05"]],
+                upperfence=[row["p99"]],
+                mean=[row["mean"]],
+                boxpoints=False,
+                hovertemplate=(
+                    f"<b>{label}</b><br>p50 {row['p50']:,.1f} {unit}<br>p90 {row['p90']:,.1f} {unit}"
+                    f"<br>p99 {row['p99']:,.1f} {unit}<br>calls {int(row['calls']):,}<extra></extra>"
+                ),
+            )
+        )
     per = " · ".join(dims)
     return _layout(fig, f"{title} per {per}" if dims else title, per, f"{title} ({unit})", showlegend=False)
 
 
-def errors(frame: "pd.DataFrame", value: str = "count") -> "go.Figure":
+def errors(frame: pd.DataFrame, value: str = "count") -> go.Figure:
     """Returns a heatmap of ``analysis.errors``: kind and code (rows) by period (columns), coloured by
     ``value`` (count or rate); hover shows calls, retries and Retry-After seconds."""
     title = "Errors, retries and routing warnings"
@@ -217,29 +294,58 @@ def errors(frame: "pd.DataFrame", value: str = "count") -> "go.Figure":
     x = "period_start" if "period_start" in rows else None
     if x is None:
         rows = rows.assign(period_start="whole window")
-    grouped = rows.groupby(["what", "period_start"], sort=True).agg(
-        count=("count", "sum"), calls=("calls", "sum"), retries=("retries", "sum"),
-        retry_after_s=("retry_after_s", "sum")).reset_index()
+    grouped = (
+        rows.groupby(["what", "period_start"], sort=True)
+        .agg(
+            count=("count", "sum"),
+            calls=("calls", "sum"),
+            retries=("retries", "sum"),
+            retry_after_s=("retry_after_s", "sum"),
+        )
+        .reset_index()
+    )
     grouped["rate"] = grouped["count"] / grouped["calls"]
     z = grouped.pivot(index="what", columns="period_start", values=value)
-    custom = [[list(v) for v in zip(*[grouped.pivot(index="what", columns="period_start", values=c).loc[w]
-                                      for c in ("count", "calls", "retries", "retry_after_s")])]
-              for w in z.index]
-    fig = go.Figure(go.Heatmap(
-        z=z.to_numpy(), x=list(z.columns), y=list(z.index), colorscale="Reds", customdata=custom,
-        colorbar_title="rate" if value == "rate" else "calls",
-        hovertemplate=("<b>%{y}</b><br>%{x}<br>%{customdata[0]:,.0f} of %{customdata[1]:,.0f} calls"
-                       "<br>extra attempts %{customdata[2]:,.0f}<br>Retry-After %{customdata[3]:,.0f} s"
-                       "<extra></extra>")))
+    custom = [
+        [
+            list(v)
+            for v in zip(
+                *[
+                    grouped.pivot(index="what", columns="period_start", values=c).loc[w]
+                    for c in ("count", "calls", "retries", "retry_after_s")
+                ]
+            )
+        ]
+        for w in z.index
+    ]
+    fig = go.Figure(
+        go.Heatmap(
+            z=z.to_numpy(),
+            x=list(z.columns),
+            y=list(z.index),
+            colorscale="Reds",
+            customdata=custom,
+            colorbar_title="rate" if value == "rate" else "calls",
+            hovertemplate=(
+                "<b>%{y}</b><br>%{x}<br>%{customdata[0]:,.0f} of %{customdata[1]:,.0f} calls"
+                "<br>extra attempts %{customdata[2]:,.0f}<br>Retry-After %{customdata[3]:,.0f} s"
+                "<extra></extra>"
+            ),
+        )
+    )
     return _layout(fig, title, "period start (UTC)" if x else "", "kind: code")
 
 
-def budget_burn(burndown: "pd.DataFrame") -> "go.Figure":
+def budget_burn(burndown: pd.DataFrame) -> go.Figure:
     """Returns the burn-down of ``analysis.budget_burndown``: cumulative spend so far, the forecast median
     with its 10–90% band, and the limit as a horizontal line."""
     title = "Budget burn-down"
-    _require(burndown, "budget_burn", "budget_burndown",
-             ["time", "kind", "spend_usd", "spend_low_usd", "spend_high_usd", "limit_usd", "budget"])
+    _require(
+        burndown,
+        "budget_burn",
+        "budget_burndown",
+        ["time", "kind", "spend_usd", "spend_low_usd", "spend_high_usd", "limit_usd", "budget"],
+    )
     if burndown.empty:
         return _empty(title)
     go = _go()
@@ -253,17 +359,52 @@ def budget_burn(burndown: "pd.DataFrame") -> "go.Figure":
         ahead = pd.concat([seen.tail(1), ahead])  # the forecast starts where the spend so far ends
     fig = go.Figure()
     if not ahead.empty:
-        fig.add_trace(go.Scatter(x=ahead["time"], y=ahead["spend_high_usd"], mode="lines", line=dict(width=0),
-                                 showlegend=False, hoverinfo="skip"))
-        fig.add_trace(go.Scatter(x=ahead["time"], y=ahead["spend_low_usd"], mode="lines", line=dict(width=0),
-                                 fill="tonexty", fillcolor="rgba(99,110,250,0.2)", name="forecast 10–90%",
-                                 hovertemplate="%{x}<br>10th percentile " + _USD + "<extra></extra>"))
-        fig.add_trace(go.Scatter(x=ahead["time"], y=ahead["spend_usd"], mode="lines", name="forecast (median)",
-                                 line=dict(dash="dash", color="rgb(99,110,250)"),
-                                 hovertemplate="%{x}<br>forecast " + _USD + "<extra></extra>"))
-    fig.add_trace(go.Scatter(x=seen["time"], y=seen["spend_usd"], mode="lines", name="spent",
-                             line=dict(color="rgb(40,40,40)"),
-                             hovertemplate="%{x}<br>spent " + _USD + "<extra></extra>"))
-    fig.add_hline(y=limit, line=dict(color="firebrick", dash="dot"), annotation_text=f"limit ${limit:,.2f}",
-                  annotation_position="top left")
+        fig.add_trace(
+            go.Scatter(
+                x=ahead["time"],
+                y=ahead["spend_high_usd"],
+                mode="lines",
+                line=dict(width=0),
+                showlegend=False,
+                hoverinfo="skip",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=ahead["time"],
+                y=ahead["spend_low_usd"],
+                mode="lines",
+                line=dict(width=0),
+                fill="tonexty",
+                fillcolor="rgba(99,110,250,0.2)",
+                name="forecast 10–90%",
+                hovertemplate="%{x}<br>10th percentile " + _USD + "<extra></extra>",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=ahead["time"],
+                y=ahead["spend_usd"],
+                mode="lines",
+                name="forecast (median)",
+                line=dict(dash="dash", color="rgb(99,110,250)"),
+                hovertemplate="%{x}<br>forecast " + _USD + "<extra></extra>",
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=seen["time"],
+            y=seen["spend_usd"],
+            mode="lines",
+            name="spent",
+            line=dict(color="rgb(40,40,40)"),
+            hovertemplate="%{x}<br>spent " + _USD + "<extra></extra>",
+        )
+    )
+    fig.add_hline(
+        y=limit,
+        line=dict(color="firebrick", dash="dot"),
+        annotation_text=f"limit ${limit:,.2f}",
+        annotation_position="top left",
+    )
     return _layout(fig, f"{title}: {name}", "time (UTC)", "cumulative spend in the period (USD)")

@@ -29,10 +29,9 @@ from datetime import datetime, timedelta, timezone
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from auriko_obs import analysis  # noqa: E402
-from auriko_obs.store import Store  # noqa: E402
-from auriko_obs.store._files import connect  # noqa: E402
-
+from auriko_obs import analysis
+from auriko_obs.store import Store
+from auriko_obs.store._files import connect
 
 END = datetime(2026, 11, 25, tzinfo=timezone.utc)
 DAYS = 30
@@ -41,8 +40,17 @@ MODELS = [
     ("gpt-4o-mini", 35, [("openai", 0.15, 0.60), ("azure", 0.165, 0.66)]),
     ("gpt-4o", 20, [("openai", 2.5, 10.0), ("azure", 2.75, 11.0)]),
     ("claude-sonnet-4-20250514", 20, [("anthropic", 3.0, 15.0), ("bedrock", 3.3, 16.5), ("vertex_ai", 3.0, 15.0)]),
-    ("llama-3.3-70b", 15, [("fireworks_ai", 0.9, 0.9), ("together", 0.88, 0.88), ("groq", 0.59, 0.79),
-                           ("deepinfra", 0.23, 0.40), ("cerebras", 0.85, 1.2)]),
+    (
+        "llama-3.3-70b",
+        15,
+        [
+            ("fireworks_ai", 0.9, 0.9),
+            ("together", 0.88, 0.88),
+            ("groq", 0.59, 0.79),
+            ("deepinfra", 0.23, 0.40),
+            ("cerebras", 0.85, 1.2),
+        ],
+    ),
     ("deepseek-v3", 10, [("deepseek", 0.27, 1.10), ("fireworks_ai", 0.9, 0.9), ("together", 1.25, 1.25)]),
 ]
 DEFAULT_SHARE = 70  # % of a model's calls its default provider serves; routing spreads the rest evenly
@@ -67,34 +75,58 @@ def _combo_table() -> list[int]:
     assert len(table) == 1000
     return table
 
+
 VARIANTS = ("ok", "stream", "warning", "budget", "error")
 
 
 def _attributes(model: str, provider: str, variant: str) -> str:
-    a = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "auriko", "gen_ai.request.model": model,
-         "gen_ai.response.model": model, "auriko.routing.model_canonical": model, "auriko.routing.provider": provider,
-         "server.address": "api.auriko.ai", "auriko.api": "openai"}
+    a = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "auriko",
+        "gen_ai.request.model": model,
+        "gen_ai.response.model": model,
+        "auriko.routing.model_canonical": model,
+        "auriko.routing.provider": provider,
+        "server.address": "api.auriko.ai",
+        "auriko.api": "openai",
+    }
     if variant == "stream":
         a.update({"gen_ai.request.stream": True, "auriko.stream.completed": True, "auriko.stream.end": "completed"})
     if variant == "warning":
-        a.update({"auriko.routing.warnings": ["top_k_ignored"], "auriko.routing.warning_types": ["unsupported_parameter"]})
+        a.update(
+            {"auriko.routing.warnings": ["top_k_ignored"], "auriko.routing.warning_types": ["unsupported_parameter"]}
+        )
     if variant == "budget":
-        a.update({"auriko.budget.daily.spend_usd": 12.5, "auriko.budget.daily.limit_usd": 5000.0,
-                  "auriko.budget.monthly.spend_usd": 1250.0, "auriko.budget.monthly.limit_usd": 90000.0})
+        a.update(
+            {
+                "auriko.budget.daily.spend_usd": 12.5,
+                "auriko.budget.daily.limit_usd": 5000.0,
+                "auriko.budget.monthly.spend_usd": 1250.0,
+                "auriko.budget.monthly.limit_usd": 90000.0,
+            }
+        )
     if variant == "error":
-        a.update({"error.type": "RateLimitError", "auriko.error.type": "rate_limit_error",
-                  "auriko.error.code": "rate_limit_exceeded", "http.response.status_code": 429,
-                  "auriko.retry_after_s": 1.0})
+        a.update(
+            {
+                "error.type": "RateLimitError",
+                "auriko.error.type": "rate_limit_error",
+                "auriko.error.code": "rate_limit_exceeded",
+                "http.response.status_code": 429,
+                "auriko.retry_after_s": 1.0,
+            }
+        )
     return json.dumps(a, separators=(",", ":"))
 
 
 TEMPLATES = [_attributes(m, p, v) for m, p, _, _ in COMBOS for v in VARIANTS]  # index (combo-1)*5 + variant
 
-COLUMNS = ("trace_id, span_id, start_time, end_time, duration_ms, service_name, operation, streaming, request_model, "
-           "response_model, model_canonical, provider, routing_strategy, input_tokens, output_tokens, total_tokens, "
-           "cached_tokens, cache_write_tokens, cost_usd, cost_source, cache_savings_usd, ttft_ms, provider_ttft_ms, "
-           "throughput_tps, finish_reason, status, http_status, error_type, error_code, retry_after_s, http_attempts, "
-           "request_id, credits_balance_usd, warnings, tags, user_id, attributes, name, kind")
+COLUMNS = (
+    "trace_id, span_id, start_time, end_time, duration_ms, service_name, operation, streaming, request_model, "
+    "response_model, model_canonical, provider, routing_strategy, input_tokens, output_tokens, total_tokens, "
+    "cached_tokens, cache_write_tokens, cost_usd, cost_source, cache_savings_usd, ttft_ms, provider_ttft_ms, "
+    "throughput_tps, finish_reason, status, http_status, error_type, error_code, retry_after_s, http_attempts, "
+    "request_id, credits_balance_usd, warnings, tags, user_id, attributes, name, kind"
+)
 
 # Each row's pseudo-random values come from bit fields of hash(i). Variant: 4 = error (2%), 3 = budget headers
 # (every 1000th call), 2 = routing warning (~0.5%), 1 = stream (1/3), 0 = plain.
@@ -136,11 +168,17 @@ FROM s
 
 def params(rows: int) -> dict:
     return {
-        "start": END - timedelta(days=DAYS), "step": DAYS * 86400e6 / rows,
-        "combos": _combo_table(), "models": [m for m, *_ in COMBOS], "providers": [p for _, p, *_ in COMBOS],
-        "pin": [pi for *_, pi, _ in COMBOS], "pout": [po for *_, po in COMBOS],
-        "tags": [f"team:{k}" for k in range(20)], "users": [f"user-{k:03d}" for k in range(200)],
-        "templates": TEMPLATES, "names": [f"chat {m}" for m, *_ in COMBOS],
+        "start": END - timedelta(days=DAYS),
+        "step": DAYS * 86400e6 / rows,
+        "combos": _combo_table(),
+        "models": [m for m, *_ in COMBOS],
+        "providers": [p for _, p, *_ in COMBOS],
+        "pin": [pi for *_, pi, _ in COMBOS],
+        "pout": [po for *_, po in COMBOS],
+        "tags": [f"team:{k}" for k in range(20)],
+        "users": [f"user-{k:03d}" for k in range(200)],
+        "templates": TEMPLATES,
+        "names": [f"chat {m}" for m, *_ in COMBOS],
     }
 
 
@@ -182,26 +220,34 @@ def main() -> None:
 
     duckdb.connect = capped
     load_start = os.getloadavg()
-    print(f"load average at start {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f} on {os.cpu_count()} CPUs; "
-          f"threads={args.threads}")
+    print(
+        f"load average at start {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f} on {os.cpu_count()} CPUs; "
+        f"threads={args.threads}"
+    )
     if args.reuse and os.path.exists(args.db):
         print(f"reusing {args.db}")
     else:
         cpu = time.process_time()
         seconds = build(args.db, args.rows)
-        print(f"generated {args.rows:,} calls in {seconds:.1f} s wall, {time.process_time() - cpu:.1f} s CPU "
-              f"({os.path.getsize(args.db) / 1e6:,.0f} MB), load average {os.getloadavg()[0]:.2f}")
+        print(
+            f"generated {args.rows:,} calls in {seconds:.1f} s wall, {time.process_time() - cpu:.1f} s CPU "
+            f"({os.path.getsize(args.db) / 1e6:,.0f} MB), load average {os.getloadavg()[0]:.2f}"
+        )
     store = Store(args.db)
-    budgets = [analysis.Budget("workspace daily", 5000, "daily"), analysis.Budget("workspace monthly", 90000),
-               analysis.Budget("team:3 weekly", 2000, "weekly", scope="tag", match="team:3")]
+    budgets = [
+        analysis.Budget("workspace daily", 5000, "daily"),
+        analysis.Budget("workspace monthly", 90000),
+        analysis.Budget("team:3 weekly", 2000, "weekly", scope="tag", match="team:3"),
+    ]
     floor_name = "floor: SELECT provider, sum(cost_usd) GROUP BY 1"
     cases = {
         floor_name: lambda: store.sql("SELECT provider, sum(cost_usd) FROM llm_calls GROUP BY 1"),
         "llm_calls view: count(*)": lambda: store.sql("SELECT count(*) FROM llm_calls"),
         "provider_mix(period=day)": lambda: analysis.provider_mix(store, period="day"),
         "provider_mix(by=model, hour)": lambda: analysis.provider_mix(store, by="model", period="hour"),
-        "provider_mix(since=7d, tag=team:3)": lambda: analysis.provider_mix(store, since=END - timedelta(days=7),
-                                                                           tag="team:3"),
+        "provider_mix(since=7d, tag=team:3)": lambda: analysis.provider_mix(
+            store, since=END - timedelta(days=7), tag="team:3"
+        ),
         "cache_savings(day)": lambda: analysis.cache_savings(store),
         "budget_burn(3 budgets)": lambda: analysis.budget_burn(store, budgets, now=END - timedelta(hours=5)),
         "budget_burndown(monthly)": lambda: analysis.budget_burndown(budgets[1], store, now=END - timedelta(hours=5)),
@@ -221,11 +267,16 @@ def main() -> None:
             times.append(time.perf_counter() - began)
             cpus.append(time.process_time() - cpu)
         floor = floor or min(times)
-        print(f"{name:<50} {min(times):>7.3f} {times[0]:>7.3f} {min(cpus):>6.2f} {min(times) / floor:>7.1f} "
-              f"{len(out):>9,}", flush=True)
+        print(
+            f"{name:<50} {min(times):>7.3f} {times[0]:>7.3f} {min(cpus):>6.2f} {min(times) / floor:>7.1f} "
+            f"{len(out):>9,}",
+            flush=True,
+        )
     load_end = os.getloadavg()
-    print(f"peak RSS of this process: {peak_rss_mb():,.0f} MB; load average at end {load_end[0]:.2f} "
-          f"{load_end[1]:.2f} {load_end[2]:.2f}")
+    print(
+        f"peak RSS of this process: {peak_rss_mb():,.0f} MB; load average at end {load_end[0]:.2f} "
+        f"{load_end[1]:.2f} {load_end[2]:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -43,8 +43,21 @@ def _free_port() -> int:
 
 
 def _start_collector(db: str, *extra: str) -> tuple[subprocess.Popen, int]:
-    proc = subprocess.Popen([sys.executable, "-c", "from auriko_obs.cli import main; raise SystemExit(main())",
-                             "collect", "--db", db, "--port", "0", *extra], stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from auriko_obs.cli import main; raise SystemExit(main())",
+            "collect",
+            "--db",
+            db,
+            "--port",
+            "0",
+            *extra,
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     line = proc.stderr.readline()
     match = re.search(r"127\.0\.0\.1:(\d+)/v1/traces", line)
     if not match:
@@ -55,12 +68,11 @@ def _start_collector(db: str, *extra: str) -> tuple[subprocess.Popen, int]:
 
 def _exporter_process(port: int, count: int, ready: Any, go: Any, out: Any, preencoded: bool = False) -> None:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
     from overhead import _spans_like_the_pipeline
 
     spans, _ = _spans_like_the_pipeline(count)
     exporter = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{port}/v1/traces", timeout=60)
-    batches = [spans[i:i + 512] for i in range(0, count, 512)]
+    batches = [spans[i : i + 512] for i in range(0, count, 512)]
     bodies = []
     if preencoded:
         from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -107,8 +119,10 @@ def run_receiver(per_exporter: int, exporters: int = 4, preencoded: bool = False
         ctx = mp.get_context("spawn")
         ready = [ctx.Event() for _ in range(exporters)]
         go, out = ctx.Event(), ctx.Queue()
-        workers = [ctx.Process(target=_exporter_process, args=(port, per_exporter, ready[i], go, out, preencoded))
-                   for i in range(exporters)]
+        workers = [
+            ctx.Process(target=_exporter_process, args=(port, per_exporter, ready[i], go, out, preencoded))
+            for i in range(exporters)
+        ]
         for w in workers:
             w.start()
         for r in ready:
@@ -127,9 +141,17 @@ def run_receiver(per_exporter: int, exporters: int = 4, preencoded: bool = False
         proc.send_signal(signal.SIGTERM)
         summary = proc.stderr.read()
         proc.wait(60)
-    return {"exporters": exporters, "preencoded": preencoded, "spans": total, "stored": stored, "sent_s": round(sent_s, 2),
-            "written_s": round(written_s, 2), "spans_per_s": round(stored / written_s),
-            "failed": sum(s["failed"] for s in sends), "collector": summary.strip().splitlines()[-1][:300]}
+    return {
+        "exporters": exporters,
+        "preencoded": preencoded,
+        "spans": total,
+        "stored": stored,
+        "sent_s": round(sent_s, 2),
+        "written_s": round(written_s, 2),
+        "spans_per_s": round(stored / written_s),
+        "failed": sum(s["failed"] for s in sends),
+        "collector": summary.strip().splitlines()[-1][:300],
+    }
 
 
 def _per_call_us(call: Any, calls: int) -> float:
@@ -140,22 +162,26 @@ def _per_call_us(call: Any, calls: int) -> float:
 
 
 def run_overhead(calls: int, rounds: int) -> dict[str, Any]:
-    import auriko_obs
     from overhead import _calls, _client
+
+    import auriko_obs
 
     results: dict[str, list[float]] = {"otlp off": [], "otlp on": [], "collector down": []}
     stats: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as folder:
         proc, port = _start_collector(os.path.join(folder, "collector.duckdb"))
         dead = _free_port()
-        configs = {"otlp off": False,
-                   "otlp on": {"endpoint": f"http://127.0.0.1:{port}", "metrics": False},
-                   "collector down": {"endpoint": f"http://127.0.0.1:{dead}", "metrics": False}}
+        configs = {
+            "otlp off": False,
+            "otlp on": {"endpoint": f"http://127.0.0.1:{port}", "metrics": False},
+            "collector down": {"endpoint": f"http://127.0.0.1:{dead}", "metrics": False},
+        }
         shaped = _calls(_client())
         for round_ in range(rounds):
             for mode, otlp in configs.items():
-                auriko_obs.instrument(db=os.path.join(folder, f"own-{round_}.duckdb"), otlp=otlp,
-                                      service_name=f"bench-{mode}")
+                auriko_obs.instrument(
+                    db=os.path.join(folder, f"own-{round_}.duckdb"), otlp=otlp, service_name=f"bench-{mode}"
+                )
                 shaped["plain"]()  # warm
                 results[mode].append(_per_call_us(shaped["plain"], calls))
                 auriko_obs.flush(60)
@@ -165,10 +191,15 @@ def run_overhead(calls: int, rounds: int) -> dict[str, Any]:
         proc.wait(60)
     medians = {mode: round(statistics.median(v), 1) for mode, v in results.items()}
     base = medians["otlp off"]
-    return {"calls": calls, "rounds": rounds, "median_us": medians,
-            "overhead_us": {m: round(v - base, 1) for m, v in medians.items() if m != "otlp off"},
-            "overhead_pct": {m: round((v - base) / base * 100, 1) for m, v in medians.items() if m != "otlp off"},
-            "otlp_stats_last_round": stats, "spread_us": {m: [round(min(v)), round(max(v))] for m, v in results.items()}}
+    return {
+        "calls": calls,
+        "rounds": rounds,
+        "median_us": medians,
+        "overhead_us": {m: round(v - base, 1) for m, v in medians.items() if m != "otlp off"},
+        "overhead_pct": {m: round((v - base) / base * 100, 1) for m, v in medians.items() if m != "otlp off"},
+        "otlp_stats_last_round": stats,
+        "spread_us": {m: [round(min(v)), round(max(v))] for m, v in results.items()},
+    }
 
 
 def main() -> None:
@@ -188,15 +219,19 @@ def main() -> None:
     if args.json:
         print(json.dumps(report, indent=2))
         return
-    for key, label in (("receiver", "exporters encoding as they send"),
-                       ("receiver_preencoded", "requests encoded before the clock starts")):
+    for key, label in (
+        ("receiver", "exporters encoding as they send"),
+        ("receiver_preencoded", "requests encoded before the clock starts"),
+    ):
         if key not in report:
             continue
         r = report[key]
         verdict = "meets" if r["spans_per_s"] >= TARGET_SPANS_PER_S else "misses"
-        print(f"receiver ({label}): {r['stored']:,}/{r['spans']:,} spans from {r['exporters']} senders stored "
-              f"in {r['written_s']} s = {r['spans_per_s']:,} spans/s ({verdict} the {TARGET_SPANS_PER_S:,}/s "
-              f"target); sending took {r['sent_s']} s; collector: {r['collector']}")
+        print(
+            f"receiver ({label}): {r['stored']:,}/{r['spans']:,} spans from {r['exporters']} senders stored "
+            f"in {r['written_s']} s = {r['spans_per_s']:,} spans/s ({verdict} the {TARGET_SPANS_PER_S:,}/s "
+            f"target); sending took {r['sent_s']} s; collector: {r['collector']}"
+        )
     if "overhead" in report:
         o = report["overhead"]
         print(f"caller, plain call, median of {o['rounds']} rounds x {o['calls']} calls:")

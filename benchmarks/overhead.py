@@ -49,36 +49,81 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-ROUTING = {"provider": "fireworks_ai", "provider_model_id": "accounts/fireworks/models/llama-v3p3-70b-instruct",
-           "model_canonical": "llama-3.3-70b", "routing_strategy": "cost",
-           "cost": {"usd": 0.000412, "cache_savings_usd": 0.0009, "cache_savings_percent": 68},
-           "ttft_ms": 312.5, "throughput_tps": 84.1,
-           "warnings": [{"type": "unsupported_parameter", "code": "top_k_ignored", "message": "dropped"}]}
-HEADERS = {"content-type": "application/json", "x-request-id": "req_0123456789abcdef01234567",
-           "x-ratelimit-limit-requests": "10000", "x-ratelimit-remaining-requests": "9998",
-           "x-ratelimit-reset-requests": "2026-11-25T10:00:00Z", "x-credits-balance-microdollars": "98765432",
-           "x-budget-daily-limit": "50.00", "x-budget-daily-spend": "12.34"}
-USAGE = {"prompt_tokens": 1380, "completion_tokens": 42, "total_tokens": 1422,
-         "prompt_tokens_details": {"cached_tokens": 1280}, "completion_tokens_details": {"reasoning_tokens": 0}}
-COMPLETION = {"id": "chatcmpl-bench", "object": "chat.completion", "created": 1764000000, "model": "llama-3.3-70b",
-              "choices": [{"index": 0, "finish_reason": "stop",
-                           "message": {"role": "assistant", "content": "Fantasy and crime sold best last quarter."}}],
-              "usage": USAGE, "routing_metadata": ROUTING}
-WORDS = "Fantasy and crime sold best last quarter.".split()
+ROUTING = {
+    "provider": "fireworks_ai",
+    "provider_model_id": "accounts/fireworks/models/llama-v3p3-70b-instruct",
+    "model_canonical": "llama-3.3-70b",
+    "routing_strategy": "cost",
+    "cost": {"usd": 0.000412, "cache_savings_usd": 0.0009, "cache_savings_percent": 68},
+    "ttft_ms": 312.5,
+    "throughput_tps": 84.1,
+    "warnings": [{"type": "unsupported_parameter", "code": "top_k_ignored", "message": "dropped"}],
+}
+HEADERS = {
+    "content-type": "application/json",
+    "x-request-id": "req_0123456789abcdef01234567",
+    "x-ratelimit-limit-requests": "10000",
+    "x-ratelimit-remaining-requests": "9998",
+    "x-ratelimit-reset-requests": "2026-11-25T10:00:00Z",
+    "x-credits-balance-microdollars": "98765432",
+    "x-budget-daily-limit": "50.00",
+    "x-budget-daily-spend": "12.34",
+}
+USAGE = {
+    "prompt_tokens": 1380,
+    "completion_tokens": 42,
+    "total_tokens": 1422,
+    "prompt_tokens_details": {"cached_tokens": 1280},
+    "completion_tokens_details": {"reasoning_tokens": 0},
+}
+COMPLETION = {
+    "id": "chatcmpl-bench",
+    "object": "chat.completion",
+    "created": 1764000000,
+    "model": "llama-3.3-70b",
+    "choices": [
+        {
+            "index": 0,
+            "finish_reason": "stop",
+            "message": {"role": "assistant", "content": "Fantasy and crime sold best last quarter."},
+        }
+    ],
+    "usage": USAGE,
+    "routing_metadata": ROUTING,
+}
+WORDS = ["Fantasy", "and", "crime", "sold", "best", "last", "quarter."]
 
 
 def _chunk(delta: dict, finish: str | None = None) -> dict:
-    return {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1764000000,
-            "model": "llama-3.3-70b", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    return {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion.chunk",
+        "created": 1764000000,
+        "model": "llama-3.3-70b",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
 
 
 # 8 chunks (role, 6 words, finish) and the usage chunk, then [DONE].
-STREAM = ([_chunk({"role": "assistant", "content": ""})] + [_chunk({"content": w + " "}) for w in WORDS[:6]]
-          + [_chunk({}, "stop")]
-          + [{"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1764000000,
-              "model": "llama-3.3-70b", "choices": [], "usage": USAGE, "routing_metadata": ROUTING}])
+STREAM = (
+    [_chunk({"role": "assistant", "content": ""})]
+    + [_chunk({"content": w + " "}) for w in WORDS[:6]]
+    + [_chunk({}, "stop")]
+    + [
+        {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion.chunk",
+            "created": 1764000000,
+            "model": "llama-3.3-70b",
+            "choices": [],
+            "usage": USAGE,
+            "routing_metadata": ROUTING,
+        }
+    ]
+)
 STREAM_BODY = ("".join(f"data: {json.dumps(c)}\n\n" for c in STREAM) + "data: [DONE]\n\n").encode()
 PLAIN_BODY = json.dumps(COMPLETION).encode()
 MESSAGES = [{"role": "user", "content": "Which genres sold best last quarter?"}]
@@ -105,12 +150,17 @@ def _client() -> Any:
             return http.Response(200, headers={**HEADERS, "content-type": "text/event-stream"}, content=STREAM_BODY)
         return http.Response(200, headers=HEADERS, content=PLAIN_BODY)
 
-    return openai.OpenAI(base_url="https://api.auriko.ai/v1", api_key="ak_bench",
-                         http_client=http.Client(transport=http.MockTransport(handler)), max_retries=0)
+    return openai.OpenAI(
+        base_url="https://api.auriko.ai/v1",
+        api_key="ak_bench",
+        http_client=http.Client(transport=http.MockTransport(handler)),
+        max_retries=0,
+    )
 
 
 def _calls(client: Any) -> dict[str, Callable[[], Any]]:
     """Returns the call of each shape: a plain completion, and a stream iterated to its end."""
+
     def plain() -> Any:
         return client.chat.completions.create(model="llama-3.3-70b", messages=MESSAGES)
 
@@ -297,7 +347,10 @@ def _summary(bare: list[dict], instrumented: list[dict], paired: bool) -> dict[s
     diffs = [i["wall"] - b["wall"] for b, i in zip(bare, instrumented)]
     overhead = med(diffs) if paired else instr_us - bare_us
     return {
-        "bare_us": bare_us, "instrumented_us": instr_us, "overhead_us": overhead, "overhead_ratio": overhead / bare_us,
+        "bare_us": bare_us,
+        "instrumented_us": instr_us,
+        "overhead_us": overhead,
+        "overhead_ratio": overhead / bare_us,
         "overhead_us_range": [min(diffs), max(diffs)] if paired else None,
         "overhead_us_iqr": _quartiles(diffs) if paired else None,
         "deferred_us": med(i["deferred"] for i in instrumented),
@@ -321,10 +374,18 @@ def run_mode(mode: str, calls: int, rounds: int) -> dict[str, Any]:
         fine = isinstance(inst, _AurikoHotPath)
         run = _rounds_fine if fine else _rounds_alternating if inst.alternates else _rounds_before_after
         measured = run(inst, shaped, calls, rounds)
-        method = ("alternating blocks of 50 calls" if fine else f"{rounds} alternating rounds" if inst.alternates
-                  else f"{rounds} bare rounds, then {rounds} instrumented")
-        result: dict[str, Any] = {"mode": mode, "method": method,
-                                  "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
+        method = (
+            "alternating blocks of 50 calls"
+            if fine
+            else f"{rounds} alternating rounds"
+            if inst.alternates
+            else f"{rounds} bare rounds, then {rounds} instrumented"
+        )
+        result: dict[str, Any] = {
+            "mode": mode,
+            "method": method,
+            "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        }
         for shape, (bare, instrumented) in measured.items():
             result[shape] = _summary(bare, instrumented, paired=inst.alternates)
         expected = len(SHAPES) * rounds * (calls + 50) if inst.alternates else len(SHAPES) * (rounds * calls + 50)
@@ -364,7 +425,7 @@ def _store_rate(spans: list, batch: int, folder: str) -> dict[str, Any]:
 
     whole = DuckDBSpanExporter(os.path.join(folder, f"export-{batch}.duckdb"), lock_wait_s=60)
     halves = DuckDBSpanExporter(os.path.join(folder, f"halves-{batch}.duckdb"), lock_wait_s=60)
-    chunks = [spans[i:i + batch] for i in range(0, len(spans), batch)]
+    chunks = [spans[i : i + batch] for i in range(0, len(spans), batch)]
     export_s = convert_s = insert_s = 0.0
     for chunk in chunks:
         gc.collect()
@@ -381,9 +442,15 @@ def _store_rate(spans: list, batch: int, folder: str) -> dict[str, Any]:
 
     stored = int(auriko_obs.Store(whole.path).sql("SELECT count(*) AS n FROM spans").iloc[0]["n"])
     n = len(spans)
-    return {"batch": batch, "stored": stored, "export_spans_per_s": n / export_s,
-            "convert_spans_per_s": n / convert_s, "insert_spans_per_s": n / insert_s,
-            "halves_spans_per_s": n / (convert_s + insert_s), "spooled": whole.spooled_spans + halves.spooled_spans}
+    return {
+        "batch": batch,
+        "stored": stored,
+        "export_spans_per_s": n / export_s,
+        "convert_spans_per_s": n / convert_s,
+        "insert_spans_per_s": n / insert_s,
+        "halves_spans_per_s": n / (convert_s + insert_s),
+        "spooled": whole.spooled_spans + halves.spooled_spans,
+    }
 
 
 def _batch_fixed_ms(folder: str, sample: list) -> float:
@@ -406,8 +473,13 @@ def run_store(count: int, batches: list[int]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder:
         fixed_ms = _batch_fixed_ms(folder, spans)
         rates = [_store_rate(spans, batch, folder) for batch in batches]
-    return {"spans": count, "span_build_us": build_us, "batch_fixed_ms": fixed_ms, "rates": rates,
-            "load_avg_1m": round(os.getloadavg()[0], 2)}
+    return {
+        "spans": count,
+        "span_build_us": build_us,
+        "batch_fixed_ms": fixed_ms,
+        "rates": rates,
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+    }
 
 
 # ---------------------------------------------------------------- the parent: run, print
@@ -425,8 +497,16 @@ def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     found = {}
-    for name in ("openai", "httpx2", "duckdb", "pyarrow", "opentelemetry-sdk", "auriko-obs",
-                 "opentelemetry-instrumentation-openai", "openinference-instrumentation-openai"):
+    for name in (
+        "openai",
+        "httpx2",
+        "duckdb",
+        "pyarrow",
+        "opentelemetry-sdk",
+        "auriko-obs",
+        "opentelemetry-instrumentation-openai",
+        "openinference-instrumentation-openai",
+    ):
         try:
             found[name] = version(name)
         except PackageNotFoundError:
@@ -447,11 +527,15 @@ def _mode_rows(r: dict[str, Any]) -> list[str]:
         elif s["overhead_us_range"]:
             spread = f" [{s['overhead_us_range'][0]:+.0f}..{s['overhead_us_range'][1]:+.0f}]"
         else:
-            spread = (f" bare [{min(s['rounds_bare_us']):.0f}..{max(s['rounds_bare_us']):.0f}]"
-                      f" instr. [{min(s['rounds_instrumented_us']):.0f}..{max(s['rounds_instrumented_us']):.0f}]")
-        rows.append(f"{label:<22}{shape:<7}{s['bare_us']:>9.1f}{s['instrumented_us']:>10.1f}"
-                    f"{s['overhead_us']:>+9.1f} ({s['overhead_ratio']:+6.1%}){s['deferred_us']:>10.1f}"
-                    f"{s['cpu_overhead_us']:>+9.1f}{spread}")
+            spread = (
+                f" bare [{min(s['rounds_bare_us']):.0f}..{max(s['rounds_bare_us']):.0f}]"
+                f" instr. [{min(s['rounds_instrumented_us']):.0f}..{max(s['rounds_instrumented_us']):.0f}]"
+            )
+        rows.append(
+            f"{label:<22}{shape:<7}{s['bare_us']:>9.1f}{s['instrumented_us']:>10.1f}"
+            f"{s['overhead_us']:>+9.1f} ({s['overhead_ratio']:+6.1%}){s['deferred_us']:>10.1f}"
+            f"{s['cpu_overhead_us']:>+9.1f}{spread}"
+        )
     tail = f"{'':<22}{r['method']}, load avg {r['load_avg_1m'][0]:.2f} → {r['load_avg_1m'][1]:.2f}"
     if r.get("expected_spans"):
         tail += f", spans recorded {r['spans']:,} of {r['expected_spans']:,} calls"
@@ -463,26 +547,36 @@ def _mode_rows(r: dict[str, Any]) -> list[str]:
 def _store_rows(store: dict[str, Any]) -> list[str]:
     if "error" in store:
         return [f"store benchmark failed: {store['error']}"]
-    rows = [f"\nDuckDB store, {store['spans']:,} spans built by Pipeline._span ({store['span_build_us']:.1f} µs "
-            f"each = {1e6 / store['span_build_us']:,.0f} spans/s); one export's fixed cost (open, schema check, "
-            f"close): {store['batch_fixed_ms']:.1f} ms",
-            f"{'batch':>8}{'stored':>10}{'convert/s':>12}{'insert/s':>12}{'both/s':>12}{'export()/s':>12}"]
+    rows = [
+        f"\nDuckDB store, {store['spans']:,} spans built by Pipeline._span ({store['span_build_us']:.1f} µs "
+        f"each = {1e6 / store['span_build_us']:,.0f} spans/s); one export's fixed cost (open, schema check, "
+        f"close): {store['batch_fixed_ms']:.1f} ms",
+        f"{'batch':>8}{'stored':>10}{'convert/s':>12}{'insert/s':>12}{'both/s':>12}{'export()/s':>12}",
+    ]
     for r in store["rates"]:
-        rows.append(f"{r['batch']:>8,}{r['stored']:>10,}{r['convert_spans_per_s']:>12,.0f}"
-                    f"{r['insert_spans_per_s']:>12,.0f}{r['halves_spans_per_s']:>12,.0f}{r['export_spans_per_s']:>12,.0f}")
+        rows.append(
+            f"{r['batch']:>8,}{r['stored']:>10,}{r['convert_spans_per_s']:>12,.0f}"
+            f"{r['insert_spans_per_s']:>12,.0f}{r['halves_spans_per_s']:>12,.0f}{r['export_spans_per_s']:>12,.0f}"
+        )
     best = max(r["export_spans_per_s"] for r in store["rates"])
-    rows.append(f"target ≥ {TARGET_SPANS_PER_S:,} spans/s stored: {'met' if best >= TARGET_SPANS_PER_S else 'NOT met'} "
-                f"(best export() {best:,.0f}/s)")
+    rows.append(
+        f"target ≥ {TARGET_SPANS_PER_S:,} spans/s stored: {'met' if best >= TARGET_SPANS_PER_S else 'NOT met'} "
+        f"(best export() {best:,.0f}/s)"
+    )
     return rows
 
 
 def print_table(report: dict[str, Any]) -> None:
     v = report["versions"]
-    print(f"openai {v['openai']}, duckdb {v['duckdb']}, OpenLLMetry {v['opentelemetry-instrumentation-openai']}, "
-          f"OpenInference {v['openinference-instrumentation-openai']}; {report['calls_per_round']} calls × "
-          f"{report['rounds']} rounds, medians; {os.cpu_count()} cores\n")
-    print(f"{'mode':<22}{'shape':<7}{'bare µs':>9}{'instr. µs':>10}{'overhead µs (%)':>19}{'deferred':>10}"
-          f"{'cpu +':>9} [spread over rounds]")
+    print(
+        f"openai {v['openai']}, duckdb {v['duckdb']}, OpenLLMetry {v['opentelemetry-instrumentation-openai']}, "
+        f"OpenInference {v['openinference-instrumentation-openai']}; {report['calls_per_round']} calls × "
+        f"{report['rounds']} rounds, medians; {os.cpu_count()} cores\n"
+    )
+    print(
+        f"{'mode':<22}{'shape':<7}{'bare µs':>9}{'instr. µs':>10}{'overhead µs (%)':>19}{'deferred':>10}"
+        f"{'cpu +':>9} [spread over rounds]"
+    )
     for r in report["calls"]:
         print("\n".join(_mode_rows(r)))
     ours = next((r for r in report["calls"] if r["mode"] == "auriko-obs" and "error" not in r), None)
@@ -497,13 +591,24 @@ def print_table(report: dict[str, Any]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n")[0],
-        epilog="Peers: pip install opentelemetry-instrumentation-openai openinference-instrumentation-openai")
+        epilog="Peers: pip install opentelemetry-instrumentation-openai openinference-instrumentation-openai",
+    )
     parser.add_argument("--calls", type=int, default=2000, help="calls per round (default 2000)")
-    parser.add_argument("--rounds", type=int, default=5, help="rounds per mode and shape; medians are reported (default 5)")
-    parser.add_argument("--skip-peers", action="store_true", help="measure auriko-obs only, not OpenLLMetry/OpenInference")
-    parser.add_argument("--skip-hot-path", action="store_true", help="leave out the auriko-obs hot-path-only diagnostic")
-    parser.add_argument("--spans", type=int, default=200_000, help="spans for the store benchmark (default 200000; 0 skips it)")
-    parser.add_argument("--batches", default="4096,16384,50000", help="batch sizes for the store (default 4096,16384,50000)")
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="rounds per mode and shape; medians are reported (default 5)"
+    )
+    parser.add_argument(
+        "--skip-peers", action="store_true", help="measure auriko-obs only, not OpenLLMetry/OpenInference"
+    )
+    parser.add_argument(
+        "--skip-hot-path", action="store_true", help="leave out the auriko-obs hot-path-only diagnostic"
+    )
+    parser.add_argument(
+        "--spans", type=int, default=200_000, help="spans for the store benchmark (default 200000; 0 skips it)"
+    )
+    parser.add_argument(
+        "--batches", default="4096,16384,50000", help="batch sizes for the store (default 4096,16384,50000)"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--mode", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -517,7 +622,12 @@ def main() -> None:
     modes = ["auriko-obs"] + ([] if args.skip_hot_path else ["auriko-obs-hot-path"])
     modes += [] if args.skip_peers else list(MODES[1:])
     common = ["--calls", str(args.calls), "--rounds", str(args.rounds)]
-    report: dict[str, Any] = {"versions": _versions(), "calls_per_round": args.calls, "rounds": args.rounds, "calls": []}
+    report: dict[str, Any] = {
+        "versions": _versions(),
+        "calls_per_round": args.calls,
+        "rounds": args.rounds,
+        "calls": [],
+    }
     for mode in modes:
         print(f"measuring {mode} …", file=sys.stderr, flush=True)
         report["calls"].append({"mode": mode, **_subprocess(["--mode", mode, *common])})

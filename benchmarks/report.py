@@ -11,8 +11,8 @@ from datetime import timedelta
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from auriko_obs.reports import build_report, render, report_period  # noqa: E402
-from benchmarks.analysis import END, build  # noqa: E402
+from auriko_obs.reports import build_report, render, report_period
+from benchmarks.analysis import END, build
 
 
 def main() -> None:
@@ -31,7 +31,9 @@ def main() -> None:
             began = time.perf_counter()
             size = len(render(report, fmt))
             timings.append(f"{fmt} {time.perf_counter() - began:.2f} s ({size / 1e6:.1f} MB)")
-        print(f"{kind:>5}: {report['totals']['calls']:>9,} calls, built in {built:.2f} s; rendered " + ", ".join(timings))
+        print(
+            f"{kind:>5}: {report['totals']['calls']:>9,} calls, built in {built:.2f} s; rendered " + ", ".join(timings)
+        )
 
 
 if __name__ == "__main__":

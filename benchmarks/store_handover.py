@@ -84,10 +84,16 @@ def _count(path: str, mode: str) -> int | None:
 def run_round(mode: str, rows: int, batch: int) -> tuple[int, int]:
     folder = tempfile.mkdtemp()
     path = os.path.join(folder, "handover.duckdb")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                                        os.environ.get("PYTHONPATH", "")]))
-    writers = [subprocess.Popen([sys.executable, "-c", WRITER, path, f"w{i}", str(rows), str(batch), mode], env=env)
-               for i in range(2)]
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(
+            [os.path.dirname(os.path.dirname(os.path.abspath(__file__))), os.environ.get("PYTHONPATH", "")]
+        ),
+    )
+    writers = [
+        subprocess.Popen([sys.executable, "-c", WRITER, path, f"w{i}", str(rows), str(batch), mode], env=env)
+        for i in range(2)
+    ]
     while any(w.poll() is None for w in writers):
         if os.path.exists(path):
             _count(path, mode)
@@ -106,14 +112,18 @@ def main() -> None:
     args = parser.parse_args()
     import duckdb
 
-    print(f"duckdb {duckdb.__version__}, mode {args.mode}, {args.rounds} rounds × 2 writers × {args.rows} rows "
-          f"in batches of {args.batch}, load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"duckdb {duckdb.__version__}, mode {args.mode}, {args.rounds} rounds × 2 writers × {args.rows} rows "
+        f"in batches of {args.batch}, load average {os.getloadavg()[0]:.1f}"
+    )
     lost_rounds = 0
     for n in range(args.rounds):
         written, stored = run_round(args.mode, args.rows, args.batch)
         lost_rounds += stored != written
-        print(f"round {n + 1}: {stored} of {written} rows {'LOST ' + str(written - stored) if stored != written else 'ok'}",
-              flush=True)
+        print(
+            f"round {n + 1}: {stored} of {written} rows {'LOST ' + str(written - stored) if stored != written else 'ok'}",
+            flush=True,
+        )
     print(f"rounds with a loss: {lost_rounds} of {args.rounds} (load average now {os.getloadavg()[0]:.1f})")
 
 

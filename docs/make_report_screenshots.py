@@ -52,18 +52,24 @@ def main() -> None:
     insert_calls(db, history(now, calls_per_day=60, spike_at=yesterday, seed=4))
     with Simulator(SimulatorConfig(seed=1)) as sim:
         analysis.refresh_prices(db, sim.base_url, "ak_docs")
-    budgets = [analysis.Budget("workspace monthly", 90.0, "monthly"),
-               analysis.Budget("research daily", 1.5, "daily", scope="tag", match="team:research"),
-               analysis.Budget("search weekly", 6.0, "weekly", scope="tag", match="team:search")]
+    budgets = [
+        analysis.Budget("workspace monthly", 90.0, "monthly"),
+        analysis.Budget("research daily", 1.5, "daily", scope="tag", match="team:research"),
+        analysis.Budget("search weekly", 6.0, "weekly", scope="tag", match="team:search"),
+    ]
     report = build_report(db, report_period("day", now=now), now=now, budgets=budgets)
     html = work / "report.html"
     html.write_text(render(report, "html"))
     server = make_server(db, port=0, folder=ROOT / "dashboards")
     threading.Thread(target=server.serve_forever, daemon=True).start()
     with sync_playwright() as p:
-        browser = p.chromium.launch_persistent_context(str(work / "profile"), executable_path="/usr/bin/chromium",
-                                                       headless=True, args=CHROMIUM_FLAGS,
-                                                       viewport={"width": 1150, "height": 1500})
+        browser = p.chromium.launch_persistent_context(
+            str(work / "profile"),
+            executable_path="/usr/bin/chromium",
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            viewport={"width": 1150, "height": 1500},
+        )
         page = browser.new_page()
         page.goto(html.as_uri())
         page.wait_for_function("document.querySelectorAll('.main-svg').length >= 4")
@@ -71,7 +77,9 @@ def main() -> None:
         page.goto(f"http://127.0.0.1:{server.server_address[1]}/d/spend")
         page.wait_for_function("[...document.querySelectorAll('.panel')].every(p => p.dataset.state === 'rendered')")
         height = page.evaluate("document.querySelector('main').getBoundingClientRect().bottom + 12")
-        save_png(page.screenshot(clip={"x": 0, "y": 0, "width": 1150, "height": height}), ROOT / "docs/img/dashboard.png")
+        save_png(
+            page.screenshot(clip={"x": 0, "y": 0, "width": 1150, "height": height}), ROOT / "docs/img/dashboard.png"
+        )
         browser.close()
     server.shutdown()
 

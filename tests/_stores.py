@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable
+from typing import Any
 
 from auriko_obs import fields
 from auriko_obs.store._files import connect
@@ -29,9 +30,18 @@ def call(start: str, **values: Any) -> dict:
         raise KeyError(f"not spans columns: {sorted(unknown)}")
     n = next(_ids)
     begin = utc(start)
-    row = {"trace_id": f"{n:032x}", "span_id": f"{n:016x}", "start_time": begin, "operation": "chat",
-           "status": "ok", "service_name": "svc", "duration_ms": 100.0, "name": "chat", "kind": "CLIENT",
-           "attributes": {}}
+    row = {
+        "trace_id": f"{n:032x}",
+        "span_id": f"{n:016x}",
+        "start_time": begin,
+        "operation": "chat",
+        "status": "ok",
+        "service_name": "svc",
+        "duration_ms": 100.0,
+        "name": "chat",
+        "kind": "CLIENT",
+        "attributes": {},
+    }
     row.update(values)
     row["end_time"] = row["start_time"] + timedelta(milliseconds=row["duration_ms"] or 0)
     if isinstance(row["attributes"], dict):
@@ -48,9 +58,13 @@ def make_store(path: str, rows: Iterable[dict] = (), prices: Iterable[tuple] = (
     with connect(path, read_only=False, wait_s=10) as con:
         for row in rows:
             names = list(row)
-            con.execute(f"INSERT INTO spans ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
-                        [row[n] for n in names])
+            con.execute(
+                f"INSERT INTO spans ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                [row[n] for n in names],
+            )
         for model, provider, position, input_price, output_price in prices:
-            con.execute("INSERT INTO provider_prices VALUES (?, ?, ?, ?, ?, NULL, 'test', now())",
-                        [model, provider, position, input_price, output_price])
+            con.execute(
+                "INSERT INTO provider_prices VALUES (?, ?, ?, ?, ?, NULL, 'test', now())",
+                [model, provider, position, input_price, output_price],
+            )
     return path

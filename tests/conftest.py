@@ -71,7 +71,10 @@ def _no_real_api(monkeypatch):
 # call through the openai or auriko SDK (directly, through instrument(), or in a notebook kernel); these
 # modules never do (they build stores from rows, or read them) and ran in the first leg with the same code.
 SDK_INDEPENDENT_MODULES = {
-    "test_analysis.py", "test_analysis_routing.py", "test_budget_check.py", "test_report_delivery.py",
+    "test_analysis.py",
+    "test_analysis_routing.py",
+    "test_budget_check.py",
+    "test_report_delivery.py",
     "test_schedule.py",
 }
 
@@ -84,4 +87,3 @@ def pytest_collection_modifyitems(config, items):
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = keep
-

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import socket
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Iterator
 
 
 class WebhookReceiver:
@@ -19,7 +19,7 @@ class WebhookReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 receiver.attempts += 1
                 if receiver.attempts <= fail_first:
@@ -29,8 +29,9 @@ class WebhookReceiver:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                receiver.bodies.append({"path": self.path, "content_type": self.headers.get("Content-Type"),
-                                        "json": json.loads(body)})
+                receiver.bodies.append(
+                    {"path": self.path, "content_type": self.headers.get("Content-Type"), "json": json.loads(body)}
+                )
                 self.send_response(200)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
@@ -72,23 +73,40 @@ def smtp_server(tmp_path, *, user: str = "reports", password: str = "pw-123") ->
     received: dict = {"messages": [], "logins": [], "envelopes": []}
 
     class Handler:
-        async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        async def handle_DATA(self, server, session, envelope):
             received["messages"].append(envelope.content)
             received["envelopes"].append((envelope.mail_from, list(envelope.rcpt_tos), session.ssl is not None))
             return "250 OK"
 
     def authenticator(server, session, envelope, mechanism, auth_data):
-        ok = isinstance(auth_data, LoginPassword) and auth_data.login.decode() == user \
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and auth_data.login.decode() == user
             and auth_data.password.decode() == password
+        )
         received["logins"].append((auth_data.login.decode(), ok))
         return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535 itself
 
     port = free_port()
-    controller = Controller(Handler(), hostname="127.0.0.1", port=port, tls_context=server_context,
-                            require_starttls=True, auth_required=True, auth_require_tls=True,
-                            authenticator=authenticator)
+    controller = Controller(
+        Handler(),
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=server_context,
+        require_starttls=True,
+        auth_required=True,
+        auth_require_tls=True,
+        authenticator=authenticator,
+    )
     controller.start()
     try:
-        yield {**received, "received": received, "port": port, "cafile": str(cafile), "user": user, "password": password}
+        yield {
+            **received,
+            "received": received,
+            "port": port,
+            "cafile": str(cafile),
+            "user": user,
+            "password": password,
+        }
     finally:
         controller.stop()

@@ -23,32 +23,102 @@ GPT4O_PRICES = [("gpt-4o", "openai", 0, 2.5, 10.0), ("gpt-4o", "azure", 1, 2.75,
 def five_calls() -> list[dict]:
     return [
         # A: Sunday 23:30, openai, 600 of 1000 input tokens cached.
-        call("2026-05-31T23:30:00Z", provider="openai", model_canonical="gpt-4o", request_model="gpt-4o",
-             input_tokens=1000, cached_tokens=600, cache_write_tokens=0, output_tokens=100, cost_usd=0.004,
-             cost_source="auriko", cache_savings_usd=0.00075, tags=["team:a"], user_id="u1",
-             service_name="api", routing_strategy="cost", duration_ms=100.0, provider_ttft_ms=400.0,
-             throughput_tps=90.0),
+        call(
+            "2026-05-31T23:30:00Z",
+            provider="openai",
+            model_canonical="gpt-4o",
+            request_model="gpt-4o",
+            input_tokens=1000,
+            cached_tokens=600,
+            cache_write_tokens=0,
+            output_tokens=100,
+            cost_usd=0.004,
+            cost_source="auriko",
+            cache_savings_usd=0.00075,
+            tags=["team:a"],
+            user_id="u1",
+            service_name="api",
+            routing_strategy="cost",
+            duration_ms=100.0,
+            provider_ttft_ms=400.0,
+            throughput_tps=90.0,
+        ),
         # B: Monday 00:30, azure, streamed, 1024 tokens written to the cache, no savings reported.
-        call("2026-06-01T00:30:00Z", provider="azure", model_canonical="gpt-4o", request_model="gpt-4o",
-             input_tokens=2000, cached_tokens=0, cache_write_tokens=1024, output_tokens=200, cost_usd=0.0077,
-             cost_source="auriko", tags=["team:a", "team:b"], user_id="u2", service_name="api",
-             routing_strategy="ttft", duration_ms=300.0, ttft_ms=50.0, provider_ttft_ms=500.0,
-             throughput_tps=80.0, streaming=True),
+        call(
+            "2026-06-01T00:30:00Z",
+            provider="azure",
+            model_canonical="gpt-4o",
+            request_model="gpt-4o",
+            input_tokens=2000,
+            cached_tokens=0,
+            cache_write_tokens=1024,
+            output_tokens=200,
+            cost_usd=0.0077,
+            cost_source="auriko",
+            tags=["team:a", "team:b"],
+            user_id="u2",
+            service_name="api",
+            routing_strategy="ttft",
+            duration_ms=300.0,
+            ttft_ms=50.0,
+            provider_ttft_ms=500.0,
+            throughput_tps=80.0,
+            streaming=True,
+        ),
         # C: a non-Auriko endpoint: no provider, no canonical model, an estimated cost.
-        call("2026-06-01T01:15:00Z", request_model="gpt-4o-mini", input_tokens=500, output_tokens=50,
-             cost_usd=0.000105, cost_source="estimate", service_name="batch", duration_ms=200.0),
+        call(
+            "2026-06-01T01:15:00Z",
+            request_model="gpt-4o-mini",
+            input_tokens=500,
+            output_tokens=50,
+            cost_usd=0.000105,
+            cost_source="estimate",
+            service_name="batch",
+            duration_ms=200.0,
+        ),
         # D: a rate-limited call the SDK sent three times.
-        call("2026-06-01T02:00:00Z", provider="openai", model_canonical="gpt-4o", request_model="gpt-4o",
-             status="error", error_type="rate_limit_error", error_code="rate_limit_exceeded", http_status=429,
-             retry_after_s=2.0, http_attempts=3, tags=["team:b"], service_name="api", routing_strategy="cost",
-             duration_ms=10.0),
+        call(
+            "2026-06-01T02:00:00Z",
+            provider="openai",
+            model_canonical="gpt-4o",
+            request_model="gpt-4o",
+            status="error",
+            error_type="rate_limit_error",
+            error_code="rate_limit_exceeded",
+            http_status=429,
+            retry_after_s=2.0,
+            http_attempts=3,
+            tags=["team:b"],
+            service_name="api",
+            routing_strategy="cost",
+            duration_ms=10.0,
+        ),
         # E: a call with a routing warning, sent twice, carrying Auriko's budget and credit headers.
-        call("2026-06-01T02:10:00Z", provider="openai", model_canonical="gpt-4o", request_model="gpt-4o",
-             input_tokens=100, output_tokens=10, cost_usd=0.00035, cost_source="auriko", tags=[], user_id="u1",
-             service_name="api", routing_strategy="cost", duration_ms=400.0, provider_ttft_ms=300.0,
-             throughput_tps=100.0, http_attempts=2, warnings=["top_k_ignored"], credits_balance_usd=99.5,
-             attributes={"auriko.routing.warning_types": ["unsupported_parameter"],
-                         "auriko.budget.daily.spend_usd": 0.01, "auriko.budget.daily.limit_usd": 0.02}),
+        call(
+            "2026-06-01T02:10:00Z",
+            provider="openai",
+            model_canonical="gpt-4o",
+            request_model="gpt-4o",
+            input_tokens=100,
+            output_tokens=10,
+            cost_usd=0.00035,
+            cost_source="auriko",
+            tags=[],
+            user_id="u1",
+            service_name="api",
+            routing_strategy="cost",
+            duration_ms=400.0,
+            provider_ttft_ms=300.0,
+            throughput_tps=100.0,
+            http_attempts=2,
+            warnings=["top_k_ignored"],
+            credits_balance_usd=99.5,
+            attributes={
+                "auriko.routing.warning_types": ["unsupported_parameter"],
+                "auriko.budget.daily.spend_usd": 0.01,
+                "auriko.budget.daily.limit_usd": 0.02,
+            },
+        ),
     ]
 
 
@@ -93,11 +163,14 @@ def test_provider_mix_splits_calls_at_the_utc_day_boundary(store):
     assert mix["off_default_calls"].isna().all()  # no prices cached, so no default provider known
 
 
-@pytest.mark.parametrize("period, starts", [
-    ("week", ["2026-05-25T00:00:00Z", "2026-06-01T00:00:00Z"]),  # ISO weeks start on Monday
-    ("month", ["2026-05-01T00:00:00Z", "2026-06-01T00:00:00Z"]),
-    ("hour", ["2026-05-31T23:00:00Z", "2026-06-01T00:00:00Z", "2026-06-01T01:00:00Z", "2026-06-01T02:00:00Z"]),
-])
+@pytest.mark.parametrize(
+    "period, starts",
+    [
+        ("week", ["2026-05-25T00:00:00Z", "2026-06-01T00:00:00Z"]),  # ISO weeks start on Monday
+        ("month", ["2026-05-01T00:00:00Z", "2026-06-01T00:00:00Z"]),
+        ("hour", ["2026-05-31T23:00:00Z", "2026-06-01T00:00:00Z", "2026-06-01T01:00:00Z", "2026-06-01T02:00:00Z"]),
+    ],
+)
 def test_provider_mix_periods_start_at_utc_boundaries(store, period, starts):
     mix = analysis.provider_mix(store, period=period, by="service")
     assert sorted(set(mix["period_start"])) == [utc(s) for s in starts]
@@ -133,18 +206,23 @@ def test_since_with_an_offset_or_none_means_the_same_instant(store, since):
     assert until["calls"].sum() == 2
 
 
-@pytest.mark.parametrize("since, until", [
-    ("2026-01-02", "2026-01-01"),  # reversed dates
-    ("2026-06-01T00:00:00Z", "2026-06-01T02:00:00+02:00"),  # the same instant: [since, until) is empty
-    ("1h", "7d"),  # spans back from now: 1 hour ago is after 7 days ago
-    ("1h", "1h"),  # both spans are taken back from the same now
-])
+@pytest.mark.parametrize(
+    "since, until",
+    [
+        ("2026-01-02", "2026-01-01"),  # reversed dates
+        ("2026-06-01T00:00:00Z", "2026-06-01T02:00:00+02:00"),  # the same instant: [since, until) is empty
+        ("1h", "7d"),  # spans back from now: 1 hour ago is after 7 days ago
+        ("1h", "1h"),  # both spans are taken back from the same now
+    ],
+)
 def test_since_not_before_until_is_refused_with_the_reason(store, since, until):
-    for run in (lambda: analysis.provider_mix(store, since=since, until=until),
-                lambda: analysis.cost_by("model", store, since=since, until=until),
-                lambda: analysis.latency(store, since=since, until=until),
-                lambda: analysis.errors(store, since=since, until=until),
-                lambda: analysis.cache_savings(store, since=since, until=until)):
+    for run in (
+        lambda: analysis.provider_mix(store, since=since, until=until),
+        lambda: analysis.cost_by("model", store, since=since, until=until),
+        lambda: analysis.latency(store, since=since, until=until),
+        lambda: analysis.errors(store, since=since, until=until),
+        lambda: analysis.cache_savings(store, since=since, until=until),
+    ):
         with pytest.raises(ValueError, match=r"since \(.*\) must be before until"):
             run()
 
@@ -203,8 +281,13 @@ def test_cost_by_per_period_keeps_the_window_ranking(store):
 def test_cache_savings_per_model(store):
     frame = rows(analysis.cache_savings(store, by="model", period=None), "model")
     gpt4o, mini = frame["gpt-4o"], frame["gpt-4o-mini"]
-    assert (gpt4o["calls"], gpt4o["input_tokens"], gpt4o["cached_tokens"], gpt4o["uncached_input_tokens"],
-            gpt4o["cache_write_tokens"]) == (4, 3100, 600, 2500, 1024)
+    assert (
+        gpt4o["calls"],
+        gpt4o["input_tokens"],
+        gpt4o["cached_tokens"],
+        gpt4o["uncached_input_tokens"],
+        gpt4o["cache_write_tokens"],
+    ) == (4, 3100, 600, 2500, 1024)
     assert gpt4o["cache_hit_ratio"] == pytest.approx(600 / 3100, rel=1e-12)
     assert gpt4o["cost_usd"] == pytest.approx(0.01205, abs=1e-15)
     assert gpt4o["cache_savings_usd"] == pytest.approx(0.00075, abs=1e-15)
@@ -228,7 +311,15 @@ def test_latency_percentiles_interpolate_between_calls(store):
     # Successful openai calls: A 100 ms and E 400 ms (D failed and is left out).
     d = openai["duration_ms"]
     assert (d["calls"], d["mean"], d["p05"], d["p25"], d["p50"], d["p75"], d["p90"], d["p99"]) == (
-        2, 250.0, 115.0, 175.0, 250.0, 325.0, 370.0, 397.0)
+        2,
+        250.0,
+        115.0,
+        175.0,
+        250.0,
+        325.0,
+        370.0,
+        397.0,
+    )
     assert openai["provider_ttft_ms"]["p50"] == 350.0 and openai["throughput_tps"]["p50"] == 95.0
     assert "ttft_ms" not in openai  # neither call was streamed
     azure = frame[frame["provider"] == "azure"].set_index("metric")
@@ -252,12 +343,23 @@ def test_errors_by_code_retries_and_warnings(store):
     by_kind = {r["kind"]: r for r in frame.to_dict("records")}
     error, retry, warning = by_kind["error"], by_kind["retry"], by_kind["warning"]
     # openai has three calls: A, D (failed after 3 attempts), E (2 attempts).
-    assert (error["type"], error["code"], error["calls"], error["count"], error["retries"], error["retry_after_s"],
-            error["http_status"]) == ("rate_limit_error", "rate_limit_exceeded", 3, 1, 2, 2.0, 429)
+    assert (
+        error["type"],
+        error["code"],
+        error["calls"],
+        error["count"],
+        error["retries"],
+        error["retry_after_s"],
+        error["http_status"],
+    ) == ("rate_limit_error", "rate_limit_exceeded", 3, 1, 2, 2.0, 429)
     assert error["rate"] == pytest.approx(1 / 3)
     assert (retry["code"], retry["count"], retry["retries"], retry["retry_after_s"]) == ("retried", 2, 3, 2.0)
     assert (warning["type"], warning["code"], warning["count"], warning["retries"]) == (
-        "unsupported_parameter", "top_k_ignored", 1, 0)
+        "unsupported_parameter",
+        "top_k_ignored",
+        1,
+        0,
+    )
 
 
 def test_errors_within_since_and_until_count_only_the_calls_inside(store):
@@ -308,26 +410,51 @@ def test_routing_savings_needs_cached_prices(store):
 
 def test_every_analysis_of_an_empty_store_is_an_empty_frame_with_its_columns(empty):
     assert list(analysis.provider_mix(empty).columns) == [
-        "period_start", "provider", "calls", "input_tokens", "output_tokens", "total_tokens", "cost_usd",
-        "call_share", "cost_share", "off_default_calls", "off_default_share", "top_strategy"]
-    for frame in (analysis.provider_mix(empty), analysis.cost_by("model", empty), analysis.cache_savings(empty),
-                  analysis.latency(empty), analysis.errors(empty)):
+        "period_start",
+        "provider",
+        "calls",
+        "input_tokens",
+        "output_tokens",
+        "total_tokens",
+        "cost_usd",
+        "call_share",
+        "cost_share",
+        "off_default_calls",
+        "off_default_share",
+        "top_strategy",
+    ]
+    for frame in (
+        analysis.provider_mix(empty),
+        analysis.cost_by("model", empty),
+        analysis.cache_savings(empty),
+        analysis.latency(empty),
+        analysis.errors(empty),
+    ):
         assert frame.empty and len(frame.columns) > 3
     burn = analysis.budget_burn(empty, [analysis.Budget("ws", 10, "daily")], now="2026-06-01T12:00:00Z")
-    assert (burn["spend_usd"].iloc[0], burn["burn_rate_usd_per_h"].iloc[0], burn["exhaust_probability"].iloc[0]) \
-        == (0.0, 0.0, 0.0)
+    assert (burn["spend_usd"].iloc[0], burn["burn_rate_usd_per_h"].iloc[0], burn["exhaust_probability"].iloc[0]) == (
+        0.0,
+        0.0,
+        0.0,
+    )
     assert burn["exhausts_at"].isna().all()
-    for fig in (plots.provider_mix(analysis.provider_mix(empty)), plots.errors(analysis.errors(empty)),
-                plots.latency(analysis.latency(empty))):
+    for fig in (
+        plots.provider_mix(analysis.provider_mix(empty)),
+        plots.errors(analysis.errors(empty)),
+        plots.latency(analysis.latency(empty)),
+    ):
         assert fig.layout.annotations[0].text == "no calls in this window"
 
 
 def test_a_single_call_is_the_whole_mix(tmp_path):
-    store = make_store(str(tmp_path / "one.duckdb"), [call("2026-06-01T12:00:00Z", provider="groq", cost_usd=0.5,
-                                                           input_tokens=7, output_tokens=3, total_tokens=10)])
+    store = make_store(
+        str(tmp_path / "one.duckdb"),
+        [call("2026-06-01T12:00:00Z", provider="groq", cost_usd=0.5, input_tokens=7, output_tokens=3, total_tokens=10)],
+    )
     mix = analysis.provider_mix(store, period="week")
     assert mix[["provider", "calls", "total_tokens", "cost_usd", "call_share", "cost_share"]].values.tolist() == [
-        ["groq", 1, 10, 0.5, 1.0, 1.0]]
+        ["groq", 1, 10, 0.5, 1.0, 1.0]
+    ]
     lat = analysis.latency(store, by="provider")
     assert lat[["p05", "p50", "p99"]].values.tolist() == [[100.0, 100.0, 100.0]]
 
@@ -356,8 +483,9 @@ def test_plots_draw_every_analysis_with_units_and_usd_hover(priced, tmp_path):
         "routing_savings": plots.routing_savings(analysis.routing_savings(priced, by="model")),
         "latency": plots.latency(analysis.latency(priced)),
         "errors": plots.errors(analysis.errors(priced)),
-        "budget_burn": plots.budget_burn(analysis.budget_burndown(
-            analysis.Budget("ws", 0.02, "daily"), priced, now="2026-06-01T03:00:00Z")),
+        "budget_burn": plots.budget_burn(
+            analysis.budget_burndown(analysis.Budget("ws", 0.02, "daily"), priced, now="2026-06-01T03:00:00Z")
+        ),
     }
     for name, fig in figures.items():
         assert fig.layout.title.text and fig.layout.yaxis.title.text, name
@@ -407,7 +535,8 @@ def test_an_empty_by_gives_the_totals_of_all_calls(priced, empty):
     assert tuple(lat.loc["duration_ms", ["calls", "mean", "p50", "p99"]]) == pytest.approx((4, 250.0, 250.0, 397.0))
     cache = analysis.cache_savings(priced, by=[], period=None)
     assert cache[["calls", "input_tokens", "cached_tokens", "cache_write_tokens"]].values.tolist() == [
-        [5, 3600, 600, 1024]]
+        [5, 3600, 600, 1024]
+    ]
     assert cache["cost_usd"].iloc[0] == pytest.approx(0.012155, abs=1e-15)
     routing = analysis.routing_savings(priced, by=[])
     per_model = analysis.routing_savings(priced, by="model")

@@ -11,22 +11,25 @@ import pytest
 from auriko_obs import analysis
 from auriko_obs.analysis import Budget
 
-from ._stores import call, make_store, utc
+from ._stores import make_store, utc
 from .conftest import API_KEY, calls
 from .test_analysis import five_calls
 
 # ------------------------------------------------------------------------------------------------ periods
 
 
-@pytest.mark.parametrize("period, now, start, end", [
-    ("daily", "2026-06-01T00:00:00Z", "2026-06-01T00:00:00Z", "2026-06-02T00:00:00Z"),
-    ("daily", "2026-05-31T23:59:59+00:00", "2026-05-31T00:00:00Z", "2026-06-01T00:00:00Z"),
-    ("daily", "2026-06-01T01:30:00+02:00", "2026-05-31T00:00:00Z", "2026-06-01T00:00:00Z"),  # 23:30 UTC
-    ("weekly", "2026-06-03T12:00:00Z", "2026-06-01T00:00:00Z", "2026-06-08T00:00:00Z"),  # Monday to Monday
-    ("weekly", "2026-05-31T23:00:00Z", "2026-05-25T00:00:00Z", "2026-06-01T00:00:00Z"),  # a Sunday
-    ("monthly", "2026-12-31T23:00:00Z", "2026-12-01T00:00:00Z", "2027-01-01T00:00:00Z"),
-    ("monthly", "2028-02-29T12:00:00Z", "2028-02-01T00:00:00Z", "2028-03-01T00:00:00Z"),
-])
+@pytest.mark.parametrize(
+    "period, now, start, end",
+    [
+        ("daily", "2026-06-01T00:00:00Z", "2026-06-01T00:00:00Z", "2026-06-02T00:00:00Z"),
+        ("daily", "2026-05-31T23:59:59+00:00", "2026-05-31T00:00:00Z", "2026-06-01T00:00:00Z"),
+        ("daily", "2026-06-01T01:30:00+02:00", "2026-05-31T00:00:00Z", "2026-06-01T00:00:00Z"),  # 23:30 UTC
+        ("weekly", "2026-06-03T12:00:00Z", "2026-06-01T00:00:00Z", "2026-06-08T00:00:00Z"),  # Monday to Monday
+        ("weekly", "2026-05-31T23:00:00Z", "2026-05-25T00:00:00Z", "2026-06-01T00:00:00Z"),  # a Sunday
+        ("monthly", "2026-12-31T23:00:00Z", "2026-12-01T00:00:00Z", "2027-01-01T00:00:00Z"),
+        ("monthly", "2028-02-29T12:00:00Z", "2028-02-01T00:00:00Z", "2028-03-01T00:00:00Z"),
+    ],
+)
 def test_budget_periods_reset_at_utc_boundaries(period, now, start, end):
     assert analysis.period_bounds(period, utc(now)) == (utc(start), utc(end))
 
@@ -37,28 +40,36 @@ def test_budget_periods_reset_at_utc_boundaries(period, now, start, end):
 def test_budgets_load_from_auriko_obs_toml_and_pyproject(tmp_path, monkeypatch):
     (tmp_path / "auriko_obs.toml").write_text(
         '[[budgets]]\nname = "search"\nscope = "tag"\nmatch = "team:search"\nperiod = "daily"\nlimit_usd = 50\n'
-        '[[budgets]]\nlimit_usd = 1000\n')
+        "[[budgets]]\nlimit_usd = 1000\n"
+    )
     (tmp_path / "pyproject.toml").write_text(
         '[project]\nname = "x"\n[[tool.auriko_obs.budgets]]\nscope = "user"\nmatch = "u-42"\n'
-        'period = "weekly"\nlimit_usd = 5.5\nservice = "api"\n')
+        'period = "weekly"\nlimit_usd = 5.5\nservice = "api"\n'
+    )
     assert analysis.load_budgets(tmp_path / "auriko_obs.toml") == [
-        Budget("search", 50.0, "daily", "tag", "team:search"), Budget("workspace monthly", 1000.0)]
+        Budget("search", 50.0, "daily", "tag", "team:search"),
+        Budget("workspace monthly", 1000.0),
+    ]
     assert analysis.load_budgets(tmp_path / "pyproject.toml") == [
-        Budget("user weekly", 5.5, "weekly", "user", "u-42", service="api")]
+        Budget("user weekly", 5.5, "weekly", "user", "u-42", service="api")
+    ]
     monkeypatch.chdir(tmp_path)
     assert [b.name for b in analysis.load_budgets()] == ["search", "workspace monthly"]  # auriko_obs.toml first
     (tmp_path / "auriko_obs.toml").unlink()
     assert [b.name for b in analysis.load_budgets()] == ["user weekly"]
 
 
-@pytest.mark.parametrize("text, message", [
-    ('[[budgets]]\nlimit_usd = 5\nperiod = "yearly"\n', "period must be one of"),
-    ('[[budgets]]\nlimit_usd = 5\nscope = "tag"\n', "needs `match`"),
-    ('[[budgets]]\nlimit_usd = -1\n', "positive"),
-    ('[[budgets]]\nperiod = "daily"\n', "needs limit_usd"),
-    ('[[budgets]]\nlimit_usd = 5\nlimit = 3\n', "unknown keys"),
-    ('budgets = 3\n', "array of tables"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('[[budgets]]\nlimit_usd = 5\nperiod = "yearly"\n', "period must be one of"),
+        ('[[budgets]]\nlimit_usd = 5\nscope = "tag"\n', "needs `match`"),
+        ("[[budgets]]\nlimit_usd = -1\n", "positive"),
+        ('[[budgets]]\nperiod = "daily"\n', "needs limit_usd"),
+        ("[[budgets]]\nlimit_usd = 5\nlimit = 3\n", "unknown keys"),
+        ("budgets = 3\n", "array of tables"),
+    ],
+)
 def test_malformed_budgets_are_refused_with_the_reason(tmp_path, text, message):
     path = tmp_path / "auriko_obs.toml"
     path.write_text(text)
@@ -67,7 +78,7 @@ def test_malformed_budgets_are_refused_with_the_reason(tmp_path, text, message):
 
 
 def test_budgets_fall_through_to_pyproject_when_auriko_obs_toml_has_none(tmp_path, monkeypatch):
-    (tmp_path / "auriko_obs.toml").write_text('# reports only, no budgets here\n[other]\nkey = 1\n')
+    (tmp_path / "auriko_obs.toml").write_text("# reports only, no budgets here\n[other]\nkey = 1\n")
     (tmp_path / "pyproject.toml").write_text('[[tool.auriko_obs.budgets]]\nname = "ws"\nlimit_usd = 3\n')
     monkeypatch.chdir(tmp_path)
     assert analysis.load_budgets() == [Budget("ws", 3.0)]
@@ -93,10 +104,13 @@ def test_budget_burn_without_configured_budgets_says_where_it_looked(store, tmp_
 
 
 def test_budget_burn_counts_the_current_utc_period_per_scope(store):
-    budgets = [Budget("ws daily", 0.01, "daily"), Budget("ws weekly", 1.0, "weekly"),
-               Budget("team a", 0.02, "daily", scope="tag", match="team:a"),
-               Budget("u1", 0.001, "monthly", scope="user", match="u1"),
-               Budget("batch", 1.0, "daily", service="batch")]
+    budgets = [
+        Budget("ws daily", 0.01, "daily"),
+        Budget("ws weekly", 1.0, "weekly"),
+        Budget("team a", 0.02, "daily", scope="tag", match="team:a"),
+        Budget("u1", 0.001, "monthly", scope="user", match="u1"),
+        Budget("batch", 1.0, "daily", service="batch"),
+    ]
     burn = analysis.budget_burn(store, budgets, now="2026-06-01T03:00:00Z").set_index("budget")
     # June 1 (a Monday, a month's first day): B 0.0077 + C 0.000105 + E 0.00035 = 0.008155; A is in May.
     assert burn.loc["ws daily", "spend_usd"] == pytest.approx(0.008155, abs=1e-15)
@@ -119,9 +133,15 @@ def test_budget_burn_counts_the_current_utc_period_per_scope(store):
 
 
 def test_budget_burn_compares_local_spend_with_auriko_headers(store):
-    burn = analysis.budget_burn(store, [Budget("ws", 0.02, "daily"), Budget("ws w", 1, "weekly"),
-                                        Budget("t", 1, "daily", scope="tag", match="team:a")],
-                                now="2026-06-01T03:00:00Z").set_index("budget")
+    burn = analysis.budget_burn(
+        store,
+        [
+            Budget("ws", 0.02, "daily"),
+            Budget("ws w", 1, "weekly"),
+            Budget("t", 1, "daily", scope="tag", match="team:a"),
+        ],
+        now="2026-06-01T03:00:00Z",
+    ).set_index("budget")
     # E's headers say Auriko counted $0.01 of a $0.02 daily budget; we counted 0.008155 up to E.
     assert burn.loc["ws", "observed_at"] == utc("2026-06-01T02:10:00Z")
     assert (burn.loc["ws", "observed_spend_usd"], burn.loc["ws", "observed_limit_usd"]) == (0.01, 0.02)
@@ -138,14 +158,17 @@ def test_budget_burndown_joins_spend_so_far_to_the_forecast_band(store):
     assert seen["time"].tolist() == [utc(f"2026-06-01T0{h}:00:00Z") for h in range(4)]
     assert seen["spend_usd"].tolist() == pytest.approx([0, 0.0077, 0.007805, 0.008155], abs=1e-15)
     assert len(ahead) == 21 and ahead["time"].iloc[-1] == utc("2026-06-02T00:00:00Z")
-    assert (ahead["spend_low_usd"] <= ahead["spend_usd"]).all() and (ahead["spend_usd"] <= ahead["spend_high_usd"]).all()
+    assert (ahead["spend_low_usd"] <= ahead["spend_usd"]).all() and (
+        ahead["spend_usd"] <= ahead["spend_high_usd"]
+    ).all()
     assert ahead["spend_usd"].is_monotonic_increasing and (frame["limit_usd"] == 0.02).all()
 
 
 def test_burn_rate_weighs_the_unfinished_hour_by_the_time_it_has_run():
     # 30 minutes into an hour with $1 spent: scaled to $2/h, weight halved.
     assert analysis.decayed_rate([1.0, 1.0], 12.0, last_fraction=0.5) == pytest.approx(
-        (0.5 ** (1 / 12) * 1.0 + 0.5 * 2.0) / (0.5 ** (1 / 12) + 0.5))
+        (0.5 ** (1 / 12) * 1.0 + 0.5 * 2.0) / (0.5 ** (1 / 12) + 0.5)
+    )
 
 
 # ------------------------------------------------------------------------------------------------ forecast
@@ -205,8 +228,13 @@ def test_analyses_of_simulated_traffic_agree_with_the_simulator_ledger(sim, clie
         client.chat.completions.create(
             model=["gpt-4o", "llama-3.3-70b", "claude-sonnet-4-20250514"][i % 3],
             messages=[{"role": "user", "content": f"question {i}"}],
-            extra_body={"gateway": {"routing": {"optimize": ["cost", "ttft"][i % 2]},
-                                    "metadata": {"tags": [f"team:{'ab'[i % 2]}"], "user_id": f"u{i % 4}"}}})
+            extra_body={
+                "gateway": {
+                    "routing": {"optimize": ["cost", "ttft"][i % 2]},
+                    "metadata": {"tags": [f"team:{'ab'[i % 2]}"], "user_id": f"u{i % 4}"},
+                }
+            },
+        )
     rows = calls(instrumented)
     assert len(rows) == 12
     billed = sum(e["cost_usd"] for e in sim.ledger())

@@ -23,7 +23,7 @@ def readme_section(heading: str) -> str:
     """Returns the text of one ``## heading`` section of the README."""
     text = (ROOT / "README.md").read_text()
     start = text.index(f"\n## {heading}\n")
-    return text[start:text.index("\n## ", start + 1)]
+    return text[start : text.index("\n## ", start + 1)]
 
 
 def readme_blocks(heading: str) -> dict[str, list[str]]:
@@ -42,8 +42,10 @@ def test_readme_analysis_examples_run_against_the_simulator(sim, client, tmp_pat
     try:
         for i in range(3):
             client.chat.completions.create(
-                model="gpt-4o", messages=[{"role": "user", "content": f"question {i}"}],
-                extra_body={"gateway": {"metadata": {"tags": ["team:search"], "user_id": "u-42"}}})
+                model="gpt-4o",
+                messages=[{"role": "user", "content": f"question {i}"}],
+                extra_body={"gateway": {"metadata": {"tags": ["team:search"], "user_id": "u-42"}}},
+            )
         assert auriko_obs.flush(30)
     finally:
         auriko_obs.uninstrument()
@@ -98,11 +100,28 @@ def test_make_figures_renders_png_with_kaleido_and_chromium(make_figures, tmp_pa
 
 def test_analysis_benchmark_runs_every_case_on_a_tiny_store(tmp_path):
     result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "analysis.py"), "--rows", "20000", "--repeat", "1",
-         "--db", str(tmp_path / "bench.duckdb")], capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "analysis.py"),
+            "--rows",
+            "20000",
+            "--repeat",
+            "1",
+            "--db",
+            str(tmp_path / "bench.duckdb"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert "generated 20,000 calls" in result.stdout and lines[-1].startswith("peak RSS")
-    for case in ("provider_mix(period=day)", "budget_burn(3 budgets)", "latency(provider, model)", "errors(hour)",
-                 "routing_savings(model, provider)"):
+    for case in (
+        "provider_mix(period=day)",
+        "budget_burn(3 budgets)",
+        "latency(provider, model)",
+        "errors(hour)",
+        "routing_savings(model, provider)",
+    ):
         assert any(line.startswith(case) for line in lines), case

@@ -16,15 +16,29 @@ from ._stores import call, make_store
 # USD per 1M tokens (input, output). In m3, A is cheapest for input-heavy calls and B for output-heavy ones;
 # E has no input price, so it is no candidate. In m4, D is always the most expensive.
 CROSSING_PRICES = [
-    ("m3", "A", 0, 1.0, 4.0), ("m3", "B", 1, 3.0, 1.0), ("m3", "C", 2, 2.0, 2.0), ("m3", "E", 3, None, 1.0),
-    ("m4", "A", 0, 1.0, 4.0), ("m4", "B", 1, 3.0, 1.0), ("m4", "C", 2, 2.0, 2.0), ("m4", "D", 3, 5.0, 5.0),
+    ("m3", "A", 0, 1.0, 4.0),
+    ("m3", "B", 1, 3.0, 1.0),
+    ("m3", "C", 2, 2.0, 2.0),
+    ("m3", "E", 3, None, 1.0),
+    ("m4", "A", 0, 1.0, 4.0),
+    ("m4", "B", 1, 3.0, 1.0),
+    ("m4", "C", 2, 2.0, 2.0),
+    ("m4", "D", 3, 5.0, 5.0),
 ]
 
 
-def _call(model: str, provider: str | None, inp: int | None, out: int | None,
-          start: str = "2026-06-01T10:00:00Z", **values) -> dict:
-    return call(start, model_canonical=model, request_model=model, provider=provider,
-                input_tokens=inp, output_tokens=out, **values)
+def _call(
+    model: str, provider: str | None, inp: int | None, out: int | None, start: str = "2026-06-01T10:00:00Z", **values
+) -> dict:
+    return call(
+        start,
+        model_canonical=model,
+        request_model=model,
+        provider=provider,
+        input_tokens=inp,
+        output_tokens=out,
+        **values,
+    )
 
 
 @pytest.fixture
@@ -104,16 +118,25 @@ def test_random_price_lists_match_pricing_every_call_at_every_provider(tmp_path,
         names = [f"p{k}" for k in range(rng.randint(1, 6))]
         providers[f"model-{m}"] = names
         for position, name in enumerate(names):
-            prices.append((f"model-{m}", name, position, round(rng.uniform(0.05, 20), 2),
-                           round(rng.uniform(0.05, 60), 2)))
+            prices.append(
+                (f"model-{m}", name, position, round(rng.uniform(0.05, 20), 2), round(rng.uniform(0.05, 60), 2))
+            )
     rows = []
     for n in range(250):
         model = f"model-{rng.randrange(5)}"  # model-4 is not in the price list
         provider = rng.choice(providers.get(model, ["p0"]) + [None])
         inp = rng.choice([None, 0, rng.randint(1, 50), rng.randint(1, 8000)])
         out = rng.choice([None, 0, rng.randint(1, 50), rng.randint(1, 4000)])
-        rows.append(_call(model, provider, inp, out, start=f"2026-06-0{1 + n % 3}T0{n % 10}:00:00Z",
-                          tags=rng.sample(["t1", "t2", "t3"], rng.randint(0, 2))))
+        rows.append(
+            _call(
+                model,
+                provider,
+                inp,
+                out,
+                start=f"2026-06-0{1 + n % 3}T0{n % 10}:00:00Z",
+                tags=rng.sample(["t1", "t2", "t3"], rng.randint(0, 2)),
+            )
+        )
     store = Store(make_store(str(tmp_path / f"random{seed}.duckdb"), rows, prices))
 
     by_model = analysis.routing_savings(store, by="model")
@@ -123,8 +146,10 @@ def test_random_price_lists_match_pricing_every_call_at_every_provider(tmp_path,
         e = expected[r["model"]]
         assert (r["calls"], r["priced_calls"]) == (e["calls"], e["priced_calls"])
         assert (r["list_cost_usd"], r["max_cost_usd"], r["median_cost_usd"]) == (
-            pytest.approx(e["list"], rel=1e-9, abs=1e-15), pytest.approx(e["max"], rel=1e-9, abs=1e-15),
-            pytest.approx(e["median"], rel=1e-9, abs=1e-15))
+            pytest.approx(e["list"], rel=1e-9, abs=1e-15),
+            pytest.approx(e["max"], rel=1e-9, abs=1e-15),
+            pytest.approx(e["median"], rel=1e-9, abs=1e-15),
+        )
 
     # Filters narrow the calls before the segments are counted (their parameters follow the crossings').
     some = ["model-0", "model-1", "model-4"]
@@ -133,7 +158,8 @@ def test_random_price_lists_match_pricing_every_call_at_every_provider(tmp_path,
     expected = _expected(kept, prices, key=lambda r: r["model_canonical"])
     assert dict(zip(filtered["model"], filtered["calls"])) == {m: e["calls"] for m, e in expected.items()}
     assert dict(zip(filtered["model"], filtered["median_cost_usd"])) == pytest.approx(
-        {m: e["median"] for m, e in expected.items()}, rel=1e-9, abs=1e-15)
+        {m: e["median"] for m, e in expected.items()}, rel=1e-9, abs=1e-15
+    )
 
     # Per day and tag: a call counts under each of its tags, a call without tags under "(none)".
     by_tag = analysis.routing_savings(store, by="tag", period="day")

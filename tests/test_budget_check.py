@@ -15,8 +15,10 @@ DAY = utc(2026, 11, 25)
 
 def config(tmp_path, limit_usd: float, period: str = "daily", extra: str = "") -> str:
     path = tmp_path / "auriko_obs.toml"
-    path.write_text(f'[[budgets]]\nname = "team-search"\nscope = "tag"\nmatch = "team:search"\nperiod = "{period}"\n'
-                    f"limit_usd = {limit_usd}\n{extra}")
+    path.write_text(
+        f'[[budgets]]\nname = "team-search"\nscope = "tag"\nmatch = "team:search"\nperiod = "{period}"\n'
+        f"limit_usd = {limit_usd}\n{extra}"
+    )
     return str(path)
 
 
@@ -30,16 +32,20 @@ def run(capsys, *args: str) -> tuple[int, str]:
 @pytest.fixture
 def early_spend(db_path):
     """$85 spent on team:search between 01:00 and 03:00, nothing since."""
-    insert_calls(db_path, [call(DAY + timedelta(hours=1, minutes=10 * i), cost_usd=85 / 12, tags=["team:search"])
-                           for i in range(12)] + [call(DAY + timedelta(hours=2), cost_usd=40.0, tags=["other"])])
+    insert_calls(
+        db_path,
+        [call(DAY + timedelta(hours=1, minutes=10 * i), cost_usd=85 / 12, tags=["team:search"]) for i in range(12)]
+        + [call(DAY + timedelta(hours=2), cost_usd=40.0, tags=["other"])],
+    )
     return db_path
 
 
 @pytest.fixture
 def steady_spend(db_path):
     """$4 an hour on team:search since midnight, without a pause."""
-    insert_calls(db_path, [call(DAY + timedelta(minutes=15 * i), cost_usd=1.0, tags=["team:search"])
-                           for i in range(48)])
+    insert_calls(
+        db_path, [call(DAY + timedelta(minutes=15 * i), cost_usd=1.0, tags=["team:search"]) for i in range(48)]
+    )
     return db_path
 
 
@@ -53,17 +59,22 @@ def test_ok_when_far_from_the_limit(early_spend, tmp_path, capsys):
 def test_warning_when_the_threshold_is_crossed_but_the_forecast_holds(early_spend, tmp_path, capsys):
     code, line = run(capsys, "--db", early_spend, "--config", config(tmp_path, 100), "--now", "2026-11-25T23:30Z")
     assert code == 1, line
-    assert line.startswith("BUDGET WARNING - team-search (tag team:search, daily): $85.00 of $100.00 (85.0%), "
-                           "over the 80% warning threshold")
-    code, line = run(capsys, "--db", early_spend, "--config", config(tmp_path, 100), "--now", "2026-11-25T23:30Z",
-                     "--warning", "90")
+    assert line.startswith(
+        "BUDGET WARNING - team-search (tag team:search, daily): $85.00 of $100.00 (85.0%), "
+        "over the 80% warning threshold"
+    )
+    code, line = run(
+        capsys, "--db", early_spend, "--config", config(tmp_path, 100), "--now", "2026-11-25T23:30Z", "--warning", "90"
+    )
     assert code == 0 and line.startswith("BUDGET OK")
 
 
 def test_critical_when_the_limit_is_reached(early_spend, tmp_path, capsys):
     code, line = run(capsys, "--db", early_spend, "--config", config(tmp_path, 80), "--now", "2026-11-25T23:00Z")
     assert code == 2
-    assert line.startswith("BUDGET CRITICAL - team-search (tag team:search, daily): $85.00 of $80.00 (106.2%), limit reached")
+    assert line.startswith(
+        "BUDGET CRITICAL - team-search (tag team:search, daily): $85.00 of $80.00 (106.2%), limit reached"
+    )
 
 
 def test_critical_when_forecast_to_run_out_before_the_reset(steady_spend, tmp_path, capsys):
@@ -97,11 +108,24 @@ def test_unknown_for_no_data_or_bad_config(case, db_path, tmp_path, capsys, monk
 
 @pytest.mark.parametrize("warning, critical", [("150", "10"), ("0", "100"), ("-5", "100"), ("80", "nan")])
 def test_thresholds_out_of_order_or_range_are_unknown(early_spend, tmp_path, capsys, warning, critical):
-    code, line = run(capsys, "--db", early_spend, "--config", config(tmp_path, 100), "--now", "2026-11-25T23:30Z",
-                     "--warning", warning, "--critical", critical)
+    code, line = run(
+        capsys,
+        "--db",
+        early_spend,
+        "--config",
+        config(tmp_path, 100),
+        "--now",
+        "2026-11-25T23:30Z",
+        "--warning",
+        warning,
+        "--critical",
+        critical,
+    )
     assert code == 3
-    assert line == (f"BUDGET UNKNOWN - the thresholds must be 0 < --warning <= --critical, not --warning "
-                    f"{float(warning):g} --critical {float(critical):g}")
+    assert line == (
+        f"BUDGET UNKNOWN - the thresholds must be 0 < --warning <= --critical, not --warning "
+        f"{float(warning):g} --critical {float(critical):g}"
+    )
 
 
 def test_no_budgets_configured_is_unknown(db_path, tmp_path, capsys, monkeypatch):
@@ -113,10 +137,11 @@ def test_no_budgets_configured_is_unknown(db_path, tmp_path, capsys, monkeypatch
 
 def test_budgets_from_pyproject_and_the_worst_decides(early_spend, tmp_path, capsys, monkeypatch):
     (tmp_path / "pyproject.toml").write_text(
-        '[tool.auriko_obs]\nbudgets = [\n'
+        "[tool.auriko_obs]\nbudgets = [\n"
         '  {name = "all", period = "monthly", limit_usd = 10000},\n'
         '  {name = "search", scope = "tag", match = "team:search", period = "daily", limit_usd = 100},\n'
-        '  {name = "other", scope = "tag", match = "other", period = "daily", limit_usd = 45},\n]\n')
+        '  {name = "other", scope = "tag", match = "other", period = "daily", limit_usd = 45},\n]\n'
+    )
     monkeypatch.chdir(tmp_path)
     code, line = run(capsys, "--db", early_spend, "--now", "2026-11-25T23:30Z")
     assert code == 1 and line.startswith("BUDGET WARNING - other (tag other, daily): $40.00 of $45.00 (88.9%)")

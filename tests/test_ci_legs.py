@@ -7,8 +7,10 @@ from .conftest import SDK_INDEPENDENT_MODULES
 
 # What a test that calls through the SDK uses: the openai package, an instrumented store, or the
 # simulator's clients (the fixtures of conftest.py).
-_CALLS_THE_SDK = re.compile(r"import openai|\bopenai\.[A-Za-z]|\bOpenAI\(|auriko_obs\.instrument\(|"
-                            r"\b(client|async_client|instrumented|sim)\b")
+_CALLS_THE_SDK = re.compile(
+    r"import openai|\bopenai\.[A-Za-z]|\bOpenAI\(|auriko_obs\.instrument\(|"
+    r"\b(client|async_client|instrumented|sim)\b"
+)
 
 
 def test_modules_left_out_of_the_sdk_leg_make_no_sdk_calls():

@@ -40,8 +40,10 @@ def test_demo_runs_into_the_simulators_real_budget_and_rpm_limit(tmp_path, capsy
     db = str(tmp_path / "d.duckdb")
     assert main(["demo", "--calls", "4", "--db", db]) == 0
     assert "1 × budget_exhausted" in capsys.readouterr().out
-    batch, agent = (Store(db).sql("SELECT * FROM llm_calls WHERE list_contains(tags, ?) ORDER BY start_time",
-                                  [f"team:{team}"]) for team in ("batch", "agent"))
+    batch, agent = (
+        Store(db).sql("SELECT * FROM llm_calls WHERE list_contains(tags, ?) ORDER BY start_time", [f"team:{team}"])
+        for team in ("batch", "agent")
+    )
     assert list(batch["status"]) == ["ok", "error"] and batch.iloc[0]["cost_usd"] >= BATCH_BUDGET_USD
     refused = batch.iloc[1]
     assert refused["error_code"] == "budget_exhausted" and refused["budget_exceeded_scope"] == "api_key"
@@ -81,18 +83,21 @@ def test_sql_prints_results_in_each_format(tmp_path, capsys):
     assert capsys.readouterr().out.split() == ["one", "1"]
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["sql", "SELECT 1", "--db", "/nonexistent/x.duckdb"], "no auriko-obs store"),
-    (["sql"], "Missing argument"),
-    (["no-such-command"], "No such command"),
-    (["demo", "--calls", "0"], "--calls"),
-    (["simulate", "--budget", "galaxy:daily:5"], "bad --budget"),
-    (["sql", "SELEKT 1", "--db", "{db}"], "query failed"),
-    (["demo", "--db", "{notduck}"], "as an auriko-obs store: IO Error"),
-    (["report", "--db", "{notduck}", "--out", "{tmp}/r.md", "--format", "md"], "as an auriko-obs store: IO Error"),
-    (["schedule", "--db", "{notduck}", "--config", "{tmp}/schedule.toml"], "as an auriko-obs store: IO Error"),
-    (["collect", "--db", "{notduck}", "--port", "0"], "as an auriko-obs store: IO Error"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["sql", "SELECT 1", "--db", "/nonexistent/x.duckdb"], "no auriko-obs store"),
+        (["sql"], "Missing argument"),
+        (["no-such-command"], "No such command"),
+        (["demo", "--calls", "0"], "--calls"),
+        (["simulate", "--budget", "galaxy:daily:5"], "bad --budget"),
+        (["sql", "SELEKT 1", "--db", "{db}"], "query failed"),
+        (["demo", "--db", "{notduck}"], "as an auriko-obs store: IO Error"),
+        (["report", "--db", "{notduck}", "--out", "{tmp}/r.md", "--format", "md"], "as an auriko-obs store: IO Error"),
+        (["schedule", "--db", "{notduck}", "--config", "{tmp}/schedule.toml"], "as an auriko-obs store: IO Error"),
+        (["collect", "--db", "{notduck}", "--port", "0"], "as an auriko-obs store: IO Error"),
+    ],
+)
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, message):
     db = tmp_path / "exists.duckdb"
     if "{db}" in argv:
@@ -143,8 +148,9 @@ def test_live_demo_without_a_key_is_refused(monkeypatch, capsys):
 
 def test_every_command_has_help():
     for command in ("demo", "simulate", "sql", "schema"):
-        result = subprocess.run([sys.executable, "-m", "auriko_obs.cli", command, "--help"],
-                                capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [sys.executable, "-m", "auriko_obs.cli", command, "--help"], capture_output=True, text=True, timeout=60
+        )
         assert result.returncode == 0 and "Usage:" in result.stdout, result.stderr
 
 
@@ -153,8 +159,12 @@ def test_simulate_serves_until_terminated(tmp_path):
     import signal
     import urllib.request
 
-    proc = subprocess.Popen([sys.executable, "-m", "auriko_obs.cli", "simulate", "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "auriko_obs.cli", "simulate", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stdout.readline()
         url = next(word for word in line.split() if word.startswith("http://127.0.0.1:"))

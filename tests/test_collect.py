@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import re
 import signal
 import socket
@@ -19,21 +18,32 @@ import pytest
 
 pytest.importorskip("opentelemetry.exporter.otlp.proto.http", reason="needs the otlp extra")
 
-from opentelemetry.sdk.resources import Resource  # noqa: E402
-from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
-from opentelemetry.trace import SpanKind, Status, StatusCode  # noqa: E402
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from auriko_obs import Store  # noqa: E402
-from auriko_obs.otlp._receiver import Receiver, start_grpc, start_http  # noqa: E402
+from auriko_obs import Store
+from auriko_obs.otlp._receiver import Receiver, start_grpc, start_http
 
-from .conftest import API_KEY  # noqa: E402
+from .conftest import API_KEY
 
 TOKEN = "s3cret-t0ken"
 
 # every attribute type OTLP carries
-ATTRIBUTES = {"s": "text", "i": 42, "big": 2**53 + 1, "f": 1.25, "b": True, "ls": ["a", "b"], "li": [1, 2, 3],
-              "lf": [0.5, 1.5], "lb": [True, False], "neg": -7, "unicode": "é✓"}
+ATTRIBUTES = {
+    "s": "text",
+    "i": 42,
+    "big": 2**53 + 1,
+    "f": 1.25,
+    "b": True,
+    "ls": ["a", "b"],
+    "li": [1, 2, 3],
+    "lf": [0.5, 1.5],
+    "lb": [True, False],
+    "neg": -7,
+    "unicode": "é✓",
+}
 
 
 class Collector:
@@ -76,8 +86,12 @@ def _official_exporter(kind: str, collector: Collector, token: str | None = TOKE
         return OTLPSpanExporter(endpoint=collector.url, headers=headers, timeout=10)
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-    return OTLPSpanExporter(endpoint=f"127.0.0.1:{collector.grpc_port}", insecure=True,
-                            headers=tuple(headers.items()) if headers else None, timeout=10)
+    return OTLPSpanExporter(
+        endpoint=f"127.0.0.1:{collector.grpc_port}",
+        insecure=True,
+        headers=tuple(headers.items()) if headers else None,
+        timeout=10,
+    )
 
 
 @pytest.mark.parametrize("kind", ["http", "grpc"])
@@ -118,14 +132,22 @@ def _proto_request(n: int = 3, attributes: dict | None = None, trace_byte: int =
     spans = []
     for i in range(n):
         ctx = SpanContext(int.from_bytes(bytes([trace_byte]) * 16, "big"), i + 1, False, TraceFlags(1))
-        spans.append(ReadableSpan(name=f"s{i}", context=ctx, attributes=attributes or {"i": i},
-                                  resource=Resource.create({"service.name": "raw"}), start_time=1_000 + i,
-                                  end_time=2_000_000 + i))
+        spans.append(
+            ReadableSpan(
+                name=f"s{i}",
+                context=ctx,
+                attributes=attributes or {"i": i},
+                resource=Resource.create({"service.name": "raw"}),
+                start_time=1_000 + i,
+                end_time=2_000_000 + i,
+            )
+        )
     return encode_spans(spans).SerializeToString()
 
 
-def _post(url: str, body: bytes, content_type: str = "application/x-protobuf", token: str | None = TOKEN,
-          **headers: str) -> tuple[int, dict, bytes]:
+def _post(
+    url: str, body: bytes, content_type: str = "application/x-protobuf", token: str | None = TOKEN, **headers: str
+) -> tuple[int, dict, bytes]:
     request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": content_type, **headers})
     if token:
         request.add_header("Authorization", f"Bearer {token}")
@@ -138,33 +160,64 @@ def _post(url: str, body: bytes, content_type: str = "application/x-protobuf", t
 
 def test_json_and_gzip_requests(collector):
     trace_id, span_id = "5b8efff798038103d269b633813fc60c", "eee19b7ec3c1b174"
-    payload = {"resourceSpans": [{
-        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "json-svc"}}]},
-        "scopeSpans": [{"scope": {"name": "json.scope"}, "spans": [{
-            "traceId": trace_id, "spanId": span_id, "parentSpanId": "eee19b7ec3c1b173",
-            "name": "chat gpt-4o", "kind": 3, "startTimeUnixNano": "1544712660000000000",
-            "endTimeUnixNano": "1544712661000000000",
-            "attributes": [{"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
-                           {"key": "gen_ai.usage.input_tokens", "value": {"intValue": "12"}},
-                           {"key": "ratio", "value": {"doubleValue": 0.5}},
-                           {"key": "tags", "value": {"arrayValue": {"values": [{"stringValue": "x"}]}}}],
-            "status": {"code": 2, "message": "bad"}, "someFutureField": 1}]}]}]}
+    payload = {
+        "resourceSpans": [
+            {
+                "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "json-svc"}}]},
+                "scopeSpans": [
+                    {
+                        "scope": {"name": "json.scope"},
+                        "spans": [
+                            {
+                                "traceId": trace_id,
+                                "spanId": span_id,
+                                "parentSpanId": "eee19b7ec3c1b173",
+                                "name": "chat gpt-4o",
+                                "kind": 3,
+                                "startTimeUnixNano": "1544712660000000000",
+                                "endTimeUnixNano": "1544712661000000000",
+                                "attributes": [
+                                    {"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
+                                    {"key": "gen_ai.usage.input_tokens", "value": {"intValue": "12"}},
+                                    {"key": "ratio", "value": {"doubleValue": 0.5}},
+                                    {"key": "tags", "value": {"arrayValue": {"values": [{"stringValue": "x"}]}}},
+                                ],
+                                "status": {"code": 2, "message": "bad"},
+                                "someFutureField": 1,
+                            }
+                        ],
+                    }
+                ],
+            }
+        ]
+    }
     status, headers, body = _post(collector.url, json.dumps(payload).encode(), "application/json")
     assert status == 200 and headers["Content-Type"] == "application/json" and json.loads(body) == {}
     status, _, _ = _post(collector.url, gzip.compress(_proto_request(4, trace_byte=9)), **{"Content-Encoding": "gzip"})
     assert status == 200
-    status, _, _ = _post(collector.url, gzip.compress(json.dumps(payload).encode().replace(b"eee19b7ec3c1b174",
-                                                                                          b"eee19b7ec3c1b175")),
-                         "application/json", **{"Content-Encoding": "gzip"})
+    status, _, _ = _post(
+        collector.url,
+        gzip.compress(json.dumps(payload).encode().replace(b"eee19b7ec3c1b174", b"eee19b7ec3c1b175")),
+        "application/json",
+        **{"Content-Encoding": "gzip"},
+    )
     assert status == 200
 
     rows = collector.rows()
     assert len(rows) == 6
     json_row = rows[rows["span_id"] == span_id].iloc[0]
-    assert (json_row["trace_id"], json_row["kind"], json_row["status"], json_row["service_name"]) == \
-        (trace_id, "CLIENT", "error", "json-svc")
-    assert json.loads(json_row["attributes"]) == {"gen_ai.operation.name": "chat", "gen_ai.usage.input_tokens": 12,
-                                                  "ratio": 0.5, "tags": ["x"]}
+    assert (json_row["trace_id"], json_row["kind"], json_row["status"], json_row["service_name"]) == (
+        trace_id,
+        "CLIENT",
+        "error",
+        "json-svc",
+    )
+    assert json.loads(json_row["attributes"]) == {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.usage.input_tokens": 12,
+        "ratio": 0.5,
+        "tags": ["x"],
+    }
     calls = Store(collector.db).calls()
     assert list(calls["input_tokens"]) == [12, 12]
 
@@ -173,10 +226,13 @@ def test_bad_requests_get_the_spec_status_and_the_receiver_keeps_running(collect
     url = collector.url
     assert _post(url, b"\xff\xff\xff garbage")[0] == 400
     assert _post(url, b"{not json", "application/json")[0] == 400
-    assert _post(url, b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "zz"}]}]}]}', "application/json")[0] == 400
+    assert (
+        _post(url, b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "zz"}]}]}]}', "application/json")[0]
+        == 400
+    )
     assert _post(url, b"\x1f\x8b not gzip", **{"Content-Encoding": "gzip"})[0] == 400
-    assert _post(url, b"x" * ((1 << 20) + 1))[0] == 413                          # over --max-request-mb
-    bomb = gzip.compress(b"\0" * (8 << 20))                                        # 8 MiB inflated, 8 KiB sent
+    assert _post(url, b"x" * ((1 << 20) + 1))[0] == 413  # over --max-request-mb
+    bomb = gzip.compress(b"\0" * (8 << 20))  # 8 MiB inflated, 8 KiB sent
     assert _post(url, bomb, **{"Content-Encoding": "gzip"})[0] == 413
     assert _post(url, _proto_request(), "text/plain")[0] == 415
     assert _post(url.replace("/v1/traces", "/v1/nothing"), _proto_request())[0] == 404
@@ -218,7 +274,7 @@ def test_a_full_queue_answers_503_with_retry_after_and_loses_nothing(tmp_path):
                 stub.Export(request, timeout=10)
             assert err.value.code() == grpc.StatusCode.UNAVAILABLE
         assert c.receiver.stats()["throttled_requests"] == 2
-        assert c.receiver.flush(30)                              # the writer drains the queue …
+        assert c.receiver.flush(30)  # the writer drains the queue …
         assert _post(c.url, _proto_request(4, trace_byte=2), token=None)[0] == 200  # … and the retry is taken
         assert len(c.rows()) == 8
     finally:
@@ -229,8 +285,22 @@ def test_sigterm_writes_every_accepted_span(tmp_path):
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     db = str(tmp_path / "sigterm.duckdb")
-    proc = subprocess.Popen([sys.executable, "-c", "from auriko_obs.cli import main; raise SystemExit(main())", "collect", "--db", db, "--port", "0",
-                             "--flush-interval", "3600"], stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from auriko_obs.cli import main; raise SystemExit(main())",
+            "collect",
+            "--db",
+            db,
+            "--port",
+            "0",
+            "--flush-interval",
+            "3600",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stderr.readline()
         port = int(re.search(r"127\.0\.0\.1:(\d+)/v1/traces", line).group(1))
@@ -253,39 +323,86 @@ def test_sigterm_writes_every_accepted_span(tmp_path):
 def test_other_conventions_map_onto_llm_calls_columns(collector):
     tp = _provider(_official_exporter("http", collector))
     tracer = tp.get_tracer("foreign")
-    openinference = {"openinference.span.kind": "LLM", "llm.model_name": "gpt-4o-mini", "llm.provider": "azure",
-                     "llm.system": "openai", "llm.token_count.prompt": 100, "llm.token_count.completion": 20,
-                     "llm.token_count.total": 120, "llm.token_count.prompt_details.cache_read": 64,
-                     "llm.token_count.prompt_details.cache_write": 8,
-                     "llm.token_count.completion_details.reasoning": 5, "llm.cost.total": 0.0042}
-    openllmetry_old = {"llm.request.type": "chat", "gen_ai.system": "openai", "gen_ai.request.model": "gpt-4o",
-                       "gen_ai.response.model": "gpt-4o-2024-08-06", "gen_ai.usage.prompt_tokens": 30,
-                       "gen_ai.usage.completion_tokens": 7, "llm.usage.total_tokens": 37,
-                       "gen_ai.usage.cache_read_input_tokens": 16, "gen_ai.usage.reasoning_tokens": 2,
-                       "gen_ai.is_streaming": True}
-    logfire = {"gen_ai.operation.name": "chat", "gen_ai.system": "openai", "gen_ai.request.model": "gpt-4.1",
-               "gen_ai.usage.input_tokens": 9, "gen_ai.usage.output_tokens": 3, "operation.cost": 0.001}
-    openlit_embedding = {"gen_ai.operation.name": "embeddings", "gen_ai.request.model": "text-embedding-3-small",
-                         "gen_ai.usage.input_tokens": 4, "gen_ai.usage.cost": 0.00002}
-    for name, attrs in [("openinference", openinference), ("openllmetry", openllmetry_old), ("logfire", logfire),
-                        ("openlit", openlit_embedding), ("not genai", {"http.method": "GET"})]:
+    openinference = {
+        "openinference.span.kind": "LLM",
+        "llm.model_name": "gpt-4o-mini",
+        "llm.provider": "azure",
+        "llm.system": "openai",
+        "llm.token_count.prompt": 100,
+        "llm.token_count.completion": 20,
+        "llm.token_count.total": 120,
+        "llm.token_count.prompt_details.cache_read": 64,
+        "llm.token_count.prompt_details.cache_write": 8,
+        "llm.token_count.completion_details.reasoning": 5,
+        "llm.cost.total": 0.0042,
+    }
+    openllmetry_old = {
+        "llm.request.type": "chat",
+        "gen_ai.system": "openai",
+        "gen_ai.request.model": "gpt-4o",
+        "gen_ai.response.model": "gpt-4o-2024-08-06",
+        "gen_ai.usage.prompt_tokens": 30,
+        "gen_ai.usage.completion_tokens": 7,
+        "llm.usage.total_tokens": 37,
+        "gen_ai.usage.cache_read_input_tokens": 16,
+        "gen_ai.usage.reasoning_tokens": 2,
+        "gen_ai.is_streaming": True,
+    }
+    logfire = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.system": "openai",
+        "gen_ai.request.model": "gpt-4.1",
+        "gen_ai.usage.input_tokens": 9,
+        "gen_ai.usage.output_tokens": 3,
+        "operation.cost": 0.001,
+    }
+    openlit_embedding = {
+        "gen_ai.operation.name": "embeddings",
+        "gen_ai.request.model": "text-embedding-3-small",
+        "gen_ai.usage.input_tokens": 4,
+        "gen_ai.usage.cost": 0.00002,
+    }
+    for name, attrs in [
+        ("openinference", openinference),
+        ("openllmetry", openllmetry_old),
+        ("logfire", logfire),
+        ("openlit", openlit_embedding),
+        ("not genai", {"http.method": "GET"}),
+    ]:
         with tracer.start_as_current_span(name, attributes=attrs):
             pass
     tp.shutdown()
     collector.receiver.flush(30)
     calls = Store(collector.db).calls().set_index("service_name", drop=False)
-    rows = {json.loads(r["attributes"]).get("openinference.span.kind", r["request_model"]): r
-            for _, r in calls.iterrows()}
+    rows = {
+        json.loads(r["attributes"]).get("openinference.span.kind", r["request_model"]): r for _, r in calls.iterrows()
+    }
     assert len(calls) == 4  # the HTTP span is stored in `spans` only
     oi = rows["LLM"]
-    assert (oi["operation"], oi["request_model"], oi["provider"], oi["input_tokens"], oi["output_tokens"],
-            oi["total_tokens"], oi["cached_tokens"], oi["cache_write_tokens"], oi["reasoning_tokens"],
-            oi["cost_usd"], oi["cost_source"]) == ("chat", "gpt-4o-mini", "azure", 100, 20, 120, 64, 8, 5, 0.0042,
-                                                   "reported")
+    assert (
+        oi["operation"],
+        oi["request_model"],
+        oi["provider"],
+        oi["input_tokens"],
+        oi["output_tokens"],
+        oi["total_tokens"],
+        oi["cached_tokens"],
+        oi["cache_write_tokens"],
+        oi["reasoning_tokens"],
+        oi["cost_usd"],
+        oi["cost_source"],
+    ) == ("chat", "gpt-4o-mini", "azure", 100, 20, 120, 64, 8, 5, 0.0042, "reported")
     ol = rows["gpt-4o"]
-    assert (ol["operation"], ol["response_model"], ol["input_tokens"], ol["output_tokens"], ol["total_tokens"],
-            ol["cached_tokens"], ol["reasoning_tokens"], ol["streaming"]) == \
-        ("chat", "gpt-4o-2024-08-06", 30, 7, 37, 16, 2, True)
+    assert (
+        ol["operation"],
+        ol["response_model"],
+        ol["input_tokens"],
+        ol["output_tokens"],
+        ol["total_tokens"],
+        ol["cached_tokens"],
+        ol["reasoning_tokens"],
+        ol["streaming"],
+    ) == ("chat", "gpt-4o-2024-08-06", 30, 7, 37, 16, 2, True)
     lf = rows["gpt-4.1"]
     assert (lf["input_tokens"], lf["output_tokens"], lf["cost_usd"]) == (9, 3, 0.001)
     assert rows["text-embedding-3-small"]["operation"] == "embeddings"
@@ -322,8 +439,12 @@ def test_openllmetry_spans_from_the_simulator_land_in_llm_calls(collector, sim):
     In a child process: OpenLLMetry patches the openai SDK, and its uninstrument() does not restore
     everything our own instrumentation relies on in this test process.
     """
-    done = subprocess.run([sys.executable, "-c", OPENLLMETRY_SCRIPT, sim.base_url, collector.url, TOKEN, API_KEY],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", OPENLLMETRY_SCRIPT, sim.base_url, collector.url, TOKEN, API_KEY],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     collector.receiver.flush(30)
     calls = Store(collector.db).calls().sort_values("start_time")
@@ -337,27 +458,44 @@ def test_openllmetry_spans_from_the_simulator_land_in_llm_calls(collector, sim):
 
 
 def _json_request(*spans: dict) -> bytes:
-    return json.dumps({"resourceSpans": [{
-        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "json-svc"}}]},
-        "scopeSpans": [{"spans": list(spans)}]}]}).encode()
+    return json.dumps(
+        {
+            "resourceSpans": [
+                {
+                    "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "json-svc"}}]},
+                    "scopeSpans": [{"spans": list(spans)}],
+                }
+            ]
+        }
+    ).encode()
 
 
 def _json_span(span_id: str, start: str = "1544712660000000000", end: str = "1544712661000000000") -> dict:
-    return {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": span_id, "name": "chat gpt-4o",
-            "startTimeUnixNano": start, "endTimeUnixNano": end,
-            "attributes": [{"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
-                           {"key": "gen_ai.usage.input_tokens", "value": {"intValue": "12"}}]}
+    return {
+        "traceId": "5b8efff798038103d269b633813fc60c",
+        "spanId": span_id,
+        "name": "chat gpt-4o",
+        "startTimeUnixNano": start,
+        "endTimeUnixNano": end,
+        "attributes": [
+            {"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
+            {"key": "gen_ai.usage.input_tokens", "value": {"intValue": "12"}},
+        ],
+    }
 
 
 def test_a_span_time_past_what_the_store_holds_is_rejected_and_the_rest_stored(collector):
     """uint64 nanoseconds reach 2554; the store's int64 ones end in 2262."""
     last_uint64 = str(2**64 - 1)
-    body = _json_request(_json_span("eee19b7ec3c1b174"), _json_span("eee19b7ec3c1b175", start=last_uint64),
-                         _json_span("eee19b7ec3c1b176", end=last_uint64))
+    body = _json_request(
+        _json_span("eee19b7ec3c1b174"),
+        _json_span("eee19b7ec3c1b175", start=last_uint64),
+        _json_span("eee19b7ec3c1b176", end=last_uint64),
+    )
     status, _, answer = _post(collector.url, body, "application/json")
     assert status == 200
     assert json.loads(answer)["partialSuccess"]["rejectedSpans"] == "2"
-    assert _post(collector.url, _proto_request(2))[0] == 200      # the connection, the receiver live on
+    assert _post(collector.url, _proto_request(2))[0] == 200  # the connection, the receiver live on
     rows = collector.rows()
     assert sorted(rows["span_id"]) == ["0000000000000001", "0000000000000002", "eee19b7ec3c1b174"]
     assert collector.receiver.stats()["rejected_spans"] == 2
@@ -422,7 +560,7 @@ def test_a_request_larger_than_the_whole_queue_is_taken_when_the_queue_is_empty(
     try:
         assert _post(c.url, _proto_request(20, trace_byte=1), token=None)[0] == 200
         status, headers, _ = _post(c.url, _proto_request(20, trace_byte=2), token=None)
-        assert status == 503 and headers["Retry-After"] == "1"    # 20 spans wait: the queue is full
+        assert status == 503 and headers["Retry-After"] == "1"  # 20 spans wait: the queue is full
         assert c.receiver.flush(30)
         assert _post(c.url, _proto_request(20, trace_byte=2), token=None)[0] == 200
         assert len(c.rows()) == 40
@@ -460,7 +598,7 @@ def test_requests_arriving_together_cannot_overfill_the_queue(tmp_path, monkeypa
             t.start()
         for t in threads:
             t.join(30)
-        assert outcomes.count("accepted") == 2 and outcomes.count("busy") == 4   # 8 of 10 places, then full
+        assert outcomes.count("accepted") == 2 and outcomes.count("busy") == 4  # 8 of 10 places, then full
         assert receiver.stats()["queued_spans"] == 8
     finally:
         receiver.close()
@@ -471,8 +609,9 @@ def test_the_bearer_scheme_is_case_insensitive(collector):
     from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
     for i, scheme in enumerate(("bearer", "BEARER", "Bearer")):
-        status, _, _ = _post(collector.url, _proto_request(1, trace_byte=i + 1), token=None,
-                             Authorization=f"{scheme} {TOKEN}")
+        status, _, _ = _post(
+            collector.url, _proto_request(1, trace_byte=i + 1), token=None, Authorization=f"{scheme} {TOKEN}"
+        )
         assert status == 200, scheme
     assert _post(collector.url, _proto_request(1), token=None, Authorization=f"Basic {TOKEN}")[0] == 401
     with grpc.insecure_channel(f"127.0.0.1:{collector.grpc_port}") as channel:
@@ -483,9 +622,13 @@ def test_the_bearer_scheme_is_case_insensitive(collector):
 
 
 def _chunked_post(connection, body_parts, **headers) -> tuple[int, bytes]:
-    connection.request("POST", "/v1/traces", body=iter(body_parts), encode_chunked=True,
-                       headers={"Content-Type": "application/x-protobuf", "Authorization": f"Bearer {TOKEN}",
-                                **headers})
+    connection.request(
+        "POST",
+        "/v1/traces",
+        body=iter(body_parts),
+        encode_chunked=True,
+        headers={"Content-Type": "application/x-protobuf", "Authorization": f"Bearer {TOKEN}", **headers},
+    )
     response = connection.getresponse()
     return response.status, response.read()
 
@@ -498,27 +641,34 @@ def test_chunked_request_bodies_are_accepted_up_to_the_size_limit(collector):
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         assert _chunked_post(connection, [body[:10], body[10:50], body[50:]])[0] == 200
-        gzipped = gzip.compress(_proto_request(2, trace_byte=2))   # the same connection carries the next one
+        gzipped = gzip.compress(_proto_request(2, trace_byte=2))  # the same connection carries the next one
         assert _chunked_post(connection, [gzipped[:7], gzipped[7:]], **{"Content-Encoding": "gzip"})[0] == 200
-        assert _chunked_post(connection, [b"x" * (512 << 10)] * 3)[0] == 413                 # over 1 MiB
+        assert _chunked_post(connection, [b"x" * (512 << 10)] * 3)[0] == 413  # over 1 MiB
     finally:
         connection.close()
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:                # broken framing
-        raw.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
-                    b"Authorization: Bearer " + TOKEN.encode() + b"\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:  # broken framing
+        raw.sendall(
+            b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+            b"Authorization: Bearer " + TOKEN.encode() + b"\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
+        )
         assert raw.recv(100).startswith(b"HTTP/1.1 400")
     assert len(collector.rows()) == 5
 
 
 def _collect_stderr(*args: str, code: str = "") -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code + "from auriko_obs.cli import main; raise SystemExit(main())",
-                           "collect", *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", code + "from auriko_obs.cli import main; raise SystemExit(main())", "collect", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.mark.parametrize("missing", ["google.protobuf", "opentelemetry.proto"])
 def test_collect_without_the_otlp_extra_says_so_in_one_line(tmp_path, missing):
-    done = _collect_stderr("--db", str(tmp_path / "x.duckdb"), "--port", "0",
-                           code=f"import sys; sys.modules[{missing!r}] = None\n")
+    done = _collect_stderr(
+        "--db", str(tmp_path / "x.duckdb"), "--port", "0", code=f"import sys; sys.modules[{missing!r}] = None\n"
+    )
     assert done.returncode == 2
     [line] = done.stderr.splitlines()
     assert line.startswith("auriko-obs: collect needs the otlp extra: pip install 'auriko-obs[otlp]' (" + missing)
@@ -527,5 +677,7 @@ def test_collect_without_the_otlp_extra_says_so_in_one_line(tmp_path, missing):
 def test_collect_on_a_busy_grpc_port_says_so_in_one_line(tmp_path, collector):
     done = _collect_stderr("--db", str(tmp_path / "x.duckdb"), "--port", "0", "--grpc-port", str(collector.grpc_port))
     assert done.returncode == 2
-    assert done.stderr.splitlines() == [f"auriko-obs: cannot listen for gRPC: 127.0.0.1:{collector.grpc_port} is in "
-                                        "use or not an address of this machine"]
+    assert done.stderr.splitlines() == [
+        f"auriko-obs: cannot listen for gRPC: 127.0.0.1:{collector.grpc_port} is in "
+        "use or not an address of this machine"
+    ]

@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -24,13 +23,18 @@ MESSAGES = [{"role": "user", "content": "Count to three."}]
 
 def _ledger_totals(sim):
     ok = [e for e in sim.ledger() if e["http_status"] == 200]
-    return (len(ok), sum(e["cost_usd"] for e in ok), sum(e["input_tokens"] for e in ok),
-            sum(e["output_tokens"] for e in ok))
+    return (
+        len(ok),
+        sum(e["cost_usd"] for e in ok),
+        sum(e["input_tokens"] for e in ok),
+        sum(e["output_tokens"] for e in ok),
+    )
 
 
 def test_1000_threaded_and_200_async_calls_match_the_ledger_exactly(instrumented, sim):
     models = ["gpt-4o", "gpt-4o-mini", "llama-3.3-70b", "deepseek-v3"]
     with openai.OpenAI(base_url=sim.base_url, api_key=API_KEY, max_retries=0) as client:
+
         def one(i):
             kwargs = dict(model=models[i % 4], messages=[{"role": "user", "content": f"Question {i}"}])
             if i % 5 == 0:
@@ -82,8 +86,15 @@ WRITER = textwrap.dedent("""
 
 def test_two_processes_writing_one_store_lose_nothing_while_a_reader_reads(db_path, sim):
     n = 300
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, db_path, sim.base_url, str(n), f"proc{i}"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, db_path, sim.base_url, str(n), f"proc{i}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
     reads = []
     reader = auriko_obs.Store(db_path)
     while any(p.poll() is None for p in procs):

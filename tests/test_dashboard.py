@@ -16,10 +16,17 @@ import pytest
 import auriko_obs
 from auriko_obs.dashboard import DashboardError, load_dashboard, load_dashboards, make_server
 
-
 DASHBOARDS = Path(__file__).resolve().parents[1] / "dashboards"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def chromium() -> str:
@@ -36,10 +43,16 @@ def _workload(client, sim, calls: int, seed: int = 0) -> None:
     models = ("gpt-4o", "gpt-4o-mini", "llama-3.3-70b", "claude-sonnet-4-20250514")
     for i in range(calls):
         client.chat.completions.create(
-            model=models[(i + seed) % len(models)], messages=[{"role": "user", "content": f"question {i}"}],
-            max_tokens=20, extra_body={"gateway": {"routing": {"optimize": ("cost", "ttft")[i % 2]},
-                                                   "metadata": {"tags": [f"team:{('search', 'support')[i % 2]}"],
-                                                                "user_id": f"u-{i % 3}"}}})
+            model=models[(i + seed) % len(models)],
+            messages=[{"role": "user", "content": f"question {i}"}],
+            max_tokens=20,
+            extra_body={
+                "gateway": {
+                    "routing": {"optimize": ("cost", "ttft")[i % 2]},
+                    "metadata": {"tags": [f"team:{('search', 'support')[i % 2]}"], "user_id": f"u-{i % 3}"},
+                }
+            },
+        )
     sim.inject("rate_limit_exceeded")
     with pytest.raises(openai.RateLimitError):
         client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "again"}])
@@ -64,13 +77,21 @@ def test_shipped_definitions_load_and_every_panel_has_sql():
     assert all(p.sql.strip() and p.type for d in dashboards for p in d.panels)
 
 
-@pytest.mark.parametrize("text, message", [
-    ('[[panels]]\ntitle = "x"\ntype = "donut"\nsql = "SELECT 1"\n', r"bad.toml: panels\[0\]: type must be one of"),
-    ('[[panels]]\ntype = "bar"\nsql = "SELECT 1"\ncolour = "x"\n', "unknown keys colour"),
-    ('[[panels]]\ntype = "bar"\nsql = "SELECT 1"\n[[panels]]\ntype = "bar"\nsql = "SELECT 1"\nwidth = "wide"\n',
-     r"bad.toml: panels\[1\]: width must be a positive whole number, not 'wide'$"),
-    ('columns = 0\n[[panels]]\ntype = "bar"\nsql = "SELECT 1"\n', "bad.toml: columns must be a positive whole number, not 0$"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('[[panels]]\ntitle = "x"\ntype = "donut"\nsql = "SELECT 1"\n', r"bad.toml: panels\[0\]: type must be one of"),
+        ('[[panels]]\ntype = "bar"\nsql = "SELECT 1"\ncolour = "x"\n', "unknown keys colour"),
+        (
+            '[[panels]]\ntype = "bar"\nsql = "SELECT 1"\n[[panels]]\ntype = "bar"\nsql = "SELECT 1"\nwidth = "wide"\n',
+            r"bad.toml: panels\[1\]: width must be a positive whole number, not 'wide'$",
+        ),
+        (
+            'columns = 0\n[[panels]]\ntype = "bar"\nsql = "SELECT 1"\n',
+            "bad.toml: columns must be a positive whole number, not 0$",
+        ),
+    ],
+)
 def test_bad_definitions_are_reported_with_file_and_panel(tmp_path, text, message):
     bad = tmp_path / "bad.toml"
     bad.write_text(text)
@@ -85,8 +106,9 @@ def test_the_dashboard_command_names_the_file_and_panel_of_a_bad_width(tmp_path,
     with pytest.raises(DashboardError):  # first, so that a regression fails here rather than serving forever below
         load_dashboards(tmp_path)
     assert main(["dashboard", "--db", str(tmp_path / "s.duckdb"), "--port", "0", "--dir", str(tmp_path)]) == 2
-    assert capsys.readouterr().err == (f"auriko-obs: {tmp_path / 'team.toml'}: panels[0]: width must be a positive "
-                                       "whole number, not 'wide'\n")
+    assert capsys.readouterr().err == (
+        f"auriko-obs: {tmp_path / 'team.toml'}: panels[0]: width must be a positive whole number, not 'wide'\n"
+    )
 
 
 def test_api_serves_every_panel_with_rows_and_caches_until_spans_arrive(served, client, sim):
@@ -132,8 +154,12 @@ def test_pages_render_every_panel_in_headless_chromium_and_refresh(served, clien
     problems: list[str] = []
     with sync_playwright() as p:
         browser = p.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=executable, headless=True, args=CHROMIUM_FLAGS,
-            viewport={"width": 1400, "height": 1500})
+            str(tmp_path / "profile"),
+            executable_path=executable,
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            viewport={"width": 1400, "height": 1500},
+        )
         try:
             page = browser.new_page()
             page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
@@ -141,11 +167,16 @@ def test_pages_render_every_panel_in_headless_chromium_and_refresh(served, clien
             page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
             for name in ("spend", "health"):
                 page.goto(f"{url}/d/{name}")
-                page.wait_for_function("[...document.querySelectorAll('.panel')].every("
-                                       "p => p.dataset.state === 'rendered')", timeout=60_000)
-                panels = page.eval_on_selector_all(".panel", "els => els.map(e => ({title: e.querySelector('h2')"
-                                                   ".textContent, rows: +e.dataset.rows, svg: !!e.querySelector("
-                                                   "'.main-svg'), err: e.querySelector('.err').textContent}))")
+                page.wait_for_function(
+                    "[...document.querySelectorAll('.panel')].every(p => p.dataset.state === 'rendered')",
+                    timeout=60_000,
+                )
+                panels = page.eval_on_selector_all(
+                    ".panel",
+                    "els => els.map(e => ({title: e.querySelector('h2')"
+                    ".textContent, rows: +e.dataset.rows, svg: !!e.querySelector("
+                    "'.main-svg'), err: e.querySelector('.err').textContent}))",
+                )
                 assert len(panels) == len(load_dashboard(DASHBOARDS / f"{name}.toml").panels)
                 for panel in panels:
                     assert panel["svg"] and panel["rows"] > 0 and not panel["err"], panel
@@ -183,7 +214,8 @@ def test_a_failing_query_shows_in_its_panel_only(tmp_path, db_path):
     (tmp_path / "mine.toml").write_text(
         'title = "mine"\n[[panels]]\ntype = "indicator"\nsql = "SELECT sum(cost_usd) FROM llm_calls"\n'
         '[[panels]]\ntype = "bar"\nsql = "SELECT nope FROM llm_calls"\n'
-        '[[panels]]\ntype = "bar"\nx = "provider"\ny = "missing"\nsql = "SELECT provider, 1 AS n FROM llm_calls"\n')
+        '[[panels]]\ntype = "bar"\nx = "provider"\ny = "missing"\nsql = "SELECT provider, 1 AS n FROM llm_calls"\n'
+    )
     server = make_server(db_path, port=0, folder=tmp_path)
     try:
         panels = json.loads(server.app.data("mine"))["panels"]
@@ -202,8 +234,12 @@ def test_dashboard_command_serves_on_loopback_until_stopped(db_path):
     from .spend_history import call, insert_calls, utc
 
     insert_calls(db_path, [call(utc(2026, 11, 24, 10), cost_usd=1.0)])
-    process = subprocess.Popen([sys.executable, "-m", "auriko_obs", "dashboard", "--db", db_path, "--port", "0",
-                                "--dir", str(DASHBOARDS)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "auriko_obs", "dashboard", "--db", db_path, "--port", "0", "--dir", str(DASHBOARDS)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = process.stdout.readline()
         match = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
@@ -227,8 +263,12 @@ def test_new_commands_have_help(capsys):
     assert "--cron-line" in out and "monitoring" in out.lower() and "refresh" in out
 
 
-@pytest.mark.parametrize("folder, message", [("nonexistent", "no dashboards folder at"), ("empty", "no dashboard definitions (*.toml) in")])
-def test_a_dir_without_definitions_is_refused_not_replaced_by_the_shipped_ones(tmp_path, db_path, capsys, folder, message):
+@pytest.mark.parametrize(
+    "folder, message", [("nonexistent", "no dashboards folder at"), ("empty", "no dashboard definitions (*.toml) in")]
+)
+def test_a_dir_without_definitions_is_refused_not_replaced_by_the_shipped_ones(
+    tmp_path, db_path, capsys, folder, message
+):
     from auriko_obs.cli import main
 
     (tmp_path / "empty").mkdir()

@@ -17,10 +17,10 @@ import pytest
 
 pytest.importorskip("opentelemetry.exporter.prometheus", reason="needs the otlp extra")
 
-import auriko_obs  # noqa: E402
-from auriko_obs.otlp._metrics import DURATION_BUCKETS  # noqa: E402
+import auriko_obs
+from auriko_obs.otlp._metrics import DURATION_BUCKETS
 
-from .conftest import calls  # noqa: E402
+from .conftest import calls
 
 DASHBOARD = Path(__file__).resolve().parent.parent / "dashboards" / "grafana" / "auriko-obs-genai.json"
 LONG_SYSTEM = "You answer questions about an online bookshop's orders. " * 120
@@ -48,13 +48,22 @@ class Prometheus:
     def __init__(self, binary: str, target_port: int, folder: Path) -> None:
         self.port = _free_port()
         config = folder / "prometheus.yml"
-        config.write_text("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-                          "scrape_configs:\n  - job_name: auriko-obs\n"
-                          f"    static_configs:\n      - targets: ['127.0.0.1:{target_port}']\n")
+        config.write_text(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+            "scrape_configs:\n  - job_name: auriko-obs\n"
+            f"    static_configs:\n      - targets: ['127.0.0.1:{target_port}']\n"
+        )
         self.log = open(folder / "prometheus.log", "w")
-        self.proc = subprocess.Popen([binary, f"--config.file={config}", f"--storage.tsdb.path={folder / 'data'}",
-                                      f"--web.listen-address=127.0.0.1:{self.port}"],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={folder / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -74,9 +83,11 @@ class Prometheus:
 
     def wait_for_scrapes(self, n: int) -> None:
         """Waits until prometheus has taken n more scrapes of our endpoint."""
+
         def scrapes() -> float:
             result = self.query('count_over_time(up{job="auriko-obs"}[10m])')
             return float(result[0]["value"][1]) if result else 0.0
+
         target = scrapes() + n
         deadline = time.monotonic() + 30
         while scrapes() < target:
@@ -109,9 +120,10 @@ def _workload(client, sim) -> None:
     models = ["gpt-4o", "gpt-4o-mini", "claude-sonnet-4"]
     for i in range(12):
         client.chat.completions.create(
-            model=models[i % 3], messages=[{"role": "system", "content": LONG_SYSTEM},
-                                           {"role": "user", "content": f"order {i % 4}"}],
-            extra_body={"gateway": {"routing": {"optimize": ["cost", "speed"][i % 2]}}})
+            model=models[i % 3],
+            messages=[{"role": "system", "content": LONG_SYSTEM}, {"role": "user", "content": f"order {i % 4}"}],
+            extra_body={"gateway": {"routing": {"optimize": ["cost", "speed"][i % 2]}}},
+        )
     sim.inject("upstream_error")
     with pytest.raises(Exception):
         client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "fails"}])
@@ -126,11 +138,11 @@ def test_every_dashboard_expression_returns_correct_results(tmp_path, sim, clien
     active = auriko_obs.instrument(db=db_path, prometheus=0, otlp=False)
     prometheus = Prometheus(binary, active.export.prometheus_port, tmp_path)
     try:
-        _workload(client, sim)                 # phase 1: every series appears …
+        _workload(client, sim)  # phase 1: every series appears …
         assert auriko_obs.flush(30)
         prometheus.wait_for_scrapes(2)
         phase2_start = time.time()
-        _workload(client, sim)                 # … phase 2: what rate() and increase() see
+        _workload(client, sim)  # … phase 2: what rate() and increase() see
         assert auriko_obs.flush(30)
         prometheus.wait_for_scrapes(3)
 
@@ -169,7 +181,7 @@ def test_every_dashboard_expression_returns_correct_results(tmp_path, sim, clien
         p95 = {s["metric"]["gen_ai_request_model"]: _value(s) for s in results[7] if not math.isnan(_value(s))}
         for model, durations in ok2.groupby("request_model")["duration_ms"]:
             truth = durations.quantile(0.95) / 1000
-            upper = next(b for b in DURATION_BUCKETS if b >= truth)    # the bucket holding the true p95
+            upper = next(b for b in DURATION_BUCKETS if b >= truth)  # the bucket holding the true p95
             assert 0 < p95[model] <= upper * 1.0001, (model, p95[model], truth)
 
         error_rate = _value(results[8][0])

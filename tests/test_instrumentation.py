@@ -31,9 +31,14 @@ def _only_row(db_path):
 
 def test_chat_call_records_routing_usage_and_headers(instrumented, client):
     raw = client.chat.completions.with_raw_response.create(
-        model="gpt-4o", messages=MESSAGES, temperature=0.3, max_tokens=50,
-        extra_body={"gateway": {"routing": {"optimize": "cost"},
-                                "metadata": {"tags": ["team:search"], "user_id": "u-42"}}})
+        model="gpt-4o",
+        messages=MESSAGES,
+        temperature=0.3,
+        max_tokens=50,
+        extra_body={
+            "gateway": {"routing": {"optimize": "cost"}, "metadata": {"tags": ["team:search"], "user_id": "u-42"}}
+        },
+    )
     response = raw.parse()
     routing = response.model_extra["routing_metadata"]
     row = _only_row(instrumented)
@@ -175,8 +180,9 @@ HOLDS_A_STREAM = textwrap.dedent("""
 
 
 def test_a_stream_still_open_at_exit_is_recorded_as_abandoned(db_path, sim):
-    done = subprocess.run([sys.executable, "-c", HOLDS_A_STREAM, db_path, sim.base_url], capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", HOLDS_A_STREAM, db_path, sim.base_url], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     frame = auriko_obs.Store(db_path).calls()
     assert len(frame) == 1 and attrs(frame.iloc[0])["auriko.stream.end"] == "abandoned"
@@ -201,8 +207,12 @@ FORKS_WITH_A_STREAM_OPEN = textwrap.dedent("""
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
 def test_a_forked_child_does_not_record_the_parents_open_stream(db_path, sim):
-    done = subprocess.run([sys.executable, "-c", FORKS_WITH_A_STREAM_OPEN, db_path, sim.base_url],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", FORKS_WITH_A_STREAM_OPEN, db_path, sim.base_url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     frame = auriko_obs.Store(db_path).calls()
     assert [attrs(row)["auriko.stream.end"] for _, row in frame.iterrows()] == ["completed"]
@@ -265,8 +275,9 @@ ERROR_CASES = [
 
 
 @pytest.mark.parametrize("code,status,exc_class,error_type", ERROR_CASES)
-def test_every_error_kind_reaches_caller_unchanged_and_is_recorded(instrumented, client, sim, code, status,
-                                                                     exc_class, error_type):
+def test_every_error_kind_reaches_caller_unchanged_and_is_recorded(
+    instrumented, client, sim, code, status, exc_class, error_type
+):
     sim.inject(code)
     with pytest.raises(exc_class) as caught:
         client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
@@ -401,8 +412,12 @@ def test_auriko_usage_chunk_without_routing_metadata_reaches_the_caller(instrume
 def test_only_auriko_hosts_are_trusted_to_stream_usage_unasked():
     from auriko_obs.instrumentation._state import streams_usage_unasked
 
-    for base_url, expected in (("https://api.auriko.ai/v1", True), ("https://eu.api.auriko.ai/v1", True),
-                               ("https://api.openai.com/v1", False), ("https://notauriko.ai/v1", False)):
+    for base_url, expected in (
+        ("https://api.auriko.ai/v1", True),
+        ("https://eu.api.auriko.ai/v1", True),
+        ("https://api.openai.com/v1", False),
+        ("https://notauriko.ai/v1", False),
+    ):
         with openai.OpenAI(base_url=base_url, api_key=API_KEY) as some_client:
             assert streams_usage_unasked(some_client) is expected, base_url
 
@@ -417,7 +432,9 @@ def test_content_is_not_recorded_unless_opted_in(db_path, client, monkeypatch):
     monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
     auriko_obs.instrument(db=db_path)
     try:
-        response = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "secret-prompt-123"}])
+        response = client.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "secret-prompt-123"}]
+        )
         rows = calls(db_path)
         captured = attrs(rows.iloc[1])
         assert "secret-prompt-123" in captured["gen_ai.input.messages"]
@@ -462,8 +479,10 @@ def test_uninstrument_restores_the_original_methods(db_path):
 
 def test_wrap_instruments_only_that_client(db_path, sim, monkeypatch):
     monkeypatch.setenv("AURIKO_OBS_DB", db_path)
-    with openai.OpenAI(base_url=sim.base_url, api_key=API_KEY) as wrapped, \
-            openai.OpenAI(base_url=sim.base_url, api_key=API_KEY) as other:
+    with (
+        openai.OpenAI(base_url=sim.base_url, api_key=API_KEY) as wrapped,
+        openai.OpenAI(base_url=sim.base_url, api_key=API_KEY) as other,
+    ):
         auriko_obs.wrap(wrapped)
         try:
             wrapped.chat.completions.create(model="gpt-4o", messages=MESSAGES)
@@ -572,12 +591,15 @@ def _instrument_and_call(db_path, client):
     return auriko_obs.stats()
 
 
-_OTLP_HTTP_MODULES = ("opentelemetry.exporter.otlp.proto.http.trace_exporter",
-                      "opentelemetry.exporter.otlp.proto.http.metric_exporter")
+_OTLP_HTTP_MODULES = (
+    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+    "opentelemetry.exporter.otlp.proto.http.metric_exporter",
+)
 
 
-def test_otlp_endpoint_in_the_environment_without_the_otlp_extra_is_a_warning(db_path, client, monkeypatch, caplog,
-                                                                                 fresh_internal_errors):
+def test_otlp_endpoint_in_the_environment_without_the_otlp_extra_is_a_warning(
+    db_path, client, monkeypatch, caplog, fresh_internal_errors
+):
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
     for module in _OTLP_HTTP_MODULES:  # as if the [otlp] extra were not installed
         monkeypatch.setitem(sys.modules, module, None)
@@ -593,8 +615,9 @@ def test_otlp_endpoint_in_the_environment_without_the_otlp_extra_is_a_warning(db
     auriko_obs.uninstrument()
 
 
-def test_otlp_protocol_http_json_in_the_environment_falls_back_to_http_protobuf(db_path, client, monkeypatch, caplog,
-                                                                                  fresh_internal_errors):
+def test_otlp_protocol_http_json_in_the_environment_falls_back_to_http_protobuf(
+    db_path, client, monkeypatch, caplog, fresh_internal_errors
+):
     pytest.importorskip("opentelemetry.exporter.otlp.proto.http.trace_exporter")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
@@ -613,8 +636,9 @@ def test_otlp_protocol_http_json_in_the_environment_falls_back_to_http_protobuf(
     auriko_obs.uninstrument()
 
 
-def test_prometheus_port_taken_by_another_worker_is_a_warning_from_the_environment(db_path, client, monkeypatch, caplog,
-                                                                                     fresh_internal_errors):
+def test_prometheus_port_taken_by_another_worker_is_a_warning_from_the_environment(
+    db_path, client, monkeypatch, caplog, fresh_internal_errors
+):
     pytest.importorskip("opentelemetry.exporter.prometheus")
     import socket
 

@@ -9,20 +9,22 @@ import pytest
 
 pytest.importorskip("IPython")
 
-import openai  # noqa: E402
-from IPython.core.interactiveshell import InteractiveShell  # noqa: E402
-from IPython.utils.capture import capture_output  # noqa: E402
+import openai
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
 
-import auriko_obs  # noqa: E402
-from auriko_obs._display import usd  # noqa: E402
-from auriko_obs.instrumentation._patch import HOOKS  # noqa: E402
-from auriko_obs.jupyter import SessionBudgetExceeded, current  # noqa: E402
-from auriko_obs.jupyter._magics import track_cell_as_line  # noqa: E402
+import auriko_obs
+from auriko_obs._display import usd
+from auriko_obs.instrumentation._patch import HOOKS
+from auriko_obs.jupyter import SessionBudgetExceeded, current
+from auriko_obs.jupyter._magics import track_cell_as_line
 
-from .conftest import API_KEY  # noqa: E402
+from .conftest import API_KEY
 
 # About 1,400 tokens, so that a repeat hits the simulator's prompt cache (≥ 1,024 shared tokens).
-LONG_SYSTEM = "You are a patient tutor. " + " ".join(f"Rule {i}: explain each step and check the units." for i in range(150))
+LONG_SYSTEM = "You are a patient tutor. " + " ".join(
+    f"Rule {i}: explain each step and check the units." for i in range(150)
+)
 
 
 class Ran:
@@ -98,13 +100,15 @@ def test_load_ext_covers_clients_made_before_and_after_and_says_where_data_goes(
 
 
 def test_footer_numbers_match_the_store(loaded, db_path, sim):
-    code = "\n".join([
-        ask("gpt-4o", "Explain velocity.", LONG_SYSTEM),
-        ask("gpt-4o", "Explain acceleration.", LONG_SYSTEM),  # same long prefix: a cache hit
-        f"list({ask('claude-sonnet-4-20250514', extra=', stream=True')})",
-        "sim.inject('budget_exhausted')",
-        "try:\n    " + ask() + "\nexcept openai.RateLimitError as exc:\n    caught = exc.code",
-    ])
+    code = "\n".join(
+        [
+            ask("gpt-4o", "Explain velocity.", LONG_SYSTEM),
+            ask("gpt-4o", "Explain acceleration.", LONG_SYSTEM),  # same long prefix: a cache hit
+            f"list({ask('claude-sonnet-4-20250514', extra=', stream=True')})",
+            "sim.inject('budget_exhausted')",
+            "try:\n    " + ask() + "\nexcept openai.RateLimitError as exc:\n    caught = exc.code",
+        ]
+    )
     cell = run(loaded, code)
     assert cell.result.success and loaded.user_ns["caught"] == "budget_exhausted"
     assert len(cell.footers) == 1
@@ -126,10 +130,16 @@ def test_footer_numbers_match_the_store(loaded, db_path, sim):
     assert summary.credits_balance_usd == pytest.approx(last_balance)
     # The same numbers, as people read them, in both renderings.
     text, html = footer["text/plain"], footer["text/html"]
-    for fragment in ("4 calls", f"{int(summary.input_tokens):,} in", f"{int(summary.output_tokens):,} out",
-                     f"{int(summary.cached_tokens):,} cached", usd(summary.cost_usd),
-                     f"cache saved {usd(summary.cache_savings_usd)}", "1 × budget_exhausted",
-                     f"credit {usd(last_balance)} left"):
+    for fragment in (
+        "4 calls",
+        f"{int(summary.input_tokens):,} in",
+        f"{int(summary.output_tokens):,} out",
+        f"{int(summary.cached_tokens):,} cached",
+        usd(summary.cost_usd),
+        f"cache saved {usd(summary.cache_savings_usd)}",
+        "1 × budget_exhausted",
+        f"credit {usd(last_balance)} left",
+    ):
         assert fragment in text, (fragment, text)
         assert fragment in html, (fragment, html)
     for provider in ok["provider"].unique():
@@ -150,11 +160,13 @@ def test_no_footer_for_cells_without_calls_and_footer_can_be_switched_off(loaded
 
 
 def test_calls_from_threads_started_by_a_cell_belong_to_that_cell(loaded, db_path):
-    code = ("from concurrent.futures import ThreadPoolExecutor\n"
-            "def one(q):\n"
-            "    return client.chat.completions.create(model='gpt-4o-mini', messages=[{'role': 'user', 'content': q}])\n"
-            "with ThreadPoolExecutor(4) as pool:\n"
-            "    replies = list(pool.map(one, ['a', 'b', 'c', 'd']))")
+    code = (
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "def one(q):\n"
+        "    return client.chat.completions.create(model='gpt-4o-mini', messages=[{'role': 'user', 'content': q}])\n"
+        "with ThreadPoolExecutor(4) as pool:\n"
+        "    replies = list(pool.map(one, ['a', 'b', 'c', 'd']))"
+    )
     cell = run(loaded, code)
     assert cell.result.success
     assert "4 calls" in cell.footers[0]["text/plain"]
@@ -185,7 +197,9 @@ def test_status_report_and_sql_magics(loaded, db_path):
     assert not run(loaded, "%auriko_obs report --by nonsense").result.success
     assert not run(loaded, "%auriko_obs report --since yesterdayish").result.success
 
-    sql = run(loaded, "frame = %auriko_obs sql SELECT provider, count(*) AS n FROM llm_calls WHERE status = 'ok' GROUP BY ALL")
+    sql = run(
+        loaded, "frame = %auriko_obs sql SELECT provider, count(*) AS n FROM llm_calls WHERE status = 'ok' GROUP BY ALL"
+    )
     assert sql.result.success
     frame = loaded.user_ns["frame"]
     assert frame["n"].sum() == 3 and set(frame["provider"]) == set(rows["provider"])
@@ -208,11 +222,14 @@ def test_report_groups_and_labels_calls_as_the_analyses_do(loaded, db_path):
     assert set(tables["tag"]["tag"]) == {"team:search", analysis.NONE_LABEL}  # untagged calls: "(none)"
 
 
-@pytest.mark.parametrize(("query", "message"), [
-    ("SELEKT 1", 'UsageError: Parser Error: syntax error at or near "SELEKT"'),
-    ("SELECT * FROM nope", "UsageError: Catalog Error: Table with name nope does not exist!"),
-    ("DELETE FROM spans", 'UsageError: Invalid Input Error: Cannot execute statement of type "DELETE"'),
-])
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("SELEKT 1", 'UsageError: Parser Error: syntax error at or near "SELEKT"'),
+        ("SELECT * FROM nope", "UsageError: Catalog Error: Table with name nope does not exist!"),
+        ("DELETE FROM spans", 'UsageError: Invalid Input Error: Cannot execute statement of type "DELETE"'),
+    ],
+)
 def test_a_bad_query_is_a_one_line_usage_error(loaded, query, message):
     run(loaded, ask())
     ran = run(loaded, f"%auriko_obs sql {query}")
@@ -228,15 +245,18 @@ def test_sql_and_report_before_any_call_say_there_is_no_store_yet(loaded, db_pat
         assert ran.stderr.strip() == f"UsageError: no auriko-obs store at {db_path}"
 
 
-@pytest.mark.parametrize(("line", "usage"), [
-    ("%auriko_obs --help", "usage: %auriko_obs [COMMAND] [--help]"),
-    ("%auriko_obs status --help", "usage: %auriko_obs status"),
-    ("%auriko_obs report --help", "usage: %auriko_obs report [--since SINCE] [--by BY] [--session]"),
-    ("%auriko_obs sql --help", "usage: %auriko_obs sql [query ...]"),
-    ("%auriko_obs budget --help", "usage: %auriko_obs budget [usd]"),
-    ("%auriko_obs footer -h", "usage: %auriko_obs footer [{on,off}]"),
-    ("%%auriko_obs_track --help\npass", "usage: %%auriko_obs_track name"),
-])
+@pytest.mark.parametrize(
+    ("line", "usage"),
+    [
+        ("%auriko_obs --help", "usage: %auriko_obs [COMMAND] [--help]"),
+        ("%auriko_obs status --help", "usage: %auriko_obs status"),
+        ("%auriko_obs report --help", "usage: %auriko_obs report [--since SINCE] [--by BY] [--session]"),
+        ("%auriko_obs sql --help", "usage: %auriko_obs sql [query ...]"),
+        ("%auriko_obs budget --help", "usage: %auriko_obs budget [usd]"),
+        ("%auriko_obs footer -h", "usage: %auriko_obs footer [{on,off}]"),
+        ("%%auriko_obs_track --help\npass", "usage: %%auriko_obs_track name"),
+    ],
+)
 def test_every_magic_answers_help_in_plain_text(loaded, line, usage):
     ran = run(loaded, line)
     assert ran.result.success
@@ -257,10 +277,7 @@ def test_session_budget_stops_the_call_before_it_is_sent_and_records_the_stop(lo
     budget = one_call * 3.5
     ran = run(loaded, f"%auriko_obs budget {budget}")
     assert "session budget" in ran.stdout
-    loop = ("made = 0\n"
-            "for i in range(10):\n"
-            f"    {ask('gpt-4o')}\n"
-            "    made += 1\n")
+    loop = f"made = 0\nfor i in range(10):\n    {ask('gpt-4o')}\n    made += 1\n"
     cell = run(loaded, loop)
     assert isinstance(cell.result.error_in_exec, SessionBudgetExceeded)
     assert "not sent" in str(cell.result.error_in_exec) and "%auriko_obs budget" in str(cell.result.error_in_exec)
@@ -370,7 +387,8 @@ def test_an_unwritable_store_is_one_line_and_instruments_nothing(shell, tmp_path
     assert not ran.result.success and ran.stdout == ""
     assert ran.stderr.strip().splitlines() == [
         f"UsageError: auriko-obs: cannot store calls in {blocker / 'calls.duckdb'} (File exists: {blocker}); "
-        "set $AURIKO_OBS_DB to a writable path. Nothing was instrumented."]
+        "set $AURIKO_OBS_DB to a writable path. Nothing was instrumented."
+    ]
     assert "auriko_obs" not in shell.extension_manager.loaded and current() is None
     assert auriko_obs.instrumentation.active() is None and HOOKS.before_call is None
     assert "auriko_obs" not in shell.magics_manager.magics["line"]
@@ -419,8 +437,10 @@ def test_notebook_path_comes_from_the_jupyter_session(shell, db_path, monkeypatc
 
 
 def test_caller_attributes_win_over_cell_tags(loaded, db_path):
-    run(loaded, "import auriko_obs\nwith auriko_obs.attributes({'auriko.notebook.cell': 'mine', 'team': 'x'}):\n    "
-        + ask())
+    run(
+        loaded,
+        "import auriko_obs\nwith auriko_obs.attributes({'auriko.notebook.cell': 'mine', 'team': 'x'}):\n    " + ask(),
+    )
     attrs = store_rows(db_path)["attrs"].iloc[0]
     assert attrs["auriko.notebook.cell"] == "mine" and attrs["team"] == "x" and "auriko.notebook.run" in attrs
 
@@ -463,15 +483,40 @@ def test_usd_formatting():
 def test_tables_format_each_column_by_what_its_name_says(loaded):
     import pandas as pd
 
-    frame = pd.DataFrame({"year": [2026], "span_id": [123456], "http_status": [429], "calls": [12000],
-                          "input_tokens": [1234567], "divergence_usd": [-0.00005], "percent_used": [33.333],
-                          "savings_percent": [12.0], "exhaust_probability": [0.42], "cost_share": [0.5],
-                          "cache_hit_ratio": [0.25], "burn_rate_usd_per_h": [0.031003],
-                          "exhausts_at": pd.to_datetime(["2026-12-01 05:58:03.504643"], utc=True)})
+    frame = pd.DataFrame(
+        {
+            "year": [2026],
+            "span_id": [123456],
+            "http_status": [429],
+            "calls": [12000],
+            "input_tokens": [1234567],
+            "divergence_usd": [-0.00005],
+            "percent_used": [33.333],
+            "savings_percent": [12.0],
+            "exhaust_probability": [0.42],
+            "cost_share": [0.5],
+            "cache_hit_ratio": [0.25],
+            "burn_rate_usd_per_h": [0.031003],
+            "exhausts_at": pd.to_datetime(["2026-12-01 05:58:03.504643"], utc=True),
+        }
+    )
     html = loaded.display_formatter.format(frame)[0]["text/html"]
     cells = re.findall(r"<td>(.*?)</td>", html)
-    assert cells == ["2026", "123456", "429", "12,000", "1,234,567", "-$0.000050", "33.3%", "12.0%", "42.0%",
-                     "50.0%", "25.0%", "$0.0310", "2026-12-01 05:58:03 UTC"]
+    assert cells == [
+        "2026",
+        "123456",
+        "429",
+        "12,000",
+        "1,234,567",
+        "-$0.000050",
+        "33.3%",
+        "12.0%",
+        "42.0%",
+        "50.0%",
+        "25.0%",
+        "$0.0310",
+        "2026-12-01 05:58:03 UTC",
+    ]
 
 
 def test_plain_openai_calls_are_untouched_by_the_hook_when_not_loaded(sim):
@@ -486,13 +531,23 @@ def terminal_ipython(sim, db_path: str, cells: str) -> str:
     import subprocess
     import sys
 
-    setup = ("%load_ext auriko_obs\n"
-             "import openai, os\n"
-             "client = openai.OpenAI(base_url=os.environ['SIM_URL'], api_key='ak_t', max_retries=0)\n")
+    setup = (
+        "%load_ext auriko_obs\n"
+        "import openai, os\n"
+        "client = openai.OpenAI(base_url=os.environ['SIM_URL'], api_key='ak_t', max_retries=0)\n"
+    )
     env = {**os.environ, "SIM_URL": sim.base_url, "AURIKO_OBS_DB": db_path}
     env.pop("JPY_SESSION_NAME", None)
-    argv = [sys.executable, "-m", "IPython", "--simple-prompt", "--no-banner", "--colors=nocolor",
-            "--HistoryManager.enabled=False", "--TerminalInteractiveShell.confirm_exit=False"]
+    argv = [
+        sys.executable,
+        "-m",
+        "IPython",
+        "--simple-prompt",
+        "--no-banner",
+        "--colors=nocolor",
+        "--HistoryManager.enabled=False",
+        "--TerminalInteractiveShell.confirm_exit=False",
+    ]
     return subprocess.run(argv, input=setup + cells, capture_output=True, text=True, env=env, timeout=120).stdout
 
 
@@ -510,18 +565,30 @@ def test_terminal_ipython_prints_the_footer_as_text(sim, tmp_path):
 def test_terminal_ipython_shows_the_whole_report_table(sim, tmp_path):
     db_path = str(tmp_path / "t.duckdb")
     out = terminal_ipython(sim, db_path, CALL_LINE + "%auriko_obs report --by model\n")
-    report = out[out.index("In [5]: "):]
+    report = out[out.index("In [5]: ") :]
     assert "..." not in report, report
-    for column in ("model", "calls", "errors", "input_tokens", "cached_tokens", "output_tokens", "cost_usd",
-                   "cache_savings_usd", "cost_share"):
+    for column in (
+        "model",
+        "calls",
+        "errors",
+        "input_tokens",
+        "cached_tokens",
+        "output_tokens",
+        "cost_usd",
+        "cache_savings_usd",
+        "cost_share",
+    ):
         assert column in report
     row = auriko_obs.Store(db_path).calls().iloc[0]
     assert row["model_canonical"] in report and usd(row["cost_usd"]) in report and "100.0%" in report
 
 
 def test_nested_and_empty_cells_belong_to_the_outer_cell(loaded, db_path):
-    cell = run(loaded, f"from IPython.utils.capture import capture_output\nwith capture_output():\n"
-                       f"    get_ipython().run_cell({ask()!r})\n    get_ipython().run_cell('')\n{ask()}")
+    cell = run(
+        loaded,
+        f"from IPython.utils.capture import capture_output\nwith capture_output():\n"
+        f"    get_ipython().run_cell({ask()!r})\n    get_ipython().run_cell('')\n{ask()}",
+    )
     assert cell.result.success
     assert len(cell.footers) == 1 and "2 calls" in cell.footers[0]["text/plain"]
     assert set(store_rows(db_path)["notebook_cell"]) == {f"In[{cell.result.execution_count}]"}

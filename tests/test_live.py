@@ -18,12 +18,15 @@ def test_real_auriko_call_is_recorded_with_routing_metadata(db_path):
 
     auriko_obs.instrument(db=db_path)
     try:
-        client = openai.OpenAI(base_url=os.environ.get("AURIKO_BASE_URL", "https://api.auriko.ai/v1"),
-                               api_key=os.environ["AURIKO_API_KEY"])
-        response = client.chat.completions.create(model="gpt-4o-mini", max_tokens=16,
-                                                  messages=[{"role": "user", "content": "Say hi."}])
-        stream = client.chat.completions.create(model="gpt-4o-mini", max_tokens=16, stream=True,
-                                                messages=[{"role": "user", "content": "Say hi."}])
+        client = openai.OpenAI(
+            base_url=os.environ.get("AURIKO_BASE_URL", "https://api.auriko.ai/v1"), api_key=os.environ["AURIKO_API_KEY"]
+        )
+        response = client.chat.completions.create(
+            model="gpt-4o-mini", max_tokens=16, messages=[{"role": "user", "content": "Say hi."}]
+        )
+        stream = client.chat.completions.create(
+            model="gpt-4o-mini", max_tokens=16, stream=True, messages=[{"role": "user", "content": "Say hi."}]
+        )
         list(stream)
         frame = calls(db_path)
     finally:

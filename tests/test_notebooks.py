@@ -40,8 +40,10 @@ def kernel_manager_factory(tmp_path_factory):
     from jupyter_client.kernelspec import KernelSpecManager
 
     kernels = tmp_path_factory.mktemp("kernels")
-    write_kernel_spec(str(kernels / KERNEL_NAME), overrides={"argv": [
-        sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]})
+    write_kernel_spec(
+        str(kernels / KERNEL_NAME),
+        overrides={"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]},
+    )
     specs = KernelSpecManager(kernel_dirs=[str(kernels)])
 
     def make() -> KernelManager:
@@ -60,8 +62,7 @@ def test_notebook_runs_top_to_bottom(path, tmp_path, kernel_manager_factory):
     env = {k: v for k, v in os.environ.items() if k not in ("AURIKO_API_KEY", "OPENAI_BASE_URL", "OPENAI_API_KEY")}
     env.update(AURIKO_OBS_DB=str(store), JPY_SESSION_NAME=str(path), PYTHONUNBUFFERED="1")
     km = kernel_manager_factory()
-    client = NotebookClient(nb, km=km, timeout=120, allow_errors=False,
-                            resources={"metadata": {"path": str(tmp_path)}})
+    client = NotebookClient(nb, km=km, timeout=120, allow_errors=False, resources={"metadata": {"path": str(tmp_path)}})
     client.execute(env=env)  # raises CellExecutionError on the first failing cell
 
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
@@ -85,12 +86,18 @@ def _check_story(name, nb, rows, outputs):
     """Checks what each notebook is there to show actually happened."""
     text = "\n".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outputs)
     tables = "\n".join(o.get("data", {}).get("text/html", "") for o in outputs)
-    figures = [o["data"]["application/vnd.plotly.v1+json"]["layout"].get("title", {}).get("text", "")
-               for o in outputs if "application/vnd.plotly.v1+json" in o.get("data", {})]
+    figures = [
+        o["data"]["application/vnd.plotly.v1+json"]["layout"].get("title", {}).get("text", "")
+        for o in outputs
+        if "application/vnd.plotly.v1+json" in o.get("data", {})
+    ]
     if name == "quickstart":
         assert len(rows) == 3 and rows["status"].eq("ok").all()
-        assert any("Store" in (o.get("data", {}).get("text/html", "") or "") or "auriko-obs store" in
-                   o.get("data", {}).get("text/html", "") for o in outputs)
+        assert any(
+            "Store" in (o.get("data", {}).get("text/html", "") or "")
+            or "auriko-obs store" in o.get("data", {}).get("text/html", "")
+            for o in outputs
+        )
     elif name == "provider_mix_and_cache_savings":
         assert rows["provider"].nunique() >= 3 and rows["cached_tokens"].sum() > 0
         # The analyses' tables and plots' figures (not hand-written SQL or Plotly).

@@ -15,22 +15,33 @@ import pytest
 
 pytest.importorskip("opentelemetry.exporter.otlp.proto.http", reason="needs the otlp extra")
 
-from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-import auriko_obs  # noqa: E402
-from auriko_obs import Store  # noqa: E402
-from auriko_obs.otlp._metrics import DURATION_BUCKETS, TOKEN_BUCKETS  # noqa: E402
-from auriko_obs.otlp._receiver import Receiver, start_grpc, start_http  # noqa: E402
+import auriko_obs
+from auriko_obs import Store
+from auriko_obs.otlp._metrics import DURATION_BUCKETS, TOKEN_BUCKETS
+from auriko_obs.otlp._receiver import Receiver, start_grpc, start_http
 
-from .conftest import calls  # noqa: E402
+from .conftest import calls
 
 TOKEN = "export-token"
-OTEL_VARS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_HEADERS",
-             "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_SERVICE_NAME",
-             "OTEL_RESOURCE_ATTRIBUTES", "OTEL_TRACES_EXPORTER", "OTEL_METRICS_EXPORTER", "OTEL_BSP_MAX_QUEUE_SIZE",
-             "OTEL_BSP_SCHEDULE_DELAY", "OTEL_METRIC_EXPORT_INTERVAL", "AURIKO_OBS_PROMETHEUS")
+OTEL_VARS = (
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    "OTEL_SERVICE_NAME",
+    "OTEL_RESOURCE_ATTRIBUTES",
+    "OTEL_TRACES_EXPORTER",
+    "OTEL_METRICS_EXPORTER",
+    "OTEL_BSP_MAX_QUEUE_SIZE",
+    "OTEL_BSP_SCHEDULE_DELAY",
+    "OTEL_METRIC_EXPORT_INTERVAL",
+    "AURIKO_OBS_PROMETHEUS",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -68,13 +79,17 @@ LONG_SYSTEM = "You answer questions about an online bookshop's orders. " * 120  
 
 
 def _chat(client, content="hello", **kw):
-    return client.chat.completions.create(model="gpt-4o", messages=[{"role": "system", "content": LONG_SYSTEM},
-                                                                    {"role": "user", "content": content}], **kw)
+    return client.chat.completions.create(
+        model="gpt-4o",
+        messages=[{"role": "system", "content": LONG_SYSTEM}, {"role": "user", "content": content}],
+        **kw,
+    )
 
 
 @pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
 def test_standard_variables_send_spans_to_the_collector_and_duckdb_nested_in_the_user_trace(
-        monkeypatch, collector, client, db_path, protocol):
+    monkeypatch, collector, client, db_path, protocol
+):
     base = collector.http_base if protocol == "http/protobuf" else collector.grpc_base
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", base)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
@@ -88,8 +103,11 @@ def test_standard_variables_send_spans_to_the_collector_and_duckdb_nested_in_the
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     user_tp = TracerProvider()
-    user_tp.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=collector.http_base + "/v1/traces",
-                                                                    headers={"authorization": f"Bearer {TOKEN}"})))
+    user_tp.add_span_processor(
+        SimpleSpanProcessor(
+            OTLPSpanExporter(endpoint=collector.http_base + "/v1/traces", headers={"authorization": f"Bearer {TOKEN}"})
+        )
+    )
     with user_tp.get_tracer("app").start_as_current_span("handle request") as user_span:
         _chat(client)
         _chat(client, "stream please", stream=True).close()
@@ -109,8 +127,9 @@ def test_standard_variables_send_spans_to_the_collector_and_duckdb_nested_in_the
     # the same spans, with the same ids, are in our own store
     local = calls(db_path)
     assert sorted(local["span_id"]) == sorted(llm["span_id"])
-    assert list(Store(collector.path).calls().sort_values("span_id")["input_tokens"]) == \
-        list(local.sort_values("span_id")["input_tokens"])
+    assert list(Store(collector.path).calls().sort_values("span_id")["input_tokens"]) == list(
+        local.sort_values("span_id")["input_tokens"]
+    )
     assert auriko_obs.stats()["otlp"]["exported_spans"] == 2
 
 
@@ -118,23 +137,24 @@ def test_otlp_argument_and_each_destination_can_be_turned_off(monkeypatch, colle
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.http_base)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", f"authorization=Bearer {TOKEN}")
     monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")
-    auriko_obs.instrument(db=db_path, otlp=False)              # env says export, the argument says no
+    auriko_obs.instrument(db=db_path, otlp=False)  # env says export, the argument says no
     _chat(client)
     assert auriko_obs.flush(30) and "otlp" not in auriko_obs.stats()
-    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")          # the standard switch
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")  # the standard switch
     auriko_obs.instrument(db=db_path, otlp=None)
     _chat(client)
     assert auriko_obs.flush(30) and "otlp" not in auriko_obs.stats()
     monkeypatch.delenv("OTEL_TRACES_EXPORTER")
     monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT")
     # no DuckDB, only the collector (endpoint and headers as arguments)
-    active = auriko_obs.instrument(db=False, otlp={"endpoint": collector.http_base,
-                                                   "headers": {"authorization": f"Bearer {TOKEN}"}})
+    active = auriko_obs.instrument(
+        db=False, otlp={"endpoint": collector.http_base, "headers": {"authorization": f"Bearer {TOKEN}"}}
+    )
     assert active.db_path is None
     _chat(client)
     assert auriko_obs.flush(30)
     assert len(collected(collector, 1)) == 1
-    assert len(calls(db_path)) == 2                             # the first two calls only
+    assert len(calls(db_path)) == 2  # the first two calls only
 
 
 def test_an_application_tracer_provider_is_joined_not_replaced(client, db_path):
@@ -146,25 +166,30 @@ def test_an_application_tracer_provider_is_joined_not_replaced(client, db_path):
     with tracer.start_as_current_span("checkout") as user_span:
         _chat(client)
         # another instrumentation's GenAI span (OpenInference names) and an unrelated span, through the app's provider
-        with tracer.start_as_current_span("llm", attributes={"openinference.span.kind": "LLM",
-                                                             "llm.model_name": "gpt-4o-mini",
-                                                             "llm.token_count.prompt": 11,
-                                                             "llm.token_count.completion": 3}):
+        with tracer.start_as_current_span(
+            "llm",
+            attributes={
+                "openinference.span.kind": "LLM",
+                "llm.model_name": "gpt-4o-mini",
+                "llm.token_count.prompt": 11,
+                "llm.token_count.completion": 3,
+            },
+        ):
             pass
         with tracer.start_as_current_span("GET /cart", attributes={"http.request.method": "GET"}):
             pass
     assert auriko_obs.flush(30)
 
     exported = {s.name: s for s in app_spans.get_finished_spans()}
-    assert set(exported) == {"checkout", "chat gpt-4o", "llm", "GET /cart"}   # ours reached the app's exporter
+    assert set(exported) == {"checkout", "chat gpt-4o", "llm", "GET /cart"}  # ours reached the app's exporter
     ours = exported["chat gpt-4o"]
     assert ours.parent.span_id == user_span.get_span_context().span_id
     assert ours.context.trace_id == user_span.get_span_context().trace_id
     assert ours.resource.attributes["service.name"] == "shop"
     rows = calls(db_path).set_index("request_model")
-    assert set(rows.index) == {"gpt-4o", "gpt-4o-mini"}                          # ours, and the foreign GenAI span
+    assert set(rows.index) == {"gpt-4o", "gpt-4o-mini"}  # ours, and the foreign GenAI span
     assert (rows.loc["gpt-4o-mini", "input_tokens"], rows.loc["gpt-4o-mini", "output_tokens"]) == (11, 3)
-    assert Store(db_path).sql("SELECT count(*) AS n FROM spans")["n"][0] == 2   # not the HTTP or the user span
+    assert Store(db_path).sql("SELECT count(*) AS n FROM spans")["n"][0] == 2  # not the HTTP or the user span
     stats = auriko_obs.stats()
     assert stats["tracer_provider"]["forwarded_spans"] == 1 and "otlp" not in stats
 
@@ -173,8 +198,9 @@ def test_an_application_tracer_provider_is_joined_not_replaced(client, db_path):
     processors = tp._active_span_processor._span_processors
     assert sum(type(p).__name__ == "ForeignGenAIProcessor" for p in processors) == 1
     auriko_obs.uninstrument()
-    with tracer.start_as_current_span("late", attributes={"gen_ai.operation.name": "chat",
-                                                          "gen_ai.request.model": "late-model"}):
+    with tracer.start_as_current_span(
+        "late", attributes={"gen_ai.operation.name": "chat", "gen_ai.request.model": "late-model"}
+    ):
         pass
     time.sleep(0.3)
     assert "late-model" not in set(Store(db_path).calls()["request_model"])
@@ -198,11 +224,10 @@ def test_a_collector_that_is_down_costs_the_caller_nothing_and_drops_are_counted
     auriko_obs.instrument(db=db_path, otlp=False)
     _chat(client)
     baseline = timed(40)
-    auriko_obs.instrument(db=db_path, otlp={"endpoint": f"http://127.0.0.1:{dead}", "metrics": False,
-                                            "timeout": 30})
+    auriko_obs.instrument(db=db_path, otlp={"endpoint": f"http://127.0.0.1:{dead}", "metrics": False, "timeout": 30})
     down = timed(40)
     t0 = time.perf_counter()
-    assert not auriko_obs.flush(1)                  # flush() waits on the collector only as long as it is told
+    assert not auriko_obs.flush(1)  # flush() waits on the collector only as long as it is told
     assert time.perf_counter() - t0 < 5
     stats = auriko_obs.stats()["otlp"]
     assert stats["dropped_spans"] > 0
@@ -211,7 +236,7 @@ def test_a_collector_that_is_down_costs_the_caller_nothing_and_drops_are_counted
     from auriko_obs.instrumentation import flush_store
 
     assert flush_store(30)
-    assert len(Store(db_path).calls()) == 81                         # DuckDB got every call regardless
+    assert len(Store(db_path).calls()) == 81  # DuckDB got every call regardless
     # the caller never waits on the collector: a blocked caller would wait out export timeouts (seconds);
     # the bound is generous because the export thread shares the CPU with the caller
     assert down < baseline * 2 + 0.005, (baseline, down)
@@ -238,9 +263,11 @@ def test_metrics_on_a_prometheus_endpoint_match_the_store(sim, client, db_path):
     port = active.export.prometheus_port
     models = ["gpt-4o", "gpt-4o-mini", "claude-sonnet-4"]
     for i in range(9):
-        client.chat.completions.create(model=models[i % 3], messages=[{"role": "system", "content": LONG_SYSTEM},
-                                                                      {"role": "user", "content": f"m{i % 2}"}],
-                                       extra_body={"gateway": {"routing": {"optimize": ["cost", "speed"][i % 2]}}})
+        client.chat.completions.create(
+            model=models[i % 3],
+            messages=[{"role": "system", "content": LONG_SYSTEM}, {"role": "user", "content": f"m{i % 2}"}],
+            extra_body={"gateway": {"routing": {"optimize": ["cost", "speed"][i % 2]}}},
+        )
     assert auriko_obs.flush(30)
     rows = calls(db_path)
     text = _scrape(port)
@@ -258,20 +285,24 @@ def test_metrics_on_a_prometheus_endpoint_match_the_store(sim, client, db_path):
     assert by_type == {"input": rows["input_tokens"].sum(), "output": rows["output_tokens"].sum()}
     buckets = sorted({float(s["le"]) for s, _ in _samples(text, "gen_ai_client_token_usage_bucket")})
     assert buckets[:-1] == TOKEN_BUCKETS and buckets[-1] == float("inf")
-    duration_buckets = sorted({float(s["le"]) for s, _ in _samples(text, "gen_ai_client_operation_duration_seconds_bucket")})
+    duration_buckets = sorted(
+        {float(s["le"]) for s, _ in _samples(text, "gen_ai_client_operation_duration_seconds_bucket")}
+    )
     assert duration_buckets[:-1] == DURATION_BUCKETS
     count = sum(v for _, v in _samples(text, "gen_ai_client_operation_duration_seconds_count"))
     assert count == len(rows)
     total_s = sum(v for _, v in _samples(text, "gen_ai_client_operation_duration_seconds_sum"))
     assert total_s == pytest.approx(rows["duration_ms"].sum() / 1000, rel=1e-6)
     balance = _samples(text, "auriko_credits_balance_usd")
-    assert balance and min(v for _, v in balance) == pytest.approx(rows.sort_values("end_time")["credits_balance_usd"].iloc[-1])
+    assert balance and min(v for _, v in balance) == pytest.approx(
+        rows.sort_values("end_time")["credits_balance_usd"].iloc[-1]
+    )
 
 
 class _MetricsSink(BaseHTTPRequestHandler):
     received: list = []
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         type(self).received.append((self.path, body))
         self.send_response(200)
@@ -298,14 +329,23 @@ def test_metrics_go_out_over_otlp_with_the_semconv_names_and_buckets(monkeypatch
     requests = [ExportMetricsServiceRequest.FromString(b) for p, b in _MetricsSink.received if p == "/v1/metrics"]
     assert requests
     metrics = {m.name: m for r in requests for rm in r.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
-    assert {"gen_ai.client.token.usage", "gen_ai.client.operation.duration", "auriko.cost.usd",
-            "auriko.cache_savings.usd", "auriko.credits.balance.usd"} <= set(metrics)
+    assert {
+        "gen_ai.client.token.usage",
+        "gen_ai.client.operation.duration",
+        "auriko.cost.usd",
+        "auriko.cache_savings.usd",
+        "auriko.credits.balance.usd",
+    } <= set(metrics)
     duration = metrics["gen_ai.client.operation.duration"]
     assert duration.unit == "s" and list(duration.histogram.data_points[0].explicit_bounds) == DURATION_BUCKETS
     usage = metrics["gen_ai.client.token.usage"]
     assert usage.unit == "{token}" and list(usage.histogram.data_points[0].explicit_bounds) == TOKEN_BUCKETS
-    token_types = {kv.value.string_value for dp in usage.histogram.data_points for kv in dp.attributes
-                   if kv.key == "gen_ai.token.type"}
+    token_types = {
+        kv.value.string_value
+        for dp in usage.histogram.data_points
+        for kv in dp.attributes
+        if kv.key == "gen_ai.token.type"
+    }
     assert token_types == {"input", "output"}
     assert sum(dp.count for dp in duration.histogram.data_points) == 3
     assert sum(p == "/v1/traces" for p, _ in _MetricsSink.received) >= 1  # the spans went to the same endpoint
@@ -322,16 +362,24 @@ def otlp_sink():
     sink.server_close()
 
 
-@pytest.mark.parametrize("otlp, env, traces_path, metrics_path", [
-    ("{base}", {}, "/v1/traces", "/v1/metrics"),
-    ("{base}/v1/traces", {}, "/v1/traces", "/v1/metrics"),          # the traces URL as it is, metrics beside it
-    ("{base}/otlp", {}, "/otlp/v1/traces", "/otlp/v1/metrics"),     # a base URL with a path gets the signal paths
-    (None, {"OTEL_EXPORTER_OTLP_ENDPOINT": "{base}/otlp/"}, "/otlp/v1/traces", "/otlp/v1/metrics"),
-    (None, {"OTEL_EXPORTER_OTLP_ENDPOINT": "{base}/otlp", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "{base}/my/traces"},
-     "/my/traces", "/otlp/v1/metrics"),                               # the per-signal variable is used as it is
-])
-def test_traces_and_metrics_go_to_the_paths_the_spec_gives(monkeypatch, client, db_path, otlp_sink, otlp, env,
-                                                          traces_path, metrics_path):
+@pytest.mark.parametrize(
+    "otlp, env, traces_path, metrics_path",
+    [
+        ("{base}", {}, "/v1/traces", "/v1/metrics"),
+        ("{base}/v1/traces", {}, "/v1/traces", "/v1/metrics"),  # the traces URL as it is, metrics beside it
+        ("{base}/otlp", {}, "/otlp/v1/traces", "/otlp/v1/metrics"),  # a base URL with a path gets the signal paths
+        (None, {"OTEL_EXPORTER_OTLP_ENDPOINT": "{base}/otlp/"}, "/otlp/v1/traces", "/otlp/v1/metrics"),
+        (
+            None,
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "{base}/otlp", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "{base}/my/traces"},
+            "/my/traces",
+            "/otlp/v1/metrics",
+        ),  # the per-signal variable is used as it is
+    ],
+)
+def test_traces_and_metrics_go_to_the_paths_the_spec_gives(
+    monkeypatch, client, db_path, otlp_sink, otlp, env, traces_path, metrics_path
+):
     for name, value in env.items():
         monkeypatch.setenv(name, value.format(base=otlp_sink))
     auriko_obs.instrument(db=db_path, otlp=otlp.format(base=otlp_sink) if otlp else None)
@@ -344,17 +392,27 @@ def test_flush_returns_once_spans_and_metrics_have_reached_the_collector(monkeyp
     from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "600000")      # left alone, spans would wait ten minutes …
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "600000")  # left alone, spans would wait ten minutes …
     monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "600000")  # … and metrics too
     auriko_obs.instrument(db=db_path, otlp=otlp_sink)
     _chat(client)
     assert auriko_obs.flush(30)
     received = list(_MetricsSink.received)
-    spans = [span.name for path, body in received if path == "/v1/traces"
-             for rs in ExportTraceServiceRequest.FromString(body).resource_spans for ss in rs.scope_spans
-             for span in ss.spans]
+    spans = [
+        span.name
+        for path, body in received
+        if path == "/v1/traces"
+        for rs in ExportTraceServiceRequest.FromString(body).resource_spans
+        for ss in rs.scope_spans
+        for span in ss.spans
+    ]
     assert spans == ["chat gpt-4o"]
-    metrics = {m.name for path, body in received if path == "/v1/metrics"
-               for rm in ExportMetricsServiceRequest.FromString(body).resource_metrics for sm in rm.scope_metrics
-               for m in sm.metrics}
+    metrics = {
+        m.name
+        for path, body in received
+        if path == "/v1/metrics"
+        for rm in ExportMetricsServiceRequest.FromString(body).resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+    }
     assert "gen_ai.client.operation.duration" in metrics

@@ -21,13 +21,24 @@ NOW = utc(2026, 11, 25, 9)  # a Wednesday: the last complete day is the 24th
 
 @pytest.fixture
 def store(db_path):
-    insert_calls(db_path, [
-        call(utc(2026, 11, 24, 10), cost_usd=1.5, provider="openai", user_id="u-1"),
-        call(utc(2026, 11, 24, 11), cost_usd=0.5, provider="together", model_canonical="llama-3.3-70b", user_id="u-2"),
-        call(utc(2026, 11, 23, 12), cost_usd=1.0, provider="openai"),
-        call(utc(2026, 11, 24, 12), status="error", http_status=429, error_code="budget_exhausted",
-             budget_exceeded_scope="workspace", cost_usd=None),
-    ])
+    insert_calls(
+        db_path,
+        [
+            call(utc(2026, 11, 24, 10), cost_usd=1.5, provider="openai", user_id="u-1"),
+            call(
+                utc(2026, 11, 24, 11), cost_usd=0.5, provider="together", model_canonical="llama-3.3-70b", user_id="u-2"
+            ),
+            call(utc(2026, 11, 23, 12), cost_usd=1.0, provider="openai"),
+            call(
+                utc(2026, 11, 24, 12),
+                status="error",
+                http_status=429,
+                error_code="budget_exhausted",
+                budget_exceeded_scope="workspace",
+                cost_usd=None,
+            ),
+        ],
+    )
     return db_path
 
 
@@ -38,6 +49,7 @@ def webhook():
     def make(**kwargs):
         receivers.append(WebhookReceiver(**kwargs))
         return receivers[-1]
+
     yield make
     for r in receivers:
         r.close()
@@ -87,12 +99,29 @@ def test_webhook_client_error_fails_at_once(webhook):
 
 def test_cli_exits_nonzero_when_the_webhook_keeps_failing(store, webhook, capsys):
     receiver = webhook(fail_first=99, fail_status=500)
-    code = main(["report", "--db", store, "--period", "day", "--to", "webhook", "--webhook-url", receiver.url,
-                 "--format", "json", "--retries", "2"])
+    code = main(
+        [
+            "report",
+            "--db",
+            store,
+            "--period",
+            "day",
+            "--to",
+            "webhook",
+            "--webhook-url",
+            receiver.url,
+            "--format",
+            "json",
+            "--retries",
+            "2",
+        ]
+    )
     assert code == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["auriko-obs: delivery failed: webhook http://127.0.0.1:%d/… failed after 2 attempts: HTTP 500"
-                   % receiver.server.server_address[1]]
+    assert err == [
+        "auriko-obs: delivery failed: webhook http://127.0.0.1:%d/… failed after 2 attempts: HTTP 500"
+        % receiver.server.server_address[1]
+    ]
     assert receiver.attempts == 2
     assert deliveries(store) == []  # a failed delivery is not recorded, so the next run tries again
 
@@ -113,8 +142,9 @@ def test_email_over_starttls_with_login_attaches_the_html(store, tmp_path, monke
         monkeypatch.setenv("AURIKO_OBS_SMTP_PASSWORD", smtp["password"])
         monkeypatch.setenv("AURIKO_OBS_SMTP_FROM", "spend@example.com")
         monkeypatch.setenv("AURIKO_OBS_SMTP_CAFILE", smtp["cafile"])
-        spec = ReportSpec(db=store, period="day", format="html", to=["email"],
-                          email_to=["finance@example.com", "lead@example.com"])
+        spec = ReportSpec(
+            db=store, period="day", format="html", to=["email"], email_to=["finance@example.com", "lead@example.com"]
+        )
         [outcome] = run_report(spec, now=NOW, log=lambda _: None)
         assert outcome.status == "delivered", outcome.detail
         assert smtp["logins"] == [("reports", True)]
@@ -132,8 +162,13 @@ def test_email_over_starttls_with_login_attaches_the_html(store, tmp_path, monke
 
 def test_email_with_a_wrong_password_fails_with_one_line(store, tmp_path, monkeypatch, capsys):
     with smtp_server(tmp_path) as smtp:
-        for key, value in (("HOST", "127.0.0.1"), ("PORT", str(smtp["port"])), ("USER", "reports"),
-                           ("PASSWORD", "wrong"), ("CAFILE", smtp["cafile"])):
+        for key, value in (
+            ("HOST", "127.0.0.1"),
+            ("PORT", str(smtp["port"])),
+            ("USER", "reports"),
+            ("PASSWORD", "wrong"),
+            ("CAFILE", smtp["cafile"]),
+        ):
             monkeypatch.setenv(f"AURIKO_OBS_SMTP_{key}", value)
         code = main(["report", "--db", store, "--period", "day", "--to", "email", "--email-to", "a@example.com"])
         assert smtp["messages"] == []
@@ -155,8 +190,16 @@ def test_email_refuses_an_unverified_certificate(store, tmp_path, monkeypatch):
 def test_a_period_is_delivered_once_unless_forced(store, webhook, tmp_path):
     receiver = webhook()
     out = tmp_path / "reports" / "{name}-{start}.json"
-    spec = ReportSpec(db=store, period="day", format="json", to=["file", "webhook"], out=str(out),
-                      webhook_url=receiver.url, name="daily", retry=FAST)
+    spec = ReportSpec(
+        db=store,
+        period="day",
+        format="json",
+        to=["file", "webhook"],
+        out=str(out),
+        webhook_url=receiver.url,
+        name="daily",
+        retry=FAST,
+    )
     first = run_report(spec, now=NOW, log=lambda _: None)
     assert [o.status for o in first] == ["delivered", "delivered"]
     written = tmp_path / "reports" / "daily-2026-11-24.json"
@@ -166,7 +209,8 @@ def test_a_period_is_delivered_once_unless_forced(store, webhook, tmp_path):
     rows = deliveries(store)
     assert {(r[0], r[1], r[2].split(":")[0]) for r in rows} == {
         ("daily", "day:2026-11-24T00:00:00+00:00/2026-11-25T00:00:00+00:00", "file"),
-        ("daily", "day:2026-11-24T00:00:00+00:00/2026-11-25T00:00:00+00:00", "webhook")}
+        ("daily", "day:2026-11-24T00:00:00+00:00/2026-11-25T00:00:00+00:00", "webhook"),
+    }
     assert all("s3cr3t" not in str(r) for r in rows)
     spec.force = True
     forced = run_report(spec, now=utc(2026, 11, 25, 18), log=lambda _: None)
@@ -186,8 +230,10 @@ def test_a_claim_keeps_a_second_run_from_sending_while_the_first_is_sending(stor
     release(store, "weekly", "week:x", "email:a")  # the first run failed: the next may try
     assert claim(store, "weekly", "week:x", "email:a") is None
     with connect(store, read_only=False, wait_s=5) as con:  # a run that died mid-send long ago
-        con.execute("UPDATE auriko_obs_report_deliveries SET delivered_at = ?",
-                    [datetime.now(timezone.utc) - CLAIM_TTL - timedelta(minutes=1)])
+        con.execute(
+            "UPDATE auriko_obs_report_deliveries SET delivered_at = ?",
+            [datetime.now(timezone.utc) - CLAIM_TTL - timedelta(minutes=1)],
+        )
     assert claim(store, "weekly", "week:x", "email:a") is None
 
 
@@ -198,12 +244,23 @@ def test_an_unwritable_file_is_a_delivery_failure(store, tmp_path, capsys):
     assert capsys.readouterr().err.strip().startswith(f"auriko-obs: delivery failed: cannot write {blocker}/r.html")
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--to", "email", "--email-to", "a@example.com"],
-     "email needs AURIKO_OBS_SMTP_HOST (and usually _USER, _PASSWORD) in the environment"),
-    (["--to", "webhook", "--webhook-url", "file:///tmp/hook"], "the webhook URL must be an http:// or https:// URL with a host"),
-    (["--out", "{team}.md"], "--out '{team}.md': unknown placeholder {team} (known: {name}, {period}, {start}, {end}, {format})"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["--to", "email", "--email-to", "a@example.com"],
+            "email needs AURIKO_OBS_SMTP_HOST (and usually _USER, _PASSWORD) in the environment",
+        ),
+        (
+            ["--to", "webhook", "--webhook-url", "file:///tmp/hook"],
+            "the webhook URL must be an http:// or https:// URL with a host",
+        ),
+        (
+            ["--out", "{team}.md"],
+            "--out '{team}.md': unknown placeholder {team} (known: {name}, {period}, {start}, {end}, {format})",
+        ),
+    ],
+)
 def test_report_checks_its_destinations_before_building_the_report(store, monkeypatch, capsys, args, message):
     monkeypatch.delenv("AURIKO_OBS_SMTP_HOST", raising=False)
     monkeypatch.setattr("auriko_obs.reports._data.build_report", lambda *a, **k: pytest.fail("built the report"))

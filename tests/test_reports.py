@@ -29,22 +29,63 @@ def validate(report: dict) -> None:
 @pytest.fixture
 def known(db_path):
     """Two days: the 24th (reported) and the 23rd (previous), with hand-countable values."""
-    insert_calls(db_path, [
-        call(utc(2026, 11, 24, 10), cost_usd=1.5, provider="openai", model_canonical="gpt-4o", user_id="u-1",
-             tags=["team:search"], input_tokens=1000, output_tokens=200, cached_tokens=400, cache_savings_usd=0.1,
-             service_name="search-api", request_id="req-a"),
-        call(utc(2026, 11, 24, 11), cost_usd=0.5, provider="together", model_canonical="llama-3.3-70b",
-             request_model="llama-3.3-70b", user_id="u-2", tags=["team:search", "batch"], input_tokens=3000,
-             output_tokens=100, service_name="batch"),
-        call(utc(2026, 11, 24, 12), status="error", http_status=429, error_type="rate_limit_error",
-             error_code="budget_exhausted", budget_exceeded_scope="workspace", cost_usd=None, provider=None,
-             input_tokens=None, output_tokens=None),
-        call(utc(2026, 11, 24, 13), status="error", http_status=429, error_type="rate_limit_error",
-             error_code="rate_limit_exceeded", retry_after_s=3.0, cost_usd=None, provider=None,
-             input_tokens=None, output_tokens=None),
-        call(utc(2026, 11, 23, 12), cost_usd=1.0, provider="openai", input_tokens=500, output_tokens=50),
-        call(utc(2026, 11, 25, 1), cost_usd=9.0),  # today: in no reported period
-    ])
+    insert_calls(
+        db_path,
+        [
+            call(
+                utc(2026, 11, 24, 10),
+                cost_usd=1.5,
+                provider="openai",
+                model_canonical="gpt-4o",
+                user_id="u-1",
+                tags=["team:search"],
+                input_tokens=1000,
+                output_tokens=200,
+                cached_tokens=400,
+                cache_savings_usd=0.1,
+                service_name="search-api",
+                request_id="req-a",
+            ),
+            call(
+                utc(2026, 11, 24, 11),
+                cost_usd=0.5,
+                provider="together",
+                model_canonical="llama-3.3-70b",
+                request_model="llama-3.3-70b",
+                user_id="u-2",
+                tags=["team:search", "batch"],
+                input_tokens=3000,
+                output_tokens=100,
+                service_name="batch",
+            ),
+            call(
+                utc(2026, 11, 24, 12),
+                status="error",
+                http_status=429,
+                error_type="rate_limit_error",
+                error_code="budget_exhausted",
+                budget_exceeded_scope="workspace",
+                cost_usd=None,
+                provider=None,
+                input_tokens=None,
+                output_tokens=None,
+            ),
+            call(
+                utc(2026, 11, 24, 13),
+                status="error",
+                http_status=429,
+                error_type="rate_limit_error",
+                error_code="rate_limit_exceeded",
+                retry_after_s=3.0,
+                cost_usd=None,
+                provider=None,
+                input_tokens=None,
+                output_tokens=None,
+            ),
+            call(utc(2026, 11, 23, 12), cost_usd=1.0, provider="openai", input_tokens=500, output_tokens=50),
+            call(utc(2026, 11, 25, 1), cost_usd=9.0),  # today: in no reported period
+        ],
+    )
     return db_path
 
 
@@ -56,7 +97,9 @@ def test_periods_are_the_last_complete_utc_day_week_and_month():
     assert month == Period("month", utc(2026, 10, 1), utc(2026, 11, 1)) and month.label == "October 2026"
     assert month.previous() == Period("month", utc(2026, 9, 1), utc(2026, 10, 1))
     custom = report_period("day", now=NOW, since=utc(2026, 11, 20, 6), until=utc(2026, 11, 22))
-    assert custom.kind == "custom" and custom.previous() == Period("custom", utc(2026, 11, 18, 12), utc(2026, 11, 20, 6))
+    assert custom.kind == "custom" and custom.previous() == Period(
+        "custom", utc(2026, 11, 18, 12), utc(2026, 11, 20, 6)
+    )
     assert report_period("day", since=utc(2026, 11, 2), until=utc(2026, 11, 3)).kind == "day"
     with pytest.raises(ValueError, match="must be after"):
         report_period("day", since=utc(2026, 11, 3), until=utc(2026, 11, 2))
@@ -65,8 +108,16 @@ def test_periods_are_the_last_complete_utc_day_week_and_month():
 def test_report_totals_deltas_breakdowns_errors_and_biggest_calls(known):
     report = build_report(known, report_period("day", now=NOW), now=NOW, top_n=1)
     validate(json.loads(json.dumps(report)))
-    assert report["totals"] == {"calls": 4, "errors": 2, "cost_usd": 2.0, "input_tokens": 4000, "output_tokens": 300,
-                                "cached_tokens": 400, "cache_savings_usd": 0.1, "users": 2}
+    assert report["totals"] == {
+        "calls": 4,
+        "errors": 2,
+        "cost_usd": 2.0,
+        "input_tokens": 4000,
+        "output_tokens": 300,
+        "cached_tokens": 400,
+        "cache_savings_usd": 0.1,
+        "users": 2,
+    }
     assert report["previous_totals"]["cost_usd"] == 1.0 and report["previous_totals"]["calls"] == 1
     assert report["changes"]["cost_usd"] == {"delta": 1.0, "delta_pct": 100.0}
     assert report["changes"]["calls"] == {"delta": 3.0, "delta_pct": 300.0}
@@ -76,14 +127,27 @@ def test_report_totals_deltas_breakdowns_errors_and_biggest_calls(known):
     assert provider[1]["key"] == "other" and provider[1]["cost_usd"] == 0.5 and provider[1]["calls"] == 3
     key_described = SCHEMA["$defs"]["cost_row"]["properties"]["key"]["description"]
     assert f"'{provider[1]['key']}' folds everything beyond the top N" in key_described
-    tags = {r["key"]: r["cost_usd"] for r in build_report(known, report_period("day", now=NOW), now=NOW)["cost_by"]["tag"]}
+    tags = {
+        r["key"]: r["cost_usd"] for r in build_report(known, report_period("day", now=NOW), now=NOW)["cost_by"]["tag"]
+    }
     assert tags["team:search"] == 2.0 and tags["batch"] == 0.5  # a call counts under each of its tags
     errors = report["errors"]
-    assert (errors["errors"], errors["rate_limited"], errors["budget_rejections"], errors["error_rate_pct"]) == (2, 1, 1, 50.0)
+    assert (errors["errors"], errors["rate_limited"], errors["budget_rejections"], errors["error_rate_pct"]) == (
+        2,
+        1,
+        1,
+        50.0,
+    )
     assert {(e["code"], e["http_status"], e["calls"], e["retry_after_s"]) for e in errors["by_code"]} == {
-        ("budget_exhausted", 429, 1, 0.0), ("rate_limit_exceeded", 429, 1, 3.0)}
+        ("budget_exhausted", 429, 1, 0.0),
+        ("rate_limit_exceeded", 429, 1, 3.0),
+    }
     [biggest] = report["biggest_calls"]
-    assert biggest["request_id"] == "req-a" and biggest["cost_usd"] == 1.5 and biggest["start_time"] == "2026-11-24T10:00:00Z"
+    assert (
+        biggest["request_id"] == "req-a"
+        and biggest["cost_usd"] == 1.5
+        and biggest["start_time"] == "2026-11-24T10:00:00Z"
+    )
     savings = report["savings"]
     assert savings["cache_savings_usd"] == 0.1 and savings["cost_without_cache_usd"] == 2.1
     assert savings["cache_hit_ratio"] == 0.1  # 400 cached of 4000 input tokens
@@ -92,17 +156,30 @@ def test_report_totals_deltas_breakdowns_errors_and_biggest_calls(known):
 
 def test_rate_limits_and_budget_rejections_are_counted_as_the_schema_describes(db_path):
     failed = dict(status="error", cost_usd=None, provider=None, input_tokens=None, output_tokens=None)
-    insert_calls(db_path, [
-        call(utc(2026, 11, 24, 1), http_status=429, error_code="rate_limit_exceeded", **failed),
-        call(utc(2026, 11, 24, 2), http_status=429, error_code=None,  # an upstream 429: error.type only
-             attributes=json.dumps({"error.type": "RateLimitError"}), **failed),
-        call(utc(2026, 11, 24, 3), http_status=429, error_code=None, **failed),  # a 429 with nothing else
-        call(utc(2026, 11, 24, 4), http_status=429, error_code="budget_exhausted", budget_exceeded_scope="workspace",
-             **failed),
-        call(utc(2026, 11, 24, 5), http_status=402, error_code="budget_exceeded", **failed),
-        call(utc(2026, 11, 24, 6), http_status=402, error_code=None, budget_exceeded_scope="api_key", **failed),
-        call(utc(2026, 11, 24, 7), http_status=500, error_code="upstream_error", **failed),
-    ])
+    insert_calls(
+        db_path,
+        [
+            call(utc(2026, 11, 24, 1), http_status=429, error_code="rate_limit_exceeded", **failed),
+            call(
+                utc(2026, 11, 24, 2),
+                http_status=429,
+                error_code=None,  # an upstream 429: error.type only
+                attributes=json.dumps({"error.type": "RateLimitError"}),
+                **failed,
+            ),
+            call(utc(2026, 11, 24, 3), http_status=429, error_code=None, **failed),  # a 429 with nothing else
+            call(
+                utc(2026, 11, 24, 4),
+                http_status=429,
+                error_code="budget_exhausted",
+                budget_exceeded_scope="workspace",
+                **failed,
+            ),
+            call(utc(2026, 11, 24, 5), http_status=402, error_code="budget_exceeded", **failed),
+            call(utc(2026, 11, 24, 6), http_status=402, error_code=None, budget_exceeded_scope="api_key", **failed),
+            call(utc(2026, 11, 24, 7), http_status=500, error_code="upstream_error", **failed),
+        ],
+    )
     errors = build_report(db_path, report_period("day", now=NOW), now=NOW)["errors"]
     assert (errors["errors"], errors["rate_limited"], errors["budget_rejections"]) == (7, 3, 3)
 
@@ -116,7 +193,9 @@ def test_routing_savings_come_from_cached_list_prices(known, sim):
     # llama-3.3-70b at together (0.88/0.88) among fireworks 0.90/0.90, together, groq 0.59/0.79, deepinfra
     # 0.23/0.40, cerebras 0.85/1.20
     gpt = (1000 * 2.50 + 200 * 10.00) / 1e6, (1000 * 2.75 + 200 * 11.00) / 1e6
-    llama = sorted((3000 * i + 100 * o) / 1e6 for i, o in ((0.90, 0.90), (0.88, 0.88), (0.59, 0.79), (0.23, 0.40), (0.85, 1.20)))
+    llama = sorted(
+        (3000 * i + 100 * o) / 1e6 for i, o in ((0.90, 0.90), (0.88, 0.88), (0.59, 0.79), (0.23, 0.40), (0.85, 1.20))
+    )
     served_llama = (3000 * 0.88 + 100 * 0.88) / 1e6
     vs_max = (gpt[1] - gpt[0]) + (llama[-1] - served_llama)
     vs_median = ((gpt[0] + gpt[1]) / 2 - gpt[0]) + (llama[2] - served_llama)
@@ -136,10 +215,20 @@ def test_every_format_renders_and_json_matches_its_schema(known, tmp_path):
     assert "| openai | $1.50 | 75.0% | 1 | 1,200 |" in md
     rows = list(csv.DictReader(io.StringIO(render(report, "csv"))))
     assert [(r["section"], r["metric"], r["value"]) for r in rows[:5]] == [
-        ("period", "kind", "day"), ("period", "label", "2026-11-24"), ("period", "start", "2026-11-24T00:00:00Z"),
-        ("period", "end", "2026-11-25T00:00:00Z"), ("report", "generated_at", "2026-11-25T09:00:00Z")]
+        ("period", "kind", "day"),
+        ("period", "label", "2026-11-24"),
+        ("period", "start", "2026-11-24T00:00:00Z"),
+        ("period", "end", "2026-11-25T00:00:00Z"),
+        ("report", "generated_at", "2026-11-25T09:00:00Z"),
+    ]
     assert {"section": "totals", "dimension": "", "key": "", "metric": "cost_usd", "value": "2.0"} in rows
-    assert {"section": "cost_by", "dimension": "provider", "key": "openai", "metric": "share_pct", "value": "75.0"} in rows
+    assert {
+        "section": "cost_by",
+        "dimension": "provider",
+        "key": "openai",
+        "metric": "share_pct",
+        "value": "75.0",
+    } in rows
     assert {"section": "errors", "dimension": "", "key": "", "metric": "budget_rejections", "value": "1"} in rows
 
 
@@ -147,8 +236,10 @@ def test_budget_burn_in_json_markdown_and_csv(known, tmp_path):
     from auriko_obs.analysis import load_budgets
 
     config = tmp_path / "auriko_obs.toml"
-    config.write_text('[[budgets]]\nname = "search-team"\nscope = "tag"\nmatch = "team:search"\nperiod = "monthly"\n'
-                      'limit_usd = 1.0\n\n[[budgets]]\nname = "everything"\nperiod = "monthly"\nlimit_usd = 10000\n')
+    config.write_text(
+        '[[budgets]]\nname = "search-team"\nscope = "tag"\nmatch = "team:search"\nperiod = "monthly"\n'
+        'limit_usd = 1.0\n\n[[budgets]]\nname = "everything"\nperiod = "monthly"\nlimit_usd = 10000\n'
+    )
     report = build_report(known, report_period("day", now=NOW), now=NOW, budgets=load_budgets(config))
     as_json = json.loads(render(report, "json"))
     validate(as_json)
@@ -157,7 +248,12 @@ def test_budget_burn_in_json_markdown_and_csv(known, tmp_path):
     # November up to NOW: $2.00 on team:search (the 24th), $12.00 in all (the 23rd, 24th and 25th)
     assert (search["scope"], search["match"], search["period"]) == ("tag", "team:search", "monthly")
     assert (search["period_start"], search["period_end"]) == ("2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z")
-    assert (search["spend_usd"], search["limit_usd"], search["percent_used"], search["state"]) == (2.0, 1.0, 200.0, "critical")
+    assert (search["spend_usd"], search["limit_usd"], search["percent_used"], search["state"]) == (
+        2.0,
+        1.0,
+        200.0,
+        "critical",
+    )
     assert (everything["scope"], everything["match"]) == ("workspace", None)
     assert (everything["spend_usd"], everything["percent_used"], everything["state"]) == (12.0, 0.12, "ok")
     assert everything["exhausts_at"] is None
@@ -166,7 +262,9 @@ def test_budget_burn_in_json_markdown_and_csv(known, tmp_path):
     assert "| everything | monthly | $12.00 | $10,000.00 | 0.1% |" in md
     rows = list(csv.DictReader(io.StringIO(render(report, "csv"))))
     budget_rows = {(r["key"], r["metric"]): r["value"] for r in rows if r["section"] == "budgets"}
-    assert budget_rows[("search-team", "percent_used")] == "200.0" and budget_rows[("search-team", "state")] == "critical"
+    assert (
+        budget_rows[("search-team", "percent_used")] == "200.0" and budget_rows[("search-team", "state")] == "critical"
+    )
     assert budget_rows[("everything", "spend_usd")] == "12.0" and budget_rows[("everything", "limit_usd")] == "10000.0"
     assert {r["dimension"] for r in rows if r["section"] == "budgets"} == {"monthly"}
 
@@ -212,10 +310,13 @@ def test_report_flags_the_spike_hour_of_a_realistic_day(db_path):
     assert anomalies["items"][0]["robust_z"] > 100
 
 
-@pytest.mark.parametrize("since, until, granularity", [
-    (utc(2026, 11, 23, 21, 30), utc(2026, 11, 24, 21, 30), "hour"),
-    (utc(2026, 11, 18, 3, 30), utc(2026, 11, 25, 3, 30), "day"),
-])
+@pytest.mark.parametrize(
+    "since, until, granularity",
+    [
+        (utc(2026, 11, 23, 21, 30), utc(2026, 11, 24, 21, 30), "hour"),
+        (utc(2026, 11, 18, 3, 30), utc(2026, 11, 25, 3, 30), "day"),
+    ],
+)
 def test_a_range_off_whole_hours_and_days_still_has_its_spend_series_and_anomalies(db_path, since, until, granularity):
     insert_calls(db_path, history(utc(2026, 11, 25, 6), spike_at=utc(2026, 11, 24, 15, 20)))
     report = build_report(db_path, report_period("day", now=NOW, since=since, until=until), now=NOW)
@@ -231,8 +332,24 @@ def test_a_range_off_whole_hours_and_days_still_has_its_spend_series_and_anomali
 def test_cli_report_writes_each_format(known, tmp_path):
     for fmt in ("html", "md", "csv", "json"):
         out = tmp_path / f"r.{fmt}"
-        assert main(["report", "--db", known, "--since", "2026-11-24", "--until", "2026-11-25", "--format", fmt,
-                     "--out", str(out)]) == 0
+        assert (
+            main(
+                [
+                    "report",
+                    "--db",
+                    known,
+                    "--since",
+                    "2026-11-24",
+                    "--until",
+                    "2026-11-25",
+                    "--format",
+                    fmt,
+                    "--out",
+                    str(out),
+                ]
+            )
+            == 0
+        )
         assert out.stat().st_size > 500
     validate(json.loads((tmp_path / "r.json").read_text()))
 
@@ -242,14 +359,19 @@ def test_cli_report_bad_input_is_one_line(known, capsys, tmp_path):
     assert main(["report", "--db", known, "--since", "yesterday-ish", "--out", str(tmp_path / "x.html")]) == 2
     assert main(["report", "--db", known, "--to", "webhook"]) == 2
     assert main(["report", "--db", known, "--since", "99999999d", "--out", str(tmp_path / "x.html")]) == 2
-    assert main(["report", "--db", known, "--since", "400000d", "--format", "md"]) == 2  # its previous period: year -100
+    assert (
+        main(["report", "--db", known, "--since", "400000d", "--format", "md"]) == 2
+    )  # its previous period: year -100
     assert main(["report", "--db", known, "--until", "9999-12-31T12:00", "--period", "month"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[0].startswith("auriko-obs: no auriko-obs store at")
     assert err[1].startswith("auriko-obs: --since: not a time")
     assert err[2] == "auriko-obs: --to webhook needs --webhook-url or $AURIKO_OBS_WEBHOOK_URL"
     assert err[3] == "auriko-obs: --since: '99999999d' reaches back before the year 1"
-    assert err[4:] == ["auriko-obs: --since/--until: the range and the period before it must lie within the years 1 to 9999"] * 2
+    assert (
+        err[4:]
+        == ["auriko-obs: --since/--until: the range and the period before it must lie within the years 1 to 9999"] * 2
+    )
 
 
 def test_cron_line_runs_early_in_each_new_utc_period(known, capsys):
@@ -259,21 +381,62 @@ def test_cron_line_runs_early_in_each_new_utc_period(known, capsys):
     assert default_cron("week", 600) == "0 16 * * 1"  # UTC+10: 16:00 local is 06:00 UTC, same date
     assert default_cron("month", -480) == "0 0 1 * *"  # UTC-8: midnight local is 08:00 UTC on the 1st
     assert default_cron("day", 330) == "30 11 * * *"
-    assert main(["report", "--db", known, "--period", "week", "--to", "email", "--email-to", "fin@example.com",
-                 "--out", "reports/100%.html", "--to", "file", "--cron-line"]) == 0
+    assert (
+        main(
+            [
+                "report",
+                "--db",
+                known,
+                "--period",
+                "week",
+                "--to",
+                "email",
+                "--email-to",
+                "fin@example.com",
+                "--out",
+                "reports/100%.html",
+                "--to",
+                "file",
+                "--cron-line",
+            ]
+        )
+        == 0
+    )
     line = capsys.readouterr().out.strip()
     assert "\n" not in line
     assert re.match(r"^\d+ \d+ \* \* 1 \S*auriko-obs report --db /\S+spend.duckdb --period week --format html ", line)
     assert "--out /" in line and "100\\%.html" in line  # absolute, and % escaped for cron
-    assert line.endswith("--to email --to file --email-to fin@example.com >> " + str(Path.home() / "auriko-obs-report.log") + " 2>&1")
-    assert main(["report", "--db", known, "--cron-line", "--cron", "5 4 * * *", "--to", "webhook",
-                 "--webhook-url", "http://127.0.0.1:9/hook", "--retries", "3"]) == 0
+    assert line.endswith(
+        "--to email --to file --email-to fin@example.com >> " + str(Path.home() / "auriko-obs-report.log") + " 2>&1"
+    )
+    assert (
+        main(
+            [
+                "report",
+                "--db",
+                known,
+                "--cron-line",
+                "--cron",
+                "5 4 * * *",
+                "--to",
+                "webhook",
+                "--webhook-url",
+                "http://127.0.0.1:9/hook",
+                "--retries",
+                "3",
+            ]
+        )
+        == 0
+    )
     line = capsys.readouterr().out.strip()
     assert line.startswith("5 4 * * * ") and "--retries 3 --webhook-url http://127.0.0.1:9/hook --to webhook" in line
     assert main(["report", "--db", known, "--cron-line", "--cron", "5 4 * *"]) == 2
     assert main(["report", "--db", known, "--cron-line", "--cron", "99 99 * * *"]) == 2
     out, err = capsys.readouterr()
-    assert out == "" and err.splitlines()[0] == "auriko-obs: --cron needs 5 fields (minute hour day month weekday), not '5 4 * *'"
+    assert (
+        out == ""
+        and err.splitlines()[0] == "auriko-obs: --cron needs 5 fields (minute hour day month weekday), not '5 4 * *'"
+    )
     assert err.splitlines()[1].startswith("auriko-obs: --cron '99 99 * * *': ") and len(err.splitlines()) == 2
 
 
@@ -290,16 +453,20 @@ def test_report_of_real_spans_agrees_with_the_simulator_ledger(instrumented, tmp
     from .conftest import API_KEY
 
     budget = {"scope_type": "workspace", "period": "daily", "limit_usd": 0.005}
-    with Simulator(SimulatorConfig(seed=3, budgets=[budget])) as sim, \
-            openai.OpenAI(base_url=sim.base_url, api_key=API_KEY, max_retries=0) as client:
+    with (
+        Simulator(SimulatorConfig(seed=3, budgets=[budget])) as sim,
+        openai.OpenAI(base_url=sim.base_url, api_key=API_KEY, max_retries=0) as client,
+    ):
         sim.inject("rate_limit_exceeded")
         outcomes = collections.Counter()
         for i in range(30):
             try:
                 client.chat.completions.create(
-                    model=("gpt-4o", "claude-sonnet-4-20250514", "llama-3.3-70b")[i % 3], max_tokens=150,
+                    model=("gpt-4o", "claude-sonnet-4-20250514", "llama-3.3-70b")[i % 3],
+                    max_tokens=150,
                     messages=[{"role": "user", "content": "Summarise our refund policy. " * 20}],
-                    extra_body={"gateway": {"metadata": {"tags": [f"team:{i % 2}"], "user_id": f"u-{i % 4}"}}})
+                    extra_body={"gateway": {"metadata": {"tags": [f"team:{i % 2}"], "user_id": f"u-{i % 4}"}}},
+                )
                 outcomes["ok"] += 1
             except openai.APIStatusError as exc:
                 outcomes[exc.code] += 1
@@ -333,8 +500,9 @@ def test_html_report_draws_its_figures_offline_in_headless_chromium(known, tmp_p
     assert main(["report", "--db", known, "--since", "2026-11-24", "--until", "2026-11-25", "--out", str(out)]) == 0
     problems, requests = [], []
     with sync_playwright() as p:
-        browser = p.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=executable,
-                                                       headless=True, args=CHROMIUM_FLAGS)
+        browser = p.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=executable, headless=True, args=CHROMIUM_FLAGS
+        )
         try:
             page = browser.new_page()
             page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
@@ -342,7 +510,9 @@ def test_html_report_draws_its_figures_offline_in_headless_chromium(known, tmp_p
             page.on("request", lambda r: requests.append(r.url))
             page.goto(out.as_uri())
             page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 3", timeout=30_000)
-            bars = page.eval_on_selector_all(".js-plotly-plot", "els => els.map(e => e.querySelectorAll('.point').length)")
+            bars = page.eval_on_selector_all(
+                ".js-plotly-plot", "els => els.map(e => e.querySelectorAll('.point').length)"
+            )
         finally:
             browser.close()
     assert problems == [] and all(url.startswith("file://") or url.startswith("data:") for url in requests), requests

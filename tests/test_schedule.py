@@ -28,7 +28,9 @@ def write(tmp_path, text: str) -> str:
 def test_schedule_file_is_read_and_checked(tmp_path, db_path, monkeypatch):
     monkeypatch.setenv("AURIKO_OBS_SMTP_HOST", "127.0.0.1")  # email is checked at start
     insert_calls(db_path, [])
-    path = write(tmp_path, f'''db = "{db_path}"
+    path = write(
+        tmp_path,
+        f'''db = "{db_path}"
 [[report]]
 name = "weekly-finance"
 cron = "0 8 * * mon"
@@ -44,7 +46,8 @@ period = "day"
 format = "md"
 to = "webhook"
 webhook_url = "http://127.0.0.1:9/hook"
-''')
+''',
+    )
     reports, tz = load_schedule(path)
     assert tz == "UTC" and [r.spec.name for r in reports] == ["weekly-finance", "daily-chat"]
     assert reports[0].spec.to == ["email", "file"] and reports[1].spec.to == ["webhook"]
@@ -53,26 +56,36 @@ webhook_url = "http://127.0.0.1:9/hook"
     monday = trigger.get_next_fire_time(None, datetime(2026, 11, 25, 12, tzinfo=timezone.utc))
     assert monday == datetime(2026, 11, 30, 8, tzinfo=timezone.utc)
     scheduler = build_scheduler(reports, tz)
-    assert {job.id for job in scheduler.get_jobs()} == {"weekly-finance", "daily-chat", "weekly-finance:catch-up",
-                                                        "daily-chat:catch-up"}
+    assert {job.id for job in scheduler.get_jobs()} == {
+        "weekly-finance",
+        "daily-chat",
+        "weekly-finance:catch-up",
+        "daily-chat:catch-up",
+    }
 
 
 def test_one_recipient_may_be_written_without_list_brackets(tmp_path, db_path) -> None:
     insert_calls(db_path, [])
-    path = write(tmp_path, f'db = "{db_path}"\n[[report]]\ncron = "0 8 * * *"\nto = "file"\nout = "x.md"\n'
-                           'email_to = "a@example.com, b@example.com"\n')
+    path = write(
+        tmp_path,
+        f'db = "{db_path}"\n[[report]]\ncron = "0 8 * * *"\nto = "file"\nout = "x.md"\n'
+        'email_to = "a@example.com, b@example.com"\n',
+    )
     reports, _ = load_schedule(path)
     assert reports[0].spec.email_to == ["a@example.com", "b@example.com"] and reports[0].spec.to == ["file"]
 
 
-@pytest.mark.parametrize("dow, first_fire", [
-    ("1", "2026-11-30"),      # crontab's 1 is Monday (APScheduler's own numbering would make it Tuesday)
-    ("0", "2026-11-29"),      # 0 and 7 are Sunday
-    ("7", "2026-11-29"),
-    ("1-5", "2026-11-26"),    # Wednesday the 25th at 12:00 is past 08:00, so Thursday
-    ("*/2", "2026-11-26"),    # Sunday, Tuesday, Thursday, Saturday
-    ("sat,sun", "2026-11-28"),
-])
+@pytest.mark.parametrize(
+    "dow, first_fire",
+    [
+        ("1", "2026-11-30"),  # crontab's 1 is Monday (APScheduler's own numbering would make it Tuesday)
+        ("0", "2026-11-29"),  # 0 and 7 are Sunday
+        ("7", "2026-11-29"),
+        ("1-5", "2026-11-26"),  # Wednesday the 25th at 12:00 is past 08:00, so Thursday
+        ("*/2", "2026-11-26"),  # Sunday, Tuesday, Thursday, Saturday
+        ("sat,sun", "2026-11-28"),
+    ],
+)
 def test_cron_days_of_week_mean_what_they_mean_in_crontab(dow: str, first_fire: str) -> None:
     fire = cron_trigger(f"0 8 * * {dow}").get_next_fire_time(None, datetime(2026, 11, 25, 12, tzinfo=timezone.utc))
     assert fire == datetime.fromisoformat(f"{first_fire}T08:00:00+00:00")
@@ -94,22 +107,43 @@ def test_bad_cron_days_of_week_are_refused(dow: str) -> None:
         cron_trigger(f"0 8 * * {dow}")
 
 
-@pytest.mark.parametrize("body, message", [
-    ('[[report]]\nname = "x"\nperiod = "day"\nout = "x.html"\n', "needs cron"),
-    ('[[report]]\ncron = "0 8 * *"\nout = "x.html"\n', "5 fields"),
-    ('[[report]]\ncron = "0 8 * * *"\nto = "webhook"\n', "needs --webhook-url"),
-    ('[[report]]\ncron = "0 8 * * *"\nout = "x.html"\ncolour = "red"\n', "unknown keys colour"),
-    ('title = "nothing"\n', "no [[report]] entries"),
-    ('[[report]]\ncron = "0 8 * * *"\nout = "x.html"\nperiod = "year"\n', "period must be one of day, week, month, not 'year'"),
-    ('[[report]]\ncron = "0 8 * * *"\nout = "x.pdf"\nformat = "pdf"\n', "format must be one of html, md, csv, json, not 'pdf'"),
-    ('[[report]]\ncron = "0 8 * * *"\nout = "x.html"\ntop_n = "ten"\n', "top_n must be a whole number from 1 to 1000, not 'ten'"),
-    ('[[report]]\ncron = "0 8 * * *"\nout = "x.html"\nbudgets_config = "/nonexistent/b.toml"\n', "no budget config at"),
-    ('[[report]]\ncron = "0 8 * * *"\nto = "email"\nemail_to = ["a@example.com"]\n', "needs AURIKO_OBS_SMTP_HOST"),
-    ('timezone = "Mars/Olympus"\n[[report]]\ncron = "0 8 * * *"\nout = "x.html"\n', "unknown timezone 'Mars/Olympus'"),
-    ('[[report]]\ncron = "0 8 * * *"\nto = "webhook"\nwebhook_url = "file:///tmp/hook"\n', "must be an http:// or https://"),
-    ('[[report]]\ncron = "0 8 * * *"\nout = "{team}.md"\n', "unknown placeholder {team}"),
-    ('[[report]]\ncron = "0 8 * * *"\nout = "{}.md"\n', "bad placeholder"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ('[[report]]\nname = "x"\nperiod = "day"\nout = "x.html"\n', "needs cron"),
+        ('[[report]]\ncron = "0 8 * *"\nout = "x.html"\n', "5 fields"),
+        ('[[report]]\ncron = "0 8 * * *"\nto = "webhook"\n', "needs --webhook-url"),
+        ('[[report]]\ncron = "0 8 * * *"\nout = "x.html"\ncolour = "red"\n', "unknown keys colour"),
+        ('title = "nothing"\n', "no [[report]] entries"),
+        (
+            '[[report]]\ncron = "0 8 * * *"\nout = "x.html"\nperiod = "year"\n',
+            "period must be one of day, week, month, not 'year'",
+        ),
+        (
+            '[[report]]\ncron = "0 8 * * *"\nout = "x.pdf"\nformat = "pdf"\n',
+            "format must be one of html, md, csv, json, not 'pdf'",
+        ),
+        (
+            '[[report]]\ncron = "0 8 * * *"\nout = "x.html"\ntop_n = "ten"\n',
+            "top_n must be a whole number from 1 to 1000, not 'ten'",
+        ),
+        (
+            '[[report]]\ncron = "0 8 * * *"\nout = "x.html"\nbudgets_config = "/nonexistent/b.toml"\n',
+            "no budget config at",
+        ),
+        ('[[report]]\ncron = "0 8 * * *"\nto = "email"\nemail_to = ["a@example.com"]\n', "needs AURIKO_OBS_SMTP_HOST"),
+        (
+            'timezone = "Mars/Olympus"\n[[report]]\ncron = "0 8 * * *"\nout = "x.html"\n',
+            "unknown timezone 'Mars/Olympus'",
+        ),
+        (
+            '[[report]]\ncron = "0 8 * * *"\nto = "webhook"\nwebhook_url = "file:///tmp/hook"\n',
+            "must be an http:// or https://",
+        ),
+        ('[[report]]\ncron = "0 8 * * *"\nout = "{team}.md"\n', "unknown placeholder {team}"),
+        ('[[report]]\ncron = "0 8 * * *"\nout = "{}.md"\n', "bad placeholder"),
+    ],
+)
 def test_bad_schedules_fail_at_start(tmp_path, db_path, monkeypatch, body, message):
     monkeypatch.delenv("AURIKO_OBS_WEBHOOK_URL", raising=False)
     monkeypatch.delenv("AURIKO_OBS_SMTP_HOST", raising=False)
@@ -129,15 +163,22 @@ def test_the_schedule_command_exits_2_with_one_line_at_start(tmp_path, db_path, 
     from auriko_obs.cli import main
 
     insert_calls(db_path, [])
-    path = write(tmp_path, f'db = "{db_path}"\ntimezone = "Nowhere/City"\n[[report]]\ncron = "0 8 * * *"\nout = "x.html"\n')
+    path = write(
+        tmp_path, f'db = "{db_path}"\ntimezone = "Nowhere/City"\n[[report]]\ncron = "0 8 * * *"\nout = "x.html"\n'
+    )
     assert main(["schedule", "--config", path]) == 2
-    assert capsys.readouterr().err == f"auriko-obs: {path}: unknown timezone 'Nowhere/City' (an IANA name such as 'Europe/Paris')\n"
+    assert (
+        capsys.readouterr().err
+        == f"auriko-obs: {path}: unknown timezone 'Nowhere/City' (an IANA name such as 'Europe/Paris')\n"
+    )
 
 
 def test_the_scheduler_process_delivers_once_per_period_and_stops_on_sigterm(tmp_path, db_path):
     insert_calls(db_path, [call(utc(2026, 11, 24, 10), cost_usd=1.0)])
     receiver = WebhookReceiver()
-    path = write(tmp_path, f'''db = "{db_path}"
+    path = write(
+        tmp_path,
+        f'''db = "{db_path}"
 [[report]]
 name = "every-second"
 cron = "* * * * * *"        # six fields: seconds first; fires every second
@@ -147,10 +188,15 @@ to = ["webhook", "file"]
 webhook_url = "{receiver.url}"
 out = "{tmp_path}/daily-{{start}}.md"
 catch_up = false
-''')
-    process = subprocess.Popen([sys.executable, "-m", "auriko_obs", "schedule", "--config", path],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+''',
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "auriko_obs", "schedule", "--config", path],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     try:
         deadline = time.monotonic() + 60
         while not receiver.bodies and time.monotonic() < deadline and process.poll() is None:
@@ -178,14 +224,17 @@ def test_catch_up_delivers_an_undelivered_period_at_start(tmp_path, db_path):
     import threading
 
     insert_calls(db_path, [call(utc(2026, 11, 24, 10), cost_usd=1.0)])
-    path = write(tmp_path, f'''db = "{db_path}"
+    path = write(
+        tmp_path,
+        f'''db = "{db_path}"
 [[report]]
 name = "yearly-cron"
 cron = "0 0 1 1 *"          # not for a long while: only the catch-up run can deliver
 period = "day"
 format = "json"
 out = "{tmp_path}/catch-up-{{start}}.json"
-''')
+''',
+    )
     reports, tz = load_schedule(path)
     scheduler = build_scheduler(reports, tz)
     thread = threading.Thread(target=scheduler.start, daemon=True)

@@ -33,13 +33,30 @@ API_KEY = "ak_test_simulator_0123456789"
 OTHER_KEY = "ak_test_someone_else_987654"
 USER = [{"role": "user", "content": "Say hello."}]
 LONG_SYSTEM = "Reference manual. " + " ".join(
-    f"Section {i}: answer briefly, cite the catalogue, and never invent prices." for i in range(90))
-LOOKUP_TOOL = {"type": "function", "function": {"name": "lookup_order", "parameters": {
-    "type": "object", "properties": {"order_id": {"type": "string"}, "qty": {"type": "integer", "minimum": 1}},
-    "required": ["order_id"]}}}
-WEATHER_TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {
-    "type": "object", "properties": {"city": {"type": "string"}, "unit": {"enum": ["c", "f"]}},
-    "required": ["city", "unit"]}}}
+    f"Section {i}: answer briefly, cite the catalogue, and never invent prices." for i in range(90)
+)
+LOOKUP_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "lookup_order",
+        "parameters": {
+            "type": "object",
+            "properties": {"order_id": {"type": "string"}, "qty": {"type": "integer", "minimum": 1}},
+            "required": ["order_id"],
+        },
+    },
+}
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}, "unit": {"enum": ["c", "f"]}},
+            "required": ["city", "unit"],
+        },
+    },
+}
 STREAM_EVENTS = pydantic.TypeAdapter(ResponseStreamEvent)
 
 
@@ -65,8 +82,10 @@ def _tiers(sim, model: str) -> dict[str, dict]:
     """Returns provider → price tier (input, output, cache-read per 1M), read from /v1/directory/models."""
     with httpx.Client(headers={"Authorization": f"Bearer {API_KEY}"}) as c:
         directory = c.get(f"{sim.base_url}/directory/models").json()
-    return {p["provider"]: p["tiers"][0] | {"ttft_ms": float(p["tiers"][0]["latency_hint"].split("=")[1])}
-            for p in directory["models"][model]["providers"]}
+    return {
+        p["provider"]: p["tiers"][0] | {"ttft_ms": float(p["tiers"][0]["latency_hint"].split("=")[1])}
+        for p in directory["models"][model]["providers"]
+    }
 
 
 def _routed(client, model, **routing):
@@ -99,14 +118,24 @@ def _conforms(value, schema: dict, root: dict) -> bool:
     kind = schema.get("type")
     if kind == "object":
         props = schema.get("properties", {})
-        return isinstance(value, dict) and set(schema.get("required", [])) <= set(value) and all(
-            _conforms(v, props[k], root) for k, v in value.items() if k in props)
+        return (
+            isinstance(value, dict)
+            and set(schema.get("required", [])) <= set(value)
+            and all(_conforms(v, props[k], root) for k, v in value.items() if k in props)
+        )
     if kind == "array":
-        return isinstance(value, list) and len(value) >= schema.get("minItems", 0) and all(
-            _conforms(v, schema.get("items", {}), root) for v in value)
-    checks = {"string": lambda v: isinstance(v, str), "boolean": lambda v: isinstance(v, bool),
-              "integer": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= schema.get("minimum", v),
-              "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "null": lambda v: v is None}
+        return (
+            isinstance(value, list)
+            and len(value) >= schema.get("minItems", 0)
+            and all(_conforms(v, schema.get("items", {}), root) for v in value)
+        )
+    checks = {
+        "string": lambda v: isinstance(v, str),
+        "boolean": lambda v: isinstance(v, bool),
+        "integer": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= schema.get("minimum", v),
+        "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        "null": lambda v: v is None,
+    }
     return checks.get(kind, lambda v: True)(value)
 
 
@@ -136,8 +165,9 @@ def test_chat_completion_carries_usage_routing_metadata_and_auriko_headers(clien
 
 def test_streamed_chat_says_what_the_plain_call_says_and_ends_with_a_usage_chunk(client, raw):
     plain = client.chat.completions.create(model="claude-sonnet-4-20250514", messages=USER)
-    with raw.stream("POST", "/chat/completions", json={"model": "claude-sonnet-4-20250514", "messages": USER,
-                                                       "stream": True}) as response:
+    with raw.stream(
+        "POST", "/chat/completions", json={"model": "claude-sonnet-4-20250514", "messages": USER, "stream": True}
+    ) as response:
         assert response.headers["content-type"] == "text/event-stream"
         events = _sse(response)
     assert events[-1] == (None, "[DONE]")
@@ -161,32 +191,43 @@ def test_sdk_stream_helper_accumulates_the_simulated_stream(client):
 
 
 def test_tool_calls_plain_streamed_named_parallel_and_after_a_result(client):
-    required = client.chat.completions.create(model="gpt-4o", messages=USER, tools=[LOOKUP_TOOL, WEATHER_TOOL],
-                                              tool_choice="required")
+    required = client.chat.completions.create(
+        model="gpt-4o", messages=USER, tools=[LOOKUP_TOOL, WEATHER_TOOL], tool_choice="required"
+    )
     call = required.choices[0].message.tool_calls[0]
     assert required.choices[0].finish_reason == "tool_calls" and call.type == "function"
     assert call.function.name == "lookup_order" and call.id.startswith("call_")
     assert _conforms(json.loads(call.function.arguments), LOOKUP_TOOL["function"]["parameters"], {})
-    streamed = list(client.chat.completions.create(model="gpt-4o", messages=USER, tools=[LOOKUP_TOOL, WEATHER_TOOL],
-                                                   tool_choice="required", stream=True))
+    streamed = list(
+        client.chat.completions.create(
+            model="gpt-4o", messages=USER, tools=[LOOKUP_TOOL, WEATHER_TOOL], tool_choice="required", stream=True
+        )
+    )
     for chunk in streamed:
         ChatCompletionChunk.model_validate(chunk.to_dict())
     deltas = [d for c in streamed if c.choices for d in c.choices[0].delta.tool_calls or []]
     assert deltas[0].id == call.id and deltas[0].function.name == "lookup_order"
     assert "".join(d.function.arguments or "" for d in deltas) == call.function.arguments
-    named = client.chat.completions.create(model="gpt-4o", messages=USER, tools=[LOOKUP_TOOL, WEATHER_TOOL],
-                                           tool_choice={"type": "function", "function": {"name": "get_weather"}})
+    named = client.chat.completions.create(
+        model="gpt-4o",
+        messages=USER,
+        tools=[LOOKUP_TOOL, WEATHER_TOOL],
+        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+    )
     assert [t.function.name for t in named.choices[0].message.tool_calls] == ["get_weather"]
     both = [{"role": "user", "content": "Call lookup_order and get_weather, please."}]
     parallel = client.chat.completions.create(model="gpt-4o", messages=both, tools=[LOOKUP_TOOL, WEATHER_TOOL])
     assert [t.function.name for t in parallel.choices[0].message.tool_calls] == ["lookup_order", "get_weather"]
-    single = client.chat.completions.create(model="gpt-4o", messages=both, tools=[LOOKUP_TOOL, WEATHER_TOOL],
-                                            parallel_tool_calls=False)
+    single = client.chat.completions.create(
+        model="gpt-4o", messages=both, tools=[LOOKUP_TOOL, WEATHER_TOOL], parallel_tool_calls=False
+    )
     assert len(single.choices[0].message.tool_calls) == 1
     unasked = client.chat.completions.create(model="gpt-4o", messages=USER, tools=[LOOKUP_TOOL])
     assert unasked.choices[0].message.tool_calls is None and unasked.choices[0].finish_reason == "stop"
-    after_result = both + [{"role": "assistant", "content": None, "tool_calls": [call.model_dump()]},
-                           {"role": "tool", "tool_call_id": call.id, "content": '{"status": "shipped"}'}]
+    after_result = both + [
+        {"role": "assistant", "content": None, "tool_calls": [call.model_dump()]},
+        {"role": "tool", "tool_call_id": call.id, "content": '{"status": "shipped"}'},
+    ]
     answered = client.chat.completions.create(model="gpt-4o", messages=after_result, tools=[LOOKUP_TOOL])
     assert answered.choices[0].message.content and answered.choices[0].finish_reason == "stop"
     none = client.chat.completions.create(model="gpt-4o", messages=both, tools=[LOOKUP_TOOL], tool_choice="none")
@@ -194,44 +235,70 @@ def test_tool_calls_plain_streamed_named_parallel_and_after_a_result(client):
 
 
 def test_legacy_functions_become_tool_calls_unless_tools_are_present(client):
-    legacy = client.chat.completions.create(model="gpt-4o", messages=USER, functions=[WEATHER_TOOL["function"]],
-                                            function_call={"name": "get_weather"})
+    legacy = client.chat.completions.create(
+        model="gpt-4o", messages=USER, functions=[WEATHER_TOOL["function"]], function_call={"name": "get_weather"}
+    )
     message = legacy.choices[0].message
     assert message.function_call is None and message.tool_calls[0].function.name == "get_weather"
     assert legacy.choices[0].finish_reason == "tool_calls"
-    both = client.chat.completions.create(model="gpt-4o", messages=USER, functions=[WEATHER_TOOL["function"]],
-                                          function_call={"name": "get_weather"}, tools=[LOOKUP_TOOL],
-                                          tool_choice="required")
+    both = client.chat.completions.create(
+        model="gpt-4o",
+        messages=USER,
+        functions=[WEATHER_TOOL["function"]],
+        function_call={"name": "get_weather"},
+        tools=[LOOKUP_TOOL],
+        tool_choice="required",
+    )
     assert both.choices[0].message.tool_calls[0].function.name == "lookup_order"  # the modern field wins
 
 
 def test_json_schema_answers_validate_and_route_only_to_capable_providers(client, raw):
     schema = {
-        "type": "object", "$defs": {"author": {"type": "object", "properties": {"name": {"type": "string"},
-                                                                              "born": {"type": "integer"}},
-                                               "required": ["name", "born"]}},
-        "properties": {"title": {"type": "string"}, "score": {"type": "number", "minimum": 0, "maximum": 5},
-                       "pages": {"type": "integer"}, "in_print": {"type": "boolean"},
-                       "kind": {"type": "string", "enum": ["book", "ebook"]},
-                       "tags": {"type": "array", "items": {"type": "string"}, "minItems": 2},
-                       "author": {"$ref": "#/$defs/author"},
-                       "isbn": {"anyOf": [{"type": "string"}, {"type": "null"}]}},
+        "type": "object",
+        "$defs": {
+            "author": {
+                "type": "object",
+                "properties": {"name": {"type": "string"}, "born": {"type": "integer"}},
+                "required": ["name", "born"],
+            }
+        },
+        "properties": {
+            "title": {"type": "string"},
+            "score": {"type": "number", "minimum": 0, "maximum": 5},
+            "pages": {"type": "integer"},
+            "in_print": {"type": "boolean"},
+            "kind": {"type": "string", "enum": ["book", "ebook"]},
+            "tags": {"type": "array", "items": {"type": "string"}, "minItems": 2},
+            "author": {"$ref": "#/$defs/author"},
+            "isbn": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+        },
         "required": ["title", "score", "pages", "in_print", "kind", "tags", "author", "isbn"],
-        "additionalProperties": False}
+        "additionalProperties": False,
+    }
     response_format = {"type": "json_schema", "json_schema": {"name": "review", "schema": schema, "strict": True}}
-    structured = client.chat.completions.create(model="llama-3.3-70b", messages=USER, response_format=response_format,
-                                                extra_body={"gateway": {"routing": {"optimize": "ttft"}}})
+    structured = client.chat.completions.create(
+        model="llama-3.3-70b",
+        messages=USER,
+        response_format=response_format,
+        extra_body={"gateway": {"routing": {"optimize": "ttft"}}},
+    )
     assert _conforms(json.loads(structured.choices[0].message.content), schema, schema)
     assert structured.model_extra["routing_metadata"]["provider"] != "groq"  # the fastest, but no json_schema
     json_mode = client.chat.completions.create(model="gpt-4o", messages=USER, response_format={"type": "json_object"})
     assert isinstance(json.loads(json_mode.choices[0].message.content), dict)
-    refused = raw.post("/chat/completions", json={"model": "claude-sonnet-4-20250514", "messages": USER,
-                                                  "response_format": {"type": "json_object"}})
+    refused = raw.post(
+        "/chat/completions",
+        json={"model": "claude-sonnet-4-20250514", "messages": USER, "response_format": {"type": "json_object"}},
+    )
     assert refused.status_code == 400 and refused.json()["error"]["code"] == "json_mode_not_supported"
     assert refused.json()["error"]["suggestion"]
     with pytest.raises(openai.BadRequestError) as caught:
-        client.chat.completions.create(model="llama-3.3-70b", messages=USER, response_format=response_format,
-                                       extra_body={"gateway": {"routing": {"providers": ["groq"]}}})
+        client.chat.completions.create(
+            model="llama-3.3-70b",
+            messages=USER,
+            response_format=response_format,
+            extra_body={"gateway": {"routing": {"providers": ["groq"]}}},
+        )
     assert caught.value.code == "structured_output_not_supported" and caught.value.body["suggestion"]
 
 
@@ -239,8 +306,9 @@ def test_max_tokens_caps_the_answer_with_finish_reason_length(client):
     capped = client.chat.completions.create(model="gpt-4o", messages=USER, max_tokens=5)
     assert capped.usage.completion_tokens == 5 and capped.choices[0].finish_reason == "length"
     assert len(capped.choices[0].message.content) <= 20
-    capped_tool = client.chat.completions.create(model="gpt-4o", messages=USER, tools=[LOOKUP_TOOL],
-                                                 tool_choice="required", max_completion_tokens=4)
+    capped_tool = client.chat.completions.create(
+        model="gpt-4o", messages=USER, tools=[LOOKUP_TOOL], tool_choice="required", max_completion_tokens=4
+    )
     assert capped_tool.choices[0].finish_reason == "length" and capped_tool.usage.completion_tokens <= 4
 
 
@@ -250,8 +318,9 @@ def test_reasoning_tokens_are_a_part_of_completion_tokens(client):
     for response in (medium, high):
         reasoning = response.usage.completion_tokens_details.reasoning_tokens
         assert 0 < reasoning < response.usage.completion_tokens
-    assert (high.usage.completion_tokens_details.reasoning_tokens
-            > medium.usage.completion_tokens_details.reasoning_tokens)
+    assert (
+        high.usage.completion_tokens_details.reasoning_tokens > medium.usage.completion_tokens_details.reasoning_tokens
+    )
     plain = client.chat.completions.create(model="gpt-4o", messages=USER, reasoning_effort="high")
     assert plain.usage.completion_tokens_details.reasoning_tokens == 0
     warning_codes = [w["code"] for w in plain.model_extra["routing_metadata"]["warnings"]]
@@ -267,20 +336,27 @@ def test_responses_plain_items_tools_formats_and_store_refusal(client, raw):
     assert plain.status == "completed" and plain.output_text and plain.usage.input_tokens > 0
     assert plain.usage.input_tokens_details.cached_tokens == 0
     assert plain.model_extra["routing_metadata"]["model_canonical"] == "gpt-4o"
-    items = client.responses.create(model="gpt-4o", input=[
-        {"role": "user", "content": [{"type": "input_text", "text": "Where is my order? Use a tool."}]}],
-        tools=[{"type": "function", "name": "lookup_order", "parameters": LOOKUP_TOOL["function"]["parameters"]}])
+    items = client.responses.create(
+        model="gpt-4o",
+        input=[{"role": "user", "content": [{"type": "input_text", "text": "Where is my order? Use a tool."}]}],
+        tools=[{"type": "function", "name": "lookup_order", "parameters": LOOKUP_TOOL["function"]["parameters"]}],
+    )
     call = items.output[0]
     assert call.type == "function_call" and call.name == "lookup_order" and json.loads(call.arguments)["order_id"]
-    followed_up = client.responses.create(model="gpt-4o", input=[
-        {"role": "user", "content": "Where is my order? Use a tool."},
-        {"type": "function_call", "call_id": call.call_id, "name": call.name, "arguments": call.arguments},
-        {"type": "function_call_output", "call_id": call.call_id, "output": "shipped"}],
-        tools=[{"type": "function", "name": "lookup_order", "parameters": LOOKUP_TOOL["function"]["parameters"]}])
+    followed_up = client.responses.create(
+        model="gpt-4o",
+        input=[
+            {"role": "user", "content": "Where is my order? Use a tool."},
+            {"type": "function_call", "call_id": call.call_id, "name": call.name, "arguments": call.arguments},
+            {"type": "function_call_output", "call_id": call.call_id, "output": "shipped"},
+        ],
+        tools=[{"type": "function", "name": "lookup_order", "parameters": LOOKUP_TOOL["function"]["parameters"]}],
+    )
     assert followed_up.output[0].type == "message"
     schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
-    formatted = client.responses.create(model="gpt-4o", input="A city?",
-                                        text={"format": {"type": "json_schema", "name": "c", "schema": schema}})
+    formatted = client.responses.create(
+        model="gpt-4o", input="A city?", text={"format": {"type": "json_schema", "name": "c", "schema": schema}}
+    )
     assert _conforms(json.loads(formatted.output_text), schema, schema)
     capped = client.responses.create(model="gpt-4o", input="Say hello.", max_output_tokens=16)
     assert capped.status == "incomplete" and capped.incomplete_details.reason == "max_output_tokens"
@@ -292,8 +368,9 @@ def test_responses_plain_items_tools_formats_and_store_refusal(client, raw):
     assert chat_only.json()["error"]["code"] == "response_api_only"
 
 
-@pytest.mark.parametrize("tools", [None, [{"type": "function", "name": "lookup_order",
-                                           "parameters": LOOKUP_TOOL["function"]["parameters"]}]])
+@pytest.mark.parametrize(
+    "tools", [None, [{"type": "function", "name": "lookup_order", "parameters": LOOKUP_TOOL["function"]["parameters"]}]]
+)
 def test_responses_stream_events_validate_with_the_sdk_types(raw, client, tools):
     body = {"model": "o3-mini", "input": "Where is my order? Use a tool.", "stream": True}
     if tools:
@@ -305,9 +382,16 @@ def test_responses_stream_events_validate_with_the_sdk_types(raw, client, tools)
     assert [e.sequence_number for e in parsed] == list(range(len(parsed)))
     types = [e.type for e in parsed]
     assert types[:3] == ["response.created", "response.in_progress", "response.output_item.added"]
-    expected = (["response.function_call_arguments.delta", "response.function_call_arguments.done"] if tools else
-                ["response.content_part.added", "response.output_text.delta", "response.output_text.done",
-                 "response.content_part.done"])
+    expected = (
+        ["response.function_call_arguments.delta", "response.function_call_arguments.done"]
+        if tools
+        else [
+            "response.content_part.added",
+            "response.output_text.delta",
+            "response.output_text.done",
+            "response.content_part.done",
+        ]
+    )
     assert all(t in types for t in expected) and types[-2:] == ["response.output_item.done", "response.completed"]
     completed = json.loads(events[-1][1])["response"]
     assert completed["usage"]["output_tokens"] > 0 and completed["routing_metadata"]["ttft_ms"] > 0
@@ -328,8 +412,9 @@ def test_embeddings_in_base64_and_float_agree_and_are_deterministic(client, raw)
     assert sum(v * v for v in floats.data[0].embedding) == pytest.approx(1.0, rel=1e-5)
     assert default.usage.prompt_tokens == 2 + 1 and default.usage.total_tokens == 3  # ceil(chars / 4) per input
     assert default.model_extra["routing_metadata"]["model_canonical"] == "text-embedding-3-small"
-    body = raw.post("/embeddings", json={"model": "text-embedding-3-small", "input": "alpha",
-                                         "encoding_format": "base64"}).json()
+    body = raw.post(
+        "/embeddings", json={"model": "text-embedding-3-small", "input": "alpha", "encoding_format": "base64"}
+    ).json()
     CreateEmbeddingResponse.model_validate({**body, "data": [{**body["data"][0], "embedding": []}]})
     decoded = struct.unpack("<256f", base64.b64decode(body["data"][0]["embedding"]))
     assert list(decoded) == floats.data[0].embedding
@@ -342,12 +427,22 @@ def test_embeddings_in_base64_and_float_agree_and_are_deterministic(client, raw)
 
 def test_models_aliases_me_balance_and_discovery(client, raw, sim):
     models = {m.id: m for m in client.models.list().data}
-    assert {"gpt-4o", "gpt-4o-mini", "claude-sonnet-4-20250514", "llama-3.3-70b", "deepseek-v3", "o3-mini",
-            "text-embedding-3-small"} <= set(models) and "o3-pro" not in models
+    assert {
+        "gpt-4o",
+        "gpt-4o-mini",
+        "claude-sonnet-4-20250514",
+        "llama-3.3-70b",
+        "deepseek-v3",
+        "o3-mini",
+        "text-embedding-3-small",
+    } <= set(models) and "o3-pro" not in models
     prices = {p["name"]: (p["input_price"], p["output_price"]) for p in models["gpt-4o"].model_extra["providers"]}
     assert prices["openai"] == (2.5, 10.0)
-    assert all({"name", "input_price", "output_price", "data_policy"} <= set(p)
-               for m in models.values() for p in m.model_extra["providers"])
+    assert all(
+        {"name", "input_price", "output_price", "data_policy"} <= set(p)
+        for m in models.values()
+        for p in m.model_extra["providers"]
+    )
     responses_models = raw.get("/models", params={"endpoint": "responses"}).json()["data"]
     assert "o3-pro" in {m["id"] for m in responses_models}
     assert client.models.retrieve("gpt-4o-mini-2024-07-18").id == "gpt-4o-mini"
@@ -384,16 +479,23 @@ def test_each_strategy_picks_the_provider_it_optimises_for(client, sim):
     assert custom["routing_strategy"] == "custom" and custom["provider"] == "cerebras"
     suffixed = client.chat.completions.create(model="llama-3.3-70b:ttft", messages=USER).model_extra["routing_metadata"]
     assert suffixed["routing_strategy"] == "ttft" and suffixed["provider"] == "groq"
-    explicit = client.chat.completions.create(model="llama-3.3-70b:ttft", messages=USER,
-                                              extra_body={"gateway": {"routing": {"optimize": "tps"}}})
+    explicit = client.chat.completions.create(
+        model="llama-3.3-70b:ttft", messages=USER, extra_body={"gateway": {"routing": {"optimize": "tps"}}}
+    )
     assert explicit.model_extra["routing_metadata"]["provider"] == "cerebras"
-    assert client.chat.completions.create(model="llama-3.3-70b", messages=USER).model_extra[
-        "routing_metadata"]["routing_strategy"] == "cost-focus"
+    assert (
+        client.chat.completions.create(model="llama-3.3-70b", messages=USER).model_extra["routing_metadata"][
+            "routing_strategy"
+        ]
+        == "cost-focus"
+    )
 
 
 def test_allow_and_exclude_lists_prefer_and_ceilings(client, raw):
-    assert _routed(client, "llama-3.3-70b", providers=["together", "fireworks_ai"], optimize="cost")["provider"] \
+    assert (
+        _routed(client, "llama-3.3-70b", providers=["together", "fireworks_ai"], optimize="cost")["provider"]
         == "together"
+    )
     assert _routed(client, "llama-3.3-70b", optimize="cost", exclude_providers=["deepinfra"])["provider"] == "groq"
     assert _routed(client, "llama-3.3-70b", optimize="cost", prefer="fireworks_ai")["provider"] == "fireworks_ai"
     assert _routed(client, "llama-3.3-70b", optimize="tps", max_cost_per_1m=0.7)["provider"] == "groq"
@@ -407,8 +509,9 @@ def test_allow_and_exclude_lists_prefer_and_ceilings(client, raw):
     }
     for code, routing in refusals.items():
         model = "gpt-4o" if code == "provider_blocked" else "llama-3.3-70b"
-        error = raw.post("/chat/completions", json={"model": model, "messages": USER,
-                                                    "gateway": {"routing": routing}}).json()["error"]
+        error = raw.post(
+            "/chat/completions", json={"model": model, "messages": USER, "gateway": {"routing": routing}}
+        ).json()["error"]
         assert error["code"] == code and error["type"] == "invalid_request_error"
         assert error["param"].startswith("gateway.routing.") and error["suggestion"]
 
@@ -427,16 +530,23 @@ def test_model_and_gateway_models_rules_and_drift_request_fields(raw, sim):
     assert pool["routing_metadata"]["model_canonical"] == "gpt-4o-mini"
     fallback = post({"gateway": {"models": ["gpt-4o", "gpt-4o-mini"], "routing": {"mode": "fallback"}}}).json()
     assert fallback["routing_metadata"]["model_canonical"] == "gpt-4o"
-    legacy = post({"model": "llama-3.3-70b", "routing": {"optimize": "tps"},
-                   "auriko_metadata": {"tags": ["team:legacy"], "user_id": "u-1"}}).json()
+    legacy = post(
+        {
+            "model": "llama-3.3-70b",
+            "routing": {"optimize": "tps"},
+            "auriko_metadata": {"tags": ["team:legacy"], "user_id": "u-1"},
+        }
+    ).json()
     assert legacy["routing_metadata"]["provider"] == "cerebras"
     assert (sim.ledger()[-1]["tags"], sim.ledger()[-1]["user_id"]) == (["team:legacy"], "u-1")
 
 
 def test_warnings_for_dropped_parameters_and_ignored_extensions(client, sim):
-    routing = client.chat.completions.create(model="gpt-4o", messages=USER, extra_body={
-        "top_k": 40, "extensions": {"anthropic": {"metadata": {}}, "openai": {"store": False}}}).model_extra[
-        "routing_metadata"]
+    routing = client.chat.completions.create(
+        model="gpt-4o",
+        messages=USER,
+        extra_body={"top_k": 40, "extensions": {"anthropic": {"metadata": {}}, "openai": {"store": False}}},
+    ).model_extra["routing_metadata"]
     warnings = {(w["type"], w["code"]) for w in routing["warnings"]}
     assert ("unsupported_parameter", "top_k_ignored") in warnings
     assert any(kind == "ignored_extension" for kind, _ in warnings) and len(routing["warnings"]) == 2
@@ -444,7 +554,8 @@ def test_warnings_for_dropped_parameters_and_ignored_extensions(client, sim):
     assert "warnings" not in clean.model_extra["routing_metadata"]
     sim.configure(drift=True)
     drifted = client.chat.completions.create(model="gpt-4o", messages=USER, extra_body={"top_k": 40}).model_extra[
-        "routing_metadata"]
+        "routing_metadata"
+    ]
     assert all(isinstance(w, str) for w in drifted["warnings"])
     assert {"tier", "total_latency_ms", "candidates_total", "candidates_viable", "routing_decision_ms"} <= set(drifted)
     assert drifted["cost"]["billable_cost_usd"] == drifted["cost"]["usd"]
@@ -456,8 +567,10 @@ def test_warnings_for_dropped_parameters_and_ignored_extensions(client, sim):
 def test_repeated_long_prefix_hits_the_cache_with_the_documented_arithmetic(client, sim):
     def ask(question, key=API_KEY):
         with openai.OpenAI(base_url=sim.base_url, api_key=key, max_retries=0) as c:
-            return c.chat.completions.create(model="gpt-4o", messages=[
-                {"role": "system", "content": LONG_SYSTEM}, {"role": "user", "content": question}])
+            return c.chat.completions.create(
+                model="gpt-4o",
+                messages=[{"role": "system", "content": LONG_SYSTEM}, {"role": "user", "content": question}],
+            )
 
     first, second = ask("First question?"), ask("Second question?")
     assert first.usage.prompt_tokens >= 1024 and first.usage.prompt_tokens_details.cached_tokens == 0
@@ -469,8 +582,11 @@ def test_repeated_long_prefix_hits_the_cache_with_the_documented_arithmetic(clie
     assert cached == shared_tokens // 128 * 128 and cached >= 1024
     routing = second.model_extra["routing_metadata"]
     tier = _tiers(sim, "gpt-4o")[routing["provider"]]
-    cost = ((second.usage.prompt_tokens - cached) * tier["input_price"] + cached * tier["cache_read_price"]
-            + second.usage.completion_tokens * tier["output_price"]) / 1e6
+    cost = (
+        (second.usage.prompt_tokens - cached) * tier["input_price"]
+        + cached * tier["cache_read_price"]
+        + second.usage.completion_tokens * tier["output_price"]
+    ) / 1e6
     savings = cached * (tier["input_price"] - tier["cache_read_price"]) / 1e6
     assert routing["cost"]["usd"] == pytest.approx(cost)
     assert routing["cost"]["cache_savings_usd"] == pytest.approx(savings)
@@ -488,8 +604,10 @@ def test_repeated_long_prefix_hits_the_cache_with_the_documented_arithmetic(clie
 def test_cache_entries_expire_five_minutes_after_last_use():
     now = [1_780_000_000.0]
     messages = [{"role": "system", "content": LONG_SYSTEM}, {"role": "user", "content": "Q?"}]
-    with Simulator(SimulatorConfig(clock=lambda: now[0])) as sim, \
-            openai.OpenAI(base_url=sim.base_url, api_key=API_KEY, max_retries=0) as client:
+    with (
+        Simulator(SimulatorConfig(clock=lambda: now[0])) as sim,
+        openai.OpenAI(base_url=sim.base_url, api_key=API_KEY, max_retries=0) as client,
+    ):
         client.chat.completions.create(model="gpt-4o", messages=messages)
         now[0] += 299
         warm = client.chat.completions.create(model="gpt-4o", messages=messages)
@@ -522,19 +640,26 @@ def test_budget_exhaustion_gives_429_with_headers_and_drift_gives_402(client, si
     assert legacy.value.status_code == 402 and legacy.value.code == "budget_exceeded"
     ledger = sim.ledger()
     assert [(e["http_status"], e["error_code"]) for e in ledger] == [
-        (200, None), (429, "budget_exhausted"), (402, "budget_exceeded")]
+        (200, None),
+        (429, "budget_exhausted"),
+        (402, "budget_exceeded"),
+    ]
     assert ledger[1]["cost_usd"] == 0 and ledger[1]["input_tokens"] == 0
 
 
-@pytest.mark.parametrize("period,start,after", [
-    ("daily", datetime(2026, 11, 25, 23, 59, 30), datetime(2026, 11, 26, 0, 0, 30)),
-    ("weekly", datetime(2026, 11, 29, 23, 59, 0), datetime(2026, 11, 30, 0, 0, 5)),  # Sunday → Monday
-    ("monthly", datetime(2026, 11, 30, 23, 59, 0), datetime(2026, 12, 1, 0, 0, 1)),
-])
+@pytest.mark.parametrize(
+    "period,start,after",
+    [
+        ("daily", datetime(2026, 11, 25, 23, 59, 30), datetime(2026, 11, 26, 0, 0, 30)),
+        ("weekly", datetime(2026, 11, 29, 23, 59, 0), datetime(2026, 11, 30, 0, 0, 5)),  # Sunday → Monday
+        ("monthly", datetime(2026, 11, 30, 23, 59, 0), datetime(2026, 12, 1, 0, 0, 1)),
+    ],
+)
 def test_budgets_reset_at_utc_period_boundaries(period, start, after):
     now = [start.replace(tzinfo=timezone.utc).timestamp()]
-    config = SimulatorConfig(clock=lambda: now[0], budgets=[{"scope_type": "workspace", "period": period,
-                                                               "limit_usd": 1e-9}])
+    config = SimulatorConfig(
+        clock=lambda: now[0], budgets=[{"scope_type": "workspace", "period": period, "limit_usd": 1e-9}]
+    )
     with Simulator(config) as sim, openai.OpenAI(base_url=sim.base_url, api_key=API_KEY, max_retries=0) as client:
         client.chat.completions.create(model="gpt-4o", messages=USER)
         with pytest.raises(openai.RateLimitError) as caught:
@@ -547,11 +672,13 @@ def test_budgets_reset_at_utc_period_boundaries(period, start, after):
 
 def test_budget_scopes_cover_their_key_or_provider_and_unenforced_budgets_only_report(client, raw, sim):
     my_key = raw.get("/me").json()["key_id"]
-    sim.configure(budgets=[
-        {"scope_type": "api_key", "scope_id": "key_00000000", "period": "daily", "limit_usd": 0},
-        {"scope_type": "byok_provider", "scope_provider": "groq", "period": "monthly", "limit_usd": 0},
-        {"scope_type": "workspace", "period": "weekly", "limit_usd": 0, "enforce": False},
-    ])
+    sim.configure(
+        budgets=[
+            {"scope_type": "api_key", "scope_id": "key_00000000", "period": "daily", "limit_usd": 0},
+            {"scope_type": "byok_provider", "scope_provider": "groq", "period": "monthly", "limit_usd": 0},
+            {"scope_type": "workspace", "period": "weekly", "limit_usd": 0, "enforce": False},
+        ]
+    )
     served = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=USER)
     assert served.headers["x-budget-weekly-limit"] == "0" and "x-budget-daily-limit" not in served.headers
     with pytest.raises(openai.RateLimitError) as caught:
@@ -578,8 +705,10 @@ def test_credits_running_out_gives_insufficient_quota(client, sim):
 
 def test_rpm_limit_gives_429_with_retry_after_and_the_window_slides():
     now = [1_780_000_000.0]
-    with Simulator(SimulatorConfig(rpm_limit=2, clock=lambda: now[0])) as sim, \
-            openai.OpenAI(base_url=sim.base_url, api_key=API_KEY, max_retries=0) as client:
+    with (
+        Simulator(SimulatorConfig(rpm_limit=2, clock=lambda: now[0])) as sim,
+        openai.OpenAI(base_url=sim.base_url, api_key=API_KEY, max_retries=0) as client,
+    ):
         first = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=USER)
         now[0] += 20
         client.chat.completions.create(model="gpt-4o-mini", messages=USER)
@@ -598,8 +727,11 @@ def test_rpm_limit_gives_429_with_retry_after_and_the_window_slides():
 
 
 def test_a_key_with_its_own_rpm_limit_is_limited_and_other_keys_are_not():
-    with Simulator() as sim, openai.OpenAI(base_url=sim.base_url, api_key=API_KEY, max_retries=0) as client, \
-            openai.OpenAI(base_url=sim.base_url, api_key=OTHER_KEY, max_retries=0) as other:
+    with (
+        Simulator() as sim,
+        openai.OpenAI(base_url=sim.base_url, api_key=API_KEY, max_retries=0) as client,
+        openai.OpenAI(base_url=sim.base_url, api_key=OTHER_KEY, max_retries=0) as other,
+    ):
         my_key = client.get("/me", cast_to=object)["key_id"]
         sim.configure(key_rpm_limits={my_key: 2})
         assert client.get("/me", cast_to=object)["rate_limits"]["inference_rpm"] == 2
@@ -618,16 +750,19 @@ def test_a_key_with_its_own_rpm_limit_is_limited_and_other_keys_are_not():
 # ---------------------------------------------------------------- injected and random failures
 
 
-@pytest.mark.parametrize("code,status,error_type,header", [
-    ("rate_limit_exceeded", 429, "rate_limit_error", "x-rate-limit-source"),
-    ("budget_exhausted", 429, "rate_limit_error", "x-budget-exceeded-scope"),
-    ("insufficient_quota", 429, "rate_limit_error", "retry-after"),
-    ("upstream_error", 502, "api_error", "x-error-provider"),
-    ("internal_error", 500, "api_error", None),
-    ("no_provider_available", 503, "api_error", "retry-after"),
-    ("invalid_api_key", 401, "authentication_error", None),
-    ("context_length_exceeded", 400, "invalid_request_error", None),
-])
+@pytest.mark.parametrize(
+    "code,status,error_type,header",
+    [
+        ("rate_limit_exceeded", 429, "rate_limit_error", "x-rate-limit-source"),
+        ("budget_exhausted", 429, "rate_limit_error", "x-budget-exceeded-scope"),
+        ("insufficient_quota", 429, "rate_limit_error", "retry-after"),
+        ("upstream_error", 502, "api_error", "x-error-provider"),
+        ("internal_error", 500, "api_error", None),
+        ("no_provider_available", 503, "api_error", "retry-after"),
+        ("invalid_api_key", 401, "authentication_error", None),
+        ("context_length_exceeded", 400, "invalid_request_error", None),
+    ],
+)
 def test_injected_errors_carry_registry_status_type_and_headers(raw, sim, code, status, error_type, header):
     sim.inject(code, count=2)
     responses = [raw.post("/chat/completions", json={"model": "gpt-4o", "messages": USER}) for _ in range(3)]
@@ -637,7 +772,10 @@ def test_injected_errors_carry_registry_status_type_and_headers(raw, sim, code, 
     assert (error["code"], error["type"]) == (code, error_type) and error["doc_url"].endswith(code)
     assert failed.headers["x-error-type"] == error_type and failed.headers["x-request-id"]
     retryable = error_type in ("rate_limit_error", "api_error") and code not in (
-        "budget_exhausted", "insufficient_quota", "internal_error")
+        "budget_exhausted",
+        "insufficient_quota",
+        "internal_error",
+    )
     assert failed.headers["x-error-retryable"] == str(retryable).lower()
     if header:
         assert failed.headers[header]
@@ -672,16 +810,25 @@ def test_mid_stream_errors_arrive_after_a_few_events(client, raw, sim):
     assert raw.post("/chat/completions", json={"model": "gpt-4o", "messages": USER}).status_code == 502
     ledger = sim.ledger()
     assert [(e["http_status"], e["error_code"], e["cost_usd"]) for e in ledger[:3]] == [
-        (200, "upstream_error", 0), (200, "internal_error", 0), (200, "upstream_error", 0)]
+        (200, "upstream_error", 0),
+        (200, "internal_error", 0),
+        (200, "upstream_error", 0),
+    ]
 
 
 def test_error_rate_5xx_is_seeded_and_mixes_500_502_503():
     def statuses(seed):
-        with Simulator(SimulatorConfig(seed=seed, error_rate_5xx=0.5)) as sim, \
-                httpx.Client(headers={"Authorization": f"Bearer {API_KEY}"}) as c:
-            return [c.post(f"{sim.base_url}/chat/completions",
-                           json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": str(i % 20)}]}
-                           ).status_code for i in range(80)]
+        with (
+            Simulator(SimulatorConfig(seed=seed, error_rate_5xx=0.5)) as sim,
+            httpx.Client(headers={"Authorization": f"Bearer {API_KEY}"}) as c,
+        ):
+            return [
+                c.post(
+                    f"{sim.base_url}/chat/completions",
+                    json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": str(i % 20)}]},
+                ).status_code
+                for i in range(80)
+            ]
 
     first = statuses(3)
     assert first == statuses(3) and first != statuses(4)
@@ -710,8 +857,11 @@ def test_openai_mode_behaves_like_plain_openai(client, raw, sim):
     assert plain.headers["x-ratelimit-limit-requests"] and plain.headers["x-request-id"]
     bare = list(client.chat.completions.create(model="gpt-4o", messages=USER, stream=True))
     assert all(c.usage is None for c in bare) and bare[-1].choices[0].finish_reason == "stop"
-    with_usage = list(client.chat.completions.create(model="gpt-4o", messages=USER, stream=True,
-                                                     stream_options={"include_usage": True}))
+    with_usage = list(
+        client.chat.completions.create(
+            model="gpt-4o", messages=USER, stream=True, stream_options={"include_usage": True}
+        )
+    )
     assert with_usage[-1].choices == [] and with_usage[-1].usage.total_tokens > 0
     assert "routing_metadata" not in (with_usage[-1].model_extra or {})
     error = raw.post("/chat/completions", json={"model": "nope", "messages": USER})
@@ -725,8 +875,9 @@ def test_openai_mode_behaves_like_plain_openai(client, raw, sim):
 def _normalised(value):
     """Returns a body with ids, timestamps and request-specific suffixes blanked out."""
     if isinstance(value, dict):
-        return {k: "<id>" if k in ("id", "item_id", "created", "created_at") else _normalised(v)
-                for k, v in value.items()}
+        return {
+            k: "<id>" if k in ("id", "item_id", "created", "created_at") else _normalised(v) for k, v in value.items()
+        }
     if isinstance(value, list):
         return [_normalised(v) for v in value]
     return value
@@ -744,12 +895,19 @@ def test_same_seed_gives_identical_bodies_apart_from_ids_and_timestamps():
 
     def run(seed):
         bodies = []
-        with Simulator(SimulatorConfig(seed=seed)) as sim, \
-                httpx.Client(base_url=sim.base_url, headers={"Authorization": f"Bearer {API_KEY}"}) as c:
+        with (
+            Simulator(SimulatorConfig(seed=seed)) as sim,
+            httpx.Client(base_url=sim.base_url, headers={"Authorization": f"Bearer {API_KEY}"}) as c,
+        ):
             for path, body in requests:
                 response = c.post(path, json=body)
-                bodies.append(_normalised([json.loads(d) for _, d in _sse(response) if d != "[DONE]"]
-                                          if body.get("stream") else response.json()))
+                bodies.append(
+                    _normalised(
+                        [json.loads(d) for _, d in _sse(response) if d != "[DONE]"]
+                        if body.get("stream")
+                        else response.json()
+                    )
+                )
         return bodies
 
     first = run(11)
@@ -760,13 +918,16 @@ def test_same_seed_gives_identical_bodies_apart_from_ids_and_timestamps():
 def test_ledger_totals_equal_the_costs_in_the_responses_and_never_hold_the_key(client, sim):
     total = 0.0
     for model in ("gpt-4o", "claude-sonnet-4-20250514", "llama-3.3-70b", "o3-mini", "deepseek-v3"):
-        response = client.chat.completions.create(model=model, messages=[{"role": "user", "content": model}],
-                                                  extra_body={"gateway": {"metadata": {"tags": ["t:1"],
-                                                                                       "user_id": "u-9"}}})
+        response = client.chat.completions.create(
+            model=model,
+            messages=[{"role": "user", "content": model}],
+            extra_body={"gateway": {"metadata": {"tags": ["t:1"], "user_id": "u-9"}}},
+        )
         total += response.model_extra["routing_metadata"]["cost"]["usd"]
     total += client.responses.create(model="gpt-4o-mini", input="x").model_extra["routing_metadata"]["cost"]["usd"]
-    total += client.embeddings.create(model="text-embedding-3-small", input="x").model_extra[
-        "routing_metadata"]["cost"]["usd"]
+    total += client.embeddings.create(model="text-embedding-3-small", input="x").model_extra["routing_metadata"][
+        "cost"
+    ]["usd"]
     streamed = list(client.chat.completions.create(model="gpt-4o", messages=USER, stream=True))
     total += streamed[-1].model_extra["routing_metadata"]["cost"]["usd"]
     with pytest.raises(openai.NotFoundError):
@@ -798,16 +959,29 @@ def test_control_endpoints_drive_a_simulator_from_another_process(sim, raw):
 
 def test_malformed_requests_and_unknown_paths_get_the_error_envelope(raw, sim):
     cases = [
-        (raw.post("/chat/completions", content=b"{not json", headers={"Content-Type": "application/json"}),
-         400, "invalid_request"),
+        (
+            raw.post("/chat/completions", content=b"{not json", headers={"Content-Type": "application/json"}),
+            400,
+            "invalid_request",
+        ),
         (raw.post("/chat/completions", json={"model": "gpt-4o"}), 400, "missing_required_parameter"),
         (raw.post("/v2/nothing", json={}), 404, "resource_not_found"),
         (raw.get("/nothing/here"), 404, "resource_not_found"),
         (raw.get("/chat/completions"), 405, "method_not_allowed"),
-        (httpx.post(f"{sim.base_url}/chat/completions", json={"model": "gpt-4o", "messages": USER}),
-         401, "invalid_api_key"),
-        (httpx.post(f"{sim.base_url}/chat/completions", json={"model": "gpt-4o", "messages": USER},
-                    headers={"Authorization": "Bearer sk-openai-key"}), 401, "invalid_api_key"),
+        (
+            httpx.post(f"{sim.base_url}/chat/completions", json={"model": "gpt-4o", "messages": USER}),
+            401,
+            "invalid_api_key",
+        ),
+        (
+            httpx.post(
+                f"{sim.base_url}/chat/completions",
+                json={"model": "gpt-4o", "messages": USER},
+                headers={"Authorization": "Bearer sk-openai-key"},
+            ),
+            401,
+            "invalid_api_key",
+        ),
     ]
     for response, status, code in cases:
         assert response.status_code == status, response.text
@@ -832,9 +1006,14 @@ def test_latency_and_chunk_delay_slow_responses_down(client, sim):
 def test_200_concurrent_async_requests_and_8_threads_all_succeed(sim):
     async def burst():
         async with openai.AsyncOpenAI(base_url=sim.base_url, api_key=API_KEY, max_retries=0) as client:
-            return await asyncio.gather(*(client.chat.completions.create(
-                model="gpt-4o-mini", messages=[{"role": "user", "content": str(i)}], stream=i % 4 == 0)
-                for i in range(200)))
+            return await asyncio.gather(
+                *(
+                    client.chat.completions.create(
+                        model="gpt-4o-mini", messages=[{"role": "user", "content": str(i)}], stream=i % 4 == 0
+                    )
+                    for i in range(200)
+                )
+            )
 
     failures = []
 
@@ -843,7 +1022,7 @@ def test_200_concurrent_async_requests_and_8_threads_all_succeed(sim):
             for i in range(40):
                 try:
                     client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": f"{n}:{i}"}])
-                except Exception as exc:  # noqa: BLE001 - collected for the assertion below
+                except Exception as exc:
                     failures.append(exc)
 
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
@@ -869,8 +1048,10 @@ def test_stop_closes_idle_keep_alive_connections():
 
 
 def test_serve_blocks_until_sigterm():
-    code = ("from auriko_obs.simulator import serve, SimulatorConfig\n"
-            "serve(port=0, config=SimulatorConfig(seed=2), ready=lambda m: print(m, flush=True))\n")
+    code = (
+        "from auriko_obs.simulator import serve, SimulatorConfig\n"
+        "serve(port=0, config=SimulatorConfig(seed=2), ready=lambda m: print(m, flush=True))\n"
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))}
     process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
     try:

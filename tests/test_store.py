@@ -11,12 +11,7 @@ import auriko_obs
 from auriko_obs import fields
 from auriko_obs.store import SCHEMA_VERSION, ensure_schema, parse_time
 
-DESIGN_COLUMNS = """trace_id span_id parent_span_id start_time end_time duration_ms service_name operation streaming
-request_model response_model model_canonical provider provider_model_id routing_strategy input_tokens output_tokens
-total_tokens cached_tokens cache_write_tokens reasoning_tokens cost_usd cost_source cache_savings_usd
-cache_savings_percent hosted_tool_usd ttft_ms provider_ttft_ms throughput_tps finish_reason status http_status
-error_type error_code retry_after_s budget_exceeded_scope budget_exceeded_period http_attempts request_id
-ratelimit_remaining_requests credits_balance_usd warnings tags user_id notebook_cell attributes""".split()
+DESIGN_COLUMNS = ["trace_id", "span_id", "parent_span_id", "start_time", "end_time", "duration_ms", "service_name", "operation", "streaming", "request_model", "response_model", "model_canonical", "provider", "provider_model_id", "routing_strategy", "input_tokens", "output_tokens", "total_tokens", "cached_tokens", "cache_write_tokens", "reasoning_tokens", "cost_usd", "cost_source", "cache_savings_usd", "cache_savings_percent", "hosted_tool_usd", "ttft_ms", "provider_ttft_ms", "throughput_tps", "finish_reason", "status", "http_status", "error_type", "error_code", "retry_after_s", "budget_exceeded_scope", "budget_exceeded_period", "http_attempts", "request_id", "ratelimit_remaining_requests", "credits_balance_usd", "warnings", "tags", "user_id", "notebook_cell", "attributes"]
 
 
 def test_llm_calls_has_exactly_the_design_columns_and_types(instrumented, client):
@@ -179,8 +174,10 @@ def _stored_raw_rows(path: str):
 
 
 def _span_counts(path: str) -> tuple[int, int, int]:
-    frame = auriko_obs.Store(path).sql("SELECT count(*) AS n, count(DISTINCT (trace_id, span_id)) AS spans, "
-                                       "(SELECT count(*) FROM llm_calls) AS calls FROM spans")
+    frame = auriko_obs.Store(path).sql(
+        "SELECT count(*) AS n, count(DISTINCT (trace_id, span_id)) AS spans, "
+        "(SELECT count(*) FROM llm_calls) AS calls FROM spans"
+    )
     return tuple(int(frame.iloc[0][c]) for c in ("n", "spans", "calls"))
 
 
@@ -194,14 +191,14 @@ def test_a_span_delivered_twice_is_stored_once(instrumented, client, tmp_path):
     assert auriko_obs.flush()
     table = _stored_raw_rows(instrumented)
     assert _span_counts(instrumented) == (3, 3, 3)
-    DuckDBSpanExporter(instrumented).export_table(table)   # every span again, as a retrying exporter sends it
+    DuckDBSpanExporter(instrumented).export_table(table)  # every span again, as a retrying exporter sends it
     assert _span_counts(instrumented) == (3, 3, 3)
-    other = str(tmp_path / "other.duckdb")                 # repeats within one batch
+    other = str(tmp_path / "other.duckdb")  # repeats within one batch
     DuckDBSpanExporter(other).export_table(pa.concat_tables([table, table.slice(1, 1), table]))
     assert _span_counts(other) == (3, 3, 3)
     assert _stored_raw_rows(other).equals(table)
     a, b, c = (table.slice(i, 1) for i in range(3))
-    mixed = str(tmp_path / "mixed.duckdb")                 # a repeat before a new span: A, B, B, A, C
+    mixed = str(tmp_path / "mixed.duckdb")  # a repeat before a new span: A, B, B, A, C
     DuckDBSpanExporter(mixed).export_table(pa.concat_tables([a, b, b, a, c]))
     assert _span_counts(mixed) == (3, 3, 3)
     assert _stored_raw_rows(mixed).equals(table)

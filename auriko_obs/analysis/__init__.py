@@ -23,7 +23,24 @@ from ._query import DIMENSIONS, NONE_LABEL, OTHER_LABEL
 from ._spend import cache_savings, cost_by, provider_mix
 
 __all__ = [
-    "Budget", "DIMENSIONS", "Forecast", "NONE_LABEL", "OTHER_LABEL", "budget_burn", "budget_burndown",
-    "cache_savings", "cost_by", "decayed_rate", "errors", "fetch_prices", "forecast", "latency", "load_budgets",
-    "period_bounds", "prices", "provider_mix", "refresh_prices", "routing_savings",
+    "DIMENSIONS",
+    "NONE_LABEL",
+    "OTHER_LABEL",
+    "Budget",
+    "Forecast",
+    "budget_burn",
+    "budget_burndown",
+    "cache_savings",
+    "cost_by",
+    "decayed_rate",
+    "errors",
+    "fetch_prices",
+    "forecast",
+    "latency",
+    "load_budgets",
+    "period_bounds",
+    "prices",
+    "provider_mix",
+    "refresh_prices",
+    "routing_savings",
 ]

@@ -16,10 +16,11 @@ from __future__ import annotations
 import math
 import os
 import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ..store import parse_time
 from ._forecast import forecast
@@ -149,15 +150,17 @@ def _budgets(budgets: Budget | Iterable[Budget] | str | os.PathLike[str] | None)
         loaded = load_budgets(budgets)
         if not loaded:
             searched = budgets or f"./{CONFIG_FILE} or [tool.auriko_obs] in ./pyproject.toml"
-            raise ValueError(f"no budgets: no [[budgets]] in {searched}; pass budgets=[analysis.Budget(...)] "
-                             f"or the path of a config file that has them")
+            raise ValueError(
+                f"no budgets: no [[budgets]] in {searched}; pass budgets=[analysis.Budget(...)] "
+                f"or the path of a config file that has them"
+            )
         return loaded
     if isinstance(budgets, Budget):
         return [budgets]
     return list(budgets)
 
 
-def _hourly(store: StoreLike, w: Where, start: datetime, now: datetime) -> "pd.DataFrame":
+def _hourly(store: StoreLike, w: Where, start: datetime, now: datetime) -> pd.DataFrame:
     """Returns hourly spend of the budget's calls in [start, now], and when its first call ever was."""
     query = f"""
 SELECT to_timestamp(_hour * 3600) AS hour, cost_usd, calls,
@@ -169,7 +172,7 @@ ORDER BY 1
     return run(store, query, [*w.params, *w.params, start, now])
 
 
-def _series(frame: "pd.DataFrame", start: datetime, now: datetime) -> tuple[list[datetime], list[float]]:
+def _series(frame: pd.DataFrame, start: datetime, now: datetime) -> tuple[list[datetime], list[float]]:
     """Returns every hour from ``start`` to the hour of ``now`` and its spend (0 where nothing was spent)."""
     spend = {ts.to_pydatetime(): float(v) for ts, v in zip(frame["hour"], frame["cost_usd"])}
     hours, values = [], []
@@ -224,8 +227,9 @@ def _at(now: datetime, hours: float) -> datetime | None:
     return None if math.isinf(hours) else now + timedelta(hours=hours)
 
 
-def _burn(store: StoreLike, budget: Budget, base: Where, now: datetime, lookback: timedelta,
-          half_life_h: float, seed: int) -> tuple[dict, dict]:
+def _burn(
+    store: StoreLike, budget: Budget, base: Where, now: datetime, lookback: timedelta, half_life_h: float, seed: int
+) -> tuple[dict, dict]:
     """Returns (the summary row, the hourly series and forecast bands) of one budget."""
     period_start, period_end = period_bounds(budget.period, now)
     w = budget.where(base)
@@ -238,13 +242,20 @@ def _burn(store: StoreLike, budget: Budget, base: Where, now: datetime, lookback
     history = [v for h, v in zip(hours, values) if h >= history_start.replace(minute=0, second=0, microsecond=0)]
     elapsed = (now - now.replace(minute=0, second=0, microsecond=0)).total_seconds() / 3600 or 1.0
     horizon_h = (period_end - now).total_seconds() / 3600
-    result = forecast(history, budget.limit_usd - spend, horizon_h, half_life_h=half_life_h, seed=seed,
-                      last_fraction=elapsed)
+    result = forecast(
+        history, budget.limit_usd - spend, horizon_h, half_life_h=half_life_h, seed=seed, last_fraction=elapsed
+    )
     observed = _observed(store, budget, w, period_start, now)
     summary = {
-        "budget": budget.name, "scope": budget.scope, "match": budget.match, "period": budget.period,
-        "period_start": period_start, "period_end": period_end, "limit_usd": budget.limit_usd,
-        "spend_usd": spend, "remaining_usd": budget.limit_usd - spend,
+        "budget": budget.name,
+        "scope": budget.scope,
+        "match": budget.match,
+        "period": budget.period,
+        "period_start": period_start,
+        "period_end": period_end,
+        "limit_usd": budget.limit_usd,
+        "spend_usd": spend,
+        "remaining_usd": budget.limit_usd - spend,
         "percent_used": 100 * spend / budget.limit_usd,
         "burn_rate_usd_per_h": result.rate_usd_per_h,
         "exhausts_at": _at(now, result.exhausts_in_h),
@@ -254,37 +265,79 @@ def _burn(store: StoreLike, budget: Budget, base: Where, now: datetime, lookback
         "observed_at": observed.get("observed_at"),
         "observed_spend_usd": observed.get("observed_spend_usd"),
         "observed_limit_usd": observed.get("observed_limit_usd"),
-        "divergence_usd": (observed["local_spend_at_observed_usd"] - observed["observed_spend_usd"]
-                           if observed.get("observed_spend_usd") is not None else None),
+        "divergence_usd": (
+            observed["local_spend_at_observed_usd"] - observed["observed_spend_usd"]
+            if observed.get("observed_spend_usd") is not None
+            else None
+        ),
         "credits_balance_usd": observed.get("credits_balance_usd"),
     }
-    series = {"hours": [h for h in hours if h >= period_start], "values": [v for h, v in zip(hours, values)
-                                                                          if h >= period_start],
-              "forecast": result, "period_end": period_end, "spend": spend}
+    series = {
+        "hours": [h for h in hours if h >= period_start],
+        "values": [v for h, v in zip(hours, values) if h >= period_start],
+        "forecast": result,
+        "period_end": period_end,
+        "spend": spend,
+    }
     return summary, series
 
 
-_SUMMARY_COLUMNS = ("budget", "scope", "match", "period", "period_start", "period_end", "limit_usd", "spend_usd",
-                    "remaining_usd", "percent_used", "burn_rate_usd_per_h", "exhausts_at", "exhausts_at_low",
-                    "exhausts_at_high", "exhaust_probability", "observed_at", "observed_spend_usd",
-                    "observed_limit_usd", "divergence_usd", "credits_balance_usd")
+_SUMMARY_COLUMNS = (
+    "budget",
+    "scope",
+    "match",
+    "period",
+    "period_start",
+    "period_end",
+    "limit_usd",
+    "spend_usd",
+    "remaining_usd",
+    "percent_used",
+    "burn_rate_usd_per_h",
+    "exhausts_at",
+    "exhausts_at_low",
+    "exhausts_at_high",
+    "exhaust_probability",
+    "observed_at",
+    "observed_spend_usd",
+    "observed_limit_usd",
+    "divergence_usd",
+    "credits_balance_usd",
+)
 
 
-def _frame(rows: list[dict], columns: Sequence[str]) -> "pd.DataFrame":
+def _frame(rows: list[dict], columns: Sequence[str]) -> pd.DataFrame:
     import pandas as pd
 
     frame = pd.DataFrame(rows, columns=list(columns))
     for column in columns:
-        if column in ("period_start", "period_end", "exhausts_at", "exhausts_at_low", "exhausts_at_high",
-                      "observed_at", "time"):
+        if column in (
+            "period_start",
+            "period_end",
+            "exhausts_at",
+            "exhausts_at_low",
+            "exhausts_at_high",
+            "observed_at",
+            "time",
+        ):
             frame[column] = pd.to_datetime(frame[column], utc=True)
     return frame
 
 
-def budget_burn(store: StoreLike = None, budgets: Budget | Iterable[Budget] | str | os.PathLike[str] | None = None,
-                *, now: TimeLike = None, lookback: str | timedelta = "7d", half_life_h: float = 12.0, seed: int = 0,
-                model: Values = None, provider: Values = None, service: Values = None,
-                tag: Values = None, user: Values = None) -> "pd.DataFrame":
+def budget_burn(
+    store: StoreLike = None,
+    budgets: Budget | Iterable[Budget] | str | os.PathLike[str] | None = None,
+    *,
+    now: TimeLike = None,
+    lookback: str | timedelta = "7d",
+    half_life_h: float = 12.0,
+    seed: int = 0,
+    model: Values = None,
+    provider: Values = None,
+    service: Values = None,
+    tag: Values = None,
+    user: Values = None,
+) -> pd.DataFrame:
     """Returns one row per budget: spend in its current UTC period, burn rate, and when it will run out.
 
     Answers: how much of each budget is used, how fast it is burning, when it will be exhausted (with a
@@ -313,9 +366,20 @@ def budget_burn(store: StoreLike = None, budgets: Budget | Iterable[Budget] | st
     return _frame(rows, _SUMMARY_COLUMNS)
 
 
-def budget_burndown(budget: Budget, store: StoreLike = None, *, now: TimeLike = None, lookback: str | timedelta = "7d",
-                    half_life_h: float = 12.0, seed: int = 0, model: Values = None, provider: Values = None,
-                    service: Values = None, tag: Values = None, user: Values = None) -> "pd.DataFrame":
+def budget_burndown(
+    budget: Budget,
+    store: StoreLike = None,
+    *,
+    now: TimeLike = None,
+    lookback: str | timedelta = "7d",
+    half_life_h: float = 12.0,
+    seed: int = 0,
+    model: Values = None,
+    provider: Values = None,
+    service: Values = None,
+    tag: Values = None,
+    user: Values = None,
+) -> pd.DataFrame:
     """Returns the hourly burn-down of one budget's current period: spend so far, then the forecast band.
 
     Columns: ``time`` (UTC, the end of each hour; the first row is the period start), ``kind``
@@ -342,8 +406,15 @@ def budget_burndown(budget: Budget, store: StoreLike = None, *, now: TimeLike = 
         at = now_at + timedelta(hours=step)
         if at > series["period_end"]:
             at = series["period_end"]
-        rows.append({"time": at, "kind": "forecast", "spend_usd": total + float(mid),
-                     "spend_low_usd": total + float(low), "spend_high_usd": total + float(high)})
+        rows.append(
+            {
+                "time": at,
+                "kind": "forecast",
+                "spend_usd": total + float(mid),
+                "spend_low_usd": total + float(low),
+                "spend_high_usd": total + float(high),
+            }
+        )
         if at == series["period_end"]:
             break
     for row in rows:

@@ -24,8 +24,9 @@ see the shift and is thrown by one early burst (``tests/test_analysis_budgets.py
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,17 @@ def _prepared(hourly_usd: Sequence[float], half_life_h: float, last_fraction: fl
     return values, weights
 
 
-def forecast(hourly_usd: Sequence[float], remaining_usd: float, horizon_h: float, *, half_life_h: float = 12.0,
-             block_h: int = 4, paths: int = 500, seed: int = 0, last_fraction: float = 1.0) -> Forecast:
+def forecast(
+    hourly_usd: Sequence[float],
+    remaining_usd: float,
+    horizon_h: float,
+    *,
+    half_life_h: float = 12.0,
+    block_h: int = 4,
+    paths: int = 500,
+    seed: int = 0,
+    last_fraction: float = 1.0,
+) -> Forecast:
     """Returns the exhaustion forecast for a budget with ``remaining_usd`` left and ``horizon_h`` hours to reset."""
     import numpy as np
 
@@ -116,7 +126,7 @@ def _bootstrap(values: Any, weights: Any, steps: int, block_h: int, paths: int, 
     block = max(1, min(int(block_h), values.size))
     starts = values.size - block + 1
     # A block is drawn with the weight of its newest hour, so recent behaviour dominates.
-    probabilities = weights[block - 1:block - 1 + starts]
+    probabilities = weights[block - 1 : block - 1 + starts]
     probabilities = probabilities / probabilities.sum()
     blocks_per_path = -(-steps // block)
     chosen = rng.choice(starts, size=(paths, blocks_per_path), p=probabilities)

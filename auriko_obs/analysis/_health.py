@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from ._query import (StoreLike, TimeLike, Values, calls_source, dimension_sql, grouping, leading, out_name, run,
-                     session, where)
+from ._query import (
+    StoreLike,
+    TimeLike,
+    Values,
+    calls_source,
+    dimension_sql,
+    grouping,
+    leading,
+    out_name,
+    run,
+    session,
+    where,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -16,10 +28,19 @@ QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.9, 0.99)
 _Q_NAMES = ("p05", "p25", "p50", "p75", "p90", "p99")
 
 
-def latency(store: StoreLike = None, *, since: TimeLike = None, until: TimeLike = None,
-            by: str | Sequence[str] = ("provider", "model"), include_errors: bool = False, model: Values = None,
-            provider: Values = None, service: Values = None, tag: Values = None,
-            user: Values = None) -> "pd.DataFrame":
+def latency(
+    store: StoreLike = None,
+    *,
+    since: TimeLike = None,
+    until: TimeLike = None,
+    by: str | Sequence[str] = ("provider", "model"),
+    include_errors: bool = False,
+    model: Values = None,
+    provider: Values = None,
+    service: Values = None,
+    tag: Values = None,
+    user: Values = None,
+) -> pd.DataFrame:
     """Returns latency percentiles per provider and model (or ``by``), one row per metric.
 
     Answers: how long calls take end to end, how soon the first token arrives as the client sees it
@@ -41,13 +62,15 @@ def latency(store: StoreLike = None, *, since: TimeLike = None, until: TimeLike 
     quantiles = ", ".join(repr(q) for q in QUANTILES)
     aggregates = ", ".join(
         f"count({m}) AS n_{m}, avg({m}) AS mean_{m}, quantile_cont({m}, [{quantiles}]) AS q_{m}"
-        for m in LATENCY_METRICS)
+        for m in LATENCY_METRICS
+    )
     unpivot = "\nUNION ALL\n".join(
         f"SELECT {leading(names)}'{m}' AS metric, '{unit}' AS unit, {i} AS metric_order, n_{m} AS calls, "
         f"mean_{m} AS mean, "
         + ", ".join(f"q_{m}[{j + 1}] AS {q}" for j, q in enumerate(_Q_NAMES))
         + f" FROM agg WHERE n_{m} > 0"
-        for i, (m, unit) in enumerate(LATENCY_METRICS.items()))
+        for i, (m, unit) in enumerate(LATENCY_METRICS.items())
+    )
     query = f"""
 WITH agg AS (
     SELECT {leading(keys)}{aggregates}
@@ -59,9 +82,19 @@ SELECT * EXCLUDE (metric_order) FROM ({unpivot}) ORDER BY {leading(names)}metric
         return run(s, query, w.params)
 
 
-def errors(store: StoreLike = None, *, since: TimeLike = None, until: TimeLike = None, by: str = "provider",
-           period: str | None = "hour", model: Values = None, provider: Values = None, service: Values = None,
-           tag: Values = None, user: Values = None) -> "pd.DataFrame":
+def errors(
+    store: StoreLike = None,
+    *,
+    since: TimeLike = None,
+    until: TimeLike = None,
+    by: str = "provider",
+    period: str | None = "hour",
+    model: Values = None,
+    provider: Values = None,
+    service: Values = None,
+    tag: Values = None,
+    user: Values = None,
+) -> pd.DataFrame:
     """Returns errors by code, retries and routing warnings by type, per provider (or ``by``) per UTC period.
 
     Answers: which errors we get and how often (budget_exhausted, rate_limit_exceeded, upstream errors…),
@@ -81,8 +114,10 @@ def errors(store: StoreLike = None, *, since: TimeLike = None, until: TimeLike =
     for ``by="http_status"``, which would name two columns alike.
     """
     if by == "http_status":
-        raise ValueError("errors() has an http_status column of its own (the most common status of each row); "
-                         "group by another dimension, such as error_code or status")
+        raise ValueError(
+            "errors() has an http_status column of its own (the most common status of each row); "
+            "group by another dimension, such as error_code or status"
+        )
     w = where(since, until, model=model, provider=provider, service=service, tag=tag, user=user)
     name = f'"{out_name(by)}"'
     pre, labelled, _ = grouping([by], period)
@@ -95,16 +130,16 @@ def errors(store: StoreLike = None, *, since: TimeLike = None, until: TimeLike =
     query = f"""
 WITH totals AS (
     SELECT period_start, {name}, sum(n)::BIGINT AS calls
-    FROM (SELECT {', '.join(labelled)}, n
-          FROM (SELECT {', '.join(pre)}, count(*) AS n FROM llm_calls WHERE {w.sql} GROUP BY ALL))
+    FROM (SELECT {", ".join(labelled)}, n
+          FROM (SELECT {", ".join(pre)}, count(*) AS n FROM llm_calls WHERE {w.sql} GROUP BY ALL))
     GROUP BY ALL
 ),
 base AS (
-    SELECT {', '.join(labelled)}, status, error_type, error_code, http_status, warnings,
+    SELECT {", ".join(labelled)}, status, error_type, error_code, http_status, warnings,
            greatest(coalesce(http_attempts, 1) - 1, 0) AS extra_attempts, retry_after_s,
            CASE WHEN status = 'error' THEN json_extract_string(attributes, '$."error.type"') END AS otel_error_type,
            CASE WHEN len(warnings) > 0 THEN attributes END AS attributes
-    FROM (SELECT {', '.join(pre)}, status, error_type, error_code, http_status, warnings, http_attempts,
+    FROM (SELECT {", ".join(pre)}, status, error_type, error_code, http_status, warnings, http_attempts,
                  retry_after_s, attributes
           FROM llm_calls WHERE {w.sql} AND (status = 'error' OR http_attempts > 1 OR len(warnings) > 0))
 ),

@@ -5,12 +5,26 @@ from __future__ import annotations
 import json
 import urllib.parse
 import urllib.request
+from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from ..store._files import connect
-from ._query import (MODEL_SQL, Session, StoreLike, TimeLike, Values, grouping, leading, order_by, run, session,
-                     store_of, table_exists, where)
+from ._query import (
+    MODEL_SQL,
+    Session,
+    StoreLike,
+    TimeLike,
+    Values,
+    grouping,
+    leading,
+    order_by,
+    run,
+    session,
+    store_of,
+    table_exists,
+    where,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -31,12 +45,17 @@ def fetch_prices(base_url: str, api_key: str | None = None, *, timeout_s: float 
         for model in _get_json(f"{base_url.rstrip('/')}/models{query}", api_key, timeout_s).get("data") or []:
             for position, offer in enumerate(model.get("providers") or []):
                 key = (str(model["id"]), str(offer["name"]))
-                rows.setdefault(key, {
-                    "model": key[0], "provider": key[1], "position": position,
-                    "input_usd_per_1m": _price(offer.get("input_price")),
-                    "output_usd_per_1m": _price(offer.get("output_price")),
-                    "data_policy": offer.get("data_policy"),
-                })
+                rows.setdefault(
+                    key,
+                    {
+                        "model": key[0],
+                        "provider": key[1],
+                        "position": position,
+                        "input_usd_per_1m": _price(offer.get("input_price")),
+                        "output_usd_per_1m": _price(offer.get("output_price")),
+                        "data_policy": offer.get("data_policy"),
+                    },
+                )
     return list(rows.values())
 
 
@@ -50,12 +69,13 @@ def _get_json(url: str, api_key: str | None, timeout_s: float) -> dict:
     request = urllib.request.Request(url, headers={"Accept": "application/json"})
     if api_key:
         request.add_header("Authorization", f"Bearer {api_key}")
-    with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310 (scheme checked above)
+    with urllib.request.urlopen(request, timeout=timeout_s) as response:
         return json.loads(response.read())
 
 
-def refresh_prices(store: StoreLike, base_url: str, api_key: str | None = None, *,
-                   timeout_s: float = 10.0) -> "pd.DataFrame":
+def refresh_prices(
+    store: StoreLike, base_url: str, api_key: str | None = None, *, timeout_s: float = 10.0
+) -> pd.DataFrame:
     """Returns the price table after replacing the store's cached prices with a fresh ``GET /v1/models``.
 
     ``base_url`` is the API root the openai client uses (``https://api.auriko.ai/v1``, or a simulator's
@@ -72,8 +92,19 @@ def refresh_prices(store: StoreLike, base_url: str, api_key: str | None = None, 
             con.execute(f"DELETE FROM {PRICES_TABLE}")
             con.executemany(
                 f"INSERT INTO {PRICES_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [[r["model"], r["provider"], r["position"], r["input_usd_per_1m"], r["output_usd_per_1m"],
-                  r["data_policy"], base_url, fetched_at] for r in rows],
+                [
+                    [
+                        r["model"],
+                        r["provider"],
+                        r["position"],
+                        r["input_usd_per_1m"],
+                        r["output_usd_per_1m"],
+                        r["data_policy"],
+                        base_url,
+                        fetched_at,
+                    ]
+                    for r in rows
+                ],
             )
             con.execute("COMMIT")
         except BaseException:
@@ -82,21 +113,34 @@ def refresh_prices(store: StoreLike, base_url: str, api_key: str | None = None, 
     return prices(target)
 
 
-def prices(store: "StoreLike | Session" = None) -> "pd.DataFrame":
+def prices(store: StoreLike | Session = None) -> pd.DataFrame:
     """Returns the cached provider prices: model, provider, position, input_usd_per_1m, output_usd_per_1m,
     data_policy, source, fetched_at (empty when none were fetched yet)."""
     if not table_exists(store, PRICES_TABLE):
-        return run(store, "SELECT NULL::VARCHAR AS model, NULL::VARCHAR AS provider, NULL::INTEGER AS position, "
-                          "NULL::DOUBLE AS input_usd_per_1m, NULL::DOUBLE AS output_usd_per_1m, "
-                          "NULL::VARCHAR AS data_policy, NULL::VARCHAR AS source, "
-                          "NULL::TIMESTAMPTZ AS fetched_at LIMIT 0", [])
+        return run(
+            store,
+            "SELECT NULL::VARCHAR AS model, NULL::VARCHAR AS provider, NULL::INTEGER AS position, "
+            "NULL::DOUBLE AS input_usd_per_1m, NULL::DOUBLE AS output_usd_per_1m, "
+            "NULL::VARCHAR AS data_policy, NULL::VARCHAR AS source, "
+            "NULL::TIMESTAMPTZ AS fetched_at LIMIT 0",
+            [],
+        )
     return run(store, f"SELECT * FROM {PRICES_TABLE} ORDER BY model, position", [])
 
 
-def routing_savings(store: StoreLike = None, *, since: TimeLike = None, until: TimeLike = None,
-                    by: str | Sequence[str] = ("model", "provider"), period: str | None = None,
-                    model: Values = None, provider: Values = None, service: Values = None, tag: Values = None,
-                    user: Values = None) -> "pd.DataFrame":
+def routing_savings(
+    store: StoreLike = None,
+    *,
+    since: TimeLike = None,
+    until: TimeLike = None,
+    by: str | Sequence[str] = ("model", "provider"),
+    period: str | None = None,
+    model: Values = None,
+    provider: Values = None,
+    service: Values = None,
+    tag: Values = None,
+    user: Values = None,
+) -> pd.DataFrame:
     """Returns, per group, what the calls' tokens cost at the provider that served them and what they would
     have cost at the model's most expensive and at its median provider: the money routing saved.
 
@@ -121,8 +165,18 @@ def routing_savings(store: StoreLike = None, *, since: TimeLike = None, until: T
         return _routing_savings(s, since, until, by, period, model, provider, service, tag, user)
 
 
-def _routing_savings(store: Session, since: TimeLike, until: TimeLike, by: str | Sequence[str], period: str | None,
-                     model: Values, provider: Values, service: Values, tag: Values, user: Values) -> "pd.DataFrame":
+def _routing_savings(
+    store: Session,
+    since: TimeLike,
+    until: TimeLike,
+    by: str | Sequence[str],
+    period: str | None,
+    model: Values,
+    provider: Values,
+    service: Values,
+    tag: Values,
+    user: Values,
+) -> pd.DataFrame:
     if prices(store).empty:
         raise ValueError("no provider prices in the store: call auriko_obs.analysis.refresh_prices(store, base_url)")
     dims = [by] if isinstance(by, str) else list(by)
@@ -186,13 +240,13 @@ served AS (
     FROM {PRICES_TABLE} GROUP BY ALL
 ),
 pre AS (
-    SELECT {', '.join(keys)}, segment, {model_key} AS call_model, {provider_key} AS served_by, count(*) AS n,
+    SELECT {", ".join(keys)}, segment, {model_key} AS call_model, {provider_key} AS served_by, count(*) AS n,
            sum(inp) AS inp, sum(outp) AS outp, sum(cost_usd) AS cost
     FROM (SELECT {leading(pre)}{MODEL_SQL} AS call_model, provider AS served_by, cost_usd,
                  coalesce(input_tokens, 0) AS inp, coalesce(output_tokens, 0) AS outp,
                  inp / (inp + outp) AS _t, {segment} AS segment  -- _t is NULL for a call without tokens
           FROM llm_calls WHERE {w.sql})
-    GROUP BY {', '.join(keys)}, segment
+    GROUP BY {", ".join(keys)}, segment
 ),
 priced AS (
     SELECT {leading(labelled)}n, inp, outp, cost,

@@ -7,10 +7,11 @@ dimension, a period) are checked against fixed sets first: the ``llm_calls`` col
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Iterator, Sequence, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from .. import fields
 from ..store import Store, parse_time
@@ -36,7 +37,11 @@ PERIODS = ("hour", "day", "week", "month")
 _ALIASES = {"model": MODEL_SQL, "user": "user_id", "service": "service_name"}
 _GROUPABLE_TYPES = ("VARCHAR", "BOOLEAN", "INTEGER")
 _GROUPABLE = {c.name for c in fields.LLM_CALL_COLUMNS if c.sql_type in _GROUPABLE_TYPES} - {
-    "trace_id", "span_id", "parent_span_id", "request_id"}
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "request_id",
+}
 DIMENSIONS = tuple(sorted(_GROUPABLE | set(_ALIASES) | {"tag", "tags"}))
 
 
@@ -51,12 +56,12 @@ class Session:
     def __init__(self, con: Any) -> None:
         self.con = con
 
-    def sql(self, query: str, params: Sequence[Any] | None = None) -> "pd.DataFrame":
+    def sql(self, query: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
         return self.con.execute(query, list(params or [])).df()
 
 
 @contextmanager
-def session(store: "StoreLike | Session") -> Iterator[Session]:
+def session(store: StoreLike | Session) -> Iterator[Session]:
     """Yields a Session over the store (a Session passes through), folding in spooled batches first as
     ``Store.sql`` does. DuckDB runs each aggregation with ``preserve_insertion_order`` off: every query
     here ends in its own ORDER BY, and without the order constraint DuckDB aggregates with less memory."""
@@ -74,7 +79,7 @@ def session(store: "StoreLike | Session") -> Iterator[Session]:
         yield Session(con)
 
 
-def run(store: "StoreLike | Session", query: str, params: Sequence[Any]) -> "pd.DataFrame":
+def run(store: StoreLike | Session, query: str, params: Sequence[Any]) -> pd.DataFrame:
     """Returns the result of a parameterised query over the store (or an open Session)."""
     if isinstance(store, Session):
         return store.sql(query, params)
@@ -98,12 +103,20 @@ class Where:
     def sql(self) -> str:
         return " AND ".join(self.clauses) if self.clauses else "TRUE"
 
-    def and_(self, clause: str, *params: Any) -> "Where":
+    def and_(self, clause: str, *params: Any) -> Where:
         return Where([*self.clauses, clause], [*self.params, *params])
 
 
-def where(since: TimeLike = None, until: TimeLike = None, *, model: Values = None, provider: Values = None,
-          service: Values = None, tag: Values = None, user: Values = None) -> Where:
+def where(
+    since: TimeLike = None,
+    until: TimeLike = None,
+    *,
+    model: Values = None,
+    provider: Values = None,
+    service: Values = None,
+    tag: Values = None,
+    user: Values = None,
+) -> Where:
     """Returns the filter every analysis accepts: start_time in [since, until), and each filter a value or a list.
 
     ``tag`` keeps calls carrying any of the tags; the others keep calls whose column equals one of the values.
@@ -112,16 +125,16 @@ def where(since: TimeLike = None, until: TimeLike = None, *, model: Values = Non
     now = datetime.now(timezone.utc)  # one instant for both, so that spans such as "1h" compare exactly
     start, end = parse_time(since, now=now), parse_time(until, now=now)
     if start is not None and end is not None and start >= end:
-        raise ValueError(f"since ({start.isoformat()}) must be before until ({end.isoformat()}): "
-                         f"[since, until) holds no calls")
+        raise ValueError(
+            f"since ({start.isoformat()}) must be before until ({end.isoformat()}): [since, until) holds no calls"
+        )
     clauses: list[str] = []
     params: list[Any] = []
     for op, bound in ((">=", start), ("<", end)):
         if bound is not None:
             clauses.append(f"start_time {op} ?")
             params.append(bound)
-    for expr, values in ((MODEL_SQL, model), ("provider", provider), ("service_name", service),
-                         ("user_id", user)):
+    for expr, values in ((MODEL_SQL, model), ("provider", provider), ("service_name", service), ("user_id", user)):
         listed = _as_list(values)
         if listed is not None:
             clauses.append(f"list_contains(?::VARCHAR[], {expr})")
@@ -214,8 +227,10 @@ def calls_source(w: Where, dims: Sequence[str]) -> str:
     A call with several tags then counts once under each of them; a call without tags under ``(none)``.
     """
     if any(d in ("tag", "tags") for d in dims):
-        return (f"(SELECT *, unnest(CASE WHEN len(tags) > 0 THEN tags ELSE ['{NONE_LABEL}'] END) AS tag "
-                f"FROM llm_calls WHERE {w.sql})")
+        return (
+            f"(SELECT *, unnest(CASE WHEN len(tags) > 0 THEN tags ELSE ['{NONE_LABEL}'] END) AS tag "
+            f"FROM llm_calls WHERE {w.sql})"
+        )
     return f"(SELECT * FROM llm_calls WHERE {w.sql})"
 
 
@@ -224,7 +239,7 @@ def out_name(dim: str) -> str:
     return "tag" if dim == "tags" else dim
 
 
-def table_exists(store: "StoreLike | Session", name: str) -> bool:
+def table_exists(store: StoreLike | Session, name: str) -> bool:
     """Returns whether the store has a table (older store files may lack one until a writer migrates them)."""
     frame = run(store, "SELECT count(*) AS n FROM information_schema.tables WHERE table_name = ?", [name])
     return bool(frame["n"].iloc[0])

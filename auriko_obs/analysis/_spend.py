@@ -2,19 +2,42 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ._prices import PRICES_TABLE, prices
-from ._query import (MODEL_SQL, OTHER_LABEL, StoreLike, TimeLike, Values, grouping, leading, order_by, out_name, run,
-                     session, where)
+from ._query import (
+    MODEL_SQL,
+    OTHER_LABEL,
+    StoreLike,
+    TimeLike,
+    Values,
+    grouping,
+    leading,
+    order_by,
+    out_name,
+    run,
+    session,
+    where,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
-def provider_mix(store: StoreLike = None, *, since: TimeLike = None, until: TimeLike = None, by: str = "provider",
-                 period: str | None = "day", model: Values = None, provider: Values = None, service: Values = None,
-                 tag: Values = None, user: Values = None) -> "pd.DataFrame":
+def provider_mix(
+    store: StoreLike = None,
+    *,
+    since: TimeLike = None,
+    until: TimeLike = None,
+    by: str = "provider",
+    period: str | None = "day",
+    model: Values = None,
+    provider: Values = None,
+    service: Values = None,
+    tag: Values = None,
+    user: Values = None,
+) -> pd.DataFrame:
     """Returns calls, tokens, cost and their share per provider (or ``by`` another dimension) per UTC period.
 
     Answers: which providers serve our traffic, how that shifts over time, how often Auriko's routing
@@ -31,9 +54,11 @@ def provider_mix(store: StoreLike = None, *, since: TimeLike = None, until: Time
     pre, labelled, names = grouping([by], period)
     with session(store) as s:
         has_defaults = not prices(s).empty
-        defaults = (f"(SELECT model AS d_model, provider AS default_provider FROM {PRICES_TABLE} WHERE position = 0)"
-                    if has_defaults else
-                    "(SELECT NULL::VARCHAR AS d_model, NULL::VARCHAR AS default_provider LIMIT 0)")
+        defaults = (
+            f"(SELECT model AS d_model, provider AS default_provider FROM {PRICES_TABLE} WHERE position = 0)"
+            if has_defaults
+            else "(SELECT NULL::VARCHAR AS d_model, NULL::VARCHAR AS default_provider LIMIT 0)"
+        )
         off = "served_by IS NOT NULL AND default_provider IS NOT NULL AND served_by <> default_provider"
         known = "served_by IS NOT NULL AND default_provider IS NOT NULL"
         partition = "PARTITION BY base.period_start" if period is not None else ""
@@ -41,42 +66,53 @@ def provider_mix(store: StoreLike = None, *, since: TimeLike = None, until: Time
         # rank strategies over those few groups (ties to the alphabetically first strategy).
         query = f"""
 WITH pre AS (
-    SELECT {', '.join(pre)}, provider AS served_by, {MODEL_SQL} AS call_model, routing_strategy,
+    SELECT {", ".join(pre)}, provider AS served_by, {MODEL_SQL} AS call_model, routing_strategy,
            count(*) AS n, sum(input_tokens) AS i, sum(output_tokens) AS o,
            sum(coalesce(total_tokens, coalesce(input_tokens, 0) + coalesce(output_tokens, 0))) AS t, sum(cost_usd) AS c
     FROM llm_calls WHERE {w.sql} GROUP BY ALL
 ),
 base AS (
-    SELECT {', '.join(labelled)}, served_by, call_model, routing_strategy, n, i, o, t, c FROM pre
+    SELECT {", ".join(labelled)}, served_by, call_model, routing_strategy, n, i, o, t, c FROM pre
 ),
 strategies AS (
-    SELECT {', '.join(names)}, routing_strategy, sum(n) AS uses FROM base
+    SELECT {", ".join(names)}, routing_strategy, sum(n) AS uses FROM base
     WHERE routing_strategy IS NOT NULL GROUP BY ALL
 ),
 top AS (
-    SELECT {', '.join(names)}, arg_min(routing_strategy, (-uses, routing_strategy)) AS top_strategy
+    SELECT {", ".join(names)}, arg_min(routing_strategy, (-uses, routing_strategy)) AS top_strategy
     FROM strategies GROUP BY ALL
 )
-SELECT {', '.join(f'base.{n} AS {n}' for n in names)}, sum(n)::BIGINT AS calls,
+SELECT {", ".join(f"base.{n} AS {n}" for n in names)}, sum(n)::BIGINT AS calls,
        coalesce(sum(i), 0)::BIGINT AS input_tokens, coalesce(sum(o), 0)::BIGINT AS output_tokens,
        coalesce(sum(t), 0)::BIGINT AS total_tokens, coalesce(sum(c), 0) AS cost_usd,
        sum(n)::DOUBLE / sum(sum(n)) OVER ({partition}) AS call_share,
        coalesce(sum(c), 0) / nullif(sum(coalesce(sum(c), 0)) OVER ({partition}), 0) AS cost_share,
-       CASE WHEN {'TRUE' if has_defaults else 'FALSE'} THEN coalesce(sum(n) FILTER (WHERE {off}), 0)::BIGINT END
+       CASE WHEN {"TRUE" if has_defaults else "FALSE"} THEN coalesce(sum(n) FILTER (WHERE {off}), 0)::BIGINT END
            AS off_default_calls,
        coalesce(sum(n) FILTER (WHERE {off}), 0)::DOUBLE / nullif(coalesce(sum(n) FILTER (WHERE {known}), 0), 0)
            AS off_default_share,
        any_value(top.top_strategy) AS top_strategy
 FROM base LEFT JOIN {defaults} AS d ON d.d_model = base.call_model
-     LEFT JOIN top ON {' AND '.join(f'top.{n} = base.{n}' for n in names)}
-GROUP BY {', '.join(f'base.{n}' for n in names)} ORDER BY {', '.join(f'base.{n}' for n in names)}
+     LEFT JOIN top ON {" AND ".join(f"top.{n} = base.{n}" for n in names)}
+GROUP BY {", ".join(f"base.{n}" for n in names)} ORDER BY {", ".join(f"base.{n}" for n in names)}
 """
         return run(s, query, w.params)
 
 
-def cost_by(dim: str, store: StoreLike = None, *, top: int = 10, since: TimeLike = None, until: TimeLike = None,
-            period: str | None = None, model: Values = None, provider: Values = None, service: Values = None,
-            tag: Values = None, user: Values = None) -> "pd.DataFrame":
+def cost_by(
+    dim: str,
+    store: StoreLike = None,
+    *,
+    top: int = 10,
+    since: TimeLike = None,
+    until: TimeLike = None,
+    period: str | None = None,
+    model: Values = None,
+    provider: Values = None,
+    service: Values = None,
+    tag: Values = None,
+    user: Values = None,
+) -> pd.DataFrame:
     """Returns cost and tokens per value of ``dim``: the ``top`` values by cost, the rest summed as ``other``.
 
     Answers: who or what spends (a model, provider, tag, user_id, service_name, notebook_cell, any
@@ -96,10 +132,10 @@ def cost_by(dim: str, store: StoreLike = None, *, top: int = 10, since: TimeLike
     partition = "PARTITION BY period_start" if period is not None else ""
     query = f"""
 WITH pre AS (
-    SELECT {', '.join(pre)}, count(*) AS n, sum(input_tokens) AS i, sum(output_tokens) AS o, sum(cost_usd) AS c
+    SELECT {", ".join(pre)}, count(*) AS n, sum(input_tokens) AS i, sum(output_tokens) AS o, sum(cost_usd) AS c
     FROM llm_calls WHERE {w.sql} GROUP BY ALL
 ),
-base AS (SELECT {', '.join(labelled)}, n, i, o, c FROM pre),
+base AS (SELECT {", ".join(labelled)}, n, i, o, c FROM pre),
 ranked AS (
     SELECT {name} AS k, row_number() OVER (ORDER BY coalesce(sum(c), 0) DESC, sum(n) DESC, {name}) AS r
     FROM base GROUP BY {name}
@@ -120,10 +156,19 @@ FROM folded GROUP BY {head}{name}, rank ORDER BY {head}rank NULLS LAST
         return run(s, query, [*w.params, int(top), int(top)])
 
 
-def cache_savings(store: StoreLike = None, *, since: TimeLike = None, until: TimeLike = None,
-                  by: str | Sequence[str] = ("model", "provider"), period: str | None = "day", model: Values = None,
-                  provider: Values = None, service: Values = None, tag: Values = None,
-                  user: Values = None) -> "pd.DataFrame":
+def cache_savings(
+    store: StoreLike = None,
+    *,
+    since: TimeLike = None,
+    until: TimeLike = None,
+    by: str | Sequence[str] = ("model", "provider"),
+    period: str | None = "day",
+    model: Values = None,
+    provider: Values = None,
+    service: Values = None,
+    tag: Values = None,
+    user: Values = None,
+) -> pd.DataFrame:
     """Returns prompt-cache use and what it saved, per model and provider (or ``by``) per UTC period.
 
     Answers: how much of our input is served from the prompt cache, how many tokens were written to it,

@@ -84,19 +84,35 @@ def load_dashboard(path: str | os.PathLike[str]) -> Dashboard:
         where = f"{path}: panels[{i}]"
         unknown = set(raw) - _KEYS
         if unknown:
-            raise DashboardError(f"{where}: unknown keys {', '.join(sorted(unknown))} (known: {', '.join(sorted(_KEYS))})")
+            raise DashboardError(
+                f"{where}: unknown keys {', '.join(sorted(unknown))} (known: {', '.join(sorted(_KEYS))})"
+            )
         if not raw.get("sql") or not raw.get("type"):
             raise DashboardError(f"{where}: needs type and sql")
         if raw["type"] not in PANEL_TYPES:
             raise DashboardError(f"{where}: type must be one of {', '.join(PANEL_TYPES)}, not {raw['type']!r}")
-        panels.append(Panel(title=str(raw.get("title", f"Panel {i + 1}")), type=raw["type"], sql=str(raw["sql"]),
-                            x=raw.get("x"), y=raw.get("y"), color=raw.get("color"),
-                            width=_positive(raw.get("width", 1), int, f"{where}: width"),
-                            prefix=str(raw.get("prefix", "")), description=str(raw.get("description", ""))))
+        panels.append(
+            Panel(
+                title=str(raw.get("title", f"Panel {i + 1}")),
+                type=raw["type"],
+                sql=str(raw["sql"]),
+                x=raw.get("x"),
+                y=raw.get("y"),
+                color=raw.get("color"),
+                width=_positive(raw.get("width", 1), int, f"{where}: width"),
+                prefix=str(raw.get("prefix", "")),
+                description=str(raw.get("description", "")),
+            )
+        )
     name = re.sub(r"[^A-Za-z0-9_-]", "-", path.stem)
-    return Dashboard(name=name, title=str(data.get("title", name)), panels=tuple(panels),
-                     refresh_seconds=_positive(data.get("refresh_seconds", 5), float, f"{path}: refresh_seconds"),
-                     columns=_positive(data.get("columns", 2), int, f"{path}: columns"), path=str(path))
+    return Dashboard(
+        name=name,
+        title=str(data.get("title", name)),
+        panels=tuple(panels),
+        refresh_seconds=_positive(data.get("refresh_seconds", 5), float, f"{path}: refresh_seconds"),
+        columns=_positive(data.get("columns", 2), int, f"{path}: columns"),
+        path=str(path),
+    )
 
 
 def _positive(value: object, kind: type, what: str) -> int | float:
@@ -118,9 +134,12 @@ def dashboards_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
         if not any(Path(explicit).glob("*.toml")):
             raise DashboardError(f"no dashboard definitions (*.toml) in {explicit}")
         return Path(explicit)
-    candidates = [os.environ.get("AURIKO_OBS_DASHBOARDS"), "dashboards",
-                  Path(__file__).resolve().parents[2] / "dashboards",  # a source checkout
-                  Path(sys.prefix) / "share" / "auriko-obs" / "dashboards"]  # a wheel install
+    candidates = [
+        os.environ.get("AURIKO_OBS_DASHBOARDS"),
+        "dashboards",
+        Path(__file__).resolve().parents[2] / "dashboards",  # a source checkout
+        Path(sys.prefix) / "share" / "auriko-obs" / "dashboards",
+    ]  # a wheel install
     for candidate in candidates:
         if candidate and Path(candidate).is_dir() and any(Path(candidate).glob("*.toml")):
             return Path(candidate)

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 _LAYOUT = dict(template="plotly_white", margin=dict(l=50, r=20, t=40, b=40), height=320)
 
 
-def _xy(panel: "Panel", frame: "pd.DataFrame") -> tuple[str, str]:
+def _xy(panel: Panel, frame: pd.DataFrame) -> tuple[str, str]:
     columns = list(frame.columns)
     x = panel.x or columns[0]
     y = panel.y or (columns[1] if len(columns) > 1 else columns[0])
@@ -22,20 +22,28 @@ def _xy(panel: "Panel", frame: "pd.DataFrame") -> tuple[str, str]:
     return x, y
 
 
-def panel_figure(panel: "Panel", frame: "pd.DataFrame") -> Any:
+def panel_figure(panel: Panel, frame: pd.DataFrame) -> Any:
     """Returns the figure of ``panel`` over its query result ``frame``."""
     import plotly.express as px
     import plotly.graph_objects as go
 
     if panel.type == "table":
-        fig = go.Figure(go.Table(
-            header=dict(values=list(frame.columns), align="left", fill_color="#f2f4f7"),
-            cells=dict(values=[frame[c].astype(str).tolist() for c in frame.columns], align="left")))
+        fig = go.Figure(
+            go.Table(
+                header=dict(values=list(frame.columns), align="left", fill_color="#f2f4f7"),
+                cells=dict(values=[frame[c].astype(str).tolist() for c in frame.columns], align="left"),
+            )
+        )
     elif panel.type == "indicator":
         x, y = _xy(panel, frame)
         value = frame[y].iloc[0] if len(frame) else 0
-        fig = go.Figure(go.Indicator(mode="number", value=float(value if value == value else 0),
-                                     number=dict(prefix=panel.prefix, valueformat=",.4~f")))
+        fig = go.Figure(
+            go.Indicator(
+                mode="number",
+                value=float(value if value == value else 0),
+                number=dict(prefix=panel.prefix, valueformat=",.4~f"),
+            )
+        )
     elif panel.type == "pie":
         x, y = _xy(panel, frame)
         fig = px.pie(frame, names=x, values=y, hole=0.45)

@@ -12,10 +12,11 @@ import json
 import os
 import signal
 import threading
+from collections.abc import Callable
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from ._definitions import Dashboard, load_dashboards
@@ -41,8 +42,10 @@ class DashboardApp:
         self.dashboards = {d.name: d for d in load_dashboards(folder)}
         self._cache: dict[str, tuple[Any, bytes]] = {}
         self._lock = threading.Lock()
-        self._env = jinja2.Environment(loader=jinja2.PackageLoader("auriko_obs.dashboard", "templates"),
-                                       autoescape=jinja2.select_autoescape(["html"]))
+        self._env = jinja2.Environment(
+            loader=jinja2.PackageLoader("auriko_obs.dashboard", "templates"),
+            autoescape=jinja2.select_autoescape(["html"]),
+        )
 
     def version(self) -> tuple[int, str] | None:
         """Returns (spans, latest end time) of the store, or None when it does not exist yet."""
@@ -55,12 +58,18 @@ class DashboardApp:
 
     def page(self, name: str) -> bytes:
         dashboard = self.dashboards[name]
-        return self._env.get_template("page.html").render(
-            d=dashboard, dashboards=list(self.dashboards.values()), db=self.db_path).encode()
+        return (
+            self._env.get_template("page.html")
+            .render(d=dashboard, dashboards=list(self.dashboards.values()), db=self.db_path)
+            .encode()
+        )
 
     def index(self) -> bytes:
-        return self._env.get_template("index.html").render(dashboards=list(self.dashboards.values()),
-                                                            db=self.db_path).encode()
+        return (
+            self._env.get_template("index.html")
+            .render(dashboards=list(self.dashboards.values()), db=self.db_path)
+            .encode()
+        )
 
     def data(self, name: str) -> bytes:
         """Returns the JSON of every panel of dashboard ``name`` (cached while the store is unchanged)."""
@@ -110,9 +119,12 @@ class DashboardApp:
                 except Exception as exc:  # e.g. a column named in the definition that the query lacks
                     item["error"] = str(exc).splitlines()[0]
             panels.append(item)
-        return {"version": None if version is None else f"{version[0]}:{version[1]}",
-                "spans": None if version is None else version[0],
-                "generated_at": datetime.now(timezone.utc).isoformat(), "panels": panels}
+        return {
+            "version": None if version is None else f"{version[0]}:{version[1]}",
+            "spans": None if version is None else version[0],
+            "generated_at": datetime.now(timezone.utc).isoformat(),
+            "panels": panels,
+        }
 
 
 def _handler(app: DashboardApp) -> type[BaseHTTPRequestHandler]:
@@ -121,7 +133,7 @@ def _handler(app: DashboardApp) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "auriko-obs-dashboard"
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             host = (self.headers.get("Host") or "").rsplit(":", 1)[0]
             if host not in _LOCAL_HOSTS and host != self.server.server_address[0]:
                 return self._send(403, b"forbidden host", "text/plain")  # DNS rebinding guard
@@ -163,8 +175,9 @@ def _handler(app: DashboardApp) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def make_server(db_path: str, *, host: str = "127.0.0.1", port: int = 8050,
-                folder: str | os.PathLike[str] | None = None) -> ThreadingHTTPServer:
+def make_server(
+    db_path: str, *, host: str = "127.0.0.1", port: int = 8050, folder: str | os.PathLike[str] | None = None
+) -> ThreadingHTTPServer:
     """Returns a bound (not yet serving) HTTP server of the dashboards in ``folder`` over ``db_path``."""
     app = DashboardApp(db_path, folder)
     server = ThreadingHTTPServer((host, port), _handler(app))
@@ -173,8 +186,14 @@ def make_server(db_path: str, *, host: str = "127.0.0.1", port: int = 8050,
     return server
 
 
-def serve(db_path: str, *, host: str = "127.0.0.1", port: int = 8050, folder: str | os.PathLike[str] | None = None,
-          ready: Callable[[str], None] = print) -> None:
+def serve(
+    db_path: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8050,
+    folder: str | os.PathLike[str] | None = None,
+    ready: Callable[[str], None] = print,
+) -> None:
     """Serves the dashboards until interrupted."""
     server = make_server(db_path, host=host, port=port, folder=folder)
     url = f"http://{host}:{server.server_address[1]}/"

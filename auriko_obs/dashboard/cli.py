@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import click
 
@@ -12,11 +11,18 @@ from ..cli import UserError, _db_path, app, cannot_listen, db_option
 
 @app.command()
 @db_option
-@click.option("--port", type=click.IntRange(0, 65535), default=8050, show_default=True, help="Port (0 picks a free one).")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8050, show_default=True, help="Port (0 picks a free one)."
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (loopback by default).")
-@click.option("--dir", "folder", type=click.Path(file_okay=False), default=None,
-              help="Folder of dashboard definitions (default: $AURIKO_OBS_DASHBOARDS or ./dashboards).")
-def dashboard(db: Optional[Path], port: int, host: str, folder: Optional[str]) -> None:
+@click.option(
+    "--dir",
+    "folder",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder of dashboard definitions (default: $AURIKO_OBS_DASHBOARDS or ./dashboards).",
+)
+def dashboard(db: Path | None, port: int, host: str, folder: str | None) -> None:
     """Serve the dashboards as local web pages that refresh while spans arrive."""
     from ._definitions import DashboardError
     from ._server import serve

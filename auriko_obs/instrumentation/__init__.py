@@ -22,17 +22,34 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from .._version import __version__
-from ._patch import (AURIKO_TARGETS, HOOKS, HTTP_TARGETS, OPENAI_TARGETS, STREAM_HELPER_TARGETS, Patcher,
-                     wrap_instance_methods)
+from ._patch import (
+    AURIKO_TARGETS,
+    HOOKS,
+    HTTP_TARGETS,
+    OPENAI_TARGETS,
+    STREAM_HELPER_TARGETS,
+    Patcher,
+    wrap_instance_methods,
+)
 from ._pipeline import Pipeline
 from ._state import EXTRA, INTERNAL_ERRORS, CallRecord
 
-__all__ = ["Instrumentation", "CallRecord", "attributes", "flush", "flush_store", "instrument", "uninstrument", "wrap",
-           "stats"]
+__all__ = [
+    "CallRecord",
+    "Instrumentation",
+    "attributes",
+    "flush",
+    "flush_store",
+    "instrument",
+    "stats",
+    "uninstrument",
+    "wrap",
+]
 
 _CAPTURE_VALUES = {"true", "1", "span_only", "span_and_event"}
 
@@ -110,9 +127,15 @@ def _resource(service_name: str | None):
     return resource
 
 
-def _start(db: str | os.PathLike[str] | None | bool, service_name: str | None, capture: bool,
-           otlp: Any = None, tracer_provider: Any = None, metrics: Any = None,
-           prometheus: Any = None) -> Instrumentation:
+def _start(
+    db: str | os.PathLike[str] | bool | None,
+    service_name: str | None,
+    capture: bool,
+    otlp: Any = None,
+    tracer_provider: Any = None,
+    metrics: Any = None,
+    prometheus: Any = None,
+) -> Instrumentation:
     from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
     from ..store import DuckDBSpanExporter, default_path
@@ -127,13 +150,18 @@ def _start(db: str | os.PathLike[str] | None | bool, service_name: str | None, c
     if _wants_otel(otlp, tracer_provider, metrics, prometheus):
         from ..otlp._setup import setup_export
 
-        export = setup_export(otlp=otlp, tracer_provider=tracer_provider, metrics=metrics, prometheus=prometheus,
-                              store=exporters[0] if exporters else None, service_name=service_name)
+        export = setup_export(
+            otlp=otlp,
+            tracer_provider=tracer_provider,
+            metrics=metrics,
+            prometheus=prometheus,
+            store=exporters[0] if exporters else None,
+            service_name=service_name,
+        )
     resource = export.resource if export is not None and export.resource is not None else _resource(service_name)
     if export is not None:
         exporters.extend(export.consumers)
-    pipeline = Pipeline(exporters, resource, InstrumentationScope("auriko_obs", __version__),
-                        capture_content=capture)
+    pipeline = Pipeline(exporters, resource, InstrumentationScope("auriko_obs", __version__), capture_content=capture)
     HOOKS.submit = pipeline.submit
     HOOKS.capture_content = capture
     active = Instrumentation(pipeline, db_path, str(resource.attributes.get("service.name")), capture)
@@ -147,8 +175,11 @@ def _wants_otel(otlp: Any, tracer_provider: Any, metrics: Any, prometheus: Any) 
         return True
     if os.environ.get("AURIKO_OBS_PROMETHEUS"):
         return True
-    if otlp is None and (os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-                         or os.environ.get("OTEL_TRACES_EXPORTER")):
+    if otlp is None and (
+        os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        or os.environ.get("OTEL_TRACES_EXPORTER")
+    ):
         return True
     if metrics is None:
         from opentelemetry import metrics as metrics_api
@@ -163,9 +194,16 @@ def _wants_otel(otlp: Any, tracer_provider: Any, metrics: Any, prometheus: Any) 
     return False
 
 
-def instrument(db: str | os.PathLike[str] | None | bool = None, *, service_name: str | None = None,
-               otlp: Any = None, capture_content: bool = False, tracer_provider: Any = None,
-               metrics: bool | None = None, prometheus: int | str | None = None) -> Instrumentation:
+def instrument(
+    db: str | os.PathLike[str] | bool | None = None,
+    *,
+    service_name: str | None = None,
+    otlp: Any = None,
+    capture_content: bool = False,
+    tracer_provider: Any = None,
+    metrics: bool | None = None,
+    prometheus: int | str | None = None,
+) -> Instrumentation:
     """Returns the active Instrumentation after patching the openai SDK process-wide.
 
     ``db``: the DuckDB store path (default ``$AURIKO_OBS_DB`` or ``./auriko_obs.duckdb``; ``False``
@@ -192,13 +230,20 @@ def instrument(db: str | os.PathLike[str] | None | bool = None, *, service_name:
     capture = capture_content or _capture_from_env()
     # The variable is read where it is used (a port it names that is taken is a warning, not an error);
     # here only to notice that it changed.
-    config = (_key(otlp), _key(tracer_provider), metrics,
-              prometheus if prometheus is not None else os.environ.get("AURIKO_OBS_PROMETHEUS"))
+    config = (
+        _key(otlp),
+        _key(tracer_provider),
+        metrics,
+        prometheus if prometheus is not None else os.environ.get("AURIKO_OBS_PROMETHEUS"),
+    )
     with _lock:
         wanted_db = None if db is False else os.path.abspath(os.fspath(default_path() if db in (None, True) else db))
-        if _active is not None and (_active.db_path != wanted_db or _active.capture_content != capture
-                                    or (service_name and service_name != _active.service_name)
-                                    or _active.config != config):
+        if _active is not None and (
+            _active.db_path != wanted_db
+            or _active.capture_content != capture
+            or (service_name and service_name != _active.service_name)
+            or _active.config != config
+        ):
             _shutdown(_active)
             _active = None
         if _active is None:

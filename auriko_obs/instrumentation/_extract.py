@@ -8,7 +8,8 @@ only, never the span.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import orjson
 
@@ -61,7 +62,8 @@ def _put(attrs: Attributes, key: str, value: Any) -> None:
 
 
 try:  # openai's NotGiven/Omit sentinels are falsy objects meaning "absent"
-    from openai._types import NotGiven as _NotGiven, Omit as _Omit
+    from openai._types import NotGiven as _NotGiven
+    from openai._types import Omit as _Omit
 
     _SENTINELS: tuple[type, ...] = (_NotGiven, _Omit)
 except ImportError:  # pragma: no cover - openai is a dependency; kept for odd vendored copies
@@ -272,8 +274,9 @@ def _usage_attributes(usage: Any, attrs: Attributes) -> None:
 
 
 _KNOWN_ROUTING_KEYS = {key for key, _ in F.ROUTING_ATTRIBUTES} | {"cost", "warnings"}
-_ROUTING_CONVERTERS = tuple((key, attr, _num if attr.endswith(("_ms", "_tps")) else _str)
-                            for key, attr in F.ROUTING_ATTRIBUTES)
+_ROUTING_CONVERTERS = tuple(
+    (key, attr, _num if attr.endswith(("_ms", "_tps")) else _str) for key, attr in F.ROUTING_ATTRIBUTES
+)
 
 
 def _routing_attributes(routing: Any, attrs: Attributes) -> None:
@@ -446,7 +449,8 @@ def _cost_estimate(attrs: Attributes) -> None:
         return
     estimate = estimate_cost_usd(
         attrs.get(F.GEN_AI_RESPONSE_MODEL) or attrs.get(F.GEN_AI_REQUEST_MODEL),
-        attrs.get(F.GEN_AI_USAGE_INPUT_TOKENS), attrs.get(F.GEN_AI_USAGE_OUTPUT_TOKENS),
+        attrs.get(F.GEN_AI_USAGE_INPUT_TOKENS),
+        attrs.get(F.GEN_AI_USAGE_OUTPUT_TOKENS),
         attrs.get(F.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS),
     )
     if estimate is not None:
@@ -507,7 +511,9 @@ def _content_attributes(record: CallRecord, body: dict | None, attrs: Attributes
         attrs[F.GEN_AI_SYSTEM_INSTRUCTIONS] = instructions
     output = _output_text(record, body)
     if output is not None:
-        attrs[F.GEN_AI_OUTPUT_MESSAGES] = _json_text([{"role": "assistant", "parts": [{"type": "text", "content": output}]}])
+        attrs[F.GEN_AI_OUTPUT_MESSAGES] = _json_text(
+            [{"role": "assistant", "parts": [{"type": "text", "content": output}]}]
+        )
 
 
 def _output_text(record: CallRecord, body: dict | None) -> str | None:

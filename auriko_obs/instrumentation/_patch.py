@@ -8,9 +8,10 @@ counted and the original call goes ahead; the caller's own exception reaches it 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from time import time_ns
-from typing import Any, Callable
+from typing import Any
 
 import wrapt
 from opentelemetry import context as otel_context
@@ -37,8 +38,13 @@ HOOKS = Hooks()
 
 def _begin(kind: str, api: str, resource: Any, kwargs: dict) -> CallRecord:
     record = CallRecord(kind, api, kwargs, getattr(resource, "_client", None), time_ns(), otel_context.get_current())
-    if (record.streaming and kind == "chat" and api == "openai" and not kwargs.get("stream_options")
-            and not streams_usage_unasked(record.client)):
+    if (
+        record.streaming
+        and kind == "chat"
+        and api == "openai"
+        and not kwargs.get("stream_options")
+        and not streams_usage_unasked(record.client)
+    ):
         # Usage on streams needs include_usage; Auriko forces it anyway, other servers need asking (and
         # the stream proxy then hides the usage chunk the caller did not ask for).
         kwargs["stream_options"] = {"include_usage": True}
@@ -288,7 +294,11 @@ def _instance_targets(client: Any) -> list[tuple[str, Target]]:
 
     is_async = isinstance(client, openai.AsyncOpenAI) or type(client).__name__.startswith("Async")
     api = "openai" if isinstance(client, (openai.OpenAI, openai.AsyncOpenAI)) else "auriko"
-    pairs = [("chat.completions.create", "chat"), ("chat.completions.parse", "chat"),
-             ("responses.create", "responses"), ("responses.parse", "responses"),
-             ("embeddings.create", "embeddings")]
+    pairs = [
+        ("chat.completions.create", "chat"),
+        ("chat.completions.parse", "chat"),
+        ("responses.create", "responses"),
+        ("responses.parse", "responses"),
+        ("embeddings.create", "embeddings"),
+    ]
     return [(path, Target("", path, _call(kind, api, is_async))) for path, kind in pairs]

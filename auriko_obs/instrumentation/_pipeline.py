@@ -18,7 +18,8 @@ import os
 import threading
 import weakref
 from collections import deque
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -39,9 +40,17 @@ _UNSET = Status(StatusCode.UNSET)
 class Pipeline:
     """Queues call records and exports them as spans from a background thread."""
 
-    def __init__(self, exporters: Sequence[Any], resource: Resource, scope: InstrumentationScope, *,
-                 capture_content: bool = False, interval_s: float = 0.5, batch_size: int = 4096,
-                 max_pending: int = 250_000) -> None:
+    def __init__(
+        self,
+        exporters: Sequence[Any],
+        resource: Resource,
+        scope: InstrumentationScope,
+        *,
+        capture_content: bool = False,
+        interval_s: float = 0.5,
+        batch_size: int = 4096,
+        max_pending: int = 250_000,
+    ) -> None:
         self.exporters = list(exporters)
         self.resource = resource
         self.scope = scope
@@ -71,8 +80,9 @@ class Pipeline:
         if len(queue) >= self.max_pending:
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 10_000 == 0:
-                log.warning("auriko_obs: %d spans dropped: more than %d waiting to be exported",
-                            self.dropped, self.max_pending)
+                log.warning(
+                    "auriko_obs: %d spans dropped: more than %d waiting to be exported", self.dropped, self.max_pending
+                )
             return
         queue.append(record)
         if len(queue) >= self.batch_size:
@@ -136,8 +146,15 @@ class Pipeline:
             context = SpanContext(trace_id, self._ids.generate_span_id(), False, _SAMPLED)
             status = Status(StatusCode.ERROR, error) if error is not None else _UNSET
             return ReadableSpan(
-                name=name, context=context, parent=parent, resource=self.resource, attributes=attributes,
-                kind=SpanKind.CLIENT, status=status, start_time=record.t0_ns, end_time=record.t1_ns or record.t0_ns,
+                name=name,
+                context=context,
+                parent=parent,
+                resource=self.resource,
+                attributes=attributes,
+                kind=SpanKind.CLIENT,
+                status=status,
+                start_time=record.t0_ns,
+                end_time=record.t1_ns or record.t0_ns,
                 instrumentation_scope=self.scope,
             )
         except Exception as exc:
@@ -163,7 +180,7 @@ class Pipeline:
             self.exported += len(spans)
 
 
-_PIPELINES: "weakref.WeakSet[Pipeline]" = weakref.WeakSet()
+_PIPELINES: weakref.WeakSet[Pipeline] = weakref.WeakSet()
 
 
 def _flush_all_at_exit() -> None:

@@ -22,8 +22,9 @@ PRICES_PER_1M: dict[str, tuple[float, float, float]] = {
 }
 
 
-def estimate_cost_usd(model: str | None, input_tokens: int | None, output_tokens: int | None,
-                      cached_tokens: int | None) -> float | None:
+def estimate_cost_usd(
+    model: str | None, input_tokens: int | None, output_tokens: int | None, cached_tokens: int | None
+) -> float | None:
     """Returns the estimated USD cost, or None when the model's price or the token counts are unknown."""
     if not model or input_tokens is None:
         return None
@@ -32,8 +33,14 @@ def estimate_cost_usd(model: str | None, input_tokens: int | None, output_tokens
         price = PRICES_PER_1M.get(model.rsplit("/", 1)[1])
     if price is None:
         # Dated snapshots ("gpt-4o-2024-08-06") price like their family.
-        price = next((p for name, p in sorted(PRICES_PER_1M.items(), key=lambda kv: -len(kv[0]))
-                      if model.startswith(name + "-")), None)
+        price = next(
+            (
+                p
+                for name, p in sorted(PRICES_PER_1M.items(), key=lambda kv: -len(kv[0]))
+                if model.startswith(name + "-")
+            ),
+            None,
+        )
     if price is None:
         return None
     in_price, out_price, cached_price = price

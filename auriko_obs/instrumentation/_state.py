@@ -14,9 +14,9 @@ from .._internal_errors import INTERNAL_ERRORS  # noqa: F401  (re-exported: the 
 
 # The call being made in this context, so that lower-level hooks (the HTTP response, retries) can
 # attach what they see to it, and nested instrumented methods don't record the same call twice.
-CURRENT: contextvars.ContextVar["CallRecord | None"] = contextvars.ContextVar("auriko_obs_current", default=None)
+CURRENT: contextvars.ContextVar[CallRecord | None] = contextvars.ContextVar("auriko_obs_current", default=None)
 # Extra span attributes for calls made in this context (notebook cell, experiment name, …).
-EXTRA: contextvars.ContextVar["dict[str, Any] | None"] = contextvars.ContextVar("auriko_obs_extra", default=None)
+EXTRA: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("auriko_obs_extra", default=None)
 
 # Base URLs that answered like Auriko (its credit-balance header, or routing_metadata) in this process.
 # Auriko sends usage on every stream unasked, so streams to them are sent exactly as the caller wrote them.
@@ -47,10 +47,28 @@ class CallRecord:
     """The raw facts of one model call, filled on the caller's thread and read on the worker."""
 
     __slots__ = (
-        "kind", "api", "kwargs", "client", "t0_ns", "t1_ns", "context", "extra", "http", "status", "headers",
-        "content", "attempts",
-        "result", "error", "chunks", "first_content_ns", "last_chunk_ns", "stream_end", "streaming",
-        "injected_usage", "messages",
+        "api",
+        "attempts",
+        "chunks",
+        "client",
+        "content",
+        "context",
+        "error",
+        "extra",
+        "first_content_ns",
+        "headers",
+        "http",
+        "injected_usage",
+        "kind",
+        "kwargs",
+        "last_chunk_ns",
+        "messages",
+        "result",
+        "status",
+        "stream_end",
+        "streaming",
+        "t0_ns",
+        "t1_ns",
     )
 
     def __init__(self, kind: str, api: str, kwargs: dict, client: Any, t0_ns: int, context: Any) -> None:

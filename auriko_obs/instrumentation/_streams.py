@@ -9,8 +9,9 @@ exits end as ``abandoned`` at the exit flush, before the store is closed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from time import time_ns
-from typing import Any, Callable
+from typing import Any
 
 import wrapt
 
@@ -50,8 +51,13 @@ def _chat_has_content(chunk: Any) -> bool:
     delta = field(choices[0], "delta")
     if delta is None:
         return False
-    return bool(field(delta, "content") or field(delta, "tool_calls") or field(delta, "refusal")
-                or field(delta, "reasoning_content") or field(delta, "function_call"))
+    return bool(
+        field(delta, "content")
+        or field(delta, "tool_calls")
+        or field(delta, "refusal")
+        or field(delta, "reasoning_content")
+        or field(delta, "function_call")
+    )
 
 
 def _event_has_content(event: Any) -> bool:
@@ -81,8 +87,9 @@ def _keep_event(event: Any, kept: list) -> bool:
 def _is_injected_usage_chunk(chunk: Any) -> bool:
     # The usage-only chunk a non-Auriko server sends because we (not the caller) asked for it.
     # Auriko's own usage chunk carries routing_metadata and is always passed through.
-    return (not field(chunk, "choices") and field(chunk, "usage") is not None
-            and field(chunk, "routing_metadata") is None)
+    return (
+        not field(chunk, "choices") and field(chunk, "usage") is not None and field(chunk, "routing_metadata") is None
+    )
 
 
 def _sent_unasked(record: CallRecord) -> bool:
@@ -96,8 +103,9 @@ def _sent_unasked(record: CallRecord) -> bool:
 
 
 class _StreamProxyBase(wrapt.ObjectProxy):
-    def __init__(self, wrapped: Any, record: CallRecord, submit: Callable[[CallRecord], None],
-                 keep_all: bool = False) -> None:
+    def __init__(
+        self, wrapped: Any, record: CallRecord, submit: Callable[[CallRecord], None], keep_all: bool = False
+    ) -> None:
         super().__init__(wrapped)
         record.chunks = []
         if record.api == "auriko":  # the auriko SDK's streams keep headers and routing metadata themselves
@@ -133,8 +141,9 @@ class _StreamProxyBase(wrapt.ObjectProxy):
         self._self_finish("abandoned")
 
 
-def _end(record: CallRecord, submit: Callable[[CallRecord], None], how: str,
-         error: BaseException | None = None) -> None:
+def _end(
+    record: CallRecord, submit: Callable[[CallRecord], None], how: str, error: BaseException | None = None
+) -> None:
     """Ends a stream's record (the first end wins) and hands it to the pipeline."""
     try:
         # Taking the record out of OPEN_STREAMS is the claim: dict.pop is atomic, so when the caller's
@@ -180,7 +189,7 @@ def _close_raw_stream(helper: Any) -> None:
 class SyncStreamProxy(_StreamProxyBase):
     """Proxies an ``openai.Stream`` (or ``auriko.Stream``) and records its chunks."""
 
-    def __iter__(self) -> "SyncStreamProxy":
+    def __iter__(self) -> SyncStreamProxy:
         return self
 
     def __next__(self) -> Any:
@@ -199,7 +208,7 @@ class SyncStreamProxy(_StreamProxyBase):
             if self._self_on_chunk(chunk):
                 return chunk
 
-    def __enter__(self) -> "SyncStreamProxy":
+    def __enter__(self) -> SyncStreamProxy:
         self.__wrapped__.__enter__()
         return self
 
@@ -219,7 +228,7 @@ class SyncStreamProxy(_StreamProxyBase):
 class AsyncStreamProxy(_StreamProxyBase):
     """Proxies an ``openai.AsyncStream`` (or ``auriko.AsyncStream``) and records its chunks."""
 
-    def __aiter__(self) -> "AsyncStreamProxy":
+    def __aiter__(self) -> AsyncStreamProxy:
         return self
 
     async def __anext__(self) -> Any:
@@ -238,7 +247,7 @@ class AsyncStreamProxy(_StreamProxyBase):
             if self._self_on_chunk(chunk):
                 return chunk
 
-    async def __aenter__(self) -> "AsyncStreamProxy":
+    async def __aenter__(self) -> AsyncStreamProxy:
         await self.__wrapped__.__aenter__()
         return self
 

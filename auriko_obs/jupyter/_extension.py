@@ -140,10 +140,12 @@ class Extension:
         register_dataframe_html(self.shell)
         where = active.db_path or "no store (instrument(db=False))"
         path = notebook_path(self.shell)
-        return (f"auriko-obs: instrumented openai in this kernel{' (already instrumented)' if not self.instrumented_here else ''}; "
-                f"calls are stored in {where}, tagged with session {self.session}"
-                f"{f' and notebook {path}' if path else ''} and each cell's number. "
-                f"A footer shows each cell's spend; %auriko_obs --help lists the magics.")
+        return (
+            f"auriko-obs: instrumented openai in this kernel{' (already instrumented)' if not self.instrumented_here else ''}; "
+            f"calls are stored in {where}, tagged with session {self.session}"
+            f"{f' and notebook {path}' if path else ''} and each cell's number. "
+            f"A footer shows each cell's spend; %auriko_obs --help lists the magics."
+        )
 
     def _instrument(self) -> Any:
         """Returns the Instrumentation started for this kernel; a store that cannot be made is a UsageError."""
@@ -157,8 +159,10 @@ class Extension:
             return instrumentation.instrument(service_name=service)
         except OSError as exc:
             reason = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
-            raise UsageError(f"auriko-obs: cannot store calls in {os.path.abspath(default_path())} ({reason}); "
-                             f"set $AURIKO_OBS_DB to a writable path. Nothing was instrumented.") from None
+            raise UsageError(
+                f"auriko-obs: cannot store calls in {os.path.abspath(default_path())} ({reason}); "
+                f"set $AURIKO_OBS_DB to a writable path. Nothing was instrumented."
+            ) from None
 
     def unload(self) -> None:
         """Restores the kernel: events, hook, magics, display formatter, and the instrumentation if we made it."""
@@ -217,8 +221,13 @@ class Extension:
             run_id = f"{self.session}:{next(self._runs)}"
             cell_id = getattr(info, "cell_id", None)
             label = f"In[{number}]"
-            attributes = {SESSION_ATTR: self.session, RUN_ATTR: run_id, CELL_ATTR: cell_id or label,
-                          CELL_ID_ATTR: cell_id or run_id, EXECUTION_COUNT_ATTR: number}
+            attributes = {
+                SESSION_ATTR: self.session,
+                RUN_ATTR: run_id,
+                CELL_ATTR: cell_id or label,
+                CELL_ID_ATTR: cell_id or run_id,
+                EXECUTION_COUNT_ATTR: number,
+            }
             path = notebook_path(self.shell)
             if path:
                 attributes[PATH_ATTR] = path
@@ -258,8 +267,9 @@ class Extension:
         instrumentation.flush_store(10)
         if self.store_path is None:
             return None
-        summary = summarize(self.store_path, label=cell.label, attr=RUN_ATTR, value=cell.run_id,
-                            since=cell.started_at - _CLOCK_SKEW)
+        summary = summarize(
+            self.store_path, label=cell.label, attr=RUN_ATTR, value=cell.run_id, since=cell.started_at - _CLOCK_SKEW
+        )
         self._add_session_budget(summary)
         self.last_summary = summary
         return summary
@@ -271,8 +281,13 @@ class Extension:
         instrumentation.flush_store(10)
         if self.store_path is None:
             return None
-        summary = summarize(self.store_path, label=f"session {self.session}", attr=SESSION_ATTR,
-                            value=self.session, since=self.started_at - _CLOCK_SKEW)
+        summary = summarize(
+            self.store_path,
+            label=f"session {self.session}",
+            attr=SESSION_ATTR,
+            value=self.session,
+            since=self.started_at - _CLOCK_SKEW,
+        )
         self._add_session_budget(summary)
         return summary
 
@@ -313,7 +328,8 @@ class Extension:
                 f"auriko-obs session budget {usd(budget)} reached: this session has spent {usd(spent)}"
                 f"{f', {pending} call(s) in flight' if pending else ''} and this call is estimated at "
                 f"{usd(estimate)}, so it was not sent. Raise the budget with `%auriko_obs budget <usd>` "
-                f"or remove it with `%auriko_obs budget off`.")
+                f"or remove it with `%auriko_obs budget off`."
+            )
 
 
 def _counts_before_pre_run_cell() -> bool:

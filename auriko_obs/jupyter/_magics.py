@@ -6,8 +6,9 @@ Every command parses its arguments with IPython's ``magic_arguments`` and answer
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
@@ -34,9 +35,13 @@ def _status(self: Any, line: str) -> None:
 
 @magic_arguments()
 @argument("--since", default=None, help='only calls started since then: "1h", "7d" or an ISO-8601 time')
-@argument("--by", default="provider", help="group by what the analyses group by (provider, model, "
-          "routing_strategy, tag, user, service, notebook_cell, status, …) or experiment, notebook; "
-          "default provider")
+@argument(
+    "--by",
+    default="provider",
+    help="group by what the analyses group by (provider, model, "
+    "routing_strategy, tag, user, service, notebook_cell, status, …) or experiment, notebook; "
+    "default provider",
+)
 @argument("--session", action="store_true", help="only this session's calls (default: the whole store)")
 def _report(self: Any, line: str) -> None:
     """Shows spend grouped by a column, as a table and a Plotly figure of cost over time."""
@@ -86,8 +91,13 @@ def _plain_parser(func: Callable, prog: str) -> None:
     func.parser.formatter_class = _PlainHelpFormatter
 
 
-_COMMANDS: dict[str, Callable] = {"status": _status, "report": _report, "sql": _sql, "budget": _budget,
-                                  "footer": _footer}
+_COMMANDS: dict[str, Callable] = {
+    "status": _status,
+    "report": _report,
+    "sql": _sql,
+    "budget": _budget,
+    "footer": _footer,
+}
 _SUMMARIES = {name: _plain(func.parser.description.strip().splitlines()[0]) for name, func in _COMMANDS.items()}
 for _name, _func in _COMMANDS.items():
     _plain_parser(_func, f"%auriko_obs {_name}")
@@ -98,12 +108,14 @@ def _help(func: Callable) -> str:
 
 
 def _top_help() -> str:
-    lines = ["usage: %auriko_obs [COMMAND] [--help]", "",
-             "auriko-obs in this kernel. Commands (each takes --help):"]
+    lines = ["usage: %auriko_obs [COMMAND] [--help]", "", "auriko-obs in this kernel. Commands (each takes --help):"]
     for name, summary in _SUMMARIES.items():
         lines.append(f"  {name:<8} {summary}")
-    lines += ["", "Cell magic: %%auriko_obs_track NAME  tags the cell's calls with experiment NAME",
-              "(as a line magic, %auriko_obs_track NAME tags the calls the rest of the cell makes)."]
+    lines += [
+        "",
+        "Cell magic: %%auriko_obs_track NAME  tags the cell's calls with experiment NAME",
+        "(as a line magic, %auriko_obs_track NAME tags the calls the rest of the cell makes).",
+    ]
     return "\n".join(lines)
 
 
@@ -111,7 +123,7 @@ def _top_help() -> str:
 class AurikoObsMagics(Magics):
     """``%auriko_obs`` and ``%%auriko_obs_track``, bound to one Extension."""
 
-    def __init__(self, shell: Any, extension: "Extension") -> None:
+    def __init__(self, shell: Any, extension: Extension) -> None:
         super().__init__(shell)
         self.extension = extension
 
@@ -127,7 +139,7 @@ class AurikoObsMagics(Magics):
         if func is None:
             raise UsageError(f"unknown command {command!r}; one of {', '.join(_COMMANDS)} (see %auriko_obs --help)")
         rest = rest.strip()
-        if command != "sql" and _wants_help(rest) or command == "sql" and rest in _HELP_FLAGS:
+        if (command != "sql" and _wants_help(rest)) or (command == "sql" and rest in _HELP_FLAGS):
             print(_help(func))
             return None
         return getattr(self, f"_{command}")(rest, cell)
@@ -160,8 +172,10 @@ class AurikoObsMagics(Magics):
         parse_argstring(_status, rest)
         ext = self.extension
         summary = ext.summarize_session()
-        state = (f"store {ext.store_path or '(none)'} · footer {'on' if ext.footer else 'off'} · "
-                 f"session budget {'none' if ext.budget_usd is None else usd(ext.budget_usd)}")
+        state = (
+            f"store {ext.store_path or '(none)'} · footer {'on' if ext.footer else 'off'} · "
+            f"session budget {'none' if ext.budget_usd is None else usd(ext.budget_usd)}"
+        )
         if summary is None:
             print(f"auriko-obs · session {ext.session}: {state}")
             return
@@ -178,8 +192,9 @@ class AurikoObsMagics(Magics):
         if ext.store_path is None:
             raise UsageError("no store: the instrumentation was started with db=False")
         with _usage_errors(ValueError, FileNotFoundError):
-            table, figure = report(ext.store_path, by=args.by, since=args.since,
-                                   session=ext.session if args.session else None)
+            table, figure = report(
+                ext.store_path, by=args.by, since=args.since, session=ext.session if args.session else None
+            )
         ext.last_report = (table, figure)
         # Plain text too: pandas' own repr cuts the columns to a terminal's width with "...".
         _display({"text/plain": frame_text(table), "text/html": frame_html(table)}, raw=True)
@@ -220,8 +235,10 @@ class AurikoObsMagics(Magics):
             print(f"auriko-obs: no session budget (this session has spent {usd(spent)})")
         else:
             left = max(ext.budget_usd - spent, 0.0)
-            print(f"auriko-obs: session budget {usd(ext.budget_usd)}; spent {usd(spent)}, {usd(left)} left. "
-                  f"Calls that would go past it are stopped before they are sent.")
+            print(
+                f"auriko-obs: session budget {usd(ext.budget_usd)}; spent {usd(spent)}, {usd(left)} left. "
+                f"Calls that would go past it are stopped before they are sent."
+            )
 
     def _footer(self, rest: str, cell: str | None) -> None:
         args = parse_argstring(_footer, rest)
@@ -271,8 +288,12 @@ _plain_parser(AurikoObsMagics.auriko_obs_track, "%%auriko_obs_track")
 
 # ---------------------------------------------------------------------- registration helpers
 
-_MAGIC_NAMES = (("line", "auriko_obs"), ("cell", "auriko_obs"), ("line", "auriko_obs_track"),
-                ("cell", "auriko_obs_track"))
+_MAGIC_NAMES = (
+    ("line", "auriko_obs"),
+    ("cell", "auriko_obs"),
+    ("line", "auriko_obs_track"),
+    ("cell", "auriko_obs_track"),
+)
 
 
 def unregister_magics(shell: Any) -> None:
@@ -323,5 +344,12 @@ def unregister_dataframe_html(shell: Any) -> None:
                 registry.pop(key)
 
 
-__all__ = ["AurikoObsMagics", "register_dataframe_html", "register_track_transform", "track_cell_as_line",
-           "unregister_dataframe_html", "unregister_magics", "unregister_track_transform"]
+__all__ = [
+    "AurikoObsMagics",
+    "register_dataframe_html",
+    "register_track_transform",
+    "track_cell_as_line",
+    "unregister_dataframe_html",
+    "unregister_magics",
+    "unregister_track_transform",
+]

@@ -56,8 +56,9 @@ def _unit(store: Store, cte: str, params: list) -> str:
     return "minute" if seconds <= 3 * 3600 else "hour" if seconds <= 4 * 86400 else "day"
 
 
-def report(store_path: str, *, by: str = "provider", since: Any = None,
-           session: str | None = None) -> tuple["pd.DataFrame", Any]:
+def report(
+    store_path: str, *, by: str = "provider", since: Any = None, session: str | None = None
+) -> tuple[pd.DataFrame, Any]:
     """Returns (table, figure): spend per ``by`` value, and a Plotly bar chart of cost over time (None when empty)."""
     store = Store(store_path)
     cte, params = _picked(by, since, session)
@@ -70,13 +71,21 @@ def report(store_path: str, *, by: str = "provider", since: Any = None,
     return table, _figure(series, name, unit)
 
 
-def _figure(series: "pd.DataFrame", by: str, unit: str) -> Any:
+def _figure(series: pd.DataFrame, by: str, unit: str) -> Any:
     import plotly.express as px
 
-    fig = px.bar(series, x="period", y="cost_usd", color=by, custom_data=["calls"],
-                 title=f"Cost per {unit} by {by}",
-                 labels={"period": f"time (UTC, per {unit})", "cost_usd": "cost (USD)", by: by})
-    fig.update_traces(hovertemplate=f"%{{x}}<br>{by}: %{{fullData.name}}<br>cost: $%{{y:.4f}}"
-                                    "<br>calls: %{customdata[0]}<extra></extra>")
+    fig = px.bar(
+        series,
+        x="period",
+        y="cost_usd",
+        color=by,
+        custom_data=["calls"],
+        title=f"Cost per {unit} by {by}",
+        labels={"period": f"time (UTC, per {unit})", "cost_usd": "cost (USD)", by: by},
+    )
+    fig.update_traces(
+        hovertemplate=f"%{{x}}<br>{by}: %{{fullData.name}}<br>cost: $%{{y:.4f}}"
+        "<br>calls: %{customdata[0]}<extra></extra>"
+    )
     fig.update_layout(yaxis_tickprefix="$", barmode="stack", legend_title_text=by, height=380)
     return fig

@@ -34,7 +34,7 @@ def _budget_columns() -> str:
 
 
 SUMMARY_SQL = f"""
-WITH picked AS (SELECT * FROM llm_calls WHERE start_time >= ? AND {attribute_sql('{attr}')} = ?)
+WITH picked AS (SELECT * FROM llm_calls WHERE start_time >= ? AND {attribute_sql("{attr}")} = ?)
 SELECT count(*) AS calls,
        coalesce(sum(input_tokens), 0)::BIGINT AS input_tokens,
        coalesce(sum(output_tokens), 0)::BIGINT AS output_tokens,
@@ -78,11 +78,17 @@ def summarize(store_path: str, *, label: str, attr: str, value: str, since: date
     from ..store import Store
 
     row = Store(store_path).sql(SUMMARY_SQL.replace("{attr}", attr), [since, value]).iloc[0]
-    summary = Summary(label=label, calls=int(row["calls"]), input_tokens=int(row["input_tokens"]),
-                      output_tokens=int(row["output_tokens"]), cached_tokens=int(row["cached_tokens"]),
-                      cost_usd=_float(row["cost_usd"]), unpriced_calls=int(row["unpriced_calls"]),
-                      cache_savings_usd=_float(row["cache_savings_usd"]) or 0.0,
-                      credits_balance_usd=_float(row["credits_balance_usd"]))
+    summary = Summary(
+        label=label,
+        calls=int(row["calls"]),
+        input_tokens=int(row["input_tokens"]),
+        output_tokens=int(row["output_tokens"]),
+        cached_tokens=int(row["cached_tokens"]),
+        cost_usd=_float(row["cost_usd"]),
+        unpriced_calls=int(row["unpriced_calls"]),
+        cache_savings_usd=_float(row["cache_savings_usd"]) or 0.0,
+        credits_balance_usd=_float(row["credits_balance_usd"]),
+    )
     summary.providers = [(item["name"], int(item["calls"])) for item in _items(row["providers"])]
     summary.errors = [(item["code"], int(item["calls"])) for item in _items(row["errors"])]
     for period in PERIODS:
@@ -110,9 +116,13 @@ def _items(value: Any) -> list:
 def _facts(summary: Summary) -> list[tuple[str, str]]:
     """Returns (kind, text) pieces, in display order."""
     s = summary
-    facts = [("calls", f"{count(s.calls)} call{'s' if s.calls != 1 else ''}"),
-             ("tokens", f"{count(s.input_tokens)} in / {count(s.output_tokens)} out / "
-                        f"{count(s.cached_tokens)} cached tokens")]
+    facts = [
+        ("calls", f"{count(s.calls)} call{'s' if s.calls != 1 else ''}"),
+        (
+            "tokens",
+            f"{count(s.input_tokens)} in / {count(s.output_tokens)} out / {count(s.cached_tokens)} cached tokens",
+        ),
+    ]
     if s.cost_usd is None and s.unpriced_calls:
         cost = "cost unknown"
     else:
@@ -128,7 +138,9 @@ def _facts(summary: Summary) -> list[tuple[str, str]]:
         facts.append(("errors", ", ".join(f"{n} × {code}" for code, n in s.errors)))
     if s.session_budget is not None:
         spent, limit = s.session_budget
-        facts.append(("budget", f"session budget {usd(spent)} of {usd(limit)} used, {usd(max(limit - spent, 0.0))} left"))
+        facts.append(
+            ("budget", f"session budget {usd(spent)} of {usd(limit)} used, {usd(max(limit - spent, 0.0))} left")
+        )
     for period, (spend, limit) in s.budgets.items():
         facts.append(("budget", f"{period} budget {usd(spend)} of {usd(limit)} used"))
     if s.credits_balance_usd is not None:
@@ -152,9 +164,11 @@ def render_html(summary: Summary) -> str:
         style = f"color:{color};font-weight:600" if color else ""
         pieces.append(f'<span class="auriko-obs-{kind}" style="{style}">{html.escape(text)}</span>')
     separator = '<span style="opacity:.5"> · </span>'
-    return ('<div class="auriko-obs-footer" style="font:12px/1.5 ui-monospace,monospace;border-left:3px solid '
-            '#6750a4;padding:2px 8px;margin:4px 0;opacity:.9">'
-            f'<b>auriko-obs</b> · {html.escape(summary.label)}: {separator.join(pieces)}</div>')
+    return (
+        '<div class="auriko-obs-footer" style="font:12px/1.5 ui-monospace,monospace;border-left:3px solid '
+        '#6750a4;padding:2px 8px;margin:4px 0;opacity:.9">'
+        f"<b>auriko-obs</b> · {html.escape(summary.label)}: {separator.join(pieces)}</div>"
+    )
 
 
 def mime_bundle(summary: Summary) -> dict[str, str]:

@@ -116,8 +116,13 @@ def request_to_table(request: Any) -> tuple[pa.Table, int]:
     trace_ids, span_ids, parents = cols["trace_id"], cols["span_id"], cols["parent_span_id"]
     starts, ends, durations = cols["start_time"], cols["end_time"], cols["duration_ms"]
     services, statuses, attrs_col, names = cols["service_name"], cols["status"], cols["attributes"], cols["name"]
-    kinds, messages, scopes, resources, events_col = (cols["kind"], cols["status_message"], cols["scope_name"],
-                                                      cols["resource"], cols["events"])
+    kinds, messages, scopes, resources, events_col = (
+        cols["kind"],
+        cols["status_message"],
+        cols["scope_name"],
+        cols["resource"],
+        cols["events"],
+    )
     rejected = 0
     for resource_spans in request.resource_spans:
         resource_attrs = key_values(resource_spans.resource.attributes)
@@ -129,8 +134,14 @@ def request_to_table(request: Any) -> tuple[pa.Table, int]:
             for span in scope_spans.spans:
                 trace_id, span_id = span.trace_id, span.span_id
                 start, end = span.start_time_unix_nano, span.end_time_unix_nano
-                if (len(trace_id) != 16 or len(span_id) != 8 or not any(trace_id) or not any(span_id)
-                        or start > _MAX_TIME_NS or end > _MAX_TIME_NS):
+                if (
+                    len(trace_id) != 16
+                    or len(span_id) != 8
+                    or not any(trace_id)
+                    or not any(span_id)
+                    or start > _MAX_TIME_NS
+                    or end > _MAX_TIME_NS
+                ):
                     rejected += 1
                     continue
                 attributes = key_values(span.attributes)
@@ -154,7 +165,14 @@ def request_to_table(request: Any) -> tuple[pa.Table, int]:
                 scopes.append(scope)
                 resources.append(resource_json)
                 events = span.events
-                events_col.append(_dumps([{"name": e.name, "timestamp": e.time_unix_nano,
-                                           "attributes": key_values(e.attributes)} for e in events])
-                                  if events else None)
+                events_col.append(
+                    _dumps(
+                        [
+                            {"name": e.name, "timestamp": e.time_unix_nano, "attributes": key_values(e.attributes)}
+                            for e in events
+                        ]
+                    )
+                    if events
+                    else None
+                )
     return pa.Table.from_pydict(cols, schema=RAW_SCHEMA), rejected

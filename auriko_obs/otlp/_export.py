@@ -14,7 +14,8 @@ import threading
 import time
 import weakref
 from collections import deque
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
@@ -65,16 +66,20 @@ def protocol_from_env(signal: str = "TRACES") -> str:
         name = "OTEL_EXPORTER_OTLP_PROTOCOL"
     protocol = (os.environ.get(name) or "http/protobuf").strip().lower()
     if protocol not in PROTOCOLS:
-        INTERNAL_ERRORS.warn("setup.otlp_protocol", f"{name}={protocol} is not supported (the OpenTelemetry "
-                             "Python exporters offer http/protobuf and grpc); using http/protobuf")
+        INTERNAL_ERRORS.warn(
+            "setup.otlp_protocol",
+            f"{name}={protocol} is not supported (the OpenTelemetry "
+            "Python exporters offer http/protobuf and grpc); using http/protobuf",
+        )
         return "http/protobuf"
     return protocol
 
 
 def _check_protocol(protocol: str) -> str:
     if protocol == "http/json":
-        raise ValueError("OTLP protocol http/json is not offered by the OpenTelemetry Python exporters; "
-                         "use http/protobuf or grpc")
+        raise ValueError(
+            "OTLP protocol http/json is not offered by the OpenTelemetry Python exporters; use http/protobuf or grpc"
+        )
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown OTLP protocol {protocol!r}: use http/protobuf or grpc")
     return protocol
@@ -96,21 +101,30 @@ def _signal_url(endpoint: str, path: str) -> str:
         return endpoint
     for signal_path in _SIGNAL_PATHS:
         if base.endswith(signal_path):
-            base = base[:-len(signal_path)]
+            base = base[: -len(signal_path)]
             break
     return urlunsplit(parts._replace(path=base + path))
 
 
 _EXPORTERS = {  # signal → (OTEL_* signal name, URL path, gRPC exporter, HTTP exporter) as (module, class)
-    "traces": ("TRACES", "/v1/traces", ("opentelemetry.exporter.otlp.proto.grpc.trace_exporter", "OTLPSpanExporter"),
-               ("opentelemetry.exporter.otlp.proto.http.trace_exporter", "OTLPSpanExporter")),
-    "metrics": ("METRICS", "/v1/metrics", ("opentelemetry.exporter.otlp.proto.grpc.metric_exporter", "OTLPMetricExporter"),
-                ("opentelemetry.exporter.otlp.proto.http.metric_exporter", "OTLPMetricExporter")),
+    "traces": (
+        "TRACES",
+        "/v1/traces",
+        ("opentelemetry.exporter.otlp.proto.grpc.trace_exporter", "OTLPSpanExporter"),
+        ("opentelemetry.exporter.otlp.proto.http.trace_exporter", "OTLPSpanExporter"),
+    ),
+    "metrics": (
+        "METRICS",
+        "/v1/metrics",
+        ("opentelemetry.exporter.otlp.proto.grpc.metric_exporter", "OTLPMetricExporter"),
+        ("opentelemetry.exporter.otlp.proto.http.metric_exporter", "OTLPMetricExporter"),
+    ),
 }
 
 
-def _make_exporter(signal: str, endpoint: str | None, protocol: str | None, headers: dict[str, str] | None,
-                   timeout: float | None) -> Any:
+def _make_exporter(
+    signal: str, endpoint: str | None, protocol: str | None, headers: dict[str, str] | None, timeout: float | None
+) -> Any:
     import importlib
 
     env_name, path, grpc, http = _EXPORTERS[signal]
@@ -129,19 +143,28 @@ def _make_exporter(signal: str, endpoint: str | None, protocol: str | None, head
     try:
         exporter_class = getattr(importlib.import_module(module), name)
     except ImportError as exc:
-        raise ImportError(f"OTLP export needs the otlp extra: pip install 'auriko-obs[otlp]' ({exc.name} is missing)",
-                          name=exc.name) from exc
+        raise ImportError(
+            f"OTLP export needs the otlp extra: pip install 'auriko-obs[otlp]' ({exc.name} is missing)", name=exc.name
+        ) from exc
     return exporter_class(**kwargs)
 
 
-def make_span_exporter(endpoint: str | None = None, protocol: str | None = None,
-                       headers: dict[str, str] | None = None, timeout: float | None = None) -> SpanExporter:
+def make_span_exporter(
+    endpoint: str | None = None,
+    protocol: str | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float | None = None,
+) -> SpanExporter:
     """Returns the official OTLP span exporter for the protocol; unset options come from ``OTEL_*``."""
     return _make_exporter("traces", endpoint, protocol, headers, timeout)
 
 
-def make_metric_exporter(endpoint: str | None = None, protocol: str | None = None,
-                         headers: dict[str, str] | None = None, timeout: float | None = None) -> Any:
+def make_metric_exporter(
+    endpoint: str | None = None,
+    protocol: str | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float | None = None,
+) -> Any:
     """Returns the official OTLP metric exporter (cumulative temporality unless ``OTEL_*`` says otherwise)."""
     return _make_exporter("metrics", endpoint, protocol, headers, timeout)
 
@@ -158,8 +181,15 @@ class QueuedExporter:
     set the three; the queue defaults to 20,000 spans, not the SDK's 2,048).
     """
 
-    def __init__(self, exporter: SpanExporter, *, max_queue_size: int | None = None,
-                 max_batch_size: int | None = None, delay_s: float | None = None, name: str = "otlp") -> None:
+    def __init__(
+        self,
+        exporter: SpanExporter,
+        *,
+        max_queue_size: int | None = None,
+        max_batch_size: int | None = None,
+        delay_s: float | None = None,
+        name: str = "otlp",
+    ) -> None:
         self.exporter = exporter
         self.name = name
         self.max_queue_size = max_queue_size or _env_int("OTEL_BSP_MAX_QUEUE_SIZE", 20_000)
@@ -175,8 +205,12 @@ class QueuedExporter:
         self._thread.start()
 
     def stats(self) -> dict[str, int]:
-        return {"exported_spans": self.exported_spans, "dropped_spans": self.dropped_spans,
-                "failed_spans": self.failed_spans, "queued_spans": len(self._queue)}
+        return {
+            "exported_spans": self.exported_spans,
+            "dropped_spans": self.dropped_spans,
+            "failed_spans": self.failed_spans,
+            "queued_spans": len(self._queue),
+        }
 
     # called on the pipeline's worker thread
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
@@ -184,10 +218,14 @@ class QueuedExporter:
         if room < len(spans):
             lost = len(spans) - max(room, 0)
             if self.dropped_spans == 0 or (self.dropped_spans + lost) // 10_000 > self.dropped_spans // 10_000:
-                log.warning("auriko_obs: %s queue full (%d spans): %d spans dropped so far",
-                            self.name, self.max_queue_size, self.dropped_spans + lost)
+                log.warning(
+                    "auriko_obs: %s queue full (%d spans): %d spans dropped so far",
+                    self.name,
+                    self.max_queue_size,
+                    self.dropped_spans + lost,
+                )
             self.dropped_spans += lost
-            spans = spans[:max(room, 0)]
+            spans = spans[: max(room, 0)]
         self._queue.extend(spans)
         if len(self._queue) >= self.max_batch_size:
             self._wake.set()
@@ -341,13 +379,23 @@ class ForeignGenAIProcessor(SpanProcessor):
 
 
 def _with_attributes(span: ReadableSpan, attributes: dict) -> ReadableSpan:
-    return ReadableSpan(name=span.name, context=span.context, parent=span.parent, resource=span.resource,
-                        attributes=attributes, events=span.events, links=span.links, kind=span.kind,
-                        status=span.status, start_time=span.start_time, end_time=span.end_time,
-                        instrumentation_scope=span.instrumentation_scope)
+    return ReadableSpan(
+        name=span.name,
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=attributes,
+        events=span.events,
+        links=span.links,
+        kind=span.kind,
+        status=span.status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
 
 
-_ATTACHED: "weakref.WeakKeyDictionary[Any, ForeignGenAIProcessor]" = weakref.WeakKeyDictionary()
+_ATTACHED: weakref.WeakKeyDictionary[Any, ForeignGenAIProcessor] = weakref.WeakKeyDictionary()
 _attach_lock = threading.Lock()
 
 

@@ -17,15 +17,25 @@ from typing import Any
 # our name (read by a column)  ←  names other instrumentations use for the same thing, first match wins
 ALIASES: dict[str, tuple[str, ...]] = {
     "gen_ai.usage.input_tokens": ("gen_ai.usage.prompt_tokens", "llm.usage.prompt_tokens", "llm.token_count.prompt"),
-    "gen_ai.usage.output_tokens": ("gen_ai.usage.completion_tokens", "llm.usage.completion_tokens",
-                                   "llm.token_count.completion"),
+    "gen_ai.usage.output_tokens": (
+        "gen_ai.usage.completion_tokens",
+        "llm.usage.completion_tokens",
+        "llm.token_count.completion",
+    ),
     "auriko.usage.total_tokens": ("gen_ai.usage.total_tokens", "llm.usage.total_tokens", "llm.token_count.total"),
-    "gen_ai.usage.cache_read.input_tokens": ("gen_ai.usage.cache_read_input_tokens",
-                                             "llm.token_count.prompt_details.cache_read"),
-    "gen_ai.usage.cache_creation.input_tokens": ("gen_ai.usage.cache_creation_input_tokens",
-                                                 "llm.token_count.prompt_details.cache_write"),
-    "gen_ai.usage.reasoning.output_tokens": ("gen_ai.usage.reasoning_tokens", "llm.usage.reasoning_tokens",
-                                             "llm.token_count.completion_details.reasoning"),
+    "gen_ai.usage.cache_read.input_tokens": (
+        "gen_ai.usage.cache_read_input_tokens",
+        "llm.token_count.prompt_details.cache_read",
+    ),
+    "gen_ai.usage.cache_creation.input_tokens": (
+        "gen_ai.usage.cache_creation_input_tokens",
+        "llm.token_count.prompt_details.cache_write",
+    ),
+    "gen_ai.usage.reasoning.output_tokens": (
+        "gen_ai.usage.reasoning_tokens",
+        "llm.usage.reasoning_tokens",
+        "llm.token_count.completion_details.reasoning",
+    ),
     "gen_ai.request.model": ("llm.request.model", "llm.model_name"),
     "gen_ai.response.model": ("llm.response.model", "llm.model_name"),
     "gen_ai.provider.name": ("gen_ai.system", "llm.system"),
@@ -40,8 +50,9 @@ _REQUEST_TYPES = {"chat": "chat", "completion": "text_completion", "embedding": 
 _OPENINFERENCE_KINDS = {"LLM": "chat", "EMBEDDING": "embeddings"}
 
 # Operations that are one model call (agent and tool spans carry usage too, but summed over calls).
-MODEL_CALL_OPERATIONS = frozenset({"chat", "text_completion", "embeddings", "responses", "generate_content",
-                                   "completion", "rerank"})
+MODEL_CALL_OPERATIONS = frozenset(
+    {"chat", "text_completion", "embeddings", "responses", "generate_content", "completion", "rerank"}
+)
 
 _PREFIXES = ("gen_ai.", "llm.")
 

@@ -20,7 +20,8 @@ semantic conventions recommend (tokens 1, 4, 16 … 67108864; seconds 0.01, 0.02
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from opentelemetry.sdk.trace.export import SpanExportResult
 
@@ -28,43 +29,69 @@ from .._internal_errors import INTERNAL_ERRORS
 
 log = logging.getLogger("auriko_obs.otlp")
 
-TOKEN_BUCKETS = [4.0 ** i for i in range(14)]                       # 1, 4, 16, … 67108864
-DURATION_BUCKETS = [round(0.01 * 2 ** i, 2) for i in range(14)]     # 0.01, 0.02, … 81.92
+TOKEN_BUCKETS = [4.0**i for i in range(14)]  # 1, 4, 16, … 67108864
+DURATION_BUCKETS = [round(0.01 * 2**i, 2) for i in range(14)]  # 0.01, 0.02, … 81.92
 
-METRIC_ATTRIBUTES = ("gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model",
-                     "gen_ai.response.model", "auriko.routing.strategy", "server.address", "error.type")
+METRIC_ATTRIBUTES = (
+    "gen_ai.operation.name",
+    "gen_ai.provider.name",
+    "gen_ai.request.model",
+    "gen_ai.response.model",
+    "auriko.routing.strategy",
+    "server.address",
+    "error.type",
+)
 _ERROR_TYPE_FALLBACK = "auriko.error.type"
 
 
 class _Instruments:
     def __init__(self, meter: Any) -> None:
         self.tokens = meter.create_histogram(
-            "gen_ai.client.token.usage", unit="{token}", description="Number of input and output tokens used",
-            explicit_bucket_boundaries_advisory=TOKEN_BUCKETS)
+            "gen_ai.client.token.usage",
+            unit="{token}",
+            description="Number of input and output tokens used",
+            explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
+        )
         self.duration = meter.create_histogram(
-            "gen_ai.client.operation.duration", unit="s", description="GenAI operation duration",
-            explicit_bucket_boundaries_advisory=DURATION_BUCKETS)
+            "gen_ai.client.operation.duration",
+            unit="s",
+            description="GenAI operation duration",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+        )
         self.ttfc = meter.create_histogram(
-            "gen_ai.client.operation.time_to_first_chunk", unit="s",
+            "gen_ai.client.operation.time_to_first_chunk",
+            unit="s",
             description="Time from the request to the first chunk of a streamed response",
-            explicit_bucket_boundaries_advisory=DURATION_BUCKETS)
-        self.cost = meter.create_counter("auriko.cost.usd", unit="{USD}",
-                                         description="Cost of the calls in US dollars (router-reported, else estimated)")
-        self.savings = meter.create_counter("auriko.cache_savings.usd", unit="{USD}",
-                                            description="Saved by prompt caching, in US dollars")
-        self.balance = meter.create_gauge("auriko.credits.balance.usd", unit="{USD}",
-                                          description="Auriko credit balance reported with the last call")
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+        )
+        self.cost = meter.create_counter(
+            "auriko.cost.usd",
+            unit="{USD}",
+            description="Cost of the calls in US dollars (router-reported, else estimated)",
+        )
+        self.savings = meter.create_counter(
+            "auriko.cache_savings.usd", unit="{USD}", description="Saved by prompt caching, in US dollars"
+        )
+        self.balance = meter.create_gauge(
+            "auriko.credits.balance.usd", unit="{USD}", description="Auriko credit balance reported with the last call"
+        )
 
 
 class GenAIMetrics:
     """A pipeline consumer: ``export(spans)`` records the metrics of each GenAI span into every meter."""
 
-    def __init__(self, meter_providers: Sequence[Any], *, owned: Sequence[Any] = (), servers: Sequence[Any] = (),
-                 flushable: Sequence[Any] = ()) -> None:
+    def __init__(
+        self,
+        meter_providers: Sequence[Any],
+        *,
+        owned: Sequence[Any] = (),
+        servers: Sequence[Any] = (),
+        flushable: Sequence[Any] = (),
+    ) -> None:
         from .._version import __version__
 
         self._instruments = [_Instruments(mp.get_meter("auriko_obs", __version__)) for mp in meter_providers]
-        self._owned = list(owned)      # providers we made (shut down with us)
+        self._owned = list(owned)  # providers we made (shut down with us)
         self._servers = list(servers)  # Prometheus HTTP servers we started
         self._flushable = list(flushable)  # providers whose readers push (OTLP)
         self.recorded_spans = 0
@@ -139,8 +166,9 @@ def parse_listen(value: Any) -> tuple[str, int]:
     return "127.0.0.1", int(text)
 
 
-def build_metrics(*, otlp_exporter: Any = None, prometheus: Any = None, app_provider: Any = None,
-                  resource: Any = None) -> GenAIMetrics | None:
+def build_metrics(
+    *, otlp_exporter: Any = None, prometheus: Any = None, app_provider: Any = None, resource: Any = None
+) -> GenAIMetrics | None:
     """Returns the metrics consumer, or None when no destination is asked for.
 
     ``otlp_exporter``: an OTLP metric exporter (read every ``OTEL_METRIC_EXPORT_INTERVAL`` ms, default
@@ -184,8 +212,10 @@ def _start_prometheus(listen: Any) -> Any:
         import opentelemetry.exporter.prometheus  # noqa: F401
         from prometheus_client import start_http_server
     except ImportError as exc:
-        raise ImportError(f"Prometheus metrics need the otlp extra: pip install 'auriko-obs[otlp]' "
-                          f"({exc.name} is missing)", name=exc.name) from exc
+        raise ImportError(
+            f"Prometheus metrics need the otlp extra: pip install 'auriko-obs[otlp]' ({exc.name} is missing)",
+            name=exc.name,
+        ) from exc
     host, port = parse_listen(listen)
     try:
         server, _thread = start_http_server(port, addr=host)

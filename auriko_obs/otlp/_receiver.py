@@ -31,14 +31,13 @@ from typing import Any
 import pyarrow as pa
 
 from ..store import DuckDBSpanExporter
-from ._convert import (REJECTED_MESSAGE, MalformedRequest, count_spans, parse_json, parse_protobuf,
-                       request_to_table)
+from ._convert import REJECTED_MESSAGE, MalformedRequest, count_spans, parse_json, parse_protobuf, request_to_table
 
 log = logging.getLogger("auriko_obs.collect")
 
 TRACES_PATH = "/v1/traces"
-DEFAULT_MAX_BODY = 16 * 1024 * 1024       # bytes on the wire
-DEFAULT_MAX_DECODED = 64 * 1024 * 1024    # bytes after gunzip
+DEFAULT_MAX_BODY = 16 * 1024 * 1024  # bytes on the wire
+DEFAULT_MAX_DECODED = 64 * 1024 * 1024  # bytes after gunzip
 
 
 class QueueFull(Exception):
@@ -48,8 +47,15 @@ class QueueFull(Exception):
 class Receiver:
     """The bounded queue and the writer thread, shared by the HTTP and gRPC front ends."""
 
-    def __init__(self, db_path: str, *, max_queue_spans: int = 200_000, batch_spans: int = 50_000,
-                 flush_interval_s: float = 0.5, retry_after_s: int = 1) -> None:
+    def __init__(
+        self,
+        db_path: str,
+        *,
+        max_queue_spans: int = 200_000,
+        batch_spans: int = 50_000,
+        flush_interval_s: float = 0.5,
+        retry_after_s: int = 1,
+    ) -> None:
         self.exporter = DuckDBSpanExporter(db_path)
         self.path = self.exporter.path
         self.max_queue_spans = max_queue_spans
@@ -58,7 +64,7 @@ class Receiver:
         self.retry_after_s = retry_after_s
         self.received_requests = 0
         self.accepted_spans = 0
-        self.rejected_spans = 0      # invalid ids (reported as partial success)
+        self.rejected_spans = 0  # invalid ids (reported as partial success)
         self.throttled_requests = 0  # answered 503/UNAVAILABLE: the queue was full
         self.malformed_requests = 0
         self.written_spans = 0
@@ -73,11 +79,17 @@ class Receiver:
         self._thread.start()
 
     def stats(self) -> dict[str, int]:
-        return {"received_requests": self.received_requests, "accepted_spans": self.accepted_spans,
-                "written_spans": self.written_spans, "queued_spans": self._queued,
-                "rejected_spans": self.rejected_spans, "throttled_requests": self.throttled_requests,
-                "malformed_requests": self.malformed_requests, "failed_spans": self.failed_spans,
-                "spooled_spans": self.exporter.spooled_spans}
+        return {
+            "received_requests": self.received_requests,
+            "accepted_spans": self.accepted_spans,
+            "written_spans": self.written_spans,
+            "queued_spans": self._queued,
+            "rejected_spans": self.rejected_spans,
+            "throttled_requests": self.throttled_requests,
+            "malformed_requests": self.malformed_requests,
+            "failed_spans": self.failed_spans,
+            "spooled_spans": self.exporter.spooled_spans,
+        }
 
     def offer(self, request: Any) -> int:
         """Queues the request's spans; returns how many were rejected.
@@ -293,7 +305,7 @@ def make_handler(receiver: Receiver, token: str | None, max_body: int, max_decod
         server_version = "auriko-obs-collect"
         sys_version = ""
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+        def log_message(self, format: str, *args: Any) -> None:
             log.debug("%s " + format, self.address_string(), *args)
 
         def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
@@ -311,10 +323,14 @@ def make_handler(receiver: Receiver, token: str | None, max_body: int, max_decod
             content_type = "application/json" if as_json else "application/x-protobuf"
             self._send(status, _status_body(_GRPC_CODES.get(status, 2), message, as_json), content_type, headers)
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             self.close_connection = True
-            self._error(405 if self.path.split("?")[0] == TRACES_PATH else 404, "POST OTLP traces to /v1/traces",
-                        True, {"Allow": "POST"})
+            self._error(
+                405 if self.path.split("?")[0] == TRACES_PATH else 404,
+                "POST OTLP traces to /v1/traces",
+                True,
+                {"Allow": "POST"},
+            )
 
         def _read_body(self, as_json: bool) -> bytes | None:
             """Returns the request body, or None once it has answered 400, 411, 413 or 501."""
@@ -351,7 +367,7 @@ def make_handler(receiver: Receiver, token: str | None, max_body: int, max_decod
                 self._error(400, str(exc), as_json)
             return None
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
             as_json = content_type == "application/json"
             if self.path.split("?")[0] != TRACES_PATH:
@@ -359,8 +375,9 @@ def make_handler(receiver: Receiver, token: str | None, max_body: int, max_decod
                 return self._error(404, f"unknown path {self.path[:100]}; traces go to {TRACES_PATH}", as_json)
             if token and not _bearer_matches(self.headers.get("Authorization"), token):
                 self.close_connection = True
-                return self._error(401, "missing or wrong bearer token", as_json,
-                                   {"WWW-Authenticate": 'Bearer realm="auriko-obs"'})
+                return self._error(
+                    401, "missing or wrong bearer token", as_json, {"WWW-Authenticate": 'Bearer realm="auriko-obs"'}
+                )
             body = self._read_body(as_json)
             if body is None:
                 return None
@@ -384,10 +401,12 @@ def make_handler(receiver: Receiver, token: str | None, max_body: int, max_decod
             except MalformedRequest as exc:
                 return self._error(400, str(exc)[:500], as_json)
             except QueueFull as exc:
-                return self._error(503, f"receiver busy ({exc}); retry later", as_json,
-                                   {"Retry-After": str(receiver.retry_after_s)})
-            self._send(200, _export_response(rejected, as_json),
-                       "application/json" if as_json else "application/x-protobuf")
+                return self._error(
+                    503, f"receiver busy ({exc}); retry later", as_json, {"Retry-After": str(receiver.retry_after_s)}
+                )
+            self._send(
+                200, _export_response(rejected, as_json), "application/json" if as_json else "application/x-protobuf"
+            )
 
     return Handler
 
@@ -398,12 +417,20 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128
 
 
-def start_http(receiver: Receiver, host: str = "127.0.0.1", port: int = 4318, *, token: str | None = None,
-               max_body: int = DEFAULT_MAX_BODY, max_decoded: int = DEFAULT_MAX_DECODED) -> ThreadingHTTPServer:
+def start_http(
+    receiver: Receiver,
+    host: str = "127.0.0.1",
+    port: int = 4318,
+    *,
+    token: str | None = None,
+    max_body: int = DEFAULT_MAX_BODY,
+    max_decoded: int = DEFAULT_MAX_DECODED,
+) -> ThreadingHTTPServer:
     """Starts serving in a daemon thread; returns the server (``.server_address`` has the bound port)."""
     server = _Server((host, port), make_handler(receiver, token, max_body, max_decoded))
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
-                              name="auriko-obs-collect-http", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="auriko-obs-collect-http", daemon=True
+    )
     thread.start()
     return server
 
@@ -411,8 +438,15 @@ def start_http(receiver: Receiver, host: str = "127.0.0.1", port: int = 4318, *,
 # ------------------------------------------------------------------------------------------- gRPC
 
 
-def start_grpc(receiver: Receiver, host: str = "127.0.0.1", port: int = 4317, *, token: str | None = None,
-               max_body: int = DEFAULT_MAX_DECODED, workers: int = 8) -> tuple[Any, int]:
+def start_grpc(
+    receiver: Receiver,
+    host: str = "127.0.0.1",
+    port: int = 4317,
+    *,
+    token: str | None = None,
+    max_body: int = DEFAULT_MAX_DECODED,
+    workers: int = 8,
+) -> tuple[Any, int]:
     """Starts the OTLP gRPC trace service; returns (server, bound port)."""
     from concurrent import futures
 
@@ -420,7 +454,7 @@ def start_grpc(receiver: Receiver, host: str = "127.0.0.1", port: int = 4317, *,
     from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
     class TraceService(trace_service_pb2_grpc.TraceServiceServicer):
-        def Export(self, request, context):  # noqa: N802 - the generated name
+        def Export(self, request, context):
             if token:
                 metadata = dict(context.invocation_metadata())
                 if not _bearer_matches(metadata.get("authorization"), token):
@@ -436,8 +470,10 @@ def start_grpc(receiver: Receiver, host: str = "127.0.0.1", port: int = 4317, *,
 
     # Without so_reuseport=0, gRPC binds a port that another receiver already serves, and the two split
     # the traffic between them.
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="auriko-obs-grpc"),
-                         options=[("grpc.max_receive_message_length", max_body), ("grpc.so_reuseport", 0)])
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="auriko-obs-grpc"),
+        options=[("grpc.max_receive_message_length", max_body), ("grpc.so_reuseport", 0)],
+    )
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(TraceService(), server)
     try:
         bound = server.add_insecure_port(f"{host}:{port}")

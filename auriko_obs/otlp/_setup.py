@@ -24,11 +24,19 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .._internal_errors import INTERNAL_ERRORS
-from ._export import (ProviderForwarder, QueuedExporter, attach_foreign_processor, make_metric_exporter,
-                      make_span_exporter, otlp_enabled_by_env, sdk_tracer_provider)
+from ._export import (
+    ProviderForwarder,
+    QueuedExporter,
+    attach_foreign_processor,
+    make_metric_exporter,
+    make_span_exporter,
+    otlp_enabled_by_env,
+    sdk_tracer_provider,
+)
 
 
 class Export:
@@ -40,7 +48,7 @@ class Export:
         self.otlp: QueuedExporter | None = None
         self.metrics: Any = None
         self.forwarder: ProviderForwarder | None = None
-        self.foreign: Any = None        # the processor added to the application's provider
+        self.foreign: Any = None  # the processor added to the application's provider
         self.foreign_queue: QueuedExporter | None = None
 
     @property
@@ -60,8 +68,12 @@ class Export:
         """
         deadline = time.monotonic() + (timeout_s if timeout_s is not None else 3600)
         done = True
-        for name, consumer in (("otlp", self.otlp), ("foreign-genai", self.foreign_queue),
-                               ("tracer_provider", self.forwarder), ("metrics", self.metrics)):
+        for name, consumer in (
+            ("otlp", self.otlp),
+            ("foreign-genai", self.foreign_queue),
+            ("tracer_provider", self.forwarder),
+            ("metrics", self.metrics),
+        ):
             if consumer is None:
                 continue
             millis = max(0, int((deadline - time.monotonic()) * 1000))
@@ -84,8 +96,10 @@ class Export:
         if self.otlp is not None:
             out["otlp"] = self.otlp.stats()
         if self.forwarder is not None:
-            out["tracer_provider"] = {"forwarded_spans": self.forwarder.forwarded_spans,
-                                      "unsampled_spans": self.forwarder.unsampled_spans}
+            out["tracer_provider"] = {
+                "forwarded_spans": self.forwarder.forwarded_spans,
+                "unsampled_spans": self.forwarder.unsampled_spans,
+            }
         if self.foreign_queue is not None:
             out["foreign_genai"] = self.foreign_queue.stats()
         if self.metrics is not None:
@@ -118,8 +132,9 @@ def _unless_from_env(from_env: bool, where: str, setting: str, make: Callable[[]
 _OTLP_ENV = "OTLP export (OTEL_EXPORTER_OTLP_*)"
 
 
-def setup_export(*, otlp: Any, tracer_provider: Any, metrics: Any, prometheus: Any, store: Any,
-                 service_name: str | None) -> Export:
+def setup_export(
+    *, otlp: Any, tracer_provider: Any, metrics: Any, prometheus: Any, store: Any, service_name: str | None
+) -> Export:
     from opentelemetry.sdk.trace.export import SpanExporter
 
     export = Export()
@@ -143,8 +158,14 @@ def setup_export(*, otlp: Any, tracer_provider: Any, metrics: Any, prometheus: A
         if isinstance(otlp, SpanExporter):
             span_exporter = otlp
         else:
-            span_exporter = _unless_from_env(otlp is None, "setup.otlp", _OTLP_ENV, lambda: make_span_exporter(
-                options.get("endpoint"), options.get("protocol"), options.get("headers"), options.get("timeout")))
+            span_exporter = _unless_from_env(
+                otlp is None,
+                "setup.otlp",
+                _OTLP_ENV,
+                lambda: make_span_exporter(
+                    options.get("endpoint"), options.get("protocol"), options.get("headers"), options.get("timeout")
+                ),
+            )
         want_otlp = span_exporter is not None
     if want_otlp:
         export.otlp = QueuedExporter(span_exporter, name="otlp")
@@ -164,10 +185,15 @@ def setup_export(*, otlp: Any, tracer_provider: Any, metrics: Any, prometheus: A
 
         metric_exporter = None
         metrics_env = {n.strip().lower() for n in os.environ.get("OTEL_METRICS_EXPORTER", "otlp").split(",")}
-        if (want_otlp and options.get("metrics", True) and "otlp" in metrics_env
-                and not isinstance(otlp, SpanExporter)):
-            metric_exporter = _unless_from_env(otlp is None, "setup.otlp", _OTLP_ENV, lambda: make_metric_exporter(
-                options.get("endpoint"), options.get("protocol"), options.get("headers"), options.get("timeout")))
+        if want_otlp and options.get("metrics", True) and "otlp" in metrics_env and not isinstance(otlp, SpanExporter):
+            metric_exporter = _unless_from_env(
+                otlp is None,
+                "setup.otlp",
+                _OTLP_ENV,
+                lambda: make_metric_exporter(
+                    options.get("endpoint"), options.get("protocol"), options.get("headers"), options.get("timeout")
+                ),
+            )
         elif metrics and want_otlp is False and otlp_enabled_by_env() and "otlp" in metrics_env:
             metric_exporter = _unless_from_env(True, "setup.otlp", _OTLP_ENV, make_metric_exporter)
         resource = export.resource
@@ -177,13 +203,15 @@ def setup_export(*, otlp: Any, tracer_provider: Any, metrics: Any, prometheus: A
             resource = _resource(service_name)
 
         def build(listen: Any) -> Any:
-            return build_metrics(otlp_exporter=metric_exporter, prometheus=listen, app_provider=sdk_meter_provider(),
-                                 resource=resource)
+            return build_metrics(
+                otlp_exporter=metric_exporter, prometheus=listen, app_provider=sdk_meter_provider(), resource=resource
+            )
 
         env_listen = os.environ.get("AURIKO_OBS_PROMETHEUS") if prometheus is None else None
         if env_listen:  # a port taken by another worker process must not stop this one
-            export.metrics = _unless_from_env(True, "setup.prometheus", f"AURIKO_OBS_PROMETHEUS={env_listen}",
-                                              lambda: build(env_listen))
+            export.metrics = _unless_from_env(
+                True, "setup.prometheus", f"AURIKO_OBS_PROMETHEUS={env_listen}", lambda: build(env_listen)
+            )
             export.metrics = export.metrics or build(None)
         else:
             export.metrics = build(prometheus)

@@ -7,7 +7,6 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Optional
 
 import click
 
@@ -17,20 +16,56 @@ from ..cli import UserError, _writable_db_path, app, db_option
 @app.command()
 @db_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (both HTTP and gRPC).")
-@click.option("--port", type=click.IntRange(0, 65535), default=4318, show_default=True,
-              help="OTLP/HTTP port (protobuf and JSON, gzip).")
-@click.option("--grpc-port", type=click.IntRange(0, 65535), default=None,
-              help="Also serve OTLP/gRPC on this port (off by default; 4317 is the usual one).")
-@click.option("--token", envvar="AURIKO_OBS_COLLECT_TOKEN", default=None,
-              help="Require 'Authorization: Bearer TOKEN' (or $AURIKO_OBS_COLLECT_TOKEN).")
-@click.option("--max-request-mb", type=click.FloatRange(0.001, 1024), default=16.0, show_default=True,
-              help="Largest request body accepted (413 above it).")
-@click.option("--queue-spans", type=click.IntRange(1, 10_000_000), default=200_000, show_default=True,
-              help="Spans accepted but not yet written before the receiver answers 503 + Retry-After.")
-@click.option("--flush-interval", type=click.FloatRange(0.01, 3600), default=0.5, show_default=True,
-              help="Seconds between writes to the store (sooner when 50,000 spans wait).")
-def collect(db: Optional[Path], host: str, port: int, grpc_port: Optional[int], token: Optional[str],
-            max_request_mb: float, queue_spans: int, flush_interval: float) -> None:
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=4318,
+    show_default=True,
+    help="OTLP/HTTP port (protobuf and JSON, gzip).",
+)
+@click.option(
+    "--grpc-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Also serve OTLP/gRPC on this port (off by default; 4317 is the usual one).",
+)
+@click.option(
+    "--token",
+    envvar="AURIKO_OBS_COLLECT_TOKEN",
+    default=None,
+    help="Require 'Authorization: Bearer TOKEN' (or $AURIKO_OBS_COLLECT_TOKEN).",
+)
+@click.option(
+    "--max-request-mb",
+    type=click.FloatRange(0.001, 1024),
+    default=16.0,
+    show_default=True,
+    help="Largest request body accepted (413 above it).",
+)
+@click.option(
+    "--queue-spans",
+    type=click.IntRange(1, 10_000_000),
+    default=200_000,
+    show_default=True,
+    help="Spans accepted but not yet written before the receiver answers 503 + Retry-After.",
+)
+@click.option(
+    "--flush-interval",
+    type=click.FloatRange(0.01, 3600),
+    default=0.5,
+    show_default=True,
+    help="Seconds between writes to the store (sooner when 50,000 spans wait).",
+)
+def collect(
+    db: Path | None,
+    host: str,
+    port: int,
+    grpc_port: int | None,
+    token: str | None,
+    max_request_mb: float,
+    queue_spans: int,
+    flush_interval: float,
+) -> None:
     """Receive OTLP traces (HTTP, optionally gRPC) from any instrumentation into the store.
 
     GenAI spans from OpenLLMetry, OpenInference or Logfire land in llm_calls beside ours. Stop it with
@@ -48,8 +83,7 @@ def collect(db: Optional[Path], host: str, port: int, grpc_port: Optional[int], 
 
     path = _writable_db_path(db)
     if host not in ("127.0.0.1", "localhost", "::1") and not token:
-        click.echo(f"warning: listening on {host} without --token: anyone who can reach it can write spans",
-                   err=True)
+        click.echo(f"warning: listening on {host} without --token: anyone who can reach it can write spans", err=True)
     max_body = int(max_request_mb * 1024 * 1024)
     receiver = Receiver(path, max_queue_spans=queue_spans, flush_interval_s=flush_interval)
     try:

@@ -14,7 +14,19 @@ from ._render import render, summary_text
 from ._run import ReportSpec, run_report
 
 __all__ = [
-    "DeliveryError", "Period", "ReportSpec", "Retry", "SmtpSettings", "budget_rows",
-    "build_report", "check_budgets", "current_period", "find_anomalies", "render",
-    "report_period", "robust_z", "run_report", "summary_text",
+    "DeliveryError",
+    "Period",
+    "ReportSpec",
+    "Retry",
+    "SmtpSettings",
+    "budget_rows",
+    "build_report",
+    "check_budgets",
+    "current_period",
+    "find_anomalies",
+    "render",
+    "report_period",
+    "robust_z",
+    "run_report",
+    "summary_text",
 ]

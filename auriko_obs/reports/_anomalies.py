@@ -17,8 +17,8 @@ and standard deviation would not: one earlier spike does not hide the next one.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 THRESHOLD = 3.5
 _MAD_TO_SIGMA = 0.6745
@@ -54,8 +54,16 @@ def _median(ordered: Sequence[float]) -> float:
     return float(ordered[mid]) if n % 2 else (ordered[mid - 1] + ordered[mid]) / 2.0
 
 
-def find_anomalies(buckets: Sequence[tuple[str, float]], first_in_period: int, *, granularity: str, window: int,
-                   min_history: int = 7, threshold: float = THRESHOLD, min_excess_usd: float = 0.01) -> list[Anomaly]:
+def find_anomalies(
+    buckets: Sequence[tuple[str, float]],
+    first_in_period: int,
+    *,
+    granularity: str,
+    window: int,
+    min_history: int = 7,
+    threshold: float = THRESHOLD,
+    min_excess_usd: float = 0.01,
+) -> list[Anomaly]:
     """Returns the buckets from index ``first_in_period`` on that are anomalies (see the module docstring).
 
     ``buckets`` are (start, cost_usd) in time order, gap-free, beginning at the store's first call or
@@ -63,12 +71,20 @@ def find_anomalies(buckets: Sequence[tuple[str, float]], first_in_period: int, *
     """
     found = []
     for i in range(first_in_period, len(buckets)):
-        baseline = [cost for _, cost in buckets[max(0, i - window):i]]
+        baseline = [cost for _, cost in buckets[max(0, i - window) : i]]
         if len(baseline) < min_history:
             continue
         start, cost = buckets[i]
         z, median, mad = robust_z(cost, baseline)
         if z > threshold and cost - median >= min_excess_usd:
-            found.append(Anomaly(start, granularity, round(cost, 6), round(median, 6), round(mad, 6),
-                                 None if math.isinf(z) else round(z, 2)))
+            found.append(
+                Anomaly(
+                    start,
+                    granularity,
+                    round(cost, 6),
+                    round(median, 6),
+                    round(mad, 6),
+                    None if math.isinf(z) else round(z, 2),
+                )
+            )
     return found

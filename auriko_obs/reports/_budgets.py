@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import Any, Sequence
+from typing import Any
 
 from ._values import iso, missing, number_or_none
 
@@ -39,44 +40,66 @@ def state_of(row: Any, warning_pct: float = 80.0, critical_pct: float = 100.0) -
     return "warning" if row["percent_used"] >= warning_pct else "ok"
 
 
-def budget_rows(store: Any, budgets: Sequence[Any], now: datetime, *, warning_pct: float = 80.0,
-                critical_pct: float = 100.0) -> list[dict]:
+def budget_rows(
+    store: Any, budgets: Sequence[Any], now: datetime, *, warning_pct: float = 80.0, critical_pct: float = 100.0
+) -> list[dict]:
     """Returns one JSON-ready dict per budget: its burn at ``now`` (``analysis.budget_burn``) and its state."""
     from ..analysis import budget_burn
 
     if not budgets:
         return []
     frame = budget_burn(store, list(budgets), now=now)
-    return [{
-        "name": row["budget"], "scope": row["scope"], "match": None if missing(row["match"]) else row["match"],
-        "period": row["period"], "period_start": iso(row["period_start"]), "period_end": iso(row["period_end"]),
-        "limit_usd": number_or_none(row["limit_usd"]), "spend_usd": number_or_none(row["spend_usd"]),
-        "percent_used": round(float(row["percent_used"]), 2),
-        "burn_rate_usd_per_h": number_or_none(row["burn_rate_usd_per_h"]),
-        "exhausts_at": iso(row["exhausts_at"]), "exhausts_at_low": iso(row["exhausts_at_low"]),
-        "exhausts_at_high": iso(row["exhausts_at_high"]), "exhaust_probability": number_or_none(row["exhaust_probability"]),
-        "observed_spend_usd": number_or_none(row["observed_spend_usd"]), "divergence_usd": number_or_none(row["divergence_usd"]),
-        "state": state_of(row, warning_pct, critical_pct),
-    } for _, row in frame.iterrows()]
+    return [
+        {
+            "name": row["budget"],
+            "scope": row["scope"],
+            "match": None if missing(row["match"]) else row["match"],
+            "period": row["period"],
+            "period_start": iso(row["period_start"]),
+            "period_end": iso(row["period_end"]),
+            "limit_usd": number_or_none(row["limit_usd"]),
+            "spend_usd": number_or_none(row["spend_usd"]),
+            "percent_used": round(float(row["percent_used"]), 2),
+            "burn_rate_usd_per_h": number_or_none(row["burn_rate_usd_per_h"]),
+            "exhausts_at": iso(row["exhausts_at"]),
+            "exhausts_at_low": iso(row["exhausts_at_low"]),
+            "exhausts_at_high": iso(row["exhausts_at_high"]),
+            "exhaust_probability": number_or_none(row["exhaust_probability"]),
+            "observed_spend_usd": number_or_none(row["observed_spend_usd"]),
+            "divergence_usd": number_or_none(row["divergence_usd"]),
+            "state": state_of(row, warning_pct, critical_pct),
+        }
+        for _, row in frame.iterrows()
+    ]
 
 
 def _why(b: dict, warning_pct: float, critical_pct: float) -> str:
     scope = b["scope"] if b["match"] is None else f"{b['scope']} {b['match']}"
-    text = (f"{b['name']} ({scope}, {b['period']}): ${b['spend_usd']:,.2f} of ${b['limit_usd']:,.2f} "
-            f"({b['percent_used']:.1f}%)")
+    text = (
+        f"{b['name']} ({scope}, {b['period']}): ${b['spend_usd']:,.2f} of ${b['limit_usd']:,.2f} "
+        f"({b['percent_used']:.1f}%)"
+    )
     if b["percent_used"] >= critical_pct:
         return text + (", limit reached" if critical_pct >= 100 else f", over the {critical_pct:g}% critical threshold")
     if b["exhausts_at"]:
-        return (text + f", forecast to run out at {b['exhausts_at'][:16].replace('T', ' ')} UTC, before the period "
-                f"resets at {b['period_end'][:16].replace('T', ' ')} UTC")
+        return (
+            text + f", forecast to run out at {b['exhausts_at'][:16].replace('T', ' ')} UTC, before the period "
+            f"resets at {b['period_end'][:16].replace('T', ' ')} UTC"
+        )
     if b["state"] == "warning":
         return text + f", over the {warning_pct:g}% warning threshold"
     return text
 
 
-def check_budgets(db_path: str, *, config: str | None = None, names: Sequence[str] = (),
-                  now: datetime | str | None = None, warning_pct: float = 80.0,
-                  critical_pct: float = 100.0) -> tuple[int, str]:
+def check_budgets(
+    db_path: str,
+    *,
+    config: str | None = None,
+    names: Sequence[str] = (),
+    now: datetime | str | None = None,
+    warning_pct: float = 80.0,
+    critical_pct: float = 100.0,
+) -> tuple[int, str]:
     """Returns (exit code, one line) for ``auriko-obs budget check``: the worst budget decides.
 
     The line follows the monitoring-plugin format ``BUDGET STATE - why | perfdata``; the perfdata give
@@ -85,8 +108,10 @@ def check_budgets(db_path: str, *, config: str | None = None, names: Sequence[st
     from ..store import Store, parse_time
 
     if not (math.isfinite(warning_pct) and math.isfinite(critical_pct) and 0 < warning_pct <= critical_pct):
-        return UNKNOWN, (f"BUDGET UNKNOWN - the thresholds must be 0 < --warning <= --critical, not "
-                         f"--warning {warning_pct:g} --critical {critical_pct:g}")
+        return UNKNOWN, (
+            f"BUDGET UNKNOWN - the thresholds must be 0 < --warning <= --critical, not "
+            f"--warning {warning_pct:g} --critical {critical_pct:g}"
+        )
     try:
         budgets = load(config)
         moment = parse_time(now) if now else datetime.now(timezone.utc)
@@ -112,5 +137,6 @@ def check_budgets(db_path: str, *, config: str | None = None, names: Sequence[st
     others = sum(1 for b in rows if b is not worst and b["state"] != "ok")
     more = f" (and {others} more not OK)" if others else ""
     perf = " ".join(f"'{b['name']}'={b['percent_used']:.1f}%;{warning_pct:g};{critical_pct:g};0" for b in rows)
-    return _CODE[worst["state"]], f"BUDGET {worst['state'].upper()} - {_why(worst, warning_pct, critical_pct)}{more} | {perf}"
-
+    return _CODE[
+        worst["state"]
+    ], f"BUDGET {worst['state'].upper()} - {_why(worst, warning_pct, critical_pct)}{more} | {perf}"

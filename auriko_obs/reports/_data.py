@@ -6,8 +6,9 @@ function taking the store and a period, so a renderer, a test or a notebook can 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any, Sequence
+from typing import Any
 
 from .._version import __version__
 from ..store import Store
@@ -27,12 +28,15 @@ _WHERE = "start_time >= ? AND start_time < ?"
 
 def totals(store: Store, period: Period) -> dict:
     """Returns calls, errors, cost, tokens, cache savings and distinct users in the period."""
-    row = store.sql(f"""
+    row = store.sql(
+        f"""
         SELECT count(*) AS calls, count(*) FILTER (WHERE status = 'error') AS errors,
                coalesce(sum(cost_usd), 0) AS cost_usd, coalesce(sum(input_tokens), 0) AS input_tokens,
                coalesce(sum(output_tokens), 0) AS output_tokens, coalesce(sum(cached_tokens), 0) AS cached_tokens,
                coalesce(sum(cache_savings_usd), 0) AS cache_savings_usd, count(DISTINCT user_id) AS users
-        FROM llm_calls WHERE {_WHERE}""", [period.start, period.end]).iloc[0]
+        FROM llm_calls WHERE {_WHERE}""",
+        [period.start, period.end],
+    ).iloc[0]
     ints = ("calls", "errors", "input_tokens", "output_tokens", "cached_tokens", "users")
     return {k: (int(row[k]) if k in ints else number(row[k])) for k in row.index}
 
@@ -42,7 +46,10 @@ def compare(current: dict, previous: dict) -> dict:
     out = {}
     for key, now in current.items():
         before = previous.get(key, 0)
-        out[key] = {"delta": number(now - before), "delta_pct": None if not before else round(100 * (now - before) / before, 2)}
+        out[key] = {
+            "delta": number(now - before),
+            "delta_pct": None if not before else round(100 * (now - before) / before, 2),
+        }
     return out
 
 
@@ -52,10 +59,16 @@ def cost_by(store: Store, period: Period, dimension: str, top_n: int = 10) -> li
 
     frame = analysis.cost_by(DIMENSIONS[dimension], store, top=top_n, since=period.start, until=period.end)
     key = frame.columns[0]
-    return [{"key": str(row[key]), "calls": int(row["calls"]), "cost_usd": number(row["cost_usd"]),
-             "tokens": int(row["input_tokens"]) + int(row["output_tokens"]),
-             "share_pct": number(100 * row["cost_share"], 2)}
-            for _, row in frame.iterrows()]
+    return [
+        {
+            "key": str(row[key]),
+            "calls": int(row["calls"]),
+            "cost_usd": number(row["cost_usd"]),
+            "tokens": int(row["input_tokens"]) + int(row["output_tokens"]),
+            "share_pct": number(100 * row["cost_share"], 2),
+        }
+        for _, row in frame.iterrows()
+    ]
 
 
 def savings(store: Store, period: Period) -> dict:
@@ -69,16 +82,19 @@ def savings(store: Store, period: Period) -> dict:
         "cache_savings_usd": number(cache["cache_savings_usd"].sum()) if len(cache) else 0.0,
         "cost_without_cache_usd": number(cache["cost_without_cache_usd"].sum()) if len(cache) else 0.0,
         "cache_hit_ratio": round(int(cache["cached_tokens"].sum()) / input_tokens, 4) if input_tokens else None,
-        "routing_savings_vs_median_usd": None, "routing_savings_vs_most_expensive_usd": None,
+        "routing_savings_vs_median_usd": None,
+        "routing_savings_vs_most_expensive_usd": None,
         "routing_priced_calls": 0,
     }
     try:
         routing = analysis.routing_savings(store, since=period.start, until=period.end, by="provider")
     except ValueError:  # no price list cached: routing savings are unknown, not zero
         return out
-    out.update(routing_savings_vs_median_usd=number(routing["savings_vs_median_usd"].sum()),
-               routing_savings_vs_most_expensive_usd=number(routing["savings_vs_max_usd"].sum()),
-               routing_priced_calls=int(routing["priced_calls"].sum()))
+    out.update(
+        routing_savings_vs_median_usd=number(routing["savings_vs_median_usd"].sum()),
+        routing_savings_vs_most_expensive_usd=number(routing["savings_vs_max_usd"].sum()),
+        routing_priced_calls=int(routing["priced_calls"].sum()),
+    )
     return out
 
 
@@ -91,13 +107,24 @@ def errors(store: Store, period: Period, calls: int) -> dict:
     by_code = []
     if len(frame):
         grouped = frame.groupby("code", as_index=False).agg(
-            calls=("count", "sum"), http_status=("http_status", "first"), retry_after_s=("retry_after_s", "sum"))
-        by_code = [{"code": str(r.code), "http_status": integer(r.http_status),
-                    "calls": int(r.calls), "retry_after_s": number(r.retry_after_s, 3)}
-                   for r in grouped.sort_values(["calls", "code"], ascending=[False, True]).itertuples()]
+            calls=("count", "sum"), http_status=("http_status", "first"), retry_after_s=("retry_after_s", "sum")
+        )
+        by_code = [
+            {
+                "code": str(r.code),
+                "http_status": integer(r.http_status),
+                "calls": int(r.calls),
+                "retry_after_s": number(r.retry_after_s, 3),
+            }
+            for r in grouped.sort_values(["calls", "code"], ascending=[False, True]).itertuples()
+        ]
     total = sum(r["calls"] for r in by_code)
-    return {"errors": total, "error_rate_pct": round(100 * total / calls, 2) if calls else 0.0,
-            **rejections(store, period), "by_code": by_code}
+    return {
+        "errors": total,
+        "error_rate_pct": round(100 * total / calls, 2) if calls else 0.0,
+        **rejections(store, period),
+        "by_code": by_code,
+    }
 
 
 def _code_in(codes: Sequence[str]) -> str:
@@ -111,24 +138,40 @@ def rejections(store: Store, period: Period) -> dict:
     # RateLimitError) is a rate limit, and a call with X-Budget-Exceeded-Scope a budget rejection
     budget = f"({_code_in(BUDGET_CODES)} OR budget_exceeded_scope IS NOT NULL)"
     rate_limit = f"(http_status = 429 OR {_code_in(RATE_LIMIT_CODES)})"
-    row = store.sql(f"""
+    row = store.sql(
+        f"""
         SELECT count(*) FILTER (WHERE {rate_limit} AND NOT {budget}) AS rate_limited,
                count(*) FILTER (WHERE {budget}) AS budget_rejections
-        FROM llm_calls WHERE {_WHERE} AND status = 'error'""", [period.start, period.end]).iloc[0]
+        FROM llm_calls WHERE {_WHERE} AND status = 'error'""",
+        [period.start, period.end],
+    ).iloc[0]
     return {"rate_limited": int(row["rate_limited"]), "budget_rejections": int(row["budget_rejections"])}
 
 
 def biggest_calls(store: Store, period: Period, top_n: int = 10) -> list[dict]:
     """Returns the ``top_n`` most expensive single calls of the period."""
-    frame = store.sql(f"""
+    frame = store.sql(
+        f"""
         SELECT start_time, coalesce(model_canonical, response_model, request_model) AS model, provider,
                service_name, user_id, cost_usd, input_tokens, output_tokens, request_id, trace_id
         FROM llm_calls WHERE {_WHERE} AND cost_usd IS NOT NULL ORDER BY cost_usd DESC, start_time LIMIT ?""",
-        [period.start, period.end, top_n])
-    return [{"start_time": iso(r.start_time), "model": text(r.model), "provider": text(r.provider),
-             "service": text(r.service_name), "user": text(r.user_id), "cost_usd": number(r.cost_usd),
-             "input_tokens": integer(r.input_tokens), "output_tokens": integer(r.output_tokens),
-             "request_id": text(r.request_id), "trace_id": text(r.trace_id)} for r in frame.itertuples()]
+        [period.start, period.end, top_n],
+    )
+    return [
+        {
+            "start_time": iso(r.start_time),
+            "model": text(r.model),
+            "provider": text(r.provider),
+            "service": text(r.service_name),
+            "user": text(r.user_id),
+            "cost_usd": number(r.cost_usd),
+            "input_tokens": integer(r.input_tokens),
+            "output_tokens": integer(r.output_tokens),
+            "request_id": text(r.request_id),
+            "trace_id": text(r.trace_id),
+        }
+        for r in frame.itertuples()
+    ]
 
 
 def _floor(moment: datetime, granularity: str) -> datetime:
@@ -145,21 +188,26 @@ def spend_series(store: Store, period: Period, granularity: str, window: int) ->
     spend from the period's start on, so that the period's buckets sum to its spend.
     """
     step = timedelta(hours=1) if granularity == "hour" else timedelta(days=1)
-    first = store.sql(f"SELECT min(date_trunc('{granularity}', start_time)) AS first FROM llm_calls "
-                      "WHERE start_time < ?", [period.end]).iloc[0]["first"]
+    first = store.sql(
+        f"SELECT min(date_trunc('{granularity}', start_time)) AS first FROM llm_calls WHERE start_time < ?",
+        [period.end],
+    ).iloc[0]["first"]
     if first is None or first != first:
         return [], 0
     first = first.to_pydatetime() if hasattr(first, "to_pydatetime") else first
     period_bucket = _floor(period.start, granularity)
     start = max(first.astimezone(timezone.utc), period_bucket - window * step)
-    frame = store.sql(f"""
+    frame = store.sql(
+        f"""
         WITH buckets AS (SELECT unnest(generate_series(?::TIMESTAMPTZ, ?::TIMESTAMPTZ - INTERVAL 1 SECOND,
                                                        INTERVAL 1 {granularity})) AS bucket),
         spend AS (SELECT date_trunc('{granularity}', start_time) AS bucket, sum(cost_usd) AS cost_usd
                   FROM llm_calls WHERE (start_time >= ? AND start_time < ?) OR (start_time >= ? AND start_time < ?)
                   GROUP BY 1)
         SELECT bucket, coalesce(cost_usd, 0) AS cost_usd FROM buckets LEFT JOIN spend USING (bucket)
-        ORDER BY bucket""", [start, period.end, start, period_bucket, period.start, period.end])
+        ORDER BY bucket""",
+        [start, period.end, start, period_bucket, period.start, period.end],
+    )
     series = [(iso(r.bucket), float(r.cost_usd)) for r in frame.itertuples()]
     first_in_period = next((i for i, (b, _) in enumerate(series) if b >= iso(period_bucket)), len(series))
     return series, first_in_period
@@ -172,15 +220,22 @@ def anomalies(store: Store, period: Period) -> dict:
     found = find_anomalies(series, first, granularity=granularity, window=window)
     return {
         "method": f"robust z-score of {ADVERB[granularity]} spend against the median and MAD of the {window} "
-                  f"{granularity}s before it; anomaly when z > 3.5",
+        f"{granularity}s before it; anomaly when z > 3.5",
         "granularity": granularity,
         "series": [{"bucket_start": b, "cost_usd": round(c, 6)} for b, c in series[first:]],
         "items": [a.__dict__ for a in found],
     }
 
 
-def build_report(db: str | Store, period: Period, *, top_n: int = 10, now: datetime | None = None,
-                 budgets: Sequence[Any] = (), dimensions: Sequence[str] = tuple(DIMENSIONS)) -> dict:
+def build_report(
+    db: str | Store,
+    period: Period,
+    *,
+    top_n: int = 10,
+    now: datetime | None = None,
+    budgets: Sequence[Any] = (),
+    dimensions: Sequence[str] = tuple(DIMENSIONS),
+) -> dict:
     """Returns the whole report for ``period`` as a dict that ``report.schema.json`` describes."""
     store = db if isinstance(db, Store) else Store(db)
     now = now or datetime.now(timezone.utc)

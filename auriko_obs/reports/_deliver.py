@@ -29,11 +29,12 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 
 class DeliveryError(RuntimeError):
@@ -81,8 +82,9 @@ def _retry_after(headers: Any) -> float | None:
         return None
 
 
-def deliver_webhook(payload: dict, url: str, *, retry: Retry = Retry(),
-                    sleep: Callable[[float], None] = time.sleep) -> str:
+def deliver_webhook(
+    payload: dict, url: str, *, retry: Retry = Retry(), sleep: Callable[[float], None] = time.sleep
+) -> str:
     """Returns a description after POSTing ``payload`` as JSON to ``url``, retrying with backoff.
 
     Connection errors, timeouts, 408, 425, 429 and 5xx are retried (honouring Retry-After); other 4xx
@@ -91,8 +93,12 @@ def deliver_webhook(payload: dict, url: str, *, retry: Retry = Retry(),
     body = json.dumps(payload, default=str).encode()
     last = "no attempt"
     for attempt in range(1, retry.attempts + 1):
-        request = urllib.request.Request(url, data=body, method="POST", headers={
-            "Content-Type": "application/json", "User-Agent": "auriko-obs-report"})
+        request = urllib.request.Request(
+            url,
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json", "User-Agent": "auriko-obs-report"},
+        )
         wait_hint = None
         try:
             with urllib.request.urlopen(request, timeout=retry.timeout_s) as response:
@@ -126,7 +132,7 @@ class SmtpSettings:
     timeout_s: float = 30.0
 
     @classmethod
-    def from_env(cls, environ: dict | None = None) -> "SmtpSettings":
+    def from_env(cls, environ: dict | None = None) -> SmtpSettings:
         """Returns the settings from ``AURIKO_OBS_SMTP_*``; raises DeliveryError when the host is unset."""
         env = os.environ if environ is None else environ
         host = env.get("AURIKO_OBS_SMTP_HOST")
@@ -137,12 +143,19 @@ class SmtpSettings:
         except ValueError:
             raise DeliveryError(f"AURIKO_OBS_SMTP_PORT is not a port: {env.get('AURIKO_OBS_SMTP_PORT')!r}") from None
         user = env.get("AURIKO_OBS_SMTP_USER") or None
-        return cls(host=host, port=port, user=user, password=env.get("AURIKO_OBS_SMTP_PASSWORD") or None,
-                   sender=env.get("AURIKO_OBS_SMTP_FROM") or user, cafile=env.get("AURIKO_OBS_SMTP_CAFILE") or None)
+        return cls(
+            host=host,
+            port=port,
+            user=user,
+            password=env.get("AURIKO_OBS_SMTP_PASSWORD") or None,
+            sender=env.get("AURIKO_OBS_SMTP_FROM") or user,
+            cafile=env.get("AURIKO_OBS_SMTP_CAFILE") or None,
+        )
 
 
-def build_email(*, subject: str, text: str, html: bytes | None, html_name: str, sender: str,
-                recipients: Sequence[str]) -> EmailMessage:
+def build_email(
+    *, subject: str, text: str, html: bytes | None, html_name: str, sender: str, recipients: Sequence[str]
+) -> EmailMessage:
     """Returns the message: ``text`` as the body, the HTML report as an attachment."""
     message = EmailMessage()
     message["Subject"] = subject
@@ -176,4 +189,3 @@ def deliver_email(message: EmailMessage, settings: SmtpSettings) -> str:
     if refused:
         raise DeliveryError(f"the SMTP server refused: {', '.join(refused)}")
     return f"emailed {message['To']} via {settings.host}:{settings.port}"
-

@@ -38,7 +38,7 @@ class Period:
             return self.start.strftime("%B %Y")
         return f"{self.start:%Y-%m-%d %H:%M} to {self.end:%Y-%m-%d %H:%M} UTC"
 
-    def previous(self) -> "Period":
+    def previous(self) -> Period:
         """Returns the period just before this one, of the same kind (same length for custom ranges)."""
         if self.kind == "month":
             return current_period("month", self.start - timedelta(days=1))
@@ -59,8 +59,9 @@ def current_period(kind: str, now: datetime) -> Period:
     return Period(kind, start, end)
 
 
-def report_period(kind: str, *, now: datetime | None = None, since: datetime | None = None,
-                  until: datetime | None = None) -> Period:
+def report_period(
+    kind: str, *, now: datetime | None = None, since: datetime | None = None, until: datetime | None = None
+) -> Period:
     """Returns the period a report covers: the last complete ``kind`` before ``now``, or [since, until).
 
     With only ``since``, the range ends at ``now``; with only ``until``, it is the ``kind`` ending there.
@@ -74,7 +75,9 @@ def report_period(kind: str, *, now: datetime | None = None, since: datetime | N
         period = _range(kind, now, since, until)
         period.previous().start - LOOKBACK  # the earliest moment the report reads must be a date too
     except OverflowError:
-        raise ValueError("--since/--until: the range and the period before it must lie within the years 1 to 9999") from None
+        raise ValueError(
+            "--since/--until: the range and the period before it must lie within the years 1 to 9999"
+        ) from None
     return period
 
 

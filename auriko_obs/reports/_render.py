@@ -11,12 +11,20 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 FORMATS = ("html", "md", "csv", "json")
-_TOTAL_LABELS = (("cost_usd", "Cost (USD)"), ("calls", "Calls"), ("errors", "Errors"),
-                 ("input_tokens", "Input tokens"), ("output_tokens", "Output tokens"),
-                 ("cached_tokens", "Cached tokens"), ("cache_savings_usd", "Cache savings (USD)"), ("users", "Users"))
+_TOTAL_LABELS = (
+    ("cost_usd", "Cost (USD)"),
+    ("calls", "Calls"),
+    ("errors", "Errors"),
+    ("input_tokens", "Input tokens"),
+    ("output_tokens", "Output tokens"),
+    ("cached_tokens", "Cached tokens"),
+    ("cache_savings_usd", "Cache savings (USD)"),
+    ("users", "Users"),
+)
 
 
 def usd(value: float | None) -> str:
@@ -38,33 +46,45 @@ def delta(key: str, change: dict) -> str:
 
 def routing_sentence(s: dict) -> str:
     if s["routing_savings_vs_median_usd"] is None:
-        return ("- Routing savings: unknown, no provider price list in the store "
-                "(`auriko_obs.analysis.refresh_prices(store, base_url)` caches it).")
-    return (f"- Routing saved {usd(s['routing_savings_vs_median_usd'])} against the median provider list price of each "
-            f"model, and {usd(s['routing_savings_vs_most_expensive_usd'])} against the most expensive "
-            f"({s['routing_priced_calls']:,} calls priced).")
+        return (
+            "- Routing savings: unknown, no provider price list in the store "
+            "(`auriko_obs.analysis.refresh_prices(store, base_url)` caches it)."
+        )
+    return (
+        f"- Routing saved {usd(s['routing_savings_vs_median_usd'])} against the median provider list price of each "
+        f"model, and {usd(s['routing_savings_vs_most_expensive_usd'])} against the most expensive "
+        f"({s['routing_priced_calls']:,} calls priced)."
+    )
 
 
 def exhaustion(b: dict) -> str:
     """Returns when a budget is forecast to run out, with its band, or that it should last the period."""
     if not b["exhausts_at"]:
-        return "lasts the period" + (f" (p={b['exhaust_probability']:.0%} it won't)" if b["exhaust_probability"] else "")
+        return "lasts the period" + (
+            f" (p={b['exhaust_probability']:.0%} it won't)" if b["exhaust_probability"] else ""
+        )
+
     def short(t: str | None) -> str:
         return t[5:16].replace("T", " ") if t else "?"
+
     return f"{short(b['exhausts_at'])} ({short(b['exhausts_at_low'])} to {short(b['exhausts_at_high'])})"
 
 
 def summary_text(report: dict) -> str:
     """Returns a few lines for chat (Slack mrkdwn): cost and change, top provider and model, alerts."""
     t, c = report["totals"], report["changes"]
-    lines = [f"*LLM spend, {report['period']['label']}*: {usd(t['cost_usd'])} "
-             f"({delta('cost_usd', c['cost_usd'])} vs previous), {t['calls']:,} calls, {t['errors']:,} errors"]
+    lines = [
+        f"*LLM spend, {report['period']['label']}*: {usd(t['cost_usd'])} "
+        f"({delta('cost_usd', c['cost_usd'])} vs previous), {t['calls']:,} calls, {t['errors']:,} errors"
+    ]
     for dim in ("provider", "model"):
         rows = report["cost_by"].get(dim) or []
         if rows:
             lines.append(f"Top {dim}: {rows[0]['key']} {usd(rows[0]['cost_usd'])} ({rows[0]['share_pct']:.0f}%)")
     s = report["savings"]
-    routing = "" if s["routing_savings_vs_median_usd"] is None else f", {usd(s['routing_savings_vs_median_usd'])} by routing"
+    routing = (
+        "" if s["routing_savings_vs_median_usd"] is None else f", {usd(s['routing_savings_vs_median_usd'])} by routing"
+    )
     lines.append(f"Saved: {usd(s['cache_savings_usd'])} by caching{routing}")
     for b in report["budgets"]:
         if b["state"] != "ok":
@@ -74,14 +94,17 @@ def summary_text(report: dict) -> str:
     if e["rate_limited"] or e["budget_rejections"]:
         lines.append(f"Rate limited: {e['rate_limited']:,}, budget rejections: {e['budget_rejections']:,}")
     for a in report["anomalies"]["items"][:3]:
-        lines.append(f":rotating_light: anomaly: {a['bucket_start'][:16]} spent {usd(a['cost_usd'])} "
-                     f"(usual {usd(a['baseline_median_usd'])})")
+        lines.append(
+            f":rotating_light: anomaly: {a['bucket_start'][:16]} spent {usd(a['cost_usd'])} "
+            f"(usual {usd(a['baseline_median_usd'])})"
+        )
     return "\n".join(lines)
 
 
 def _md_table(headers: list[str], rows: list[list[Any]]) -> str:
     def cell(v: Any) -> str:
         return "" if v is None else str(v).replace("|", "\\|")
+
     out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     out += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(out)
@@ -90,45 +113,120 @@ def _md_table(headers: list[str], rows: list[list[Any]]) -> str:
 def render_markdown(report: dict) -> str:
     """Returns the report as Markdown (GitHub-flavoured tables), for chat and email bodies."""
     p, t, prev, c = report["period"], report["totals"], report["previous_totals"], report["changes"]
-    parts = [f"# LLM spend report: {p['label']}", "",
-             f"{p['start']} to {p['end']} (UTC), compared with the period before. Generated {report['generated_at']}.", "",
-             "## Totals", "",
-             _md_table(["metric", "this period", "previous", "change"],
-                       [[label, number(k, t[k]), number(k, prev[k]), delta(k, c[k])] for k, label in _TOTAL_LABELS])]
+    parts = [
+        f"# LLM spend report: {p['label']}",
+        "",
+        f"{p['start']} to {p['end']} (UTC), compared with the period before. Generated {report['generated_at']}.",
+        "",
+        "## Totals",
+        "",
+        _md_table(
+            ["metric", "this period", "previous", "change"],
+            [[label, number(k, t[k]), number(k, prev[k]), delta(k, c[k])] for k, label in _TOTAL_LABELS],
+        ),
+    ]
     for dim, rows in report["cost_by"].items():
-        parts += ["", f"## Cost by {dim}", "",
-                  _md_table([dim, "cost", "share", "calls", "tokens"],
-                            [[r["key"], usd(r["cost_usd"]), f"{r['share_pct']:.1f}%", f"{r['calls']:,}", f"{r['tokens']:,}"]
-                             for r in rows]) if rows else "No calls."]
+        parts += [
+            "",
+            f"## Cost by {dim}",
+            "",
+            _md_table(
+                [dim, "cost", "share", "calls", "tokens"],
+                [
+                    [r["key"], usd(r["cost_usd"]), f"{r['share_pct']:.1f}%", f"{r['calls']:,}", f"{r['tokens']:,}"]
+                    for r in rows
+                ],
+            )
+            if rows
+            else "No calls.",
+        ]
     s = report["savings"]
     ratio = "–" if s["cache_hit_ratio"] is None else f"{100 * s['cache_hit_ratio']:.1f}%"
-    parts += ["", "## Savings", "",
-              f"- Prompt caching saved {usd(s['cache_savings_usd'])} (cache-hit ratio {ratio}; without caching the "
-              f"period would have cost {usd(s['cost_without_cache_usd'])}).",
-              routing_sentence(s)]
+    parts += [
+        "",
+        "## Savings",
+        "",
+        f"- Prompt caching saved {usd(s['cache_savings_usd'])} (cache-hit ratio {ratio}; without caching the "
+        f"period would have cost {usd(s['cost_without_cache_usd'])}).",
+        routing_sentence(s),
+    ]
     parts += ["", "## Budgets", ""]
-    parts.append(_md_table(["budget", "period", "spent", "limit", "used", "burn $/h", "runs out (10–90%)", "state"],
-                           [[b["name"], b["period"], usd(b["spend_usd"]), usd(b["limit_usd"]), f"{b['percent_used']:.1f}%",
-                             usd(b["burn_rate_usd_per_h"]), exhaustion(b), b["state"].upper()] for b in report["budgets"]])
-                 if report["budgets"] else "No budgets configured (see `auriko_obs.toml`).")
+    parts.append(
+        _md_table(
+            ["budget", "period", "spent", "limit", "used", "burn $/h", "runs out (10–90%)", "state"],
+            [
+                [
+                    b["name"],
+                    b["period"],
+                    usd(b["spend_usd"]),
+                    usd(b["limit_usd"]),
+                    f"{b['percent_used']:.1f}%",
+                    usd(b["burn_rate_usd_per_h"]),
+                    exhaustion(b),
+                    b["state"].upper(),
+                ]
+                for b in report["budgets"]
+            ],
+        )
+        if report["budgets"]
+        else "No budgets configured (see `auriko_obs.toml`)."
+    )
     e = report["errors"]
-    parts += ["", "## Errors", "",
-              f"{e['errors']:,} errors ({e['error_rate_pct']:.2f}% of calls): {e['rate_limited']:,} rate limited, "
-              f"{e['budget_rejections']:,} budget rejections."]
+    parts += [
+        "",
+        "## Errors",
+        "",
+        f"{e['errors']:,} errors ({e['error_rate_pct']:.2f}% of calls): {e['rate_limited']:,} rate limited, "
+        f"{e['budget_rejections']:,} budget rejections.",
+    ]
     if e["by_code"]:
-        parts += ["", _md_table(["code", "HTTP", "calls", "Retry-After total (s)"],
-                                [[r["code"], r["http_status"], f"{r['calls']:,}", r["retry_after_s"]] for r in e["by_code"]])]
+        parts += [
+            "",
+            _md_table(
+                ["code", "HTTP", "calls", "Retry-After total (s)"],
+                [[r["code"], r["http_status"], f"{r['calls']:,}", r["retry_after_s"]] for r in e["by_code"]],
+            ),
+        ]
     parts += ["", "## Biggest calls", ""]
-    parts.append(_md_table(["start (UTC)", "model", "provider", "service", "user", "cost", "in", "out"],
-                           [[r["start_time"][:19], r["model"], r["provider"], r["service"], r["user"], usd(r["cost_usd"]),
-                             r["input_tokens"], r["output_tokens"]] for r in report["biggest_calls"]])
-                 if report["biggest_calls"] else "No calls.")
+    parts.append(
+        _md_table(
+            ["start (UTC)", "model", "provider", "service", "user", "cost", "in", "out"],
+            [
+                [
+                    r["start_time"][:19],
+                    r["model"],
+                    r["provider"],
+                    r["service"],
+                    r["user"],
+                    usd(r["cost_usd"]),
+                    r["input_tokens"],
+                    r["output_tokens"],
+                ]
+                for r in report["biggest_calls"]
+            ],
+        )
+        if report["biggest_calls"]
+        else "No calls."
+    )
     a = report["anomalies"]
     parts += ["", "## Anomalies", "", f"Method: {a['method']}.", ""]
-    parts.append(_md_table([a["granularity"] + " (UTC)", "cost", "usual (median)", "MAD", "robust z"],
-                           [[x["bucket_start"][:16], usd(x["cost_usd"]), usd(x["baseline_median_usd"]),
-                             usd(x["baseline_mad_usd"]), "∞" if x["robust_z"] is None else x["robust_z"]]
-                            for x in a["items"]]) if a["items"] else "None found.")
+    parts.append(
+        _md_table(
+            [a["granularity"] + " (UTC)", "cost", "usual (median)", "MAD", "robust z"],
+            [
+                [
+                    x["bucket_start"][:16],
+                    usd(x["cost_usd"]),
+                    usd(x["baseline_median_usd"]),
+                    usd(x["baseline_mad_usd"]),
+                    "∞" if x["robust_z"] is None else x["robust_z"],
+                ]
+                for x in a["items"]
+            ],
+        )
+        if a["items"]
+        else "None found."
+    )
     return "\n".join(parts) + "\n"
 
 
@@ -152,8 +250,15 @@ def _tidy_rows(report: dict):
     for metric, value in report["savings"].items():
         yield "savings", "", "", metric, value
     for b in report["budgets"]:
-        for metric in ("limit_usd", "spend_usd", "percent_used", "burn_rate_usd_per_h", "exhausts_at",
-                       "exhaust_probability", "state"):
+        for metric in (
+            "limit_usd",
+            "spend_usd",
+            "percent_used",
+            "burn_rate_usd_per_h",
+            "exhausts_at",
+            "exhaust_probability",
+            "state",
+        ):
             yield "budgets", b["period"], b["name"], metric, b[metric]
     e = report["errors"]
     for metric in ("errors", "error_rate_pct", "rate_limited", "budget_rejections"):
@@ -184,18 +289,35 @@ def render_html(report: dict) -> str:
     from ._figures import report_figures
 
     figures = report_figures(report)
-    divs = [fig.to_html(full_html=False, include_plotlyjs=(i == 0), config={"displaylogo": False},
-                        default_width="100%", default_height="360px")
-            for i, fig in enumerate(figures)]
-    env = jinja2.Environment(loader=jinja2.PackageLoader("auriko_obs.reports", "templates"),
-                             autoescape=jinja2.select_autoescape(["html"]))
-    env.filters.update(exhaustion=exhaustion, routing_sentence=routing_sentence, usd=usd, num=lambda value, key: number(key, value),
-                       delta_of=lambda change, key: delta(key, change))
+    divs = [
+        fig.to_html(
+            full_html=False,
+            include_plotlyjs=(i == 0),
+            config={"displaylogo": False},
+            default_width="100%",
+            default_height="360px",
+        )
+        for i, fig in enumerate(figures)
+    ]
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("auriko_obs.reports", "templates"), autoescape=jinja2.select_autoescape(["html"])
+    )
+    env.filters.update(
+        exhaustion=exhaustion,
+        routing_sentence=routing_sentence,
+        usd=usd,
+        num=lambda value, key: number(key, value),
+        delta_of=lambda change, key: delta(key, change),
+    )
     return env.get_template("report.html").render(r=report, figures=divs, total_labels=_TOTAL_LABELS)
 
 
 RENDERERS: dict[str, Callable[[dict], str]] = {
-    "html": render_html, "md": render_markdown, "csv": render_csv, "json": render_json}
+    "html": render_html,
+    "md": render_markdown,
+    "csv": render_csv,
+    "json": render_json,
+}
 
 
 def render(report: dict, fmt: str) -> str:

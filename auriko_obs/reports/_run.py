@@ -5,15 +5,15 @@ from __future__ import annotations
 import hashlib
 import os
 import urllib.parse
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable, Sequence
 
-from ._deliver import DeliveryError, Retry, SmtpSettings, build_email, deliver_email, deliver_file, deliver_webhook
+from ..store import check_writable
 from ._budgets import load as load_budgets
+from ._deliver import DeliveryError, Retry, SmtpSettings, build_email, deliver_email, deliver_file, deliver_webhook
 from ._periods import PERIOD_KINDS, Period, report_period
 from ._render import FORMATS, render, summary_text, usd
-from ..store import check_writable
 from ._state import claim, record_delivery, release
 
 DESTINATIONS = ("file", "webhook", "email")
@@ -97,8 +97,15 @@ class Outcome:
 
 
 def _out_path(spec: ReportSpec, period: Period) -> str:
-    return os.path.abspath(spec.out.format(name=spec.name, period=period.kind, format=spec.format,
-                                           start=period.start.strftime("%Y-%m-%d"), end=period.end.strftime("%Y-%m-%d")))
+    return os.path.abspath(
+        spec.out.format(
+            name=spec.name,
+            period=period.kind,
+            format=spec.format,
+            start=period.start.strftime("%Y-%m-%d"),
+            end=period.end.strftime("%Y-%m-%d"),
+        )
+    )
 
 
 def _destination_id(kind: str, spec: ReportSpec, period: Period) -> str:
@@ -167,9 +174,16 @@ def _deliver(kind: str, spec: ReportSpec, period: Period, report: dict, rendered
     message = build_email(
         subject=f"LLM spend report: {report['period']['label']} ({usd(report['totals']['cost_usd'])})",
         text=summary_text(report).replace("*", "") + "\n\n" + render(report, "md"),
-        html=html.encode(), html_name=f"llm-spend-{period.kind}-{period.start:%Y-%m-%d}.html",
-        sender=settings.sender or "auriko-obs@localhost", recipients=list(spec.email_to))
+        html=html.encode(),
+        html_name=f"llm-spend-{period.kind}-{period.start:%Y-%m-%d}.html",
+        sender=settings.sender or "auriko-obs@localhost",
+        recipients=list(spec.email_to),
+    )
     if spec.format in ("csv", "json"):
-        message.add_attachment(rendered.encode(), maintype="text" if spec.format == "csv" else "application",
-                               subtype=spec.format, filename=f"llm-spend-{period.kind}-{period.start:%Y-%m-%d}.{spec.format}")
+        message.add_attachment(
+            rendered.encode(),
+            maintype="text" if spec.format == "csv" else "application",
+            subtype=spec.format,
+            filename=f"llm-spend-{period.kind}-{period.start:%Y-%m-%d}.{spec.format}",
+        )
     return deliver_email(message, settings)

@@ -108,11 +108,13 @@ def cron_trigger(expression: str, tz: Any = "UTC") -> Any:
         # crontab runs when either the day of the month or the day of the week matches; APScheduler wants both.
         from apscheduler.triggers.combining import OrTrigger
 
-        return OrTrigger([CronTrigger(second=second, minute=minute, hour=hour, day=day, month=month, timezone=tz),
-                          CronTrigger(second=second, minute=minute, hour=hour, month=month, day_of_week=weekdays,
-                                      timezone=tz)])
-    return CronTrigger(second=second, minute=minute, hour=hour, day=day, month=month, day_of_week=weekdays,
-                       timezone=tz)
+        return OrTrigger(
+            [
+                CronTrigger(second=second, minute=minute, hour=hour, day=day, month=month, timezone=tz),
+                CronTrigger(second=second, minute=minute, hour=hour, month=month, day_of_week=weekdays, timezone=tz),
+            ]
+        )
+    return CronTrigger(second=second, minute=minute, hour=hour, day=day, month=month, day_of_week=weekdays, timezone=tz)
 
 
 def load_schedule(path: str | os.PathLike[str], *, db: str | None = None) -> tuple[list[ScheduledReport], str]:
@@ -180,11 +182,25 @@ def build_scheduler(reports: list[ScheduledReport], tz: str = "UTC") -> Any:
 
     scheduler = BlockingScheduler(timezone=tz)
     for report in reports:
-        scheduler.add_job(_job, cron_trigger(report.cron, tz), args=[report], id=report.spec.name,
-                          name=report.spec.name, coalesce=True, max_instances=1, misfire_grace_time=3600)
+        scheduler.add_job(
+            _job,
+            cron_trigger(report.cron, tz),
+            args=[report],
+            id=report.spec.name,
+            name=report.spec.name,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=3600,
+        )
         if report.catch_up:
-            scheduler.add_job(_job, "date", run_date=datetime.now(timezone.utc), args=[report],
-                              id=f"{report.spec.name}:catch-up", misfire_grace_time=None)
+            scheduler.add_job(
+                _job,
+                "date",
+                run_date=datetime.now(timezone.utc),
+                args=[report],
+                id=f"{report.spec.name}:catch-up",
+                misfire_grace_time=None,
+            )
     return scheduler
 
 
@@ -200,8 +216,15 @@ def serve(path: str | os.PathLike[str], *, db: str | None = None) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     for report in reports:
-        log.info("%s: cron %r (%s), %s report as %s to %s", report.spec.name, report.cron, tz, report.spec.period,
-                 report.spec.format, ", ".join(report.spec.to))
+        log.info(
+            "%s: cron %r (%s), %s report as %s to %s",
+            report.spec.name,
+            report.cron,
+            tz,
+            report.spec.period,
+            report.spec.format,
+            ", ".join(report.spec.to),
+        )
     try:
         scheduler.start()
     except KeyboardInterrupt:
@@ -222,8 +245,14 @@ def default_cron(period: str, utc_offset_minutes: int) -> str:
     return DEFAULT_CRON[period].format(m=local_minutes % 60, h=local_minutes // 60)
 
 
-def cron_line(argv: list[str], period: str, expression: str | None = None, *, program: str | None = None,
-              utc_offset_minutes: int | None = None) -> str:
+def cron_line(
+    argv: list[str],
+    period: str,
+    expression: str | None = None,
+    *,
+    program: str | None = None,
+    utc_offset_minutes: int | None = None,
+) -> str:
     """Returns a crontab line that runs ``auriko-obs report`` with ``argv`` (already absolute paths)."""
     import shlex
     import shutil

@@ -22,8 +22,10 @@ def claim(db_path: str, report: str, period_key: str, destination: str, *, force
     now = datetime.now(timezone.utc)
     with connect(db_path, read_only=False, wait_s=30) as con:
         con.execute("BEGIN TRANSACTION")
-        row = con.execute(f"SELECT status, delivered_at FROM auriko_obs_report_deliveries WHERE {_KEY}",
-                          [report, period_key, destination]).fetchone()
+        row = con.execute(
+            f"SELECT status, delivered_at FROM auriko_obs_report_deliveries WHERE {_KEY}",
+            [report, period_key, destination],
+        ).fetchone()
         if row and not force:
             status, at = row
             if status == "delivered":
@@ -32,8 +34,10 @@ def claim(db_path: str, report: str, period_key: str, destination: str, *, force
             if status == "sending" and now - at < CLAIM_TTL:
                 con.execute("ROLLBACK")
                 return f"being sent by another run since {at:%H:%M:%S} UTC"
-        con.execute("INSERT OR REPLACE INTO auriko_obs_report_deliveries VALUES (?, ?, ?, ?, ?, 'sending')",
-                    [report, period_key, destination, now, None])
+        con.execute(
+            "INSERT OR REPLACE INTO auriko_obs_report_deliveries VALUES (?, ?, ?, ?, ?, 'sending')",
+            [report, period_key, destination, now, None],
+        )
         con.execute("COMMIT")
     return None
 
@@ -41,19 +45,25 @@ def claim(db_path: str, report: str, period_key: str, destination: str, *, force
 def record_delivery(db_path: str, report: str, period_key: str, destination: str, detail: str) -> None:
     """Marks a claimed delivery as done."""
     with connect(db_path, read_only=False, wait_s=30) as con:
-        con.execute(f"UPDATE auriko_obs_report_deliveries SET status = 'delivered', delivered_at = ?, detail = ? "
-                    f"WHERE {_KEY}", [datetime.now(timezone.utc), detail, report, period_key, destination])
+        con.execute(
+            f"UPDATE auriko_obs_report_deliveries SET status = 'delivered', delivered_at = ?, detail = ? WHERE {_KEY}",
+            [datetime.now(timezone.utc), detail, report, period_key, destination],
+        )
 
 
 def release(db_path: str, report: str, period_key: str, destination: str) -> None:
     """Drops the claim of a delivery that failed, so that the next run tries again."""
     with connect(db_path, read_only=False, wait_s=30) as con:
-        con.execute(f"DELETE FROM auriko_obs_report_deliveries WHERE {_KEY} AND status = 'sending'",
-                    [report, period_key, destination])
+        con.execute(
+            f"DELETE FROM auriko_obs_report_deliveries WHERE {_KEY} AND status = 'sending'",
+            [report, period_key, destination],
+        )
 
 
 def deliveries(db_path: str) -> list[tuple]:
     """Returns every completed delivery as (report, period_key, destination, delivered_at, detail)."""
     with connect(db_path, read_only=False, wait_s=30) as con:
-        return con.execute("SELECT report, period_key, destination, delivered_at, detail "
-                           "FROM auriko_obs_report_deliveries WHERE status = 'delivered' ORDER BY delivered_at").fetchall()
+        return con.execute(
+            "SELECT report, period_key, destination, delivered_at, detail "
+            "FROM auriko_obs_report_deliveries WHERE status = 'delivered' ORDER BY delivered_at"
+        ).fetchall()

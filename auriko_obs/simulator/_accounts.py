@@ -62,8 +62,9 @@ def prompt_block_hashes(prompt_text: str) -> list[bytes]:
     """Returns one chained hash per full cache block of a prompt (block i's hash covers blocks 0..i)."""
     hashes, previous = [], b""
     for start in range(0, len(prompt_text) - CACHE_BLOCK_CHARS + 1, CACHE_BLOCK_CHARS):
-        previous = hashlib.blake2b(previous + prompt_text[start:start + CACHE_BLOCK_CHARS].encode(),
-                                   digest_size=16).digest()
+        previous = hashlib.blake2b(
+            previous + prompt_text[start : start + CACHE_BLOCK_CHARS].encode(), digest_size=16
+        ).digest()
         hashes.append(previous)
     return hashes if len(hashes) * CACHE_BLOCK_TOKENS >= CACHE_MIN_TOKENS else []
 
@@ -141,8 +142,11 @@ class Accounts:
             window = self._window(call.key_hash, now)
             if limit is not None and len(window) >= limit:
                 retry_after = max(1, math.ceil(window[0] + RPM_WINDOW_S - now))
-                raise SimError("rate_limit_exceeded", f"Rate limit of {limit} requests per minute reached.",
-                               headers={"Retry-After": str(retry_after), "X-Rate-Limit-Source": "auriko"})
+                raise SimError(
+                    "rate_limit_exceeded",
+                    f"Rate limit of {limit} requests per minute reached.",
+                    headers={"Retry-After": str(retry_after), "X-Rate-Limit-Source": "auriko"},
+                )
             window.append(now)
 
     def _window(self, key_hash: str | None, now: float) -> deque:
@@ -158,9 +162,11 @@ class Accounts:
             window = self._window(key_hash, now)
             used, oldest = len(window), (window[0] if window else now)
         reset = datetime.fromtimestamp(oldest + RPM_WINDOW_S, timezone.utc)
-        return {"x-ratelimit-limit-requests": str(limit),
-                "x-ratelimit-remaining-requests": str(max(0, limit - used)),
-                "x-ratelimit-reset-requests": reset.isoformat(timespec="milliseconds").replace("+00:00", "Z")}
+        return {
+            "x-ratelimit-limit-requests": str(limit),
+            "x-ratelimit-remaining-requests": str(max(0, limit - used)),
+            "x-ratelimit-reset-requests": reset.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        }
 
     # ------------------------------------------------------------ budgets and credits
 
@@ -182,8 +188,9 @@ class Accounts:
             return None
         return scope, provider
 
-    def _covering(self, config: SimulatorConfig, key_hash: str | None, provider: str | None,
-                  now: float) -> list[tuple[dict, float]]:
+    def _covering(
+        self, config: SimulatorConfig, key_hash: str | None, provider: str | None, now: float
+    ) -> list[tuple[dict, float]]:
         """Returns (budget, current period spend) for every budget that covers this caller (lock held)."""
         covering = []
         for budget in config.budgets:
@@ -204,17 +211,21 @@ class Accounts:
             if budget["enforce"] and spend >= budget["limit_usd"]:
                 raise _budget_error(budget, config.drift, now)
         if balance <= 0:
-            raise SimError("insufficient_quota", "The workspace credit balance is used up.",
-                           status=402 if config.drift else None,
-                           headers={"Retry-After": str(INSUFFICIENT_QUOTA_RETRY_AFTER_S)})
+            raise SimError(
+                "insufficient_quota",
+                "The workspace credit balance is used up.",
+                status=402 if config.drift else None,
+                headers={"Retry-After": str(INSUFFICIENT_QUOTA_RETRY_AFTER_S)},
+            )
 
     def budget_error_for_injection(self, call: Call) -> SimError:
         """Returns the rejection an injected budget code produces (first budget's scope, else workspace daily)."""
         budget = call.config.budgets[0] if call.config.budgets else {"scope_type": "workspace", "period": "daily"}
         return _budget_error(budget, call.config.drift, call.started_s)
 
-    def money_headers(self, config: SimulatorConfig, key_hash: str | None, provider: str | None,
-                      now: float) -> dict[str, str]:
+    def money_headers(
+        self, config: SimulatorConfig, key_hash: str | None, provider: str | None, now: float
+    ) -> dict[str, str]:
         """Returns X-Credits-Balance-Microdollars and X-Budget-{Period}-{Limit|Spend}.
 
         Only budgets covering this caller count; when several share a period, the most used one is shown.
@@ -243,16 +254,25 @@ class Accounts:
         with self.lock:
             shared = self._cache_blocks(call, block_hashes) if block_hashes else 0
             if shared * CACHE_BLOCK_TOKENS >= CACHE_MIN_TOKENS:
-                call.cached_tokens = min(shared * CACHE_BLOCK_TOKENS,
-                                         call.input_tokens // CACHE_BLOCK_TOKENS * CACHE_BLOCK_TOKENS)
+                call.cached_tokens = min(
+                    shared * CACHE_BLOCK_TOKENS, call.input_tokens // CACHE_BLOCK_TOKENS * CACHE_BLOCK_TOKENS
+                )
                 call.cache_write_tokens = (len(block_hashes) - shared) * CACHE_BLOCK_TOKENS
             elif block_hashes:
                 call.cache_write_tokens = len(block_hashes) * CACHE_BLOCK_TOKENS
             uncached = call.input_tokens - call.cached_tokens
-            call.cost_usd = round((uncached * provider.input_price + call.cached_tokens * provider.cache_read_price
-                                   + call.output_tokens * provider.output_price) / 1e6, 12)
+            call.cost_usd = round(
+                (
+                    uncached * provider.input_price
+                    + call.cached_tokens * provider.cache_read_price
+                    + call.output_tokens * provider.output_price
+                )
+                / 1e6,
+                12,
+            )
             call.cache_savings_usd = round(
-                call.cached_tokens * (provider.input_price - provider.cache_read_price) / 1e6, 12)
+                call.cached_tokens * (provider.input_price - provider.cache_read_price) / 1e6, 12
+            )
             self._add_spend(call)
 
     def _cache_blocks(self, call: Call, block_hashes: list[bytes]) -> int:
@@ -288,13 +308,23 @@ class Accounts:
                 start, _ = period_bounds(budget["period"], now)
                 spend = self._spend.get((*bucket, budget["period"], start), 0.0) if bucket else 0.0
                 limit = budget["limit_usd"]
-                views.append({
-                    "id": f"bdgt_{index:04d}", "workspace_id": WORKSPACE_ID, "scope_type": budget["scope_type"],
-                    "period": budget["period"], "limit_usd": limit, "enforce": budget["enforce"],
-                    "include_byok": bool(budget.get("include_byok", False)), "spend_usd": round(spend, 12),
-                    "percent_used": round(100 * spend / limit, 2) if limit > 0 else None,
-                    "scope_id": budget.get("scope_id"), "scope_provider": budget.get("scope_provider"),
-                    "created_at": "2025-01-01T00:00:00Z", "updated_at": "2025-01-01T00:00:00Z"})
+                views.append(
+                    {
+                        "id": f"bdgt_{index:04d}",
+                        "workspace_id": WORKSPACE_ID,
+                        "scope_type": budget["scope_type"],
+                        "period": budget["period"],
+                        "limit_usd": limit,
+                        "enforce": budget["enforce"],
+                        "include_byok": bool(budget.get("include_byok", False)),
+                        "spend_usd": round(spend, 12),
+                        "percent_used": round(100 * spend / limit, 2) if limit > 0 else None,
+                        "scope_id": budget.get("scope_id"),
+                        "scope_provider": budget.get("scope_provider"),
+                        "created_at": "2025-01-01T00:00:00Z",
+                        "updated_at": "2025-01-01T00:00:00Z",
+                    }
+                )
         return views
 
     def balance_usd(self, config: SimulatorConfig) -> float:
@@ -310,5 +340,10 @@ def _budget_error(budget: dict, drift: bool, now: float) -> SimError:
         "budget_exceeded" if drift else "budget_exhausted",
         f"The {period} {scope} budget is exhausted; requests resume when the period resets.",
         status=402 if drift else None,
-        headers={"X-Budget-Exceeded": "true", "X-Budget-Exceeded-Scope": scope, "X-Budget-Exceeded-Period": period,
-                 "Retry-After": str(max(1, math.ceil(resets_at - now)))})
+        headers={
+            "X-Budget-Exceeded": "true",
+            "X-Budget-Exceeded-Scope": scope,
+            "X-Budget-Exceeded-Period": period,
+            "Retry-After": str(max(1, math.ceil(resets_at - now))),
+        },
+    )

@@ -7,7 +7,8 @@ import hashlib
 import math
 import random
 import struct
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from ._call import Call
 from ._content import reasoning_effort, requested_tools, response_format
@@ -16,8 +17,15 @@ EMBEDDING_DIMENSIONS = 256
 WORDS_PER_CHUNK = 3
 ARGUMENT_CHARS_PER_CHUNK = 32
 _NATIVE_FINISH = {"anthropic": {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}}
-_MALFORMED_METADATA = {"provider": 42, "provider_model_id": None, "model_canonical": ["?"],
-                       "routing_strategy": {"bad": True}, "cost": "n/a", "ttft_ms": "fast", "warnings": "x"}
+_MALFORMED_METADATA = {
+    "provider": 42,
+    "provider_model_id": None,
+    "model_canonical": ["?"],
+    "routing_strategy": {"bad": True},
+    "cost": "n/a",
+    "ttft_ms": "fast",
+    "warnings": "x",
+}
 
 
 def _suffix(call: Call) -> str:
@@ -39,8 +47,13 @@ def routing_metadata(call: Call) -> dict | None:
     if call.cache_savings_usd > 0:
         cost["cache_savings_usd"] = call.cache_savings_usd
         cost["cache_savings_percent"] = round(100 * call.cache_savings_usd / (call.cost_usd + call.cache_savings_usd))
-    metadata: dict[str, Any] = {"provider": provider.name, "provider_model_id": provider.provider_model_id,
-                                "model_canonical": call.model.id, "routing_strategy": call.strategy, "cost": cost}
+    metadata: dict[str, Any] = {
+        "provider": provider.name,
+        "provider_model_id": provider.provider_model_id,
+        "model_canonical": call.model.id,
+        "routing_strategy": call.strategy,
+        "cost": cost,
+    }
     # Sent on plain calls too (the provider's time to first token upstream); §13.3 leaves this open.
     ttft_ms = metadata["ttft_ms"] = round(provider.ttft_ms * jitter.uniform(0.85, 1.15), 1)
     if call.output_tokens and provider.throughput_tps:
@@ -55,9 +68,15 @@ def routing_metadata(call: Call) -> dict | None:
 def _add_legacy_metadata(call: Call, metadata: dict, ttft_ms: float) -> None:
     """Adds the [DRIFT] keys of the older, richer routing_metadata shape."""
     generation_ms = 1000 * call.output_tokens / call.provider.throughput_tps if call.provider.throughput_tps else 0
-    metadata.update({"tier": "standard", "total_latency_ms": round(ttft_ms + generation_ms, 1),
-                     "candidates_total": call.candidates_total, "candidates_viable": call.candidates_viable,
-                     "routing_decision_ms": 1.7})
+    metadata.update(
+        {
+            "tier": "standard",
+            "total_latency_ms": round(ttft_ms + generation_ms, 1),
+            "candidates_total": call.candidates_total,
+            "candidates_viable": call.candidates_viable,
+            "routing_decision_ms": 1.7,
+        }
+    )
     metadata["cost"]["billable_cost_usd"] = call.cost_usd
     if "warnings" in metadata:
         metadata["warnings"] = [w["message"] for w in metadata["warnings"]]
@@ -65,8 +84,11 @@ def _add_legacy_metadata(call: Call, metadata: dict, ttft_ms: float) -> None:
 
 def chat_usage(call: Call) -> dict:
     """Returns the chat ``usage`` object; OpenAI's own shape carries no cache_write_tokens."""
-    usage: dict[str, Any] = {"prompt_tokens": call.input_tokens, "completion_tokens": call.output_tokens,
-                             "total_tokens": call.input_tokens + call.output_tokens}
+    usage: dict[str, Any] = {
+        "prompt_tokens": call.input_tokens,
+        "completion_tokens": call.output_tokens,
+        "total_tokens": call.input_tokens + call.output_tokens,
+    }
     prompt_details: dict[str, int] = {"cached_tokens": call.cached_tokens}
     if call.config.openai_mode:
         prompt_details["audio_tokens"] = 0
@@ -88,8 +110,10 @@ def _with_metadata(call: Call, body: dict) -> dict:
 
 
 def _tool_calls(call: Call) -> list[dict]:
-    return [{"id": tc["id"], "type": "function", "function": {"name": tc["name"], "arguments": tc["arguments"]}}
-            for tc in call.answer.tool_calls]
+    return [
+        {"id": tc["id"], "type": "function", "function": {"name": tc["name"], "arguments": tc["arguments"]}}
+        for tc in call.answer.tool_calls
+    ]
 
 
 def _finish_fields(call: Call) -> dict:
@@ -105,22 +129,32 @@ def chat_completion(call: Call) -> dict:
     message: dict[str, Any] = {"role": "assistant", "content": call.answer.text, "refusal": None}
     if call.answer.tool_calls:
         message["tool_calls"] = _tool_calls(call)
-    body = {"id": f"chatcmpl-{_suffix(call)}", "object": "chat.completion", "created": int(call.started_s),
-            "model": call.provider.provider_model_id,
-            "choices": [{"index": 0, "message": message, "logprobs": None, **_finish_fields(call)}],
-            "usage": chat_usage(call)}
+    body = {
+        "id": f"chatcmpl-{_suffix(call)}",
+        "object": "chat.completion",
+        "created": int(call.started_s),
+        "model": call.provider.provider_model_id,
+        "choices": [{"index": 0, "message": message, "logprobs": None, **_finish_fields(call)}],
+        "usage": chat_usage(call),
+    }
     return _with_metadata(call, body)
 
 
 def _text_pieces(text: str) -> list[str]:
     """Returns the text in pieces of a few words; joined, they give the text back exactly."""
     words = text.split(" ")
-    return [" ".join(words[i:i + WORDS_PER_CHUNK]) + (" " if i + WORDS_PER_CHUNK < len(words) else "")
-            for i in range(0, len(words), WORDS_PER_CHUNK)] if text else []
+    return (
+        [
+            " ".join(words[i : i + WORDS_PER_CHUNK]) + (" " if i + WORDS_PER_CHUNK < len(words) else "")
+            for i in range(0, len(words), WORDS_PER_CHUNK)
+        ]
+        if text
+        else []
+    )
 
 
 def _argument_pieces(arguments: str) -> list[str]:
-    return [arguments[i:i + ARGUMENT_CHARS_PER_CHUNK] for i in range(0, len(arguments), ARGUMENT_CHARS_PER_CHUNK)]
+    return [arguments[i : i + ARGUMENT_CHARS_PER_CHUNK] for i in range(0, len(arguments), ARGUMENT_CHARS_PER_CHUNK)]
 
 
 def chat_chunks(call: Call) -> Iterator[dict]:
@@ -128,8 +162,12 @@ def chat_chunks(call: Call) -> Iterator[dict]:
 
     Auriko forces ``include_usage``; in openai_mode the usage chunk comes only when the request asks for it.
     """
-    base = {"id": f"chatcmpl-{_suffix(call)}", "object": "chat.completion.chunk", "created": int(call.started_s),
-            "model": call.provider.provider_model_id}
+    base = {
+        "id": f"chatcmpl-{_suffix(call)}",
+        "object": "chat.completion.chunk",
+        "created": int(call.started_s),
+        "model": call.provider.provider_model_id,
+    }
 
     def chunk(delta: dict, finish: dict | None = None) -> dict:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None, **(finish or {})}
@@ -140,8 +178,18 @@ def chat_chunks(call: Call) -> Iterator[dict]:
     for piece in _text_pieces(answer.text or ""):
         yield chunk({"content": piece})
     for index, tc in enumerate(answer.tool_calls):
-        yield chunk({"tool_calls": [{"index": index, "id": tc["id"], "type": "function",
-                                     "function": {"name": tc["name"], "arguments": ""}}]})
+        yield chunk(
+            {
+                "tool_calls": [
+                    {
+                        "index": index,
+                        "id": tc["id"],
+                        "type": "function",
+                        "function": {"name": tc["name"], "arguments": ""},
+                    }
+                ]
+            }
+        )
         for piece in _argument_pieces(tc["arguments"]):
             yield chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
     yield chunk({}, _finish_fields(call))
@@ -156,9 +204,13 @@ def chat_chunks(call: Call) -> Iterator[dict]:
 def _responses_usage(call: Call) -> dict:
     # openai 3.x types require cache_write_tokens here (unlike in chat usage), so it is always sent.
     cached = {"cached_tokens": call.cached_tokens, "cache_write_tokens": call.cache_write_tokens}
-    return {"input_tokens": call.input_tokens, "input_tokens_details": cached, "output_tokens": call.output_tokens,
-            "output_tokens_details": {"reasoning_tokens": call.reasoning_tokens},
-            "total_tokens": call.input_tokens + call.output_tokens}
+    return {
+        "input_tokens": call.input_tokens,
+        "input_tokens_details": cached,
+        "output_tokens": call.output_tokens,
+        "output_tokens_details": {"reasoning_tokens": call.reasoning_tokens},
+        "total_tokens": call.input_tokens + call.output_tokens,
+    }
 
 
 def response_output(call: Call) -> list[dict]:
@@ -169,12 +221,26 @@ def response_output(call: Call) -> list[dict]:
     if call.model.reasoning:
         items.append({"type": "reasoning", "id": f"rs_{suffix}", "summary": []})
     for index, tc in enumerate(answer.tool_calls):
-        items.append({"type": "function_call", "id": f"fc_{suffix}{index}", "call_id": tc["id"], "name": tc["name"],
-                      "arguments": tc["arguments"], "status": status})
+        items.append(
+            {
+                "type": "function_call",
+                "id": f"fc_{suffix}{index}",
+                "call_id": tc["id"],
+                "name": tc["name"],
+                "arguments": tc["arguments"],
+                "status": status,
+            }
+        )
     if not answer.tool_calls:
-        items.append({"type": "message", "id": f"msg_{suffix}", "role": "assistant", "status": status,
-                      "content": [{"type": "output_text", "text": answer.text or "", "annotations": [],
-                                   "logprobs": []}]})
+        items.append(
+            {
+                "type": "message",
+                "id": f"msg_{suffix}",
+                "role": "assistant",
+                "status": status,
+                "content": [{"type": "output_text", "text": answer.text or "", "annotations": [], "logprobs": []}],
+            }
+        )
     return items
 
 
@@ -191,16 +257,28 @@ def response_object(call: Call, status: str) -> dict:
     text = body.get("text") if isinstance(body.get("text"), dict) and kind != "text" else {"format": {"type": "text"}}
     effort = reasoning_effort(call)
     obj = {
-        "id": f"resp_{_suffix(call)}", "object": "response", "created_at": int(call.started_s), "status": status,
-        "model": call.provider.provider_model_id, "output": response_output(call) if terminal else [],
-        "parallel_tool_calls": body.get("parallel_tool_calls", True), "tool_choice": _echoed_tool_choice(call),
+        "id": f"resp_{_suffix(call)}",
+        "object": "response",
+        "created_at": int(call.started_s),
+        "status": status,
+        "model": call.provider.provider_model_id,
+        "output": response_output(call) if terminal else [],
+        "parallel_tool_calls": body.get("parallel_tool_calls", True),
+        "tool_choice": _echoed_tool_choice(call),
         "tools": [t for t in body.get("tools") or [] if isinstance(t, dict) and t.get("type") == "function"],
-        "error": None, "incomplete_details": {"reason": "max_output_tokens"} if status == "incomplete" else None,
-        "instructions": body.get("instructions"), "metadata": body.get("metadata") or {},
-        "temperature": body.get("temperature", 1.0), "top_p": body.get("top_p", 1.0),
-        "max_output_tokens": body.get("max_output_tokens"), "previous_response_id": body.get("previous_response_id"),
+        "error": None,
+        "incomplete_details": {"reason": "max_output_tokens"} if status == "incomplete" else None,
+        "instructions": body.get("instructions"),
+        "metadata": body.get("metadata") or {},
+        "temperature": body.get("temperature", 1.0),
+        "top_p": body.get("top_p", 1.0),
+        "max_output_tokens": body.get("max_output_tokens"),
+        "previous_response_id": body.get("previous_response_id"),
         "reasoning": {"effort": effort, "summary": None} if call.model.reasoning else None,
-        "text": text, "truncation": "disabled", "store": False, "usage": None,
+        "text": text,
+        "truncation": "disabled",
+        "store": False,
+        "usage": None,
     }
     if terminal:
         obj["usage"] = _responses_usage(call)
@@ -237,10 +315,16 @@ def _response_event_bodies(call: Call) -> Iterator[dict]:
 
 def _message_events(item: dict, index: int) -> Iterator[dict]:
     text, where = item["content"][0]["text"], {"item_id": item["id"], "output_index": index, "content_index": 0}
-    yield {"type": "response.output_item.added", "output_index": index,
-           "item": {**item, "status": "in_progress", "content": []}}
-    yield {"type": "response.content_part.added", **where,
-           "part": {"type": "output_text", "text": "", "annotations": [], "logprobs": []}}
+    yield {
+        "type": "response.output_item.added",
+        "output_index": index,
+        "item": {**item, "status": "in_progress", "content": []},
+    }
+    yield {
+        "type": "response.content_part.added",
+        **where,
+        "part": {"type": "output_text", "text": "", "annotations": [], "logprobs": []},
+    }
     for piece in _text_pieces(text):
         yield {"type": "response.output_text.delta", **where, "delta": piece, "logprobs": []}
     yield {"type": "response.output_text.done", **where, "text": text, "logprobs": []}
@@ -250,12 +334,19 @@ def _message_events(item: dict, index: int) -> Iterator[dict]:
 
 def _function_call_events(item: dict, index: int) -> Iterator[dict]:
     where = {"item_id": item["id"], "output_index": index}
-    yield {"type": "response.output_item.added", "output_index": index,
-           "item": {**item, "arguments": "", "status": "in_progress"}}
+    yield {
+        "type": "response.output_item.added",
+        "output_index": index,
+        "item": {**item, "arguments": "", "status": "in_progress"},
+    }
     for piece in _argument_pieces(item["arguments"]):
         yield {"type": "response.function_call_arguments.delta", **where, "delta": piece}
-    yield {"type": "response.function_call_arguments.done", **where, "name": item["name"],
-           "arguments": item["arguments"]}
+    yield {
+        "type": "response.function_call_arguments.done",
+        **where,
+        "name": item["name"],
+        "arguments": item["arguments"],
+    }
     yield {"type": "response.output_item.done", "output_index": index, "item": item}
 
 
@@ -286,6 +377,10 @@ def embeddings_body(call: Call) -> dict:
         vector = _vector(call, item, dimensions)
         encoded: Any = base64.b64encode(struct.pack(f"<{dimensions}f", *vector)).decode() if as_base64 else vector
         data.append({"object": "embedding", "index": index, "embedding": encoded})
-    body = {"object": "list", "data": data, "model": call.provider.provider_model_id,
-            "usage": {"prompt_tokens": call.input_tokens, "total_tokens": call.input_tokens}}
+    body = {
+        "object": "list",
+        "data": data,
+        "model": call.provider.provider_model_id,
+        "usage": {"prompt_tokens": call.input_tokens, "total_tokens": call.input_tokens},
+    }
     return _with_metadata(call, body)

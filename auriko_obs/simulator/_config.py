@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Callable
+from typing import Any
 
 SCOPES = ("workspace", "api_key", "byok_provider")
 PERIODS = ("daily", "weekly", "monthly")
@@ -68,7 +69,7 @@ def updated(config: SimulatorConfig, knobs: dict[str, Any]) -> SimulatorConfig:
     unknown = sorted(set(knobs) - KNOBS)
     if unknown:
         raise ValueError(f"unknown simulator knobs: {unknown}; known: {sorted(KNOBS)}")
-    if knobs.get("metadata_fault", None) not in METADATA_FAULTS:
+    if knobs.get("metadata_fault") not in METADATA_FAULTS:
         raise ValueError(f"metadata_fault must be one of {METADATA_FAULTS}")
     if "budgets" in knobs:
         knobs = {**knobs, "budgets": [_budget(b) for b in knobs["budgets"] or []]}
@@ -83,9 +84,16 @@ def updated(config: SimulatorConfig, knobs: dict[str, Any]) -> SimulatorConfig:
 
 def validated(config: SimulatorConfig) -> SimulatorConfig:
     """Returns a validated copy of ``config`` (budgets normalised), so callers' objects are never mutated."""
-    return updated(config, {"budgets": config.budgets, "metadata_fault": config.metadata_fault,
-                            "rpm_limit": config.rpm_limit, "key_rpm_limits": config.key_rpm_limits,
-                            "error_rate_5xx": config.error_rate_5xx})
+    return updated(
+        config,
+        {
+            "budgets": config.budgets,
+            "metadata_fault": config.metadata_fault,
+            "rpm_limit": config.rpm_limit,
+            "key_rpm_limits": config.key_rpm_limits,
+            "error_rate_5xx": config.error_rate_5xx,
+        },
+    )
 
 
 def public_view(config: SimulatorConfig) -> dict[str, Any]:

@@ -16,11 +16,17 @@ from ._schema import sample
 TOKENS_PER_MESSAGE = 4
 IMAGE_TOKENS = 85
 _VOLATILE_KEYS = ("stream", "stream_options")  # do not change what the model says
-_EFFORT_SCALE = {"none": 0.0, "off": 0.0, "minimal": 0.25, "low": 0.5, "medium": 1.0, "high": 2.0, "xhigh": 3.0,
-                 "max": 4.0}
-_WORDS = ("the router sent this request to the provider with the best score and the answer came back quickly "
-          "cached prompt tokens cost less than fresh ones so long system prompts pay off when they repeat "
-          "every call carries its cost latency and provider in the routing metadata for later analysis").split()
+_EFFORT_SCALE = {
+    "none": 0.0,
+    "off": 0.0,
+    "minimal": 0.25,
+    "low": 0.5,
+    "medium": 1.0,
+    "high": 2.0,
+    "xhigh": 3.0,
+    "max": 4.0,
+}
+_WORDS = ["the", "router", "sent", "this", "request", "to", "the", "provider", "with", "the", "best", "score", "and", "the", "answer", "came", "back", "quickly", "cached", "prompt", "tokens", "cost", "less", "than", "fresh", "ones", "so", "long", "system", "prompts", "pay", "off", "when", "they", "repeat", "every", "call", "carries", "its", "cost", "latency", "and", "provider", "in", "the", "routing", "metadata", "for", "later", "analysis"]
 
 
 def tokens_of(text: str) -> int:
@@ -84,8 +90,9 @@ def _chat_messages(body: dict) -> list[dict]:
     if messages is None:
         raise SimError("missing_required_parameter", "messages is required.", param="messages")
     if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
-        raise SimError("invalid_parameter_value", "messages must be a non-empty list of message objects.",
-                       param="messages")
+        raise SimError(
+            "invalid_parameter_value", "messages must be a non-empty list of message objects.", param="messages"
+        )
     return messages
 
 
@@ -120,8 +127,11 @@ def _read_embedding_inputs(call: Call) -> None:
     if isinstance(items, str) or (isinstance(items, list) and items and all(isinstance(i, int) for i in items)):
         items = [items]
     if not isinstance(items, list) or not items or any(i in ("", []) for i in items):
-        raise SimError("missing_required_parameter" if not items else "invalid_parameter_value",
-                       "input must be a non-empty string, a list of strings or token arrays.", param="input")
+        raise SimError(
+            "missing_required_parameter" if not items else "invalid_parameter_value",
+            "input must be a non-empty string, a list of strings or token arrays.",
+            param="input",
+        )
     call.embedding_inputs = items
     call.input_tokens = sum(len(i) if isinstance(i, list) else max(1, tokens_of(str(i))) for i in items)
 
@@ -156,8 +166,11 @@ def requested_tools(call: Call) -> tuple[list[Tool], str]:
 
 def hosted_tools(call: Call) -> list[str]:
     """Returns the types of provider-hosted tools requested (web_search …), which the simulator ignores."""
-    return [str(t.get("type")) for t in call.body.get("tools") or []
-            if isinstance(t, dict) and t.get("type") not in (None, "function")]
+    return [
+        str(t.get("type"))
+        for t in call.body.get("tools") or []
+        if isinstance(t, dict) and t.get("type") not in (None, "function")
+    ]
 
 
 def _choice_name(choice: Any) -> str:
@@ -185,8 +198,14 @@ def _last_turn(call: Call) -> tuple[str, bool]:
         return "", False
     last = items[-1]
     after_tool = last.get("role") in ("tool", "function") or last.get("type") == "function_call_output"
-    user_text = next((_message_text(i)[0] for i in reversed(items) if i.get("role", "user") == "user"
-                      and i.get("type", "message") == "message"), "")
+    user_text = next(
+        (
+            _message_text(i)[0]
+            for i in reversed(items)
+            if i.get("role", "user") == "user" and i.get("type", "message") == "message"
+        ),
+        "",
+    )
     return user_text, after_tool
 
 
@@ -204,8 +223,9 @@ def chosen_tools(call: Call) -> list[Tool]:
     if choice not in ("auto", "required"):
         named = [t for t in tools if t.name == choice]
         if not named:
-            raise SimError("invalid_parameter_value", f"tool_choice names {choice!r}, which is not in tools.",
-                           param="tool_choice")
+            raise SimError(
+                "invalid_parameter_value", f"tool_choice names {choice!r}, which is not in tools.", param="tool_choice"
+            )
         return named
     user_text, after_tool = _last_turn(call)
     if after_tool and choice != "required":
@@ -256,7 +276,7 @@ def _prose(rng: random.Random, target_tokens: int) -> str:
     text = " ".join(rng.choices(_WORDS, k=target_tokens))
     limit = target_tokens * 4 - 1  # room for the full stop
     if len(text) > limit:
-        text = text[: text.rfind(" ", 0, limit + 1)] if " " in text[:limit + 1] else text[:limit]
+        text = text[: text.rfind(" ", 0, limit + 1)] if " " in text[: limit + 1] else text[:limit]
     return text[:1].upper() + text[1:] + "."
 
 
@@ -277,8 +297,10 @@ def compose_answer(call: Call) -> Answer:
     reasoning = _reasoning_tokens(call, rng)
     tools = chosen_tools(call)
     if tools:
-        calls = [{"id": _tool_call_id(call, i), "name": t.name, "arguments": json.dumps(sample(t.parameters))}
-                 for i, t in enumerate(tools)]
+        calls = [
+            {"id": _tool_call_id(call, i), "name": t.name, "arguments": json.dumps(sample(t.parameters))}
+            for i, t in enumerate(tools)
+        ]
         return _capped_tool_calls(call, calls, reasoning)
     kind, schema = response_format(call)
     if kind == "json_schema":

@@ -3,16 +3,7 @@
 from __future__ import annotations
 
 _INVALID = "invalid_request_error"
-_CAPABILITY_CODES = (
-    "tools_not_supported json_mode_not_supported structured_output_not_supported "
-    "tools_with_structured_output_not_supported vision_not_supported reasoning_not_supported "
-    "thinking_disable_not_supported streaming_not_supported non_streaming_not_supported batch_only "
-    "tier_opt_in_required tool_choice_required_not_supported cost_constraint_exceeded latency_constraint_exceeded "
-    "throughput_constraint_not_met provider_not_in_allowlist provider_blocked required_params_not_supported "
-    "byok_keys_required platform_keys_unavailable unsupported_modalities no_compatible_endpoint "
-    "no_responses_endpoint input_requires_responses_endpoint response_api_only hosted_tool_not_supported "
-    "no_tools_on_endpoint"
-).split()
+_CAPABILITY_CODES = ["tools_not_supported", "json_mode_not_supported", "structured_output_not_supported", "tools_with_structured_output_not_supported", "vision_not_supported", "reasoning_not_supported", "thinking_disable_not_supported", "streaming_not_supported", "non_streaming_not_supported", "batch_only", "tier_opt_in_required", "tool_choice_required_not_supported", "cost_constraint_exceeded", "latency_constraint_exceeded", "throughput_constraint_not_met", "provider_not_in_allowlist", "provider_blocked", "required_params_not_supported", "byok_keys_required", "platform_keys_unavailable", "unsupported_modalities", "no_compatible_endpoint", "no_responses_endpoint", "input_requires_responses_endpoint", "response_api_only", "hosted_tool_not_supported", "no_tools_on_endpoint"]
 
 # SDK 1.2.0 `_registry.py`, plus codes only the docs' error index lists (and the [DRIFT] 402 codes, which
 # are only ever emitted with an explicit status).
@@ -63,24 +54,47 @@ REGISTRY: dict[str, tuple[str, int]] = {
 }
 
 # §5.4: these rate-limit/server codes are not worth retrying.
-NOT_RETRYABLE = frozenset({"budget_exhausted", "budget_exceeded", "insufficient_quota", "internal_error",
-                           "duplicate_resource", "field_immutable", "method_not_allowed", "operation_not_allowed",
-                           "state_precondition_failed"})
+NOT_RETRYABLE = frozenset(
+    {
+        "budget_exhausted",
+        "budget_exceeded",
+        "insufficient_quota",
+        "internal_error",
+        "duplicate_resource",
+        "field_immutable",
+        "method_not_allowed",
+        "operation_not_allowed",
+        "state_precondition_failed",
+    }
+)
 DOC_URL = "https://docs.auriko.ai/errors/"
 
 
 class SimError(Exception):
     """An error response to send: ``status``, ``body`` (the §5.1 envelope) and ``headers``."""
 
-    def __init__(self, code: str, message: str, *, param: str | None = None, provider: str | None = None,
-                 suggestion: str | None = None, status: int | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        param: str | None = None,
+        provider: str | None = None,
+        suggestion: str | None = None,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         error_type, registry_status = REGISTRY.get(code, ("api_error", 500))
         self.code, self.type, self.provider = code, error_type, provider
         self.status = status or registry_status
-        self.error: dict = {"message": message, "type": error_type, "code": code, "param": param,
-                            "doc_url": DOC_URL + code}
+        self.error: dict = {
+            "message": message,
+            "type": error_type,
+            "code": code,
+            "param": param,
+            "doc_url": DOC_URL + code,
+        }
         if provider:
             self.error["provider"] = provider
         if suggestion:
@@ -112,8 +126,13 @@ class SimError(Exception):
 
     def stream_event(self) -> dict:
         """Returns the flat Responses-API stream error event (without its sequence number)."""
-        event = {"type": "error", "code": self.code, "message": self.error["message"], "param": self.error["param"],
-                 "doc_url": self.error["doc_url"]}
+        event = {
+            "type": "error",
+            "code": self.code,
+            "message": self.error["message"],
+            "param": self.error["param"],
+            "doc_url": self.error["doc_url"],
+        }
         for key in ("provider", "suggestion"):
             if key in self.error:
                 event[key] = self.error[key]

@@ -7,8 +7,9 @@ import random
 import secrets
 import socket
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from . import _bodies as bodies
@@ -20,8 +21,11 @@ from ._content import compose_answer, content_seed, read_prompt
 from ._errors import SimError
 from ._routing import route
 
-INFERENCE_PATHS = {"/v1/chat/completions": "chat.completions", "/v1/responses": "responses",
-                   "/v1/embeddings": "embeddings"}
+INFERENCE_PATHS = {
+    "/v1/chat/completions": "chat.completions",
+    "/v1/responses": "responses",
+    "/v1/embeddings": "embeddings",
+}
 MAX_BODY_BYTES = 32 * 1024 * 1024
 MID_STREAM_EVENTS_BEFORE_ERROR = {"chat.completions": 3, "responses": 5}
 FAILURES_5XX = ("internal_error", "upstream_error", "no_provider_available")
@@ -46,17 +50,26 @@ def ledger_entry(call: Call) -> dict:
     metadata, billed = call.request_metadata, call.billed
     tags = metadata.get("tags")
     return {
-        "request_id": call.request_id, "time": call.started_s, "endpoint": call.endpoint, "key_hash": call.key_hash,
-        "model": call.requested_model, "model_canonical": call.model.id if call.model else None,
-        "provider": call.provider.name if call.provider else None, "streaming": call.streaming,
-        "http_status": call.http_status, "error_code": call.error_code,
-        "input_tokens": call.input_tokens if billed else 0, "output_tokens": call.output_tokens if billed else 0,
+        "request_id": call.request_id,
+        "time": call.started_s,
+        "endpoint": call.endpoint,
+        "key_hash": call.key_hash,
+        "model": call.requested_model,
+        "model_canonical": call.model.id if call.model else None,
+        "provider": call.provider.name if call.provider else None,
+        "streaming": call.streaming,
+        "http_status": call.http_status,
+        "error_code": call.error_code,
+        "input_tokens": call.input_tokens if billed else 0,
+        "output_tokens": call.output_tokens if billed else 0,
         "cached_tokens": call.cached_tokens if billed else 0,
         "cache_write_tokens": call.cache_write_tokens if billed else 0,
         "reasoning_tokens": call.reasoning_tokens if billed else 0,
-        "cost_usd": call.cost_usd if billed else 0.0, "cache_savings_usd": call.cache_savings_usd if billed else 0.0,
+        "cost_usd": call.cost_usd if billed else 0.0,
+        "cache_savings_usd": call.cache_savings_usd if billed else 0.0,
         "tags": [str(t) for t in tags] if isinstance(tags, list) else [],
-        "user_id": metadata.get("user_id"), "trace_id": metadata.get("trace_id"),
+        "user_id": metadata.get("user_id"),
+        "trace_id": metadata.get("trace_id"),
     }
 
 
@@ -89,19 +102,19 @@ class Handler(BaseHTTPRequestHandler):
         except (ConnectionResetError, BrokenPipeError):  # clients may drop keep-alive connections any time
             self.close_connection = True
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._dispatch("GET")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._dispatch("POST")
 
-    def do_PUT(self) -> None:  # noqa: N802
+    def do_PUT(self) -> None:
         self._dispatch("PUT")
 
-    def do_PATCH(self) -> None:  # noqa: N802
+    def do_PATCH(self) -> None:
         self._dispatch("PATCH")
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         self._dispatch("DELETE")
 
     # ------------------------------------------------------------ plumbing
@@ -119,8 +132,10 @@ class Handler(BaseHTTPRequestHandler):
             return self._control(method, path, raw, request_id)
         if path in INFERENCE_PATHS:
             if method != "POST":
-                return self._send_error(SimError("method_not_allowed", f"{method} is not allowed on {path}; use POST."),
-                                        {"x-request-id": request_id})
+                return self._send_error(
+                    SimError("method_not_allowed", f"{method} is not allowed on {path}; use POST."),
+                    {"x-request-id": request_id},
+                )
             return self._inference(INFERENCE_PATHS[path], raw, request_id)
         return self._lookup(method, url.path, url.query, request_id)
 
@@ -235,10 +250,19 @@ class Handler(BaseHTTPRequestHandler):
         headers = {"X-Rate-Limit-Source": "auriko"} if code == "rate_limit_exceeded" else {}
         upstream = code in ("upstream_error", "upstream_timeout", "model_unavailable")
         provider = (call.provider.name if call.provider else "openai") if upstream else None
-        param = ("messages" if call.endpoint == "chat.completions" else "input") \
-            if code == "context_length_exceeded" else None
-        return SimError(code, _INJECTED_MESSAGES.get(code, f"Simulated {code}."), param=param, provider=provider,
-                        status=drift_status, headers=headers)
+        param = (
+            ("messages" if call.endpoint == "chat.completions" else "input")
+            if code == "context_length_exceeded"
+            else None
+        )
+        return SimError(
+            code,
+            _INJECTED_MESSAGES.get(code, f"Simulated {code}."),
+            param=param,
+            provider=provider,
+            status=drift_status,
+            headers=headers,
+        )
 
     def _prepare(self, call: Call) -> None:
         """Routes, counts and answers a request, raising for every reason it cannot be served."""
@@ -246,9 +270,11 @@ class Handler(BaseHTTPRequestHandler):
         read_prompt(call)
         call.answer = compose_answer(call) if call.endpoint != "embeddings" else Answer(None, [], "stop", 0, 0)
         if call.input_tokens > call.model.context_window:
-            raise SimError("context_length_exceeded", f"The prompt has {call.input_tokens} tokens; {call.model.id} "
-                           f"accepts {call.model.context_window}.",
-                           param="messages" if call.endpoint == "chat.completions" else "input")
+            raise SimError(
+                "context_length_exceeded",
+                f"The prompt has {call.input_tokens} tokens; {call.model.id} accepts {call.model.context_window}.",
+                param="messages" if call.endpoint == "chat.completions" else "input",
+            )
         if not call.config.openai_mode:
             self.accounts.check_spend(call)
         self._maybe_fail_5xx(call)
@@ -284,8 +310,11 @@ class Handler(BaseHTTPRequestHandler):
         self._sleep_latency(call.config.latency_ms)
         if call.streaming:
             return self._stream(call, headers, mid_stream_code)
-        builder = {"chat.completions": bodies.chat_completion, "responses": bodies.response_body,
-                   "embeddings": bodies.embeddings_body}[call.endpoint]
+        builder = {
+            "chat.completions": bodies.chat_completion,
+            "responses": bodies.response_body,
+            "embeddings": bodies.embeddings_body,
+        }[call.endpoint]
         self._send_json(200, builder(call), headers)
 
     # ------------------------------------------------------------ streaming
@@ -349,17 +378,22 @@ class Handler(BaseHTTPRequestHandler):
             "/v1/models": lambda: self._models(query),
             "/v1/me": lambda: self._me(key_hash),
             "/v1/registry/providers": lambda: {"providers": providers_json(), "count": len(providers_json())},
-            "/v1/registry/models": lambda: {"models": [registry_model_json(m) for m in MODELS], "count": len(MODELS),
-                                            "playground_defaults": ["gpt-4o-mini"]},
-            "/v1/directory/models": lambda: {"models": {m.id: directory_json(m) for m in MODELS},
-                                             "generated_at": "2025-01-01T00:00:00Z"},
+            "/v1/registry/models": lambda: {
+                "models": [registry_model_json(m) for m in MODELS],
+                "count": len(MODELS),
+                "playground_defaults": ["gpt-4o-mini"],
+            },
+            "/v1/directory/models": lambda: {
+                "models": {m.id: directory_json(m) for m in MODELS},
+                "generated_at": "2025-01-01T00:00:00Z",
+            },
             f"/v1/workspaces/{WORKSPACE_ID}/billing/balance": self._balance,
             f"/v1/workspaces/{WORKSPACE_ID}/budgets": lambda: self._budgets(key_hash),
         }
         if path in routes:
             return routes[path]()
         if path.startswith("/v1/models/"):
-            model = BY_ID.get(unquote(path[len("/v1/models/"):]))
+            model = BY_ID.get(unquote(path[len("/v1/models/") :]))
             if model is None:
                 raise SimError("model_not_found", "No such model.", param="model")
             return model_json(model)
@@ -367,23 +401,42 @@ class Handler(BaseHTTPRequestHandler):
 
     def _models(self, query: str) -> dict:
         endpoint = (parse_qs(query).get("endpoint") or [None])[0]
-        return {"object": "list", "data": [model_json(m) for m in listed_models(endpoint)],
-                "catalog_version": "5e1f0c0a", "catalog_age_seconds": 0}
+        return {
+            "object": "list",
+            "data": [model_json(m) for m in listed_models(endpoint)],
+            "catalog_version": "5e1f0c0a",
+            "catalog_age_seconds": 0,
+        }
 
     def _me(self, key_hash: str) -> dict:
         config = self.accounts.config
         token = self._api_key()
-        return {"credential_type": "api_key", "status": "active", "profile": "inference", "key_id": key_id(key_hash),
-                "key_prefix": token[: len(config.api_key_prefix) + 4], "key_name": "simulator key",
-                "workspace": {"id": WORKSPACE_ID, "name": "Simulator workspace"}, "scopes": ["inference", "read"],
-                "rate_limits": {"inference_rpm": self.accounts.rpm_limit(config, key_hash) or DEFAULT_RPM_LIMIT,
-                                "management_reads_rpm": 600, "management_writes_rpm": 60},
-                "expires_at": None, "created_at": "2025-01-01T00:00:00Z"}
+        return {
+            "credential_type": "api_key",
+            "status": "active",
+            "profile": "inference",
+            "key_id": key_id(key_hash),
+            "key_prefix": token[: len(config.api_key_prefix) + 4],
+            "key_name": "simulator key",
+            "workspace": {"id": WORKSPACE_ID, "name": "Simulator workspace"},
+            "scopes": ["inference", "read"],
+            "rate_limits": {
+                "inference_rpm": self.accounts.rpm_limit(config, key_hash) or DEFAULT_RPM_LIMIT,
+                "management_reads_rpm": 600,
+                "management_writes_rpm": 60,
+            },
+            "expires_at": None,
+            "created_at": "2025-01-01T00:00:00Z",
+        }
 
     def _balance(self) -> dict:
         balance = self.accounts.balance_usd(self.accounts.config)
-        return {"workspace_id": WORKSPACE_ID, "currency": "USD", "balance_usd": round(balance, 12),
-                "balance_microdollars": round(balance * 1_000_000)}
+        return {
+            "workspace_id": WORKSPACE_ID,
+            "currency": "USD",
+            "balance_usd": round(balance, 12),
+            "balance_microdollars": round(balance * 1_000_000),
+        }
 
     def _budgets(self, key_hash: str) -> dict:
         config = self.accounts.config

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ._call import Call
 from ._catalog import BY_ID, DROPPED_PARAMETERS, PROVIDER_NAMES, Model, Provider
@@ -12,12 +13,22 @@ from ._errors import SimError
 STRATEGIES = ("cost", "cost-focus", "ttft", "ttft-focus", "tps", "tps-focus", "balanced")
 DEFAULT_STRATEGY = "cost-focus"
 # [DRIFT] older optimize values and model suffixes.
-STRATEGY_ALIASES = {"cheapest": "cost", "speed": "ttft", "throughput": "tps", "floor": "cost", "nitro": "tps",
-                    "fast": "ttft"}
+STRATEGY_ALIASES = {
+    "cheapest": "cost",
+    "speed": "ttft",
+    "throughput": "tps",
+    "floor": "cost",
+    "nitro": "tps",
+    "fast": "ttft",
+}
 # (cost, ttft, throughput) weights; a pure strategy breaks ties by TTFT, then throughput.
 STRATEGY_WEIGHTS = {
-    "cost": (1.0, 0.0, 0.0), "ttft": (0.0, 1.0, 0.0), "tps": (0.0, 0.0, 1.0),
-    "cost-focus": (0.6, 0.2, 0.2), "ttft-focus": (0.2, 0.6, 0.2), "tps-focus": (0.2, 0.2, 0.6),
+    "cost": (1.0, 0.0, 0.0),
+    "ttft": (0.0, 1.0, 0.0),
+    "tps": (0.0, 0.0, 1.0),
+    "cost-focus": (0.6, 0.2, 0.2),
+    "ttft-focus": (0.2, 0.6, 0.2),
+    "tps-focus": (0.2, 0.2, 0.6),
     "balanced": (1 / 3, 1 / 3, 1 / 3),
 }
 P95_TTFT_FACTOR = 1.6  # p95 TTFT relative to p50
@@ -29,8 +40,12 @@ Pair = tuple[Model, Provider]
 def route(call: Call) -> None:
     """Sets the model, provider, strategy and warnings of a request; raises SimError (400/404) when it cannot."""
     if call.endpoint == "responses" and call.body.get("store") is True:
-        raise SimError("invalid_parameter_value", "store: true is not supported; omit store or send false.",
-                       param="store", suggestion="Keep conversation state on your side and resend it.")
+        raise SimError(
+            "invalid_parameter_value",
+            "store: true is not supported; omit store or send false.",
+            param="store",
+            suggestion="Keep conversation state on your side and resend it.",
+        )
     routing = _routing_options(call)
     names = _requested_names(call)
     call.requested_model = ",".join(names)
@@ -57,8 +72,9 @@ def _requested_names(call: Call) -> list[str]:
     """Returns the model names asked for: ``[model]`` or ``gateway.models`` (exactly one of them)."""
     model, models = call.body.get("model"), call.gateway.get("models")
     if model and models:
-        raise SimError("invalid_parameter_value", "Send either model or gateway.models, not both.",
-                       param="gateway.models")
+        raise SimError(
+            "invalid_parameter_value", "Send either model or gateway.models, not both.", param="gateway.models"
+        )
     if not model and not models:
         raise SimError("missing_required_parameter", "model is required (or gateway.models).", param="model")
     if model:
@@ -66,8 +82,7 @@ def _requested_names(call: Call) -> list[str]:
             raise SimError("invalid_parameter_value", "model must be a string.", param="model")
         return [model]
     if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
-        raise SimError("invalid_parameter_value", "gateway.models must be a list of model ids.",
-                       param="gateway.models")
+        raise SimError("invalid_parameter_value", "gateway.models must be a list of model ids.", param="gateway.models")
     return models
 
 
@@ -78,9 +93,12 @@ def _strategy_and_models(names: list[str], routing: dict) -> tuple[str, list[Mod
         base, suffix = _split_suffix(name)
         model = BY_ID.get(base)
         if model is None:
-            raise SimError("model_not_found", f"The model {name!r} does not exist or is not available.",
-                           param="model" if len(names) == 1 else "gateway.models",
-                           suggestion="GET /v1/models lists the available models.")
+            raise SimError(
+                "model_not_found",
+                f"The model {name!r} does not exist or is not available.",
+                param="model" if len(names) == 1 else "gateway.models",
+                suggestion="GET /v1/models lists the available models.",
+            )
         suffix_strategy = suffix_strategy or suffix
         models.append(model)
     if routing.get("weights") is not None:
@@ -91,8 +109,12 @@ def _strategy_and_models(names: list[str], routing: dict) -> tuple[str, list[Mod
         return suffix_strategy or DEFAULT_STRATEGY, models
     strategy = STRATEGY_ALIASES.get(optimize, optimize)
     if strategy not in STRATEGIES:
-        raise SimError("invalid_parameter_value", f"Unknown routing strategy {optimize!r}.",
-                       param="gateway.routing.optimize", suggestion=f"Use one of {', '.join(STRATEGIES)}.")
+        raise SimError(
+            "invalid_parameter_value",
+            f"Unknown routing strategy {optimize!r}.",
+            param="gateway.routing.optimize",
+            suggestion=f"Use one of {', '.join(STRATEGIES)}.",
+        )
     return strategy, models
 
 
@@ -106,12 +128,21 @@ def _split_suffix(name: str) -> tuple[str, str | None]:
 
 
 def _check_weights(weights: Any) -> None:
-    valid = isinstance(weights, dict) and weights and set(weights) <= {"cost", "ttft", "throughput"} and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < float("inf") for v in weights.values()
-    ) and any(v > 0 for v in weights.values())
+    valid = (
+        isinstance(weights, dict)
+        and weights
+        and set(weights) <= {"cost", "ttft", "throughput"}
+        and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < float("inf") for v in weights.values()
+        )
+        and any(v > 0 for v in weights.values())
+    )
     if not valid:
-        raise SimError("invalid_parameter_value", "weights takes non-negative cost, ttft and throughput, one > 0.",
-                       param="gateway.routing.weights")
+        raise SimError(
+            "invalid_parameter_value",
+            "weights takes non-negative cost, ttft and throughput, one > 0.",
+            param="gateway.routing.weights",
+        )
 
 
 # ---------------------------------------------------------------- eligibility
@@ -136,13 +167,21 @@ def _eligible(call: Call, models: list[Model], routing: dict) -> list[Pair]:
 
 def _endpoint_error(call: Call, model: Model) -> SimError | None:
     if call.endpoint == "embeddings" and model.kind != "embedding":
-        return SimError("no_compatible_endpoint", f"{model.id} is not an embedding model.", param="model",
-                        suggestion="Use an embedding model such as text-embedding-3-small.")
+        return SimError(
+            "no_compatible_endpoint",
+            f"{model.id} is not an embedding model.",
+            param="model",
+            suggestion="Use an embedding model such as text-embedding-3-small.",
+        )
     if call.endpoint != "embeddings" and model.kind == "embedding":
         return SimError("no_compatible_endpoint", f"{model.id} only serves /v1/embeddings.", param="model")
     if call.endpoint == "chat.completions" and model.responses_only:
-        return SimError("response_api_only", f"{model.id} is only available through /v1/responses.", param="model",
-                        suggestion="Call POST /v1/responses instead.")
+        return SimError(
+            "response_api_only",
+            f"{model.id} is only available through /v1/responses.",
+            param="model",
+            suggestion="Call POST /v1/responses instead.",
+        )
     return None
 
 
@@ -152,22 +191,47 @@ def _filters(call: Call, routing: dict) -> list[tuple[Callable[[Provider], bool]
     allow, exclude = routing.get("providers"), routing.get("exclude_providers")
     for key, names in (("providers", allow), ("exclude_providers", exclude)):
         if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
-            raise SimError("invalid_parameter_value", f"{key} must be a list of provider names.",
-                           param=f"gateway.routing.{key}")
+            raise SimError(
+                "invalid_parameter_value", f"{key} must be a list of provider names.", param=f"gateway.routing.{key}"
+            )
     if allow:
-        filters.append((lambda p: p.name in allow, SimError(
-            "provider_not_in_allowlist", f"No provider in {allow} serves this model.",
-            param="gateway.routing.providers", suggestion="Widen gateway.routing.providers or pick another model.")))
+        filters.append(
+            (
+                lambda p: p.name in allow,
+                SimError(
+                    "provider_not_in_allowlist",
+                    f"No provider in {allow} serves this model.",
+                    param="gateway.routing.providers",
+                    suggestion="Widen gateway.routing.providers or pick another model.",
+                ),
+            )
+        )
     if exclude:
-        filters.append((lambda p: p.name not in exclude, SimError(
-            "provider_blocked", "Every provider for this model is excluded.",
-            param="gateway.routing.exclude_providers", suggestion="Exclude fewer providers.")))
+        filters.append(
+            (
+                lambda p: p.name not in exclude,
+                SimError(
+                    "provider_blocked",
+                    "Every provider for this model is excluded.",
+                    param="gateway.routing.exclude_providers",
+                    suggestion="Exclude fewer providers.",
+                ),
+            )
+        )
     policy = routing.get("data_policy")
     if policy in ("no_training", "zdr"):
         accepted = {"zdr"} if policy == "zdr" else {"zdr", "no_training"}
-        filters.append((lambda p: p.data_policy in accepted, SimError(
-            "provider_blocked", f"No provider for this model meets data_policy {policy!r}.",
-            param="gateway.routing.data_policy", suggestion="Relax gateway.routing.data_policy.")))
+        filters.append(
+            (
+                lambda p: p.data_policy in accepted,
+                SimError(
+                    "provider_blocked",
+                    f"No provider for this model meets data_policy {policy!r}.",
+                    param="gateway.routing.data_policy",
+                    suggestion="Relax gateway.routing.data_policy.",
+                ),
+            )
+        )
     filters.extend(_capability_filters(call, routing))
     filters.extend(_performance_filters(routing))
     return filters
@@ -177,24 +241,56 @@ def _capability_filters(call: Call, routing: dict) -> list:
     filters = []
     tools, choice = requested_tools(call)
     if tools and choice != "none":
-        filters.append((lambda p: p.tools, SimError(
-            "tools_not_supported", "No provider for this model supports tools.", param="tools",
-            suggestion="Pick a model with tool support.")))
+        filters.append(
+            (
+                lambda p: p.tools,
+                SimError(
+                    "tools_not_supported",
+                    "No provider for this model supports tools.",
+                    param="tools",
+                    suggestion="Pick a model with tool support.",
+                ),
+            )
+        )
     kind, _ = response_format(call)
     param = "text.format" if call.endpoint == "responses" else "response_format"
     if kind == "json_schema":
-        filters.append((lambda p: p.json_schema, SimError(
-            "structured_output_not_supported", "No eligible provider supports json_schema for this model.",
-            param=param, suggestion="Use a model whose providers support structured output, or json_object.")))
+        filters.append(
+            (
+                lambda p: p.json_schema,
+                SimError(
+                    "structured_output_not_supported",
+                    "No eligible provider supports json_schema for this model.",
+                    param=param,
+                    suggestion="Use a model whose providers support structured output, or json_object.",
+                ),
+            )
+        )
     elif kind == "json_object":
-        filters.append((lambda p: p.json_object, SimError(
-            "json_mode_not_supported", "No eligible provider supports json_object for this model.",
-            param=param, suggestion="Use response_format json_schema instead.")))
+        filters.append(
+            (
+                lambda p: p.json_object,
+                SimError(
+                    "json_mode_not_supported",
+                    "No eligible provider supports json_object for this model.",
+                    param=param,
+                    suggestion="Use response_format json_schema instead.",
+                ),
+            )
+        )
     if routing.get("require_parameters"):
         sent = set(call.body)
-        filters.append((lambda p: not sent & DROPPED_PARAMETERS.get(p.family, frozenset()), SimError(
-            "required_params_not_supported", "No provider accepts every parameter sent.",
-            param="gateway.routing.require_parameters", suggestion="Drop require_parameters or the parameters.")))
+        filters.append(
+            (
+                lambda p: not sent & DROPPED_PARAMETERS.get(p.family, frozenset()),
+                SimError(
+                    "required_params_not_supported",
+                    "No provider accepts every parameter sent.",
+                    param="gateway.routing.require_parameters",
+                    suggestion="Drop require_parameters or the parameters.",
+                ),
+            )
+        )
     return filters
 
 
@@ -212,11 +308,20 @@ def _performance_filters(routing: dict) -> list:
         if value is None:
             continue
         if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-            raise SimError("invalid_parameter_value", f"{key} must be a positive number.",
-                           param=f"gateway.routing.{key}")
-        filters.append(((lambda k, v: lambda p: k(p, v))(keep, float(value)), SimError(
-            code, f"No provider for this model meets gateway.routing.{key} = {value}.",
-            param=f"gateway.routing.{key}", suggestion=f"Relax gateway.routing.{key}.")))
+            raise SimError(
+                "invalid_parameter_value", f"{key} must be a positive number.", param=f"gateway.routing.{key}"
+            )
+        filters.append(
+            (
+                (lambda k, v: lambda p: k(p, v))(keep, float(value)),
+                SimError(
+                    code,
+                    f"No provider for this model meets gateway.routing.{key} = {value}.",
+                    param=f"gateway.routing.{key}",
+                    suggestion=f"Relax gateway.routing.{key}.",
+                ),
+            )
+        )
     return filters
 
 
@@ -271,14 +376,29 @@ def _warnings(call: Call) -> list[dict]:
     """Returns the structured warnings for what the router dropped or ignored for the chosen provider."""
     provider, warnings = call.provider, []
     for param in sorted(DROPPED_PARAMETERS.get(provider.family, frozenset()) & set(call.body)):
-        warnings.append({"type": "unsupported_parameter", "code": f"{param}_ignored",
-                         "message": f"{param} is not supported by {provider.name} and was dropped."})
+        warnings.append(
+            {
+                "type": "unsupported_parameter",
+                "code": f"{param}_ignored",
+                "message": f"{param} is not supported by {provider.name} and was dropped.",
+            }
+        )
     if reasoning_effort(call) not in (None, "none", "off") and not call.model.reasoning:
-        warnings.append({"type": "unsupported_parameter", "code": "reasoning_effort_ignored",
-                         "message": f"{call.model.id} is not a reasoning model; reasoning effort was ignored."})
+        warnings.append(
+            {
+                "type": "unsupported_parameter",
+                "code": "reasoning_effort_ignored",
+                "message": f"{call.model.id} is not a reasoning model; reasoning effort was ignored.",
+            }
+        )
     for kind in hosted_tools(call):
-        warnings.append({"type": "unsupported_feature", "code": "hosted_tool_ignored",
-                         "message": f"The hosted tool {kind!r} is not available on {provider.name}; it was ignored."})
+        warnings.append(
+            {
+                "type": "unsupported_feature",
+                "code": "hosted_tool_ignored",
+                "message": f"The hosted tool {kind!r} is not available on {provider.name}; it was ignored.",
+            }
+        )
     warnings.extend(_extension_warnings(call))
     return warnings
 
@@ -288,16 +408,29 @@ def _extension_warnings(call: Call) -> list[dict]:
     if not isinstance(extensions, dict):
         return []
     if "thinking" in extensions:
-        raise SimError("invalid_parameter_value", "extensions.thinking is not accepted.", param="extensions.thinking",
-                       suggestion="Use the top-level reasoning_effort instead.")
+        raise SimError(
+            "invalid_parameter_value",
+            "extensions.thinking is not accepted.",
+            param="extensions.thinking",
+            suggestion="Use the top-level reasoning_effort instead.",
+        )
     served_by = {call.provider.name, "google" if call.provider.name == "vertex_ai" else call.provider.name}
     warnings = []
     for name in extensions:
         if name not in PROVIDER_NAMES and name != "google":
-            warnings.append({"type": "unknown_provider", "code": "unknown_extension_provider",
-                             "message": f"extensions.{name} names no known provider; it was ignored."})
+            warnings.append(
+                {
+                    "type": "unknown_provider",
+                    "code": "unknown_extension_provider",
+                    "message": f"extensions.{name} names no known provider; it was ignored.",
+                }
+            )
         elif name not in served_by:
-            warnings.append({"type": "ignored_extension", "code": "extension_not_applied",
-                             "message": f"extensions.{name} ignored: the request was served by "
-                                        f"{call.provider.name}."})
+            warnings.append(
+                {
+                    "type": "ignored_extension",
+                    "code": "extension_not_applied",
+                    "message": f"extensions.{name} ignored: the request was served by {call.provider.name}.",
+                }
+            )
     return warnings

@@ -5,9 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 _STRING_FORMATS = {
-    "date-time": "2025-01-01T00:00:00Z", "date": "2025-01-01", "time": "12:00:00", "email": "user@example.com",
-    "uri": "https://example.com/", "url": "https://example.com/", "uuid": "00000000-0000-4000-8000-000000000000",
-    "hostname": "example.com", "ipv4": "192.0.2.1",
+    "date-time": "2025-01-01T00:00:00Z",
+    "date": "2025-01-01",
+    "time": "12:00:00",
+    "email": "user@example.com",
+    "uri": "https://example.com/",
+    "url": "https://example.com/",
+    "uuid": "00000000-0000-4000-8000-000000000000",
+    "hostname": "example.com",
+    "ipv4": "192.0.2.1",
 }
 _MAX_DEPTH = 12
 
@@ -104,6 +110,11 @@ def _string(schema: dict, root: Any, depth: int, name: str) -> str:
 
 
 _SAMPLERS = {
-    "object": _object, "array": _array, "integer": _number, "number": _number, "string": _string,
-    "boolean": lambda schema, root, depth, name: True, "null": lambda schema, root, depth, name: None,
+    "object": _object,
+    "array": _array,
+    "integer": _number,
+    "number": _number,
+    "string": _string,
+    "boolean": lambda schema, root, depth, name: True,
+    "null": lambda schema, root, depth, name: None,
 }

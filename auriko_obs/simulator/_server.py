@@ -5,9 +5,10 @@ from __future__ import annotations
 import signal
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from http.server import ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 from ._accounts import Accounts
 from ._config import SimulatorConfig
@@ -52,14 +53,18 @@ class Simulator:
 
     # ------------------------------------------------------------ lifecycle
 
-    def start(self) -> "Simulator":
+    def start(self) -> Simulator:
         """Returns self after binding the port and starting to serve on a daemon thread."""
         if self._server is not None:
             raise RuntimeError("the simulator is already running")
         handler = type("SimulatorHandler", (Handler,), {"accounts": self._accounts})
         self._server = _Server((self._host, self._requested_port), handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"auriko-simulator:{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"auriko-simulator:{self.port}",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -74,7 +79,7 @@ class Simulator:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def __enter__(self) -> "Simulator":
+    def __enter__(self) -> Simulator:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -129,8 +134,12 @@ class Simulator:
         self._accounts.reset()
 
 
-def serve(host: str = "127.0.0.1", port: int = 8787, config: SimulatorConfig | None = None,
-          ready: Callable[[str], None] | None = None) -> None:
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8787,
+    config: SimulatorConfig | None = None,
+    ready: Callable[[str], None] | None = None,
+) -> None:
     """Returns after KeyboardInterrupt or SIGTERM, serving until then; calls ``ready(message)`` once listening."""
     stopping = threading.Event()
     previous = None

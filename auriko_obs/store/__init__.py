@@ -10,8 +10,8 @@ from ._schema import SCHEMA_VERSION, ensure_schema
 from ._store import Store, parse_time
 
 __all__ = [
-    "DuckDBSpanExporter",
     "SCHEMA_VERSION",
+    "DuckDBSpanExporter",
     "Store",
     "StoreLockedError",
     "check_writable",

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Sequence
 
 import duckdb
 import pyarrow as pa
@@ -19,7 +19,6 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from .._internal_errors import INTERNAL_ERRORS
 from ._files import StoreLockedError, connect, default_path, spool_dir
 from ._rows import spans_to_table, typed_columns_sql
-
 
 # A span delivered twice (an OTLP exporter retrying after a timeout, a spool file ingested again after a
 # crash between COMMIT and its deletion) is stored once: rows whose (trace_id, span_id) is already stored
@@ -59,8 +58,9 @@ def insert_table(con, table: pa.Table) -> None:
     yet, each once; DuckDB fills the typed columns."""
     table = _first_of_each_span(table)
     starts = pc.min_max(table["start_time"].cast(pa.int64()))
-    new_rows = _NEW_ROWS.format(low=_timestamp_literal(starts["min"].as_py(), -1),
-                                high=_timestamp_literal(starts["max"].as_py(), 1))
+    new_rows = _NEW_ROWS.format(
+        low=_timestamp_literal(starts["min"].as_py(), -1), high=_timestamp_literal(starts["max"].as_py(), 1)
+    )
     con.register("_auriko_obs_batch", table)
     try:
         con.execute(f"INSERT INTO spans BY NAME {new_rows}{_SELECT_NEW}")
@@ -130,9 +130,12 @@ class DuckDBSpanExporter(SpanExporter):
             except StoreLockedError:
                 return self._spool(table)
             except (duckdb.Error, OSError, RuntimeError) as exc:  # the file, not our code: a plain warning
-                INTERNAL_ERRORS.warn("store.write", f"cannot write to the store {self.path} "
-                                     f"({str(exc).splitlines()[0]}); spans wait in {spool_dir(self.path)}. "
-                                     "Further failures are counted in stats(), not logged.")
+                INTERNAL_ERRORS.warn(
+                    "store.write",
+                    f"cannot write to the store {self.path} "
+                    f"({str(exc).splitlines()[0]}); spans wait in {spool_dir(self.path)}. "
+                    "Further failures are counted in stats(), not logged.",
+                )
             except Exception as exc:
                 INTERNAL_ERRORS.record("store.write", exc)
             self._spool(table)

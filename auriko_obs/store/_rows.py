@@ -8,7 +8,8 @@ that JSON in C++ without holding the GIL, so a busy caller thread is not slowed 
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import orjson
 import pyarrow as pa
@@ -18,13 +19,25 @@ from .. import fields
 _TS = pa.timestamp("ns", tz="UTC")
 
 # The columns Python fills; the rest of `spans` comes from `attributes` in SQL.
-RAW_SCHEMA = pa.schema([
-    ("trace_id", pa.string()), ("span_id", pa.string()), ("parent_span_id", pa.string()),
-    ("start_time", _TS), ("end_time", _TS), ("duration_ms", pa.float64()), ("service_name", pa.string()),
-    ("status", pa.string()), ("attributes", pa.string()), ("name", pa.string()), ("kind", pa.string()),
-    ("status_message", pa.string()), ("scope_name", pa.string()), ("resource", pa.string()),
-    ("events", pa.string()),
-])
+RAW_SCHEMA = pa.schema(
+    [
+        ("trace_id", pa.string()),
+        ("span_id", pa.string()),
+        ("parent_span_id", pa.string()),
+        ("start_time", _TS),
+        ("end_time", _TS),
+        ("duration_ms", pa.float64()),
+        ("service_name", pa.string()),
+        ("status", pa.string()),
+        ("attributes", pa.string()),
+        ("name", pa.string()),
+        ("kind", pa.string()),
+        ("status_message", pa.string()),
+        ("scope_name", pa.string()),
+        ("resource", pa.string()),
+        ("events", pa.string()),
+    ]
+)
 
 
 def _json(value: Any) -> str:
@@ -44,7 +57,9 @@ def _hex(value: int | None, width: int) -> str | None:
 def _events_json(span: Any) -> str | None:
     if not span.events:
         return None
-    return _json([{"name": e.name, "timestamp": e.timestamp, "attributes": dict(e.attributes or {})} for e in span.events])
+    return _json(
+        [{"name": e.name, "timestamp": e.timestamp, "attributes": dict(e.attributes or {})} for e in span.events]
+    )
 
 
 def spans_to_table(spans: Iterable[Any]) -> pa.Table:
@@ -105,8 +120,9 @@ def typed_columns_sql(source: str) -> str:
             value = f"{value} * {column.scale!r}"
         select.append(f'{value} AS "{name}"')
     spec_text = json.dumps(spec).replace("'", "''")
-    return (f"SELECT {', '.join(select)} FROM (SELECT *, json_transform(attributes, '{spec_text}') AS _typed "
-            f"FROM {source})")
+    return (
+        f"SELECT {', '.join(select)} FROM (SELECT *, json_transform(attributes, '{spec_text}') AS _typed FROM {source})"
+    )
 
 
 def empty_table() -> pa.Table:

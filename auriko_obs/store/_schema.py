@@ -8,7 +8,7 @@ After them, ``ensure_schema`` adds any ``spans`` column that ``fields.py`` has g
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import duckdb
 
@@ -89,8 +89,10 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> int:
             step(con)
             con.execute("INSERT INTO auriko_obs_migrations (version, name) VALUES (?, ?)", [number, step.__name__])
         _sync_columns(con)
-        con.execute(f"CREATE OR REPLACE VIEW llm_calls AS SELECT {fields.llm_calls_select_list()} "
-                    "FROM spans WHERE operation IS NOT NULL")
+        con.execute(
+            f"CREATE OR REPLACE VIEW llm_calls AS SELECT {fields.llm_calls_select_list()} "
+            "FROM spans WHERE operation IS NOT NULL"
+        )
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ._exporter import ingest_spool
 from ._files import connect, default_path, spool_dir
@@ -71,7 +72,7 @@ class Store:
     def __repr__(self) -> str:
         return f"Store({self.path!r})"
 
-    def _query(self, sql: str, params: Sequence[Any] | None = None) -> "pd.DataFrame":
+    def _query(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
         import pandas  # noqa: F401  (DuckDB's .df() needs it; loaded here, not at import)
 
         # Spooled batches are folded in first, so that readers see every finished span.
@@ -81,11 +82,11 @@ class Store:
                 ingest_spool(con, self.path)
             return con.execute(sql, params or []).df()
 
-    def sql(self, query: str, params: Sequence[Any] | None = None) -> "pd.DataFrame":
+    def sql(self, query: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
         """Returns the result of any SQL query over the store (tables ``spans``, view ``llm_calls``)."""
         return self._query(query, params)
 
-    def calls(self, since: datetime | str | None = None, until: datetime | str | None = None) -> "pd.DataFrame":
+    def calls(self, since: datetime | str | None = None, until: datetime | str | None = None) -> pd.DataFrame:
         """Returns the ``llm_calls`` rows (one per model call) started in [since, until), oldest first."""
         clauses, params = [], []
         for op, value in ((">=", since), ("<", until)):
@@ -96,7 +97,7 @@ class Store:
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         return self._query(f"SELECT * FROM llm_calls{where} ORDER BY start_time", params)
 
-    def summary(self) -> "pd.DataFrame":
+    def summary(self) -> pd.DataFrame:
         """Returns one row per provider (plus a total row): calls, errors, tokens, cost and cache savings."""
         return self._query(_SUMMARY_SQL)
 
@@ -115,9 +116,11 @@ class Store:
             return f"<p>{html.escape(title)}: cannot read it now ({html.escape(str(exc))})</p>"
         if frame.empty:
             return f"<p>{html.escape(title)}: no calls recorded yet</p>"
-        return frame_html(frame.drop(columns=["first_call", "last_call"]),
-                          caption=f"{title} · schema v{self.schema_version} · calls from "
-                                  f"{_minute(frame['first_call'].min())} to {_minute(frame['last_call'].max())}")
+        return frame_html(
+            frame.drop(columns=["first_call", "last_call"]),
+            caption=f"{title} · schema v{self.schema_version} · calls from "
+            f"{_minute(frame['first_call'].min())} to {_minute(frame['last_call'].max())}",
+        )
 
     @property
     def schema_version(self) -> int:

@@ -47,12 +47,20 @@ def _phoenix_spans(base: str) -> list[dict]:
         out = []
         for span in json.loads(body).get("data", []):
             context = span.get("context", {})
-            out.append({"name": span.get("name"), "span_id": context.get("span_id"),
-                        "trace_id": context.get("trace_id"), "parent_id": span.get("parent_id"),
-                        "attributes": span.get("attributes") or {}})
+            out.append(
+                {
+                    "name": span.get("name"),
+                    "span_id": context.get("span_id"),
+                    "trace_id": context.get("trace_id"),
+                    "parent_id": span.get("parent_id"),
+                    "attributes": span.get("attributes") or {},
+                }
+            )
         return out
-    query = ('{ projects { edges { node { name spans(first: 100) { edges { node { name parentId attributes '
-             'context { spanId traceId } } } } } } } }')
+    query = (
+        "{ projects { edges { node { name spans(first: 100) { edges { node { name parentId attributes "
+        "context { spanId traceId } } } } } } } }"
+    )
     status, body = _get(f"{base}/graphql", json.dumps({"query": query}).encode())
     if status != 200:
         raise AssertionError(f"Phoenix REST and GraphQL both failed: {status} {body[:300]}")
@@ -61,9 +69,15 @@ def _phoenix_spans(base: str) -> list[dict]:
         for edge in project["node"]["spans"]["edges"]:
             node = edge["node"]
             attributes = node.get("attributes")
-            out.append({"name": node["name"], "span_id": node["context"]["spanId"],
-                        "trace_id": node["context"]["traceId"], "parent_id": node.get("parentId"),
-                        "attributes": json.loads(attributes) if isinstance(attributes, str) else attributes or {}})
+            out.append(
+                {
+                    "name": node["name"],
+                    "span_id": node["context"]["spanId"],
+                    "trace_id": node["context"]["traceId"],
+                    "parent_id": node.get("parentId"),
+                    "attributes": json.loads(attributes) if isinstance(attributes, str) else attributes or {},
+                }
+            )
     return out
 
 
@@ -93,8 +107,14 @@ def main() -> int:
 
     port, grpc_port = _free_port(), _free_port()
     workdir = tempfile.mkdtemp(prefix="phoenix-")
-    env = {**os.environ, "PHOENIX_HOST": "127.0.0.1", "PHOENIX_PORT": str(port), "PHOENIX_GRPC_PORT": str(grpc_port),
-           "PHOENIX_WORKING_DIR": workdir, "PHOENIX_TELEMETRY_ENABLED": "false"}
+    env = {
+        **os.environ,
+        "PHOENIX_HOST": "127.0.0.1",
+        "PHOENIX_PORT": str(port),
+        "PHOENIX_GRPC_PORT": str(grpc_port),
+        "PHOENIX_WORKING_DIR": workdir,
+        "PHOENIX_TELEMETRY_ENABLED": "false",
+    }
     log = open(os.path.join(workdir, "phoenix.log"), "w")
     started = time.monotonic()
     proc = subprocess.Popen([args.phoenix, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -114,8 +134,11 @@ def main() -> int:
         print(f"phoenix ready in {time.monotonic() - started:.1f} s on {base}")
 
         with Simulator(SimulatorConfig(seed=3)) as sim, tempfile.TemporaryDirectory() as folder:
-            auriko_obs.instrument(db=os.path.join(folder, "own.duckdb"), service_name="phoenix-interop",
-                                  otlp={"endpoint": base, "metrics": False})
+            auriko_obs.instrument(
+                db=os.path.join(folder, "own.duckdb"),
+                service_name="phoenix-interop",
+                otlp={"endpoint": base, "metrics": False},
+            )
             app = TracerProvider()
             app.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{base}/v1/traces")))
             client = openai.OpenAI(base_url=sim.base_url, api_key="ak_interop_key", max_retries=0)
