@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from ..store._files import connect
+from ..store import connect
 from ._query import (
     MODEL_SQL,
     Session,

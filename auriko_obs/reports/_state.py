@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from ..store._files import connect
+from ..store import connect
 
 CLAIM_TTL = timedelta(minutes=15)
 _KEY = "report = ? AND period_key = ? AND destination = ?"

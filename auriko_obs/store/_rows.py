@@ -8,11 +8,13 @@ that JSON in C++ without holding the GIL, so a busy caller thread is not slowed 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .. import fields
 
@@ -41,7 +43,27 @@ RAW_SCHEMA = pa.schema(
 
 
 def _json(value: Any) -> str:
-    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+    try:
+        return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:  # orjson refuses integers beyond 64 bits ("Integer exceeds 64-bit range") and lone surrogates
+        return _json_wide(value)
+
+
+def _json_wide(value: Any) -> str:
+    # Python's json writes integers of any size as they are, so the raw value stays in `attributes` (its typed
+    # column, BIGINT, gets NULL: DuckDB's json_transform turns what does not fit into NULL). Non-finite floats
+    # become null, as orjson writes them.
+    return json.dumps(_finite(value), default=str)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _attributes_of(span: Any) -> Any:
@@ -80,7 +102,9 @@ def spans_to_table(spans: Iterable[Any]) -> pa.Table:
         "parent_span_id": [_hex(s.parent.span_id, 16) if s.parent else None for s in spans],
         "start_time": starts,
         "end_time": ends,
-        "duration_ms": [(e - b) / 1e6 if e is not None and b is not None else None for b, e in zip(starts, ends)],
+        "duration_ms": [
+            (e - b) / 1e6 if e is not None and b is not None else None for b, e in zip(starts, ends, strict=True)
+        ],
         "service_name": [r[0] for r in resources],
         "status": ["error" if st.status_code.name == "ERROR" else "ok" for st in statuses],
         "attributes": [_json(_attributes_of(s)) for s in spans],
@@ -92,6 +116,42 @@ def spans_to_table(spans: Iterable[Any]) -> pa.Table:
         "events": [_events_json(s) for s in spans],
     }
     return pa.Table.from_pydict(columns, schema=RAW_SCHEMA)
+
+
+def encode_spans(spans: Iterable[Any]) -> tuple[pa.Table, list[tuple[Any, Exception]]]:
+    """Returns (rows, failures): the Arrow rows (``RAW_SCHEMA``) of every span that can be encoded, and each
+    span that cannot with its error. A batch is encoded at once; only when that fails is each span encoded
+    alone, so that one bad span costs only itself."""
+    spans = list(spans)
+    try:
+        return spans_to_table(spans), []
+    except Exception:
+        pass
+    tables: list[pa.Table] = []
+    failures: list[tuple[Any, Exception]] = []
+    for span in spans:
+        try:
+            tables.append(spans_to_table([span]))
+        except Exception as exc:
+            failures.append((span, exc))
+    return (pa.concat_tables(tables) if tables else empty_table()), failures
+
+
+def first_of_each_span(table: pa.Table) -> pa.Table:
+    """Returns the rows of the table with each (trace_id, span_id) once, the first of its repeats."""
+    # In Arrow: a window function in the INSERT cost DuckDB several times as much (it moves whole rows).
+    ids = table.select(["trace_id", "span_id"]).append_column("_row", pa.array(range(table.num_rows), pa.int64()))
+    first = ids.group_by(["trace_id", "span_id"], use_threads=False).aggregate([("_row", "min")])
+    if first.num_rows == table.num_rows:
+        return table
+    rows = first["_row_min"]  # the row number of each span's first occurrence, in no particular order
+    return table.take(rows.take(pc.sort_indices(rows)))
+
+
+def start_time_range(table: pa.Table) -> tuple[int | None, int | None]:
+    """Returns the smallest and largest start time of the rows, in nanoseconds (None for an empty table)."""
+    starts = pc.min_max(table["start_time"].cast(pa.int64()))
+    return starts["min"].as_py(), starts["max"].as_py()
 
 
 def _json_type(sql_type: str) -> Any:
