@@ -248,7 +248,7 @@ def spans_columns() -> list[tuple[str, str]]:
 
 
 def schema_markdown() -> str:
-    """Returns the ``llm_calls`` schema as a Markdown table (for the README and ``auriko-obs schema``)."""
+    """Returns the ``llm_calls`` schema as a Markdown table (for the docs' schema page and ``auriko-obs schema``)."""
     lines = ["| column | type | span attribute | source |", "|---|---|---|---|"]
     for c in LLM_CALL_COLUMNS:
         attr = f"`{c.attribute}`" if c.attribute else "(span)"

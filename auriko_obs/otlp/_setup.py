@@ -1,6 +1,6 @@
 """Decides, from ``instrument()``'s arguments and the ``OTEL_*`` variables, where spans and metrics go.
 
-The rules (also in the README):
+The rules (also in docs/guides/otlp.md):
 
 - The application has an SDK ``TracerProvider`` (passed as ``tracer_provider=``, or set globally):
   our spans are handed to its span processors, so they reach whatever it exports to, inside its
