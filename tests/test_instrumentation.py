@@ -388,7 +388,7 @@ def test_non_auriko_endpoint_gives_null_routing_and_estimated_cost_and_hides_inj
 
 
 def test_auriko_usage_chunk_without_routing_metadata_reaches_the_caller(instrumented, sim):
-    from auriko_obs.instrumentation._state import AURIKO_BASE_URLS
+    from auriko_obs.instrumentation._call_record import AURIKO_BASE_URLS
 
     AURIKO_BASE_URLS.clear()  # this server is not known yet: its headers must tell
     sim.configure(metadata_fault="missing")  # Auriko's usage chunk, but no routing_metadata on it
@@ -410,7 +410,7 @@ def test_auriko_usage_chunk_without_routing_metadata_reaches_the_caller(instrume
 
 
 def test_only_auriko_hosts_are_trusted_to_stream_usage_unasked():
-    from auriko_obs.instrumentation._state import streams_usage_unasked
+    from auriko_obs.instrumentation._call_record import streams_usage_unasked
 
     for base_url, expected in (
         ("https://api.auriko.ai/v1", True),

@@ -595,7 +595,7 @@ def test_nested_and_empty_cells_belong_to_the_outer_cell(loaded, db_path):
 
 
 def test_a_broken_before_call_hook_is_counted_and_the_call_goes_ahead(instrumented, client):
-    from auriko_obs.instrumentation._state import INTERNAL_ERRORS
+    from auriko_obs.instrumentation._call_record import INTERNAL_ERRORS
 
     def broken(record):
         raise KeyError("a bug of ours")

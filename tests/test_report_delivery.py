@@ -11,7 +11,7 @@ import pytest
 from auriko_obs.cli import main
 from auriko_obs.reports import ReportSpec, Retry, run_report
 from auriko_obs.reports._deliver import DeliveryError, deliver_webhook
-from auriko_obs.reports._state import deliveries
+from auriko_obs.reports._delivery_log import deliveries
 
 from .receivers import WebhookReceiver, smtp_server
 from .spend_history import call, insert_calls, utc
@@ -222,7 +222,7 @@ def test_a_period_is_delivered_once_unless_forced(store, webhook, tmp_path):
 def test_a_claim_keeps_a_second_run_from_sending_while_the_first_is_sending(store):
     from datetime import datetime, timedelta, timezone
 
-    from auriko_obs.reports._state import CLAIM_TTL, claim, release
+    from auriko_obs.reports._delivery_log import CLAIM_TTL, claim, release
     from auriko_obs.store._files import connect
 
     assert claim(store, "weekly", "week:x", "email:a") is None

@@ -15,7 +15,7 @@ Every function takes the store (a ``Store``, a path, or None for ``$AURIKO_OBS_D
 ``auriko_obs.plots`` draws one figure from each of these frames.
 """
 
-from ._budgets import Budget, budget_burn, budget_burndown, load_budgets, period_bounds
+from ._budget_burn import Budget, budget_burn, budget_burndown, load_budgets, period_bounds
 from ._forecast import Forecast, decayed_rate, forecast
 from ._health import errors, latency
 from ._prices import fetch_prices, prices, refresh_prices, routing_savings

@@ -15,7 +15,7 @@ from typing import Any
 
 import wrapt
 
-from ._state import AURIKO_HEADER, INTERNAL_ERRORS, CallRecord, remember_auriko
+from ._call_record import AURIKO_HEADER, INTERNAL_ERRORS, CallRecord, remember_auriko
 
 _CONTENT_EVENT_SUFFIX = ".delta"
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from ._call import Answer, Call
 from ._errors import SimError
-from ._schema import sample
+from ._schema_samples import sample
 
 TOKENS_PER_MESSAGE = 4
 IMAGE_TOKENS = 85
