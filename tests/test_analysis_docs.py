@@ -1,4 +1,7 @@
-"""What shows the analyses to people runs as written: the README's examples, docs/make_figures.py, benchmarks/analysis.py."""
+"""What shows the analyses to people runs as written.
+
+The README's examples, docs/make_figures.py and benchmarks/analysis.py.
+"""
 
 from __future__ import annotations
 

@@ -330,7 +330,8 @@ def test_track_cell_magic_attributes_the_cell_to_an_experiment(loaded, db_path):
 
 def test_track_cell_runs_as_an_ordinary_cell_with_top_level_await(loaded, db_path):
     run(loaded, "aclient = openai.AsyncOpenAI(base_url=BASE_URL, api_key=API_KEY, max_retries=0)")
-    code = f"%%auriko_obs_track async-v1\nreply = await {ask().replace('client.', 'aclient.')}\nreply.choices[0].finish_reason"
+    call = ask().replace("client.", "aclient.")
+    code = f"%%auriko_obs_track async-v1\nreply = await {call}\nreply.choices[0].finish_reason"
     ran = run(loaded, code)
     assert ran.result.success, ran.result.error_in_exec
     assert ran.result.result in ("stop", "length") and f"{ran.result.result!r}" in ran.stdout  # shown as Out[N]

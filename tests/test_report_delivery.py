@@ -118,10 +118,8 @@ def test_cli_exits_nonzero_when_the_webhook_keeps_failing(store, webhook, capsys
     )
     assert code == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [
-        "auriko-obs: delivery failed: webhook http://127.0.0.1:%d/… failed after 2 attempts: HTTP 500"
-        % receiver.server.server_address[1]
-    ]
+    port = receiver.server.server_address[1]
+    assert err == [f"auriko-obs: delivery failed: webhook http://127.0.0.1:{port}/… failed after 2 attempts: HTTP 500"]
     assert receiver.attempts == 2
     assert deliveries(store) == []  # a failed delivery is not recorded, so the next run tries again
 

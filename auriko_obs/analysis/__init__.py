@@ -11,7 +11,8 @@ Every function takes the store (a ``Store``, a path, or None for ``$AURIKO_OBS_D
 ``since``/``until`` (datetimes, ISO-8601 strings or spans back from now such as ``"7d"``; calls whose
 ``start_time`` is in [since, until); a ``since`` not before ``until`` raises ValueError), and the filters
 ``model``, ``provider``, ``service``, ``tag`` and ``user``, each one value or a list. Periods (``hour``,
-``day``, ``week``, ``month``) are UTC; weeks start on Monday. A dimension's NULL shows as ``(none)``. Each docstring lists the columns returned.
+``day``, ``week``, ``month``) are UTC; weeks start on Monday. A dimension's NULL shows as ``(none)``.
+Each docstring lists the columns returned.
 ``auriko_obs.plots`` draws one figure from each of these frames.
 """
 

@@ -73,10 +73,7 @@ def _keep_chat_chunk(chunk: Any, kept: list) -> bool:
     choices = field(chunk, "choices")
     if not choices or field(chunk, "usage") is not None:
         return True
-    for choice in choices:
-        if field(choice, "finish_reason"):
-            return True
-    return False
+    return any(field(choice, "finish_reason") for choice in choices)
 
 
 def _keep_event(event: Any, kept: list) -> bool:
