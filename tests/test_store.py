@@ -139,13 +139,6 @@ def test_schema_markdown_documents_every_column():
         assert f"| {name} |" in text
 
 
-def test_readme_documents_the_current_schema():
-    from pathlib import Path
-
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    assert fields.schema_markdown() in readme
-
-
 def test_writers_check_the_schema_again_only_when_someone_else_changed_the_file(tmp_path, monkeypatch):
     from auriko_obs.store import _files
 
