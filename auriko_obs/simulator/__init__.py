@@ -73,6 +73,6 @@ Where the contract is silent, the simulator chooses:
 """
 
 from ._config import SimulatorConfig
-from ._server import Simulator, serve
+from ._simulator import Simulator, serve
 
 __all__ = ["Simulator", "SimulatorConfig", "serve"]

@@ -293,10 +293,8 @@ def response_terminal_status(call: Call) -> str:
 
 def response_events(call: Call) -> Iterator[dict]:
     """Yields the Responses stream events in order, each with its ``sequence_number``."""
-    sequence = 0
-    for event in _response_event_bodies(call):
+    for sequence, event in enumerate(_response_event_bodies(call)):
         yield {"type": event.pop("type"), "sequence_number": sequence, **event}
-        sequence += 1
 
 
 def _response_event_bodies(call: Call) -> Iterator[dict]:
