@@ -1,4 +1,4 @@
-"""Renders the README's figure screenshots (docs/img/*.png) from a synthetic 30-day store.
+"""Renders the analysis guide's figure screenshots (docs/img/*.png) from a synthetic 30-day store.
 
     pip install kaleido && apt-get install chromium   # kaleido drives Debian's Chromium
     python docs/make_figures.py [--rows 200000] [--out docs/img] [--format png|html]
@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "benchmarks"))
 from analysis import END, build  # noqa: E402  (benchmarks/analysis.py)
 
 from auriko_obs import analysis, plots  # noqa: E402
-from auriko_obs.store._files import connect  # noqa: E402
+from auriko_obs.store import connect  # noqa: E402
 
 # A 6-hour window is busy when its hash says so (1 in 4); outside busy windows 1 call in 10 stays.
 THIN_TO_BURSTS = """
@@ -46,7 +46,7 @@ def build_bursty(path: str, rows: int) -> None:
 
 
 def figures(path: str) -> dict[str, Any]:
-    """Returns the README's figures, by name, drawn from the store at ``path``."""
+    """Returns the analysis guide's figures, by name, drawn from the store at ``path``."""
     now = END - timedelta(days=5, hours=12)  # a Thursday noon, 3.5 days into the week
     total_usd = float(analysis.cost_by("provider", path)["cost_usd"].sum())
     weekly = analysis.Budget("workspace weekly", round(total_usd * WEEKLY_LIMIT_SHARE), "weekly")
