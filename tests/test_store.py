@@ -263,3 +263,16 @@ def test_a_spool_file_ingested_twice_adds_no_duplicates(instrumented, client):
         with connect(instrumented, read_only=False, wait_s=5) as con:
             assert ingest_spool(con, instrumented) == 2
         assert _span_counts(instrumented) == (2, 2, 2)
+
+
+def test_readers_show_spooled_rows_even_when_the_store_file_is_gone(instrumented, client):
+    from auriko_obs.store import Spool, spool_dir
+
+    for _ in range(2):
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    assert auriko_obs.flush()
+    table = _stored_raw_rows(instrumented)
+    Spool(spool_dir(instrumented)).publish(table)  # as a writer locked out of the file leaves them
+    os.remove(instrumented)
+    assert _span_counts(instrumented) == (2, 2, 2)
+    assert list(spool_dir(instrumented).glob("*.parquet"))  # a reader moves nothing
