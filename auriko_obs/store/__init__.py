@@ -14,7 +14,9 @@ The write side is loaded on first use (``DuckDBSpanExporter`` brings in the Open
   says what became of them (``WriteOutcome``): stored, spooled, held in memory, refused or lost;
 - ``DuckDBSpanExporter``: the same as an OpenTelemetry ``SpanExporter``;
 - ``Spool``: the Parquet files of ``<store>.spool/``, published durably, with a quarantine for files that
-  cannot be read and rows that the store refuses; ``fold_spool()`` moves them into the store.
+  cannot be read and rows that the store refuses; ``fold_spool()`` moves them into the store;
+- ``write_isolating()`` and ``HeldBatches``: a batch written with its bad rows isolated, and batches held in
+  memory, bounded; like ``Spool`` they know nothing of DuckDB, for any other writer of Arrow batches.
 
 Several processes may write to one store file at once: see ``_files`` for how, and ``_writer`` for what
 happens to a batch when the file is locked, unwritable or on a full disk.
@@ -26,6 +28,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._files import StoreLockedError, check_writable, connect, default_path, lock_path, spool_dir
+from ._isolation import HeldBatches, write_isolating
 from ._migrations import SCHEMA_VERSION, applied_version, ensure_schema
 from ._read import read_connection
 from ._spool import Spool, quarantined_in_process
@@ -41,6 +44,7 @@ __all__ = [
     "RAW_SCHEMA",
     "SCHEMA_VERSION",
     "DuckDBSpanExporter",
+    "HeldBatches",
     "Ingested",
     "Spool",
     "Store",
@@ -61,6 +65,7 @@ __all__ = [
     "read_connection",
     "spans_to_table",
     "spool_dir",
+    "write_isolating",
 ]
 
 # The write side, imported when first used: readers must not pay for pyarrow's compute kernels or the

@@ -88,19 +88,27 @@ class Spool:
         return _write_durably(table, self.folder, _unique_name())
 
     def read(self, file: Path, schema: pa.Schema) -> pa.Table | None:
-        """Returns the file's rows with the columns of ``schema``, or None when the file has gone (another
-        process took it) or could not be read, in which case it has been moved to quarantine."""
+        """Returns the file's rows with the columns of ``schema``, or None: when the file has gone (another
+        process took it), when the machine cannot read it now (left in place), or when its content cannot be
+        read (moved to quarantine)."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        reason: Exception
         try:
             table = pq.read_table(file)
             return table.select(schema.names).cast(schema)
         except FileNotFoundError:
             return None
-        except (pa.ArrowException, OSError, KeyError, ValueError) as exc:
-            self.quarantine(file, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
-            return None
+        except OSError as exc:
+            if exc.errno is not None:  # the machine, not the file (permissions, too many open files): next time
+                log.warning("auriko_obs: cannot read the spool file %s now (%s); it stays for later", file, exc)
+                return None
+            reason = exc  # pyarrow's own OSError without errno: corrupt data (a bad compressed page)
+        except (pa.ArrowException, KeyError, ValueError) as exc:
+            reason = exc
+        self.quarantine(file, f"{type(reason).__name__}: {str(reason).splitlines()[0] if str(reason) else ''}")
+        return None
 
     def quarantine(self, file: Path, reason: str) -> Path | None:
         """Returns where the unreadable file went, or None when it could not be moved (it is then left in
