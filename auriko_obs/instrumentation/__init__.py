@@ -81,9 +81,8 @@ class Instrumentation:
         """
         started = time.monotonic()
         done = self.flush_store(timeout_s)
-        if done and self.export is not None:
-            left = None if timeout_s is None else max(0.0, timeout_s - (time.monotonic() - started))
-            done = self.export.flush(left)
+        if self.export is not None:  # a span the store could not take still goes to the collector
+            done = self.export.flush(_time_left(timeout_s, started)) and done
         return done
 
     def flush_store(self, timeout_s: float | None = 30.0) -> bool:
@@ -91,12 +90,13 @@ class Instrumentation:
 
         False (never an exception) when ``timeout_s`` ran out, or when any call finished since the previous
         flush is not in the store: a span it refused, batches waiting in memory for a full disk…"""
+        started = time.monotonic()
         done = self.pipeline.flush(timeout_s)
         store = self.store_exporter
         if store is not None:  # batches held in memory for an unwritable store are tried once more
             done = store.force_flush() and done
-        if done and self.export is not None:  # other instrumentations' GenAI spans, from the app's provider
-            done = self.export.flush_store(timeout_s)
+        if self.export is not None:  # other instrumentations' GenAI spans, from the app's provider
+            done = self.export.flush_store(_time_left(timeout_s, started)) and done
         return done
 
     @property
@@ -122,6 +122,10 @@ class Instrumentation:
             **({"store": store.stats()} if store is not None else {}),
             **(self.export.stats() if self.export is not None else {}),
         }
+
+
+def _time_left(timeout_s: float | None, started: float) -> float | None:
+    return None if timeout_s is None else max(0.0, timeout_s - (time.monotonic() - started))
 
 
 _lock = threading.RLock()

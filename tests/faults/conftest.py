@@ -122,3 +122,28 @@ def fill(folder: Path) -> Path:
             except OSError:
                 pass
     return ballast
+
+
+@pytest.fixture
+def otlp_collector(tmp_path):
+    """Yields an OTLP/HTTP receiver (``auriko-obs collect``'s) on 127.0.0.1 writing to a store of its own;
+    ``.endpoint`` is its traces URL."""
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
+    from auriko_obs.otlp._receiver import Receiver, start_http
+
+    receiver = Receiver(str(tmp_path / "collector.duckdb"), flush_interval_s=0.05)
+    http = start_http(receiver, port=0)
+    receiver.endpoint = f"http://127.0.0.1:{http.server_address[1]}/v1/traces"
+    yield receiver
+    http.shutdown()
+    http.server_close()
+    receiver.close()
+
+
+@pytest.fixture
+def no_otel_env(monkeypatch):
+    for name in list(os.environ):
+        if name.startswith("OTEL_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")

@@ -90,3 +90,20 @@ def test_rows_the_store_refuses_are_set_aside_and_the_rest_of_the_batch_is_store
     [kept] = Spool(spool_dir(other)).quarantined()
     refused = pq.read_table(kept)
     assert refused.num_rows == 1 and refused["attributes"][0].as_py() == attributes[2]
+
+
+def test_with_otlp_on_the_store_and_the_collector_get_the_same_spans(
+    db_path, hostile_client, otlp_collector, no_otel_env
+):
+    """Before: the collector got every span of a batch with a bad integer, and the local store none."""
+    auriko_obs.instrument(db=db_path, otlp=otlp_collector.endpoint)
+    try:
+        for answer in ["plain"] * 5 + HOSTILE_ANSWERS + ["plain"] * 5:
+            ask(hostile_client, answer)
+        assert auriko_obs.flush() is True
+    finally:
+        auriko_obs.uninstrument()
+    assert otlp_collector.flush(20)
+    local = auriko_obs.Store(db_path).calls()
+    collected = auriko_obs.Store(otlp_collector.path).calls()
+    assert len(local) == 13 and sorted(local["span_id"]) == sorted(collected["span_id"])
