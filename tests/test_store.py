@@ -276,3 +276,23 @@ def test_readers_show_spooled_rows_even_when_the_store_file_is_gone(instrumented
     os.remove(instrumented)
     assert _span_counts(instrumented) == (2, 2, 2)
     assert list(spool_dir(instrumented).glob("*.parquet"))  # a reader moves nothing
+
+
+def test_spooled_rows_are_read_with_the_stored_columns_and_types(instrumented, client):
+    import pyarrow as pa
+
+    from auriko_obs.store import Spool, spool_dir
+
+    for _ in range(2):
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    assert auriko_obs.flush()
+    store = auriko_obs.Store(instrumented)
+    described = {table: store.sql(f"DESCRIBE {table}") for table in ("spans", "llm_calls")}
+    table = _stored_raw_rows(instrumented)
+    new_ids = pa.array([f"{i:016x}" for i in range(1, 3)])
+    Spool(spool_dir(instrumented)).publish(table.set_column(1, "span_id", new_ids))  # two more spans
+    for name, before in described.items():
+        assert store.sql(f"DESCRIBE {name}")[["column_name", "column_type"]].equals(
+            before[["column_name", "column_type"]]
+        ), name
+    assert _span_counts(instrumented) == (4, 4, 4)

@@ -63,10 +63,12 @@ def _show_spooled(con: duckdb.DuckDBPyConnection, spool: Spool) -> None:
     table = first_of_each_span(pa.concat_tables(tables))
     database = con.execute("SELECT current_database()").fetchall()[0][0]
     stored = '"{}".main.spans'.format(database.replace('"', '""'))
+    # Each spooled column in the stored column's type (Arrow's nanosecond timestamps would widen the union's).
+    columns = ", ".join(f'CAST("{name}" AS {sql_type}) AS "{name}"' for name, sql_type in fields.spans_columns())
     con.register(_SPOOLED, table)
     con.execute(
         f"CREATE TEMP VIEW spans AS SELECT * FROM {stored} UNION ALL BY NAME "
-        f"SELECT * FROM ({typed_columns_sql(_SPOOLED)}) AS b WHERE {not_stored_sql(stored, table)}"
+        f"SELECT {columns} FROM ({typed_columns_sql(_SPOOLED)}) AS b WHERE {not_stored_sql(stored, table)}"
     )
     con.execute(
         f"CREATE TEMP VIEW llm_calls AS SELECT {fields.llm_calls_select_list()} FROM spans WHERE operation IS NOT NULL"
