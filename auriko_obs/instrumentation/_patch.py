@@ -17,7 +17,13 @@ import wrapt
 from opentelemetry import context as otel_context
 
 from ._state import CURRENT, INTERNAL_ERRORS, CallRecord, streams_usage_unasked
-from ._streams import AsyncStreamProxy, SyncStreamProxy, aclose_helper_stream, close_helper_stream
+from ._streams import (
+    AsyncStreamProxy,
+    RawStreamProxy,
+    SyncStreamProxy,
+    aclose_helper_stream,
+    close_helper_stream,
+)
 
 
 class Hooks:
@@ -63,6 +69,8 @@ def _finish(record: CallRecord, result: Any, submit: Callable[[CallRecord], None
             return AsyncStreamProxy(result, record, submit, HOOKS.capture_content)
         if record.streaming and hasattr(result, "__iter__"):
             return SyncStreamProxy(result, record, submit, HOOKS.capture_content)
+        if record.streaming and hasattr(result, "parse") and hasattr(result, "http_response"):
+            return RawStreamProxy(result, record, submit, HOOKS.capture_content)  # with_raw_response
         # Not a stream (or a raw response whose body the caller reads later): the call is over.
         # The parsed result is kept only when the raw body was not captured (the auriko SDK, or a
         # body still unread): queued records then hold bytes, not a tree of pydantic objects.

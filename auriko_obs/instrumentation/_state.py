@@ -55,7 +55,7 @@ class CallRecord:
         "context",
         "error",
         "extra",
-        "first_content_ns",
+        "first_chunk_ns",
         "headers",
         "http",
         "injected_usage",
@@ -91,7 +91,7 @@ class CallRecord:
         self.result = None
         self.error: BaseException | None = None
         self.chunks: list | None = None
-        self.first_content_ns = 0
+        self.first_chunk_ns = 0
         self.last_chunk_ns = 0
         self.stream_end: str | None = None
         self.streaming = kwargs.get("stream") is True
