@@ -243,6 +243,10 @@ OTHER_ATTRIBUTES: tuple[tuple[str, str], ...] = (
     ("auriko.error.doc_url", "error body `doc_url`"),
     ("auriko.stream.completed", "stream read to its end (false: closed early or abandoned)"),
     ("auriko.stream.end", "how a stream ended: completed, closed, abandoned, error"),
+    (
+        "auriko.stream.usage_request_rejected",
+        "the server answered 4xx to the stream_options.include_usage we added: sent again as written",
+    ),
     ("auriko.api", "client library: openai or auriko"),
     ("auriko.notebook.session", "Jupyter extension: this load of the extension in a kernel"),
     ("auriko.notebook.run", "Jupyter extension: one execution of one cell (session:n)"),

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import openai
 import pandas as pd
@@ -667,3 +668,47 @@ def test_prometheus_port_taken_by_another_worker_is_a_warning_from_the_environme
         with pytest.raises(OSError, match="cannot serve Prometheus /metrics"):
             auriko_obs.instrument(db=db_path, prometheus=port)
         auriko_obs.uninstrument()
+
+
+# ---------------------------------------------------------------- streams read through a raw response
+
+
+def test_raw_response_stream_read_through_parse_is_recorded_and_ends_with_the_stream(instrumented, client):
+    raw = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=MESSAGES, stream=True)
+    assert raw.headers["x-request-id"]  # the raw response still reads as the SDK's own
+    stream = raw.parse()
+    assert raw.parse() is stream  # parsed once: one stream, one span
+    assert auriko_obs.flush() and auriko_obs.stats()["exported_spans"] == 0  # not over until it is read
+    chunks = list(stream)
+    ended = time.time_ns()
+    usage = next(c.usage for c in chunks if c.usage is not None)
+    row = _only_row(instrumented)
+    assert row["response_model"] == chunks[0].model and attrs(row)["gen_ai.response.id"] == chunks[0].id
+    assert row["input_tokens"] == usage.prompt_tokens and row["output_tokens"] == usage.completion_tokens
+    assert row["finish_reason"] == "stop" and row["ttft_ms"] > 0
+    assert attrs(row)["auriko.stream.end"] == "completed" and row["end_time"].value <= ended
+
+
+def test_async_streaming_response_parse_is_recorded(instrumented, async_client):
+    async def main():
+        async with async_client.chat.completions.with_streaming_response.create(
+            model="gpt-4o", messages=MESSAGES, stream=True
+        ) as response:
+            chunks = [chunk async for chunk in await response.parse()]
+        await async_client.close()
+        return chunks
+
+    chunks = asyncio.run(main())
+    row = _only_row(instrumented)
+    assert row["streaming"] and row["response_model"] == chunks[0].model
+    assert row["output_tokens"] == next(c.usage for c in chunks if c.usage is not None).completion_tokens
+
+
+def test_raw_response_stream_never_parsed_ends_when_closed(instrumented, client):
+    with client.chat.completions.with_streaming_response.create(
+        model="gpt-4o", messages=MESSAGES, stream=True
+    ) as response:
+        lines = [line for line in response.iter_lines() if line]
+    assert lines[-1] == "data: [DONE]"
+    row = _only_row(instrumented)
+    assert attrs(row)["auriko.stream.end"] == "closed" and row["streaming"]

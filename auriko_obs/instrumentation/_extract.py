@@ -8,6 +8,7 @@ only, never the span.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -498,7 +499,9 @@ def exception_type(error: BaseException) -> str:
     return kind.__qualname__ if kind.__module__ in ("builtins", None) else f"{kind.__module__}.{kind.__qualname__}"
 
 
-def _error_attributes(error: BaseException, attrs: Attributes) -> None:
+def _error_attributes(error: BaseException, attrs: Attributes, request_texts: list[str] | None) -> None:
+    """Sets the error attributes; ``request_texts`` (content capture off): the request's text, never to be
+    stored, so a message quoting it is withheld."""
     status = _int(getattr(error, "status_code", None))
     _put(attrs, F.HTTP_RESPONSE_STATUS_CODE, status)
     body = getattr(error, "body", None)
@@ -509,11 +512,75 @@ def _error_attributes(error: BaseException, attrs: Attributes) -> None:
     error_type = _str(body.get("type")) or _str(getattr(error, "type", None))
     _put(attrs, "auriko.error.code", code)
     _put(attrs, "auriko.error.type", error_type)
-    for key in ("param", "provider", "suggestion", "doc_url"):
+    for key in ("param", "provider", "doc_url"):
         _put(attrs, f"auriko.error.{key}", _str(body.get(key)))
-    message = _str(body.get("message")) or str(error)
-    _put(attrs, "auriko.error.message", message[:1000] if message else None)
+    for key in ("message", "suggestion"):
+        text = _str(body.get(key)) or (str(error) if key == "message" else None)
+        if text is not None:
+            text = redact_secrets(text[:4000])
+            if request_texts and quotes_request(text, request_texts):
+                text = _WITHHELD
+            attrs[f"auriko.error.{key}"] = text[:1000]
     attrs[F.ERROR_TYPE] = code or exception_type(error)
+
+
+# Key-like strings in error messages: OpenAI keys (sk-…, sk-proj-…), Auriko keys (ak_live_…, ak_test_…),
+# bearer tokens, and whatever follows "API key provided:" or "api_key=". Redacted always.
+_SECRETS = re.compile(
+    r"\b(?:sk|ak|rk)[-_][A-Za-z0-9][A-Za-z0-9_\-*…]{4,}"
+    r"|(?i:\bbearer\s+)[^\s\"',]*[^\s\"',.]"
+    r"|(?i:\bapi[-_ ]?key(?:\s+provided)?[\"']?\s*[:=]\s*[\"']?)[^\s\"',]*[^\s\"',.]"
+)
+_REDACTED = "[REDACTED]"
+_WITHHELD = "[withheld: the message quotes the request, and content capture is off]"
+
+
+def redact_secrets(text: str) -> str:
+    """Returns text with key-like strings (API keys, bearer tokens) replaced by [REDACTED]."""
+    return _SECRETS.sub(_redact_match, text)
+
+
+def _redact_match(match: re.Match[str]) -> str:
+    token = match.group(0)
+    # Keep the words that introduce a key ("Bearer ", "API key provided: "), drop the key.
+    head = re.match(r"(?i)(bearer\s+|api[-_ ]?key(?:\s+provided)?[\"']?\s*[:=]\s*[\"']?)", token)
+    return (head.group(0) if head else "") + _REDACTED
+
+
+_QUOTE_WINDOW = 24  # characters of request text that, found in a message, count as a quote
+
+
+def quotes_request(message: str, texts: list[str]) -> bool:
+    """Returns whether the message contains one of the texts, or any 24 characters of one."""
+    for text in texts:
+        text = text.strip()
+        if len(text) >= 8 and text in message:
+            return True
+        for start in range(0, max(0, len(text) - _QUOTE_WINDOW) + 1, _QUOTE_WINDOW // 2):
+            window = text[start : start + _QUOTE_WINDOW]
+            if len(window) == _QUOTE_WINDOW and window in message:
+                return True
+    return False
+
+
+def request_texts(kwargs: dict) -> list[str]:
+    """Returns the text the caller sent: message contents, input, instructions, prompt."""
+    texts: list[str] = []
+
+    def collect(value: Any, depth: int = 0) -> None:
+        value = _given(value)
+        if isinstance(value, str):
+            texts.append(value)
+        elif isinstance(value, dict) and depth < 6:
+            for key in ("content", "text", "input", "arguments", "output"):
+                collect(value.get(key), depth + 1)
+        elif isinstance(value, (list, tuple)) and depth < 6:
+            for item in value:
+                collect(item if isinstance(item, (str, dict, list, tuple)) else _as_dict(item), depth + 1)
+
+    for key in ("messages", "input", "instructions", "prompt"):
+        collect(kwargs.get(key))
+    return texts
 
 
 def _stream_error(record: CallRecord) -> dict | None:
@@ -552,6 +619,8 @@ def build_attributes(record: CallRecord, capture_content: bool = False) -> tuple
         attrs[F.HTTP_RESPONSE_STATUS_CODE] = record.status
     if record.attempts:
         attrs["auriko.http.attempts"] = record.attempts
+    if record.usage_resent:
+        attrs["auriko.stream.usage_request_rejected"] = True
     body = _stream_body(record) if record.chunks is not None else (None if record.error else _non_stream_body(record))
     if body:
         _body_attributes(record.kind, body, attrs)
@@ -562,12 +631,13 @@ def build_attributes(record: CallRecord, capture_content: bool = False) -> tuple
             attrs[F.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = (record.first_chunk_ns - record.t0_ns) / 1e9
     error = record.error
     in_band = _stream_error(record) if record.kind == "responses" and record.chunks else None
+    texts = None if capture_content else request_texts(record.kwargs)
     if error is not None and record.stream_end == "closed":  # the caller's own exception left its `with` block
         attrs[F.ERROR_TYPE] = exception_type(error)
     elif error is not None:
-        _error_attributes(error, attrs)
+        _error_attributes(error, attrs, texts)
     elif in_band:
-        _error_attributes(_InBandError(in_band), attrs)
+        _error_attributes(_InBandError(in_band), attrs, texts)
     _cost_estimate(attrs)
     _remember_auriko(record, attrs)
     attrs[F.GEN_AI_PROVIDER_NAME] = attrs.get("auriko.routing.provider") or "openai"

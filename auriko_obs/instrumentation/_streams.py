@@ -159,6 +159,7 @@ class RawStreamProxy(wrapt.ObjectProxy):
         self._self_keep_all = keep_all
         self._self_parsed: Any = None
         self._self_stream: Any = None
+        record.chunks = []
         OPEN_STREAMS[record] = submit
 
     def parse(self, *args: Any, **kwargs: Any) -> Any:
