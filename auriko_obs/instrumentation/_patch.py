@@ -16,7 +16,7 @@ from typing import Any
 import wrapt
 from opentelemetry import context as otel_context
 
-from ._state import (
+from ._call_record import (
     CURRENT,
     INTERNAL_ERRORS,
     CallRecord,
