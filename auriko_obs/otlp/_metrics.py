@@ -18,7 +18,8 @@ Attributes on every instrument: ``gen_ai.operation.name``, ``gen_ai.provider.nam
 served the call), ``gen_ai.request.model``, ``gen_ai.response.model``, ``auriko.routing.strategy``,
 ``server.address``, ``server.port``, ``openai.response.service_tier`` and
 ``openai.response.system_fingerprint`` (the OpenAI conventions' metric attributes), and ``error.type`` on
-failed calls. The histograms use the bucket boundaries the semantic conventions recommend (tokens 1, 4, 16 … 67108864; seconds 0.01, 0.02 … 81.92).
+failed calls. The histograms use the bucket boundaries the semantic conventions recommend (tokens 1, 4,
+16 … 67108864; seconds 0.01, 0.02 … 81.92).
 """
 
 from __future__ import annotations
