@@ -374,9 +374,9 @@ def _body_attributes(kind: str, body: dict, attrs: Attributes) -> None:
             if reasons:
                 attrs[F.GEN_AI_RESPONSE_FINISH_REASONS] = tuple(reasons)
     elif kind == "responses":
-        reasons = _responses_finish_reasons(body)
-        if reasons:
-            attrs[F.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
+        stopped = _responses_finish_reasons(body)
+        if stopped:
+            attrs[F.GEN_AI_RESPONSE_FINISH_REASONS] = stopped
     elif kind == "embeddings":
         attrs.setdefault(F.GEN_AI_EMBEDDINGS_DIMENSION_COUNT, _embedding_dimensions(body.get("data")))
         if attrs[F.GEN_AI_EMBEDDINGS_DIMENSION_COUNT] is None:
@@ -390,7 +390,7 @@ _INCOMPLETE_REASONS = {"max_output_tokens": "length", "content_filter": "content
 _TOOL_CALL_ITEMS = {"function_call", "custom_tool_call", "computer_call"}
 
 
-def _responses_finish_reasons(body: dict) -> tuple[str, ...]:
+def _responses_finish_reasons(body: dict[str, Any]) -> tuple[str, ...]:
     """Returns the finish reasons of a Responses API response: ``stop``, ``tool_calls``, ``length``, …"""
     status = _str(body.get("status"))
     if status == "incomplete":
@@ -409,7 +409,7 @@ def _responses_finish_reasons(body: dict) -> tuple[str, ...]:
         if item_type in _TOOL_CALL_ITEMS and item_status in (None, "completed", "incomplete"):
             reason = "tool_calls"
         elif item_type == "message":
-            reason = _STATUS_REASONS.get(item_status) if item_status != "incomplete" else "incomplete"
+            reason = "incomplete" if item_status == "incomplete" else _STATUS_REASONS.get(str(item_status))
         else:
             continue
         if reason and reason not in reasons:
@@ -563,7 +563,7 @@ def quotes_request(message: str, texts: list[str]) -> bool:
     return False
 
 
-def request_texts(kwargs: dict) -> list[str]:
+def request_texts(kwargs: dict[str, Any]) -> list[str]:
     """Returns the text the caller sent: message contents, input, instructions, prompt."""
     texts: list[str] = []
 

@@ -88,7 +88,7 @@ def _rejected_our_usage_request(record: CallRecord, error: BaseException) -> boo
         return False
 
 
-def _withdraw_usage_request(record: CallRecord, kwargs: dict) -> None:
+def _withdraw_usage_request(record: CallRecord, kwargs: dict[str, Any]) -> None:
     if record.caller_stream_options is _ABSENT:
         kwargs.pop("stream_options", None)
     else:
@@ -99,7 +99,7 @@ def _withdraw_usage_request(record: CallRecord, kwargs: dict) -> None:
     record.attempts = 0
 
 
-def _call_sync(record: CallRecord, wrapped: Callable, args: tuple, kwargs: dict) -> Any:
+def _call_sync(record: CallRecord, wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """Returns the SDK call's result; what the caller receives never depends on our include_usage."""
     if not record.injected_usage:
         return wrapped(*args, **kwargs)
@@ -117,7 +117,9 @@ def _call_sync(record: CallRecord, wrapped: Callable, args: tuple, kwargs: dict)
     return result
 
 
-async def _call_async(record: CallRecord, wrapped: Callable, args: tuple, kwargs: dict) -> Any:
+async def _call_async(
+    record: CallRecord, wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
     """The async twin of ``_call_sync``."""
     if not record.injected_usage:
         return await wrapped(*args, **kwargs)
@@ -135,7 +137,7 @@ async def _call_async(record: CallRecord, wrapped: Callable, args: tuple, kwargs
     return result
 
 
-def _raw_response_call(kwargs: dict) -> bool:
+def _raw_response_call(kwargs: dict[str, Any]) -> bool:
     # with_raw_response / with_streaming_response mark their calls so: their caller may read the raw
     # bytes, where a usage chunk we asked for could not be hidden.
     headers = kwargs.get("extra_headers")

@@ -133,7 +133,7 @@ def _end(
         INTERNAL_ERRORS.record("stream.finish", exc)
 
 
-def _exception(exc_info: tuple) -> BaseException | None:
+def _exception(exc_info: tuple[Any, ...]) -> BaseException | None:
     # An exception leaving the caller's `with` block ends the operation as failed (error.type is its class).
     error = exc_info[1] if len(exc_info) > 1 else None
     return error if isinstance(error, Exception) else None
