@@ -77,11 +77,6 @@ def test_the_held_batches_are_stored_by_the_retry_thread_without_another_call(sm
 
 
 def test_beyond_the_memory_bound_spans_are_lost_counted_and_reported(small_fs, client, monkeypatch, caplog):
-    from collections import Counter
-
-    from auriko_obs._internal_errors import INTERNAL_ERRORS
-
-    monkeypatch.setattr(INTERNAL_ERRORS, "counts", Counter())
     monkeypatch.setenv("AURIKO_OBS_MAX_HELD_MB", "0.02")  # 20 KiB: a few dozen spans
     db_path = str(small_fs / "calls.duckdb")
     auriko_obs.instrument(db=db_path, service_name="full-disk")

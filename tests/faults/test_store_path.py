@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
-
 import auriko_obs
 
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -12,9 +10,6 @@ MESSAGES = [{"role": "user", "content": "hi"}]
 def test_a_store_under_a_regular_file_is_warned_about_and_counted_instead_of_raising(
     tmp_path, client, monkeypatch, caplog
 ):
-    from auriko_obs._internal_errors import INTERNAL_ERRORS
-
-    monkeypatch.setattr(INTERNAL_ERRORS, "counts", Counter())
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     db_path = blocker / "calls.duckdb"
