@@ -1,0 +1,89 @@
+"""Hostile HTTP servers on 127.0.0.1 that reports are delivered to: one that redirects, one that drips."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class RedirectingReceiver:
+    """Answers every POST with ``status`` and a Location, and counts what reaches it by method."""
+
+    def __init__(self, status: int = 302) -> None:
+        self.requests: list[tuple[str, str, bytes]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _record(self) -> bytes:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                receiver.requests.append((self.command, self.path, body))
+                return body
+
+            def do_POST(self) -> None:
+                self._record()
+                self.send_response(status)
+                self.send_header("Location", "/landing")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def do_GET(self) -> None:  # where a followed redirect would land
+                self._record()
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/s3cr3t"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class DrippingReceiver:
+    """Reads the request, then sends a status line and one header line every ``every_s`` seconds, forever
+    (until closed): each read of the client gets a byte long before any socket timeout."""
+
+    def __init__(self, every_s: float = 2.0) -> None:
+        self.connections = 0
+        self._stop = threading.Event()
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self._sock.settimeout(0.2)
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}/hooks/s3cr3t"
+        self.every_s = every_s
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
+
+    def _drip(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.settimeout(5)
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\n")
+                i = 0
+                while not self._stop.wait(self.every_s):
+                    conn.sendall(f"X-Drip-{i}: {i}\r\n".encode())
+                    i += 1
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self._stop.set()
+        time.sleep(0.25)
+        self._sock.close()
