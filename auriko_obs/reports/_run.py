@@ -13,7 +13,7 @@ from ..store import check_writable
 from ._budgets import load as load_budgets
 from ._deliver import DeliveryError, Retry, SmtpSettings, build_email, deliver_email, deliver_file, deliver_webhook
 from ._periods import PERIOD_KINDS, Period, report_period
-from ._render import FORMATS, render, summary_text, usd
+from ._render import FORMATS, render, summary_lines, summary_text, usd
 from ._state import claim, record_delivery, release
 
 DESTINATIONS = ("file", "webhook", "email")
@@ -173,7 +173,7 @@ def _deliver(kind: str, spec: ReportSpec, period: Period, report: dict, rendered
     html = rendered if spec.format == "html" else render(report, "html")
     message = build_email(
         subject=f"LLM spend report: {report['period']['label']} ({usd(report['totals']['cost_usd'])})",
-        text=summary_text(report).replace("*", "") + "\n\n" + render(report, "md"),
+        text="\n".join(summary_lines(report, bold="")) + "\n\n" + render(report, "md"),
         html=html.encode(),
         html_name=f"llm-spend-{period.kind}-{period.start:%Y-%m-%d}.html",
         sender=settings.sender or "auriko-obs@localhost",
