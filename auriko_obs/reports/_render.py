@@ -313,11 +313,49 @@ def render_csv(report: dict) -> str:
     return buffer.getvalue()
 
 
+def report_figures(report: dict) -> list[Any]:
+    """Returns the figures of the HTML report, in page order, drawn from the report dict alone (so a saved
+    JSON report can be redrawn) by ``auriko_obs.plots``."""
+    from .. import plots
+
+    a = report["anomalies"]
+    figures = [
+        plots.spend_per_bucket(
+            [p["bucket_start"] for p in a["series"]],
+            [p["cost_usd"] for p in a["series"]],
+            a["granularity"],
+            flagged=[x["bucket_start"] for x in a["items"]],
+            height=360,
+        )
+    ]
+    for dim in ("provider", "model"):
+        rows = report["cost_by"].get(dim) or []
+        figures.append(
+            plots.cost_bars(
+                dim,
+                [r["key"] for r in rows],
+                [r["cost_usd"] for r in rows],
+                [(r["share_pct"], r["calls"], r["tokens"]) for r in rows],
+                height=360,
+            )
+        )
+    budgets = report["budgets"]
+    if budgets:
+        figures.append(
+            plots.budget_used(
+                [b["name"] for b in budgets],
+                [b["percent_used"] for b in budgets],
+                [b["state"] for b in budgets],
+                [(b["spend_usd"], b["limit_usd"], exhaustion(b)) for b in budgets],
+                height=360,
+            )
+        )
+    return figures
+
+
 def render_html(report: dict) -> str:
     """Returns one self-contained HTML page: the Markdown sections as HTML and the figures, plotly.js inline."""
     import jinja2
-
-    from ._figures import report_figures
 
     figures = report_figures(report)
     divs = [
