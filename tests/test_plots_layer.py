@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from auriko_obs import analysis, plots
-from auriko_obs.dashboard._server import DashboardApp
+from auriko_obs.dashboard._web_app import DashboardApp
 from auriko_obs.jupyter._report import report as notebook_report
 from auriko_obs.reports import build_report, report_period
 from auriko_obs.reports._render import report_figures

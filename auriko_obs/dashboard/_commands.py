@@ -26,7 +26,7 @@ from ..cli import UserError, _db_path, _readable_db_path, app, cannot_listen, db
 def dashboard(db: Path | None, port: int, host: str, folder: str | None) -> None:
     """Serve the dashboards as local web pages that refresh while spans arrive."""
     from ._definitions import DashboardError
-    from ._server import serve
+    from ._web_app import serve
 
     path = _db_path(db)
     if os.path.exists(path):  # a store yet to be made is fine: the page waits for the first spans
