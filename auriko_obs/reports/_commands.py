@@ -127,7 +127,9 @@ def report(
         raise UserError(str(exc).splitlines()[0]) from None
     failed = [o for o in outcomes if o.status == "failed"]
     if failed:
-        click.echo(f"auriko-obs: delivery failed: {'; '.join(o.detail for o in failed)}", err=True)
+        several = len({o.period for o in failed}) > 1  # catching up: say which period each failure is for
+        details = [f"{o.period}: {o.detail}" if several else o.detail for o in failed]
+        click.echo(f"auriko-obs: delivery failed: {'; '.join(details)}", err=True)
         raise click.exceptions.Exit(1)
 
 

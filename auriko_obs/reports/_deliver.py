@@ -274,7 +274,14 @@ class SmtpSettings:
 
 
 def build_email(
-    *, subject: str, text: str, html: bytes | None, html_name: str, sender: str, recipients: Sequence[str]
+    *,
+    subject: str,
+    text: str,
+    html: bytes | None,
+    html_name: str,
+    sender: str,
+    recipients: Sequence[str],
+    message_id: str | None = None,
 ) -> EmailMessage:
     """Returns the message: ``text`` as the body, the HTML report as an attachment."""
     message = EmailMessage()
@@ -282,7 +289,7 @@ def build_email(
     message["From"] = sender
     message["To"] = ", ".join(recipients)
     message["Date"] = formatdate(localtime=False)
-    message["Message-ID"] = make_msgid(domain="auriko-obs.local")
+    message["Message-ID"] = message_id or make_msgid(domain="auriko-obs.local")
     message.set_content(text)
     if html is not None:
         message.add_attachment(html, maintype="text", subtype="html", filename=html_name)

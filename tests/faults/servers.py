@@ -87,3 +87,46 @@ class DrippingReceiver:
         self._stop.set()
         time.sleep(0.25)
         self._sock.close()
+
+
+class SwitchableReceiver:
+    """A webhook receiver that answers 200, or 500 while ``failing``, or never while ``hanging``; it records
+    every request it reads (the JSON body and the Idempotency-Key header) before deciding."""
+
+    def __init__(self) -> None:
+        self.failing = False
+        self.hanging = False
+        self.requests: list[dict] = []
+        self._release = threading.Event()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                import json
+
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+                receiver.requests.append({"key": self.headers.get("Idempotency-Key"), "json": body})
+                if receiver.hanging:
+                    receiver._release.wait(60)
+                    return
+                status = 500 if receiver.failing else 200
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/s3cr3t"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def labels(self) -> list[str]:
+        """Returns the period label of each report received, in order."""
+        return [r["json"]["report"]["period"]["label"] for r in self.requests]
+
+    def close(self) -> None:
+        self._release.set()
+        self.server.shutdown()
+        self.server.server_close()
