@@ -81,7 +81,7 @@ def claim(db_path: str, report: str, period_key: str, destination: str, *, force
             f"SELECT status, delivered_at, detail FROM {_TABLE} WHERE {_KEY}", [report, period_key, destination]
         ).fetchone()
         verdict = None if row is None or force else _verdict(row, now)
-        if verdict is not None and verdict.interrupted and row[0] == "sending":
+        if verdict is not None and verdict.interrupted and row is not None and row[0] == "sending":
             con.execute(f"UPDATE {_TABLE} SET status = 'interrupted' WHERE {_KEY}", [report, period_key, destination])
         if verdict is not None:
             con.execute("COMMIT")

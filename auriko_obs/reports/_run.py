@@ -100,7 +100,7 @@ class Outcome:
 
 def _out_path(spec: ReportSpec, period: Period) -> str:
     return os.path.abspath(
-        spec.out.format(
+        (spec.out or "").format(  # ReportSpec.check requires --out for a file
             name=spec.name,
             period=period.kind,
             format=spec.format,
@@ -113,9 +113,9 @@ def _out_path(spec: ReportSpec, period: Period) -> str:
 def _destination_id(kind: str, spec: ReportSpec) -> str:
     """Returns the destination as the delivery log knows it: the same for every period."""
     if kind == "file":
-        return f"file:{os.path.abspath(spec.out)}"
+        return f"file:{os.path.abspath(spec.out or '')}"
     if kind == "webhook":  # the URL is a secret: keep a digest only
-        return f"webhook:{hashlib.sha256(spec.webhook_url.encode()).hexdigest()[:16]}"
+        return f"webhook:{hashlib.sha256((spec.webhook_url or '').encode()).hexdigest()[:16]}"
     return "email:" + ",".join(sorted(spec.email_to))
 
 
@@ -228,7 +228,7 @@ def _deliver(kind: str, spec: ReportSpec, period: Period, report: dict, rendered
         payload = {"text": summary_text(report), "report": report, "idempotency_key": key}
         if spec.format in ("md", "csv"):
             payload.update(format=spec.format, content=rendered)
-        return deliver_webhook(payload, spec.webhook_url, retry=spec.retry, idempotency_key=key)
+        return deliver_webhook(payload, spec.webhook_url or "", retry=spec.retry, idempotency_key=key)
     settings = SmtpSettings.from_env()
     html = rendered if spec.format == "html" else render(report, "html")
     message = build_email(
