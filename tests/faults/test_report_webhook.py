@@ -36,3 +36,31 @@ def test_a_server_dripping_its_headers_is_cut_off_at_each_attempts_deadline():
     # two attempts of 3 s each; before, each attempt went on for as long as the server kept dripping
     assert receiver.connections == 2
     assert 5.9 <= elapsed < 8.0, elapsed
+
+
+@pytest.mark.timeout(60)
+def test_report_command_against_a_dripping_webhook_ends_after_its_deadline(tmp_path):
+    import subprocess
+    import sys
+
+    from ..spend_history import call, insert_calls, utc
+
+    db = str(tmp_path / "spend.duckdb")
+    insert_calls(db, [call(utc(2026, 11, 24, 10), cost_usd=1.0)])
+    receiver = DrippingReceiver(every_s=2.0)
+    try:
+        started = time.monotonic()
+        command = ["report", "--db", db, "--period", "day", "--to", "webhook", "--webhook-url", receiver.url]
+        result = subprocess.run(
+            [sys.executable, "-m", "auriko_obs", *command, "--retries", "1"],
+            capture_output=True,
+            text=True,
+            timeout=50,
+        )
+        elapsed = time.monotonic() - started
+    finally:
+        receiver.close()
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert "failed after 1 attempts: no complete answer within 10s" in line and "s3cr3t" not in line
+    assert elapsed < 20, elapsed  # one attempt of 10 s, and the start-up of the command
