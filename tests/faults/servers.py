@@ -54,6 +54,7 @@ class DrippingReceiver:
 
     def __init__(self, every_s: float = 2.0) -> None:
         self.connections = 0
+        self.held_s: list[float] = []  # how long each client stayed, from its request to hanging up
         self._stop = threading.Event()
         self._sock = socket.create_server(("127.0.0.1", 0))
         self._sock.settimeout(0.2)
@@ -75,13 +76,22 @@ class DrippingReceiver:
             try:
                 conn.settimeout(5)
                 conn.recv(65536)
+                started = time.monotonic()
                 conn.sendall(b"HTTP/1.1 200 OK\r\n")
                 i = 0
-                while not self._stop.wait(self.every_s):
-                    conn.sendall(f"X-Drip-{i}: {i}\r\n".encode())
-                    i += 1
+                conn.settimeout(self.every_s)
+                while not self._stop.is_set():
+                    try:
+                        data = conn.recv(65536)
+                    except TimeoutError:  # a quiet while: drip one more header line
+                        conn.sendall(f"X-Drip-{i}: {i}\r\n".encode())
+                        i += 1
+                        continue
+                    if data == b"":  # the client hung up
+                        self.held_s.append(time.monotonic() - started)
+                        return
             except OSError:
-                pass
+                self.held_s.append(time.monotonic() - started)
 
     def close(self) -> None:
         self._stop.set()
