@@ -165,3 +165,13 @@ def test_time_axis_ticks_whole_buckets_and_thins_them_out():
         t.endswith(("-01", "-04", "-07", "-10", "-13", "-16", "-19", "-22", "-25", "-28"))
         for t in fig.layout.xaxis.ticktext
     )
+
+
+def test_panel_names_that_look_like_numbers_stay_names_and_numbers_stay_numbers():
+    import pandas as pd
+
+    codes = plots.panel("bar", pd.DataFrame({"code": ["429", "500"], "calls": [3, 1]}))
+    assert codes.layout.xaxis.type == "category" and list(codes.data[0].x) == ["429", "500"]
+    assert list(codes.data[0].marker.color) == [plots.colour("429"), plots.colour("500")]
+    points = plots.panel("scatter", pd.DataFrame({"input_tokens": [10, 2000], "cost_usd": [0.1, 0.3]}))
+    assert points.layout.xaxis.type is None and list(points.data[0].x) == [10, 2000]

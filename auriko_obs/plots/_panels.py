@@ -22,7 +22,7 @@ def spend_per_bucket(
     """Returns bars of spend per ``granularity`` bucket (hour, day…), the ``flagged`` buckets in red."""
     import plotly.graph_objects as go
 
-    title = f"Spend per {granularity}" + (" (anomalies in red)" if flagged is not None else "")
+    title = f"Spend per {granularity} (anomalies in red)"
     if not starts:
         return empty(title, **kw)
     marked = set(flagged)
@@ -63,7 +63,7 @@ def cost_bars(
             + "<extra></extra>",
         )
     )
-    return layout(fig, title, "USD", "", xaxis_tickprefix="$", **kw)
+    return layout(fig, title, "USD", "", xaxis_tickprefix="$", yaxis_type="category", **kw)
 
 
 def budget_used(
@@ -188,21 +188,27 @@ def _is_time(values: pd.Series) -> bool:
     return bool(pd.api.types.is_datetime64_any_dtype(values))
 
 
+def _is_text(values: pd.Series) -> bool:
+    import pandas as pd
+
+    return bool(pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values))
+
+
 def _xy_figure(kind: str, frame: pd.DataFrame, x: str, y: str, color: str | None, prefix: str, **kw: Any) -> go.Figure:
     """Returns line, area, bar, hbar or scatter traces of ``y`` along ``x``: one per ``color`` value, or, for
     bars of categories, one whose bars each take their category's colour. An hbar lays ``x`` vertically."""
     import plotly.graph_objects as go
 
     horizontal = kind == "hbar"
-    time = _is_time(frame[x])
+    time, text = _is_time(frame[x]), _is_text(frame[x])
     groups = list(frame.groupby(color, sort=True, dropna=False)) if color else [(None, frame)]
     fig = go.Figure()
     for name, part in groups:
-        along = part[x] if time else [label(v) for v in part[x]]
+        along = [label(v) for v in part[x]] if text else part[x]
         xy = {"x": part[y], "y": along, "orientation": "h"} if horizontal else {"x": along, "y": part[y]}
         named = {"name": label(name), "showlegend": True} if color else {"name": label(y), "showlegend": False}
         if kind in ("bar", "hbar"):
-            fill: Any = colour(name) if color else NEUTRAL if time else [colour(v) for v in part[x]]
+            fill: Any = colour(name) if color else [colour(v) for v in part[x]] if text else NEUTRAL
             fig.add_trace(go.Bar(marker_color=fill, **xy, **named))
         else:
             line = colour(name) if color else NEUTRAL
@@ -220,6 +226,8 @@ def _xy_figure(kind: str, frame: pd.DataFrame, x: str, y: str, color: str | None
         fig.update_layout(barmode="stack")
     if time:
         time_axis(fig, frame[x], axis="y" if horizontal else "x")
+    elif text:  # names that look like numbers (HTTP codes) are still names
+        fig.update_layout({("yaxis" if horizontal else "xaxis"): dict(type="category")})
     if prefix:
         fig.update_layout({("xaxis" if horizontal else "yaxis"): dict(tickprefix=prefix)})
     titles = (label(y), label(x)) if horizontal else (label(x), label(y))
