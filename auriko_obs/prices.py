@@ -18,11 +18,11 @@ This module imports only the standard library: the instrumentation prices calls 
 
 from __future__ import annotations
 
+import functools
 import json
-import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 __all__ = ["LIST_PRICES", "ModelPrice", "estimate_cost_usd", "fetch_auriko_prices", "list_price"]
 
@@ -75,6 +75,7 @@ _BY_MODEL = {p.model: p for p in LIST_PRICES}
 _LONGEST_FIRST = sorted(_BY_MODEL, key=len, reverse=True)
 
 
+@functools.lru_cache(maxsize=1024)  # a process calls few models, many times
 def list_price(model: str | None) -> ModelPrice | None:
     """Returns the list price of ``model``: by its name, the part after a ``vendor/`` prefix, or the family
     of a dated snapshot (``gpt-4o-2024-08-06`` prices as ``gpt-4o``); None when it is not listed."""
@@ -139,7 +140,10 @@ def _usd(value: object) -> float | None:
     return None if value is None else float(value)  # type: ignore[arg-type]
 
 
-def _get_json(url: str, api_key: str | None, timeout_s: float) -> dict:
+def _get_json(url: str, api_key: str | None, timeout_s: float) -> dict[str, Any]:
+    import urllib.parse  # here, not at the top: the hot path imports this module, and never fetches
+    import urllib.request
+
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
         raise ValueError(f"base_url must be an http(s) URL, not {url!r}")
     request = urllib.request.Request(url, headers={"Accept": "application/json"})
