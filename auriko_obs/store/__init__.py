@@ -27,7 +27,15 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._files import StoreLockedError, check_writable, connect, default_path, lock_path, spool_dir
+from ._files import (
+    StoreLockedError,
+    check_readable,
+    check_writable,
+    connect,
+    default_path,
+    lock_path,
+    spool_dir,
+)
 from ._isolation import HeldBatches, write_isolating
 from ._migrations import SCHEMA_VERSION, applied_version, ensure_schema
 from ._read import read_connection
@@ -52,6 +60,7 @@ __all__ = [
     "StoreWriter",
     "WriteOutcome",
     "applied_version",
+    "check_readable",
     "check_writable",
     "connect",
     "default_path",

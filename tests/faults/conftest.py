@@ -40,7 +40,7 @@ def _completion(usage: dict) -> bytes:
     ).encode()
 
 
-class HostileServer:
+class HostileValuesServer:
     """An OpenAI-compatible chat endpoint on 127.0.0.1 whose answer is chosen by the request's
     ``metadata.answer``: ``tokens_2_64`` (usage.prompt_tokens = 2**64), ``tokens_1e20`` (1e20, a JSON float),
     ``remaining_25_digits`` (a 25-digit X-RateLimit-Remaining-Requests header), anything else a plain answer."""
@@ -79,17 +79,17 @@ class HostileServer:
 
 
 @pytest.fixture
-def hostile() -> Iterator[HostileServer]:
-    server = HostileServer()
+def hostile_values() -> Iterator[HostileValuesServer]:
+    server = HostileValuesServer()
     yield server
     server.close()
 
 
 @pytest.fixture
-def hostile_client(hostile):
+def hostile_client(hostile_values):
     import openai
 
-    with openai.OpenAI(base_url=hostile.base_url, api_key=API_KEY, max_retries=0) as client:
+    with openai.OpenAI(base_url=hostile_values.base_url, api_key=API_KEY, max_retries=0) as client:
         yield client
 
 
