@@ -166,13 +166,15 @@ def typed_columns_sql(source: str) -> str:
     """
     spec: dict[str, Any] = {}
     for column in fields.ATTRIBUTE_COLUMNS:
-        spec[column.attribute] = ["VARCHAR"] if column.first else _json_type(column.sql_type)
+        if column.attribute is not None:
+            spec[column.attribute] = ["VARCHAR"] if column.first else _json_type(column.sql_type)
     select = []
     for name, _ in fields.spans_columns():
-        column = fields.COLUMN_BY_NAME.get(name)
-        if column is None or column.attribute is None:
+        typed = fields.COLUMN_BY_NAME.get(name)
+        if typed is None or typed.attribute is None:
             select.append(f'"{name}"')
             continue
+        column = typed
         value = f'_typed."{column.attribute}"'
         if column.first:
             value = f"{value}[1]"
