@@ -1,46 +1,54 @@
-"""Per-call overhead of auriko-obs against a bare openai client, OpenLLMetry and OpenInference; spans/s into DuckDB.
+"""Per-call overhead of auriko-obs and of its peers against a bare openai client; spans/s into the store.
 
 Run by hand (not a test). The peers are optional; without them their rows say "not installed":
 
     pip install -e ".[dev]"
-    pip install opentelemetry-instrumentation-openai openinference-instrumentation-openai
-    python benchmarks/overhead.py                 # table (5 rounds x 2000 calls per mode and shape)
+    pip install opentelemetry-instrumentation-openai openinference-instrumentation-openai logfire langfuse
+    python benchmarks/overhead.py                 # table (7 rounds x 1000 calls per mode and shape)
     python benchmarks/overhead.py --json          # machine-readable
-    python benchmarks/overhead.py --skip-peers --calls 500 --rounds 3 --spans 50000   # quick look
+    python benchmarks/overhead.py --skip-peers --calls 300 --rounds 5 --spans 50000   # quick look
 
 Calls go to an in-process mock transport (``httpx2.MockTransport``; ``httpx`` under openai 2.x) that
 answers like Auriko: a chat completion with usage (``prompt_tokens_details.cached_tokens``),
 ``routing_metadata`` (provider, cost, ttft, warnings) and the x-request-id / x-ratelimit-* /
 x-credits-balance-microdollars headers; a stream is 8 SSE chunks, a usage chunk (``choices: []``, usage,
-routing_metadata) and ``data: [DONE]``. Only instrumentation is timed, never a network.
+routing_metadata) and ``data: [DONE]``. Only instrumentation is timed, never a network. Four shapes:
+plain and streamed calls, through ``OpenAI`` and through ``AsyncOpenAI`` (awaited one after another).
 
-Every mode runs in its own subprocess (the instrumentations patch the same SDK, and the peers'
-``uninstrument()`` does not undo everything), and each subprocess measures the bare client itself, so
-every ratio is against a baseline from the same process:
+The modes, each in its own subprocess (the instrumentations patch the same SDK, and the peers'
+``uninstrument()`` does not undo everything), each measuring the bare client itself, so that every ratio is
+against a baseline from the same process and the same minutes:
 
-- auriko-obs uninstruments cleanly, so its rounds alternate: bare loop, instrumented loop, ``flush()``.
-  Its overhead is the median of the rounds' own differences, so that drift between rounds cancels.
-- A peer runs all its bare rounds first, then instruments (an SDK ``TracerProvider`` with a
-  ``BatchSpanProcessor`` into an exporter that discards, queue large enough that nothing is dropped)
-  and runs its instrumented rounds. Its overhead is the difference of the two medians. The peers run
-  with their defaults, which record prompts and completions; auriko-obs by default does not.
+- ``auriko-obs``: ``instrument()`` into a ``.duckdb`` file, default settings. It uninstruments cleanly, so
+  its rounds alternate: bare loop, instrumented loop and ``flush()``, and the store connection released (so
+  that the checkpoint DuckDB writes when it closes the file is counted too). Overheads are medians of the
+  rounds' own differences, so that drift between rounds cancels.
+- ``auriko-obs (hot path)``: a diagnostic, the same wrappers with every record thrown away: what the
+  caller's thread alone pays.
+- The peers: OpenLLMetry and OpenInference (an SDK ``TracerProvider`` with a ``BatchSpanProcessor``),
+  Pydantic Logfire (``logfire.configure(send_to_logfire=False, console=False)`` and
+  ``logfire.instrument_openai()``) and Langfuse's OpenAI integration (``langfuse.openai``, a ``Langfuse``
+  client whose span exporter is ours), each exporting into an exporter that discards, through a queue large
+  enough that nothing is dropped. A peer runs its bare rounds first, then instruments and runs its
+  instrumented rounds; its overheads are differences of medians. The peers run with their defaults, which
+  record prompts and completions; auriko-obs by default does not.
 
-Columns, per call: ``bare`` and ``instr.`` are wall-clock µs the caller sees (auriko-obs's export worker
-runs as usual meanwhile and competes for the GIL); ``deferred`` is the wall time of the ``flush()`` after
-the timed loop divided by the calls (work still queued, which a caller never waits for but the machine
-still does); ``cpu +`` is the extra process CPU per call (all threads, DuckDB's included, loop and flush
-together), the total cost of the instrumentation. ``auriko-obs (hot path)`` is a diagnostic: the same
-wrappers with the records thrown away, i.e. what the caller's thread alone pays.
+Columns, per call: ``bare`` and ``instr.`` are wall-clock µs the caller sees, and ``wall +`` the
+difference; ``cpu +`` is the extra process CPU per call (``time.process_time``: every thread, the export
+worker's and DuckDB's included, over the loop and the flush until every span is stored or exported), the
+total cost of the instrumentation: what a busy service pays once every core is in use. The load average
+is printed with each mode: on a shared machine, wall-clock figures move with it, CPU figures much less.
 
-The store benchmark builds spans from real call records through ``Pipeline._span`` (as the export
-worker does), then times ``DuckDBSpanExporter.export`` per batch size, and separately its two halves:
-row conversion (``spans_to_table``) and the DuckDB insert (``export_table``, which opens the file,
-inserts in one transaction and closes it again).
+The store benchmark (``--spans``) stores span rows through the public writer: ``encode_spans`` (the
+ReadableSpans a TracerProvider gives) and ``DuckDBSpanExporter.export``, and the rows the pipeline
+builds from call records (``encode_records``) through ``StoreWriter.write``, one batch after another
+into one ``.duckdb`` file (the writer holds its connection across batches), then releases the file.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import json
 import os
@@ -127,68 +135,108 @@ STREAM = (
 STREAM_BODY = ("".join(f"data: {json.dumps(c)}\n\n" for c in STREAM) + "data: [DONE]\n\n").encode()
 PLAIN_BODY = json.dumps(COMPLETION).encode()
 MESSAGES = [{"role": "user", "content": "Which genres sold best last quarter?"}]
-MODES = ("auriko-obs", "openllmetry", "openinference")
-SHAPES = ("plain", "stream")
-TARGET_OVERHEAD = 0.03
+PEERS = ("openllmetry", "openinference", "logfire", "langfuse")
+SHAPES = ("plain", "stream", "async plain", "async stream")
+TARGET_WALL = {"plain": 0.03, "stream": 0.05, "async plain": 0.03, "async stream": 0.05}
+TARGET_CPU_US = 50.0
 TARGET_SPANS_PER_S = 100_000
 
 
-# ---------------------------------------------------------------- the client and the calls
+# ---------------------------------------------------------------- the clients and the calls
+
+
+def _transport_module() -> Any:
+    try:
+        import httpx2 as http
+    except ImportError:  # openai 2.x
+        import httpx as http
+    return http
+
+
+def _answer(request: Any) -> Any:
+    http = _transport_module()
+    if b'"stream":true' in request.content or b'"stream": true' in request.content:
+        return http.Response(200, headers={**HEADERS, "content-type": "text/event-stream"}, content=STREAM_BODY)
+    return http.Response(200, headers=HEADERS, content=PLAIN_BODY)
 
 
 def _client() -> Any:
     """Returns an openai client whose transport answers in-process like Auriko."""
     import openai
 
-    try:
-        import httpx2 as http
-    except ImportError:  # openai 2.x
-        import httpx as http
-
-    def handler(request: Any) -> Any:
-        if b'"stream":true' in request.content or b'"stream": true' in request.content:
-            return http.Response(200, headers={**HEADERS, "content-type": "text/event-stream"}, content=STREAM_BODY)
-        return http.Response(200, headers=HEADERS, content=PLAIN_BODY)
-
+    http = _transport_module()
     return openai.OpenAI(
         base_url="https://api.auriko.ai/v1",
         api_key="ak_bench",
-        http_client=http.Client(transport=http.MockTransport(handler)),
+        http_client=http.Client(transport=http.MockTransport(_answer)),
         max_retries=0,
     )
 
 
-def _calls(client: Any) -> dict[str, Callable[[], Any]]:
-    """Returns the call of each shape: a plain completion, and a stream iterated to its end."""
+def _async_client() -> Any:
+    import openai
 
-    def plain() -> Any:
-        return client.chat.completions.create(model="llama-3.3-70b", messages=MESSAGES)
+    http = _transport_module()
 
-    def stream() -> None:
-        for _ in client.chat.completions.create(model="llama-3.3-70b", messages=MESSAGES, stream=True):
-            pass
+    async def answer(request: Any) -> Any:
+        return _answer(request)
 
-    return {"plain": plain, "stream": stream}
-
-
-def _loop(call: Callable[[], Any], calls: int) -> float:
-    """Returns the mean wall-clock µs per call of ``calls`` calls."""
-    start = time.perf_counter()
-    for _ in range(calls):
-        call()
-    return (time.perf_counter() - start) / calls * 1e6
+    return openai.AsyncOpenAI(
+        base_url="https://api.auriko.ai/v1",
+        api_key="ak_bench",
+        http_client=http.AsyncClient(transport=http.MockTransport(answer)),
+        max_retries=0,
+    )
 
 
-def _measured(call: Callable[[], Any], calls: int, flush: Callable[[], Any], collect: bool = True) -> dict[str, float]:
-    """Returns µs per call: wall of the loop, wall of the flush after it, process CPU of both."""
-    if collect:
-        gc.collect()
+class Loops:
+    """Runs ``n`` calls of a shape one after another; returns wall-clock seconds of the calls alone."""
+
+    def __init__(self) -> None:
+        self.client = _client()
+        self.aclient = _async_client()
+        self.loop = asyncio.new_event_loop()
+
+    def run(self, shape: str, n: int) -> float:
+        if shape.startswith("async"):
+            return self.loop.run_until_complete(self._async(shape == "async stream", n))
+        create = self.client.chat.completions.create
+        start = time.perf_counter()
+        if shape == "stream":
+            for _ in range(n):
+                for _ in create(model="llama-3.3-70b", messages=MESSAGES, stream=True):
+                    pass
+        else:
+            for _ in range(n):
+                create(model="llama-3.3-70b", messages=MESSAGES)
+        return time.perf_counter() - start
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+        self.loop.run_until_complete(self.aclient.close())
+        self.loop.close()
+        self.client.close()
+
+    async def _async(self, stream: bool, n: int) -> float:
+        create = self.aclient.chat.completions.create
+        start = time.perf_counter()
+        if stream:
+            for _ in range(n):
+                async for _ in await create(model="llama-3.3-70b", messages=MESSAGES, stream=True):
+                    pass
+        else:
+            for _ in range(n):
+                await create(model="llama-3.3-70b", messages=MESSAGES)
+        return time.perf_counter() - start
+
+
+def _measured(loops: Loops, shape: str, n: int, flush: Callable[[], Any]) -> dict[str, float]:
+    """Returns µs per call: wall of the calls, and process CPU (every thread) of the calls and the flush."""
+    gc.collect()
     cpu = time.process_time()
-    wall = _loop(call, calls)
-    start = time.perf_counter()
+    wall = loops.run(shape, n)
     flush()
-    deferred = (time.perf_counter() - start) / calls * 1e6
-    return {"wall": wall, "deferred": deferred, "cpu": (time.process_time() - cpu) / calls * 1e6}
+    return {"wall": wall / n * 1e6, "cpu": (time.process_time() - cpu) / n * 1e6}
 
 
 # ---------------------------------------------------------------- instrumentations
@@ -209,6 +257,11 @@ class _Auriko:
 
     def flush(self) -> None:
         self._obs.flush()
+        active = self._obs.instrumentation.active()
+        store = active.store_exporter if active is not None else None
+        release = getattr(store, "release", None)
+        if release is not None:  # count the checkpoint of closing the file too
+            release()
 
     def off(self) -> None:
         self._obs.uninstrument()
@@ -218,11 +271,7 @@ class _Auriko:
 
 
 class _AurikoHotPath:
-    """auriko-obs's wrappers with every record thrown away: what the caller's own thread pays.
-
-    Switching is only patching and unpatching the methods, so bare and instrumented blocks of a few
-    dozen calls can alternate, which cancels this VM's drift far better than long rounds do.
-    """
+    """auriko-obs's wrappers with every record thrown away: what the caller's own thread pays."""
 
     alternates = True
 
@@ -234,7 +283,8 @@ class _AurikoHotPath:
         auriko_obs.instrument(db=db, service_name="bench")
         instrumentation._patcher.revert()
         _patch.HOOKS.submit = lambda record: None
-        self._patcher, self._targets = instrumentation._patcher, _patch.OPENAI_TARGETS + _patch.HTTP_TARGETS
+        self._patcher = instrumentation._patcher
+        self._targets = _patch.OPENAI_TARGETS + _patch.HTTP_TARGETS + _patch.STREAM_HELPER_TARGETS
 
     def on(self) -> None:
         self._patcher.apply(self._targets)
@@ -249,37 +299,75 @@ class _AurikoHotPath:
         return 0
 
 
+def _discarding_processor(seen: list[int]) -> Any:
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class Discard(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            seen[0] += len(spans)
+            return SpanExportResult.SUCCESS
+
+    # The default queue (2048) drops spans when calls outpace its worker; this one keeps them all.
+    return BatchSpanProcessor(Discard(), max_queue_size=1_000_000)
+
+
 class _Peer:
-    """OpenLLMetry or OpenInference with an SDK TracerProvider, a BatchSpanProcessor and a discarding exporter."""
+    """A peer instrumentation exporting into a discarding exporter; measured before/after, never switched off."""
 
     alternates = False
 
     def __init__(self, mode: str) -> None:
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-
-        if mode == "openllmetry":
-            from opentelemetry.instrumentation.openai import OpenAIInstrumentor
-        else:
-            from openinference.instrumentation.openai import OpenAIInstrumentor
-        seen = self._seen = [0]
-
-        class Discard(SpanExporter):
-            def export(self, spans: Any) -> SpanExportResult:
-                seen[0] += len(spans)
-                return SpanExportResult.SUCCESS
-
-        self.provider = TracerProvider()
-        # The default queue (2048) drops spans when calls outpace its worker; this one keeps them all.
-        self.processor = BatchSpanProcessor(Discard(), max_queue_size=1_000_000)
-        self.provider.add_span_processor(self.processor)
-        self.instrumentor = OpenAIInstrumentor()
+        self.mode = mode
+        self._seen = [0]
+        self._flush: Callable[[], Any] = lambda: None
+        if mode in ("openllmetry", "openinference"):  # fail now if not installed
+            if mode == "openllmetry":
+                from opentelemetry.instrumentation.openai import OpenAIInstrumentor
+            else:
+                from openinference.instrumentation.openai import OpenAIInstrumentor
+            self._instrumentor = OpenAIInstrumentor
+        elif mode == "logfire":
+            import logfire  # noqa: F401
+        elif mode == "langfuse":
+            import langfuse  # noqa: F401
 
     def on(self) -> None:
-        self.instrumentor.instrument(tracer_provider=self.provider)
+        from opentelemetry.sdk.trace import TracerProvider
+
+        if self.mode in ("openllmetry", "openinference"):
+            provider = TracerProvider()
+            processor = _discarding_processor(self._seen)
+            provider.add_span_processor(processor)
+            self._instrumentor().instrument(tracer_provider=provider)
+            self._flush = processor.force_flush
+        elif self.mode == "logfire":
+            import logfire
+
+            logfire.configure(
+                send_to_logfire=False,
+                console=False,
+                additional_span_processors=[_discarding_processor(self._seen)],
+            )
+            logfire.instrument_openai()
+            self._flush = logfire.force_flush
+        elif self.mode == "langfuse":
+            from langfuse import Langfuse
+
+            from_exporter = _discarding_processor(self._seen).span_exporter
+            client = Langfuse(
+                public_key="pk-lf-bench",
+                secret_key="sk-lf-bench",
+                host="http://127.0.0.1:9",  # never reached: the span exporter is ours
+                tracer_provider=TracerProvider(),
+                span_exporter=from_exporter,
+                flush_at=512,
+            )
+            import langfuse.openai  # noqa: F401  (patches the openai SDK on import)
+
+            self._flush = client.flush
 
     def flush(self) -> None:
-        self.processor.force_flush()
+        self._flush()
 
     def off(self) -> None:
         raise NotImplementedError("peers are measured before/after, never switched off")
@@ -300,63 +388,53 @@ def _instrumentation(mode: str, folder: str) -> Any:
 # ---------------------------------------------------------------- one mode, in its own process
 
 
-def _rounds_alternating(inst: Any, calls: dict, n: int, rounds: int) -> dict[str, tuple[list, list]]:
-    bare: dict[str, list] = {s: [] for s in calls}
-    instrumented: dict[str, list] = {s: [] for s in calls}
+def _nothing() -> None:
+    pass
+
+
+def _rounds_alternating(inst: Any, loops: Loops, n: int, rounds: int) -> dict[str, tuple[list, list]]:
+    bare: dict[str, list] = {s: [] for s in SHAPES}
+    instrumented: dict[str, list] = {s: [] for s in SHAPES}
     for _ in range(rounds):
-        for shape, call in calls.items():
-            bare[shape].append(_measured(call, n, lambda: None))
+        for shape in SHAPES:
+            bare[shape].append(_measured(loops, shape, n, _nothing))
             inst.on()
-            _loop(call, 50)
+            loops.run(shape, 20)
             inst.flush()
-            instrumented[shape].append(_measured(call, n, inst.flush))
+            instrumented[shape].append(_measured(loops, shape, n, inst.flush))
             inst.off()
-    return {s: (bare[s], instrumented[s]) for s in calls}
+    return {s: (bare[s], instrumented[s]) for s in SHAPES}
 
 
-def _rounds_fine(inst: Any, calls: dict, n: int, rounds: int, block: int = 50) -> dict[str, tuple[list, list]]:
-    """Alternates blocks of ``block`` bare and instrumented calls, ``rounds * n`` calls of each in all."""
-    bare: dict[str, list] = {s: [] for s in calls}
-    instrumented: dict[str, list] = {s: [] for s in calls}
-    for _ in range(max(1, rounds * n // block)):
-        for shape, call in calls.items():
-            bare[shape].append(_measured(call, block, lambda: None, collect=False))
-            inst.on()
-            instrumented[shape].append(_measured(call, block, inst.flush, collect=False))
-            inst.off()
-    return {s: (bare[s], instrumented[s]) for s in calls}
-
-
-def _rounds_before_after(inst: Any, calls: dict, n: int, rounds: int) -> dict[str, tuple[list, list]]:
-    bare = {s: [_measured(c, n, lambda: None) for _ in range(rounds)] for s, c in calls.items()}
+def _rounds_before_after(inst: Any, loops: Loops, n: int, rounds: int) -> dict[str, tuple[list, list]]:
+    bare = {s: [_measured(loops, s, n, _nothing) for _ in range(rounds)] for s in SHAPES}
     inst.on()
-    for call in calls.values():
-        _loop(call, 50)
+    for shape in SHAPES:
+        loops.run(shape, 50)
     inst.flush()
-    return {s: (bare[s], [_measured(c, n, inst.flush) for _ in range(rounds)]) for s, c in calls.items()}
-
-
-def _quartiles(values: list[float]) -> list[float]:
-    q = statistics.quantiles(values, n=4) if len(values) > 1 else [values[0]] * 3
-    return [q[0], q[2]]
+    return {s: (bare[s], [_measured(loops, s, n, inst.flush) for _ in range(rounds)]) for s in SHAPES}
 
 
 def _summary(bare: list[dict], instrumented: list[dict], paired: bool) -> dict[str, Any]:
     med = statistics.median
     bare_us, instr_us = med(b["wall"] for b in bare), med(i["wall"] for i in instrumented)
-    diffs = [i["wall"] - b["wall"] for b, i in zip(bare, instrumented, strict=True)]
-    overhead = med(diffs) if paired else instr_us - bare_us
+    bare_cpu, instr_cpu = med(b["cpu"] for b in bare), med(i["cpu"] for i in instrumented)
+    if paired:
+        wall = med(i["wall"] - b["wall"] for b, i in zip(bare, instrumented, strict=True))
+        cpu = med(i["cpu"] - b["cpu"] for b, i in zip(bare, instrumented, strict=True))
+    else:
+        wall, cpu = instr_us - bare_us, instr_cpu - bare_cpu
     return {
         "bare_us": bare_us,
         "instrumented_us": instr_us,
-        "overhead_us": overhead,
-        "overhead_ratio": overhead / bare_us,
-        "overhead_us_range": [min(diffs), max(diffs)] if paired else None,
-        "overhead_us_iqr": _quartiles(diffs) if paired else None,
-        "deferred_us": med(i["deferred"] for i in instrumented),
-        "cpu_overhead_us": med(i["cpu"] for i in instrumented) - med(b["cpu"] for b in bare),
-        "rounds_bare_us": [round(b["wall"], 1) for b in bare][:50],
-        "rounds_instrumented_us": [round(i["wall"], 1) for i in instrumented][:50],
+        "overhead_us": wall,
+        "overhead_ratio": wall / bare_us,
+        "bare_cpu_us": bare_cpu,
+        "cpu_overhead_us": cpu,
+        "cpu_overhead_ratio": cpu / bare_cpu,
+        "rounds_bare_us": [round(b["wall"], 1) for b in bare],
+        "rounds_instrumented_us": [round(i["wall"], 1) for i in instrumented],
+        "rounds_cpu_overhead_us": [round(i["cpu"] - b["cpu"], 1) for b, i in zip(bare, instrumented, strict=True)],
     }
 
 
@@ -367,19 +445,14 @@ def run_mode(mode: str, calls: int, rounds: int) -> dict[str, Any]:
             inst = _instrumentation(mode, folder)
         except ImportError as exc:
             return {"mode": mode, "error": f"not installed ({exc.name})"}
-        shaped = _calls(_client())
-        for call in shaped.values():
-            _loop(call, min(300, calls))
+        loops = Loops()
+        for shape in SHAPES:
+            loops.run(shape, min(200, calls))
         load_before = os.getloadavg()[0]
-        fine = isinstance(inst, _AurikoHotPath)
-        run = _rounds_fine if fine else _rounds_alternating if inst.alternates else _rounds_before_after
-        measured = run(inst, shaped, calls, rounds)
+        run = _rounds_alternating if inst.alternates else _rounds_before_after
+        measured = run(inst, loops, calls, rounds)
         method = (
-            "alternating blocks of 50 calls"
-            if fine
-            else f"{rounds} alternating rounds"
-            if inst.alternates
-            else f"{rounds} bare rounds, then {rounds} instrumented"
+            f"{rounds} alternating rounds" if inst.alternates else f"{rounds} bare rounds, then {rounds} instrumented"
         )
         result: dict[str, Any] = {
             "mode": mode,
@@ -388,96 +461,91 @@ def run_mode(mode: str, calls: int, rounds: int) -> dict[str, Any]:
         }
         for shape, (bare, instrumented) in measured.items():
             result[shape] = _summary(bare, instrumented, paired=inst.alternates)
-        expected = len(SHAPES) * rounds * (calls + 50) if inst.alternates else len(SHAPES) * (rounds * calls + 50)
+        loops.close()
+        expected = len(SHAPES) * rounds * (calls + 20) if inst.alternates else len(SHAPES) * (rounds * calls + 50)
         result["spans"], result["expected_spans"] = inst.spans(), expected if mode != "auriko-obs-hot-path" else 0
     return result
 
 
-# ---------------------------------------------------------------- the DuckDB store
+# ---------------------------------------------------------------- the store
 
 
-def _spans_like_the_pipeline(count: int) -> tuple[list, float]:
-    """Returns ``count`` ReadableSpans built by ``Pipeline._span`` from real call records (half plain,
-    half streamed), and the µs that building one took."""
+def _call_records(count: int) -> list[Any]:
+    """Returns ``count`` call records of real calls (half plain, half streamed), as the pipeline receives them."""
     import auriko_obs
     from auriko_obs.instrumentation import _patch
 
     with tempfile.TemporaryDirectory() as folder:
-        active = auriko_obs.instrument(db=os.path.join(folder, "records.duckdb"), service_name="bench")
-        records: list = []
-        _patch.HOOKS.submit = records.append
-        shaped = _calls(_client())
-        for _ in range(1000):
-            shaped["plain"]()
-            shaped["stream"]()
-        _patch.HOOKS.submit = active.pipeline.submit
-        build = active.pipeline._span
-        start = time.perf_counter()
-        spans = [build(records[i % len(records)]) for i in range(count)]  # fresh ids and attributes each
-        build_us = (time.perf_counter() - start) / count * 1e6
+        auriko_obs.instrument(db=os.path.join(folder, "records.duckdb"), service_name="bench")
+        records: list[Any] = []
+        submit, _patch.HOOKS.submit = _patch.HOOKS.submit, records.append
+        loops = Loops()
+        for _ in range(count // 2):
+            loops.run("plain", 1)
+            loops.run("stream", 1)
+        _patch.HOOKS.submit = submit
         auriko_obs.uninstrument()
-    return spans, build_us
+    return records
 
 
-def _store_rate(spans: list, batch: int, folder: str) -> dict[str, Any]:
-    """Returns spans/s through ``export`` and through its halves, at one batch size."""
-    from auriko_obs.store import DuckDBSpanExporter, spans_to_table
-
-    whole = DuckDBSpanExporter(os.path.join(folder, f"export-{batch}.duckdb"), lock_wait_s=60)
-    halves = DuckDBSpanExporter(os.path.join(folder, f"halves-{batch}.duckdb"), lock_wait_s=60)
-    chunks = [spans[i : i + batch] for i in range(0, len(spans), batch)]
-    export_s = convert_s = insert_s = 0.0
-    for chunk in chunks:
-        gc.collect()
-        start = time.perf_counter()
-        whole.export(chunk)
-        export_s += time.perf_counter() - start
-        start = time.perf_counter()
-        table = spans_to_table(chunk)
-        convert_s += time.perf_counter() - start
-        start = time.perf_counter()
-        halves.export_table(table)
-        insert_s += time.perf_counter() - start
-    import auriko_obs
-
-    stored = int(auriko_obs.Store(whole.path).sql("SELECT count(*) AS n FROM spans").iloc[0]["n"])
-    n = len(spans)
-    return {
-        "batch": batch,
-        "stored": stored,
-        "export_spans_per_s": n / export_s,
-        "convert_spans_per_s": n / convert_s,
-        "insert_spans_per_s": n / insert_s,
-        "halves_spans_per_s": n / (convert_s + insert_s),
-        "spooled": whole.spooled_spans + halves.spooled_spans,
-    }
+def _timed(work: Callable[[], Any]) -> tuple[float, float]:
+    cpu, wall = time.process_time(), time.perf_counter()
+    work()
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def _batch_fixed_ms(folder: str, sample: list) -> float:
-    """Returns the median ms of exporting one span: opening, migrating-check and closing the file."""
-    from auriko_obs.store import DuckDBSpanExporter, spans_to_table
+def run_store(count: int, batch: int, rounds: int) -> dict[str, Any]:
+    """Returns spans/s (wall and CPU) of span rows stored in batches through the public writer."""
+    from auriko_obs.instrumentation import _pipeline
+    from auriko_obs.store import DuckDBSpanExporter, StoreWriter
 
-    exporter = DuckDBSpanExporter(os.path.join(folder, "fixed.duckdb"))
-    table = spans_to_table(sample[:1])
-    times = []
-    for _ in range(7):
-        start = time.perf_counter()
-        exporter.export_table(table)
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times[1:])
-
-
-def run_store(count: int, batches: list[int]) -> dict[str, Any]:
-    """Returns span-building µs, the fixed cost of one batch, and spans/s into DuckDB per batch size."""
-    spans, build_us = _spans_like_the_pipeline(count)
+    records = _call_records(min(count, 2000))
+    pipeline = _pipeline.Pipeline([], _pipeline.default_resource("bench"), _pipeline.SCOPE)
+    pipeline.shutdown()
+    build_rows = pipeline.encode_records
+    build_spans = pipeline.build_spans
+    picks = [records[i % len(records)] for i in range(count)]  # fresh ids for each
+    chunks = [picks[i : i + batch] for i in range(0, count, batch)]
+    results: dict[str, list[dict[str, float]]] = {"exporter": [], "writer": [], "encode_records": []}
     with tempfile.TemporaryDirectory() as folder:
-        fixed_ms = _batch_fixed_ms(folder, spans)
-        rates = [_store_rate(spans, batch, folder) for batch in batches]
+        for r in range(rounds):
+            spans = [build_spans(chunk) for chunk in chunks]
+            exporter = DuckDBSpanExporter(os.path.join(folder, f"export-{r}.duckdb"), lock_wait_s=60)
+
+            def export(exporter: Any = exporter, spans: list = spans) -> None:
+                for part in spans:
+                    exporter.export(part)
+                exporter.release()
+
+            wall, cpu = _timed(export)
+            results["exporter"].append({"wall": wall, "cpu": cpu})
+            exporter.shutdown()
+            tables: list[Any] = []
+            wall, cpu = _timed(lambda tables=tables: tables.extend(build_rows(chunk) for chunk in chunks))
+            results["encode_records"].append({"wall": wall, "cpu": cpu})
+            writer = StoreWriter(os.path.join(folder, f"write-{r}.duckdb"), lock_wait_s=60)
+
+            def write(writer: Any = writer, tables: list = tables) -> None:
+                for table in tables:
+                    writer.write(table)
+                writer.release()
+
+            wall, cpu = _timed(write)
+            results["writer"].append({"wall": wall, "cpu": cpu})
+            writer.close()
+        import auriko_obs
+
+        stored = int(
+            auriko_obs.Store(os.path.join(folder, "write-0.duckdb")).sql("SELECT count(*) AS n FROM spans")["n"][0]
+        )
+    med = statistics.median
     return {
         "spans": count,
-        "span_build_us": build_us,
-        "batch_fixed_ms": fixed_ms,
-        "rates": rates,
+        "batch": batch,
+        "rounds": rounds,
+        "stored": stored,
+        **{f"{name}_spans_per_s": count / med(x["wall"] for x in rows) for name, rows in results.items()},
+        **{f"{name}_cpu_us_per_span": med(x["cpu"] for x in rows) / count * 1e6 for name, rows in results.items()},
         "load_avg_1m": round(os.getloadavg()[0], 2),
     }
 
@@ -499,13 +567,14 @@ def _versions() -> dict[str, str]:
     found = {}
     for name in (
         "openai",
-        "httpx2",
         "duckdb",
         "pyarrow",
         "opentelemetry-sdk",
         "auriko-obs",
         "opentelemetry-instrumentation-openai",
         "openinference-instrumentation-openai",
+        "logfire",
+        "langfuse",
     ):
         try:
             found[name] = version(name)
@@ -514,113 +583,103 @@ def _versions() -> dict[str, str]:
     return found
 
 
+def _label(mode: str) -> str:
+    return "auriko-obs (hot path)" if mode == "auriko-obs-hot-path" else mode
+
+
 def _mode_rows(r: dict[str, Any]) -> list[str]:
-    label = "auriko-obs (hot path)" if r["mode"] == "auriko-obs-hot-path" else r["mode"]
+    label = _label(r["mode"])
     if "error" in r:
         return [f"{label:<22}{r['error']}"]
     rows = []
     for shape in SHAPES:
         s = r[shape]
-        spread = ""
-        if len(s["rounds_bare_us"]) >= 20:  # many short blocks: the quartiles say more than the extremes
-            spread = f" IQR [{s['overhead_us_iqr'][0]:+.0f}..{s['overhead_us_iqr'][1]:+.0f}]"
-        elif s["overhead_us_range"]:
-            spread = f" [{s['overhead_us_range'][0]:+.0f}..{s['overhead_us_range'][1]:+.0f}]"
-        else:
-            spread = (
-                f" bare [{min(s['rounds_bare_us']):.0f}..{max(s['rounds_bare_us']):.0f}]"
-                f" instr. [{min(s['rounds_instrumented_us']):.0f}..{max(s['rounds_instrumented_us']):.0f}]"
-            )
         rows.append(
-            f"{label:<22}{shape:<7}{s['bare_us']:>9.1f}{s['instrumented_us']:>10.1f}"
-            f"{s['overhead_us']:>+9.1f} ({s['overhead_ratio']:+6.1%}){s['deferred_us']:>10.1f}"
-            f"{s['cpu_overhead_us']:>+9.1f}{spread}"
+            f"{label:<22}{shape:<13}{s['bare_us']:>9.1f}{s['instrumented_us']:>10.1f}"
+            f"{s['overhead_us']:>+9.1f} ({s['overhead_ratio']:+6.1%}){s['cpu_overhead_us']:>+10.1f}"
+            f"  cpu/round [{min(s['rounds_cpu_overhead_us']):+.0f}..{max(s['rounds_cpu_overhead_us']):+.0f}]"
         )
     tail = f"{'':<22}{r['method']}, load avg {r['load_avg_1m'][0]:.2f} → {r['load_avg_1m'][1]:.2f}"
     if r.get("expected_spans"):
         tail += f", spans recorded {r['spans']:,} of {r['expected_spans']:,} calls"
-    elif r["mode"] != "auriko-obs-hot-path":
-        tail += f", spans recorded {r['spans']:,}"
     return [*rows, tail]
+
+
+def _verdict(report: dict[str, Any]) -> list[str]:
+    modes = {r["mode"]: r for r in report["calls"] if "error" not in r}
+    ours = modes.get("auriko-obs")
+    if ours is None:
+        return []
+    lines = []
+    for shape in SHAPES:
+        wall, cpu = ours[shape]["overhead_ratio"], ours[shape]["cpu_overhead_us"]
+        peers = [modes[p][shape] for p in PEERS if p in modes]
+        below_peers = all(wall < p["overhead_ratio"] and cpu < p["cpu_overhead_us"] for p in peers)
+        met = wall <= TARGET_WALL[shape] and cpu <= TARGET_CPU_US
+        lines.append(
+            f"{shape:<13} wall {wall:+.1%} (target ≤ {TARGET_WALL[shape]:.0%}), cpu {cpu:+.1f} µs (target ≤ "
+            f"{TARGET_CPU_US:.0f}): {'met' if met else 'NOT met'}; below every peer measured: "
+            f"{'yes' if below_peers else 'no'} ({len(peers)} peers)"
+        )
+    return lines
 
 
 def _store_rows(store: dict[str, Any]) -> list[str]:
     if "error" in store:
         return [f"store benchmark failed: {store['error']}"]
-    rows = [
-        f"\nDuckDB store, {store['spans']:,} spans built by Pipeline._span ({store['span_build_us']:.1f} µs "
-        f"each = {1e6 / store['span_build_us']:,.0f} spans/s); one export's fixed cost (open, schema check, "
-        f"close): {store['batch_fixed_ms']:.1f} ms",
-        f"{'batch':>8}{'stored':>10}{'convert/s':>12}{'insert/s':>12}{'both/s':>12}{'export()/s':>12}",
+    return [
+        f"\nStore: {store['spans']:,} spans in batches of {store['batch']:,}, median of {store['rounds']} rounds, "
+        f"load avg {store['load_avg_1m']:.2f}; {store['stored']:,} stored",
+        f"  DuckDBSpanExporter.export(ReadableSpans): {store['exporter_spans_per_s']:>10,.0f} spans/s, "
+        f"{store['exporter_cpu_us_per_span']:.1f} µs CPU a span",
+        f"  StoreWriter.write(rows of call records):  {store['writer_spans_per_s']:>10,.0f} spans/s, "
+        f"{store['writer_cpu_us_per_span']:.1f} µs CPU a span",
+        f"  encoding call records into rows:          {store['encode_records_spans_per_s']:>10,.0f} spans/s, "
+        f"{store['encode_records_cpu_us_per_span']:.1f} µs CPU a span",
+        f"  target ≥ {TARGET_SPANS_PER_S:,} spans/s through the exporter: "
+        f"{'met' if store['exporter_spans_per_s'] >= TARGET_SPANS_PER_S else 'NOT met'}",
     ]
-    for r in store["rates"]:
-        rows.append(
-            f"{r['batch']:>8,}{r['stored']:>10,}{r['convert_spans_per_s']:>12,.0f}"
-            f"{r['insert_spans_per_s']:>12,.0f}{r['halves_spans_per_s']:>12,.0f}{r['export_spans_per_s']:>12,.0f}"
-        )
-    best = max(r["export_spans_per_s"] for r in store["rates"])
-    rows.append(
-        f"target ≥ {TARGET_SPANS_PER_S:,} spans/s stored: {'met' if best >= TARGET_SPANS_PER_S else 'NOT met'} "
-        f"(best export() {best:,.0f}/s)"
-    )
-    return rows
 
 
 def print_table(report: dict[str, Any]) -> None:
     v = report["versions"]
     print(
-        f"openai {v['openai']}, duckdb {v['duckdb']}, OpenLLMetry {v['opentelemetry-instrumentation-openai']}, "
-        f"OpenInference {v['openinference-instrumentation-openai']}; {report['calls_per_round']} calls × "
+        f"auriko-obs {v['auriko-obs']}, openai {v['openai']}, duckdb {v['duckdb']}, OpenLLMetry "
+        f"{v['opentelemetry-instrumentation-openai']}, OpenInference {v['openinference-instrumentation-openai']}, "
+        f"Logfire {v['logfire']}, Langfuse {v['langfuse']}; {report['calls_per_round']} calls × "
         f"{report['rounds']} rounds, medians; {os.cpu_count()} cores\n"
     )
-    print(
-        f"{'mode':<22}{'shape':<7}{'bare µs':>9}{'instr. µs':>10}{'overhead µs (%)':>19}{'deferred':>10}"
-        f"{'cpu +':>9} [spread over rounds]"
-    )
+    print(f"{'mode':<22}{'shape':<13}{'bare µs':>9}{'instr. µs':>10}{'wall + µs (%)':>19}{'cpu + µs':>10}")
     for r in report["calls"]:
         print("\n".join(_mode_rows(r)))
-    ours = next((r for r in report["calls"] if r["mode"] == "auriko-obs" and "error" not in r), None)
-    if ours:
-        verdict = ", ".join(f"{s} {ours[s]['overhead_ratio']:+.1%}" for s in SHAPES)
-        met = all(ours[s]["overhead_ratio"] <= TARGET_OVERHEAD for s in SHAPES)
-        print(f"target auriko-obs overhead ≤ {TARGET_OVERHEAD:.0%}: {'met' if met else 'NOT met'} ({verdict})")
+    print("\n".join(_verdict(report)))
     if report.get("store"):
         print("\n".join(_store_rows(report["store"])))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n")[0],
-        epilog="Peers: pip install opentelemetry-instrumentation-openai openinference-instrumentation-openai",
-    )
-    parser.add_argument("--calls", type=int, default=2000, help="calls per round (default 2000)")
-    parser.add_argument(
-        "--rounds", type=int, default=5, help="rounds per mode and shape; medians are reported (default 5)"
-    )
-    parser.add_argument(
-        "--skip-peers", action="store_true", help="measure auriko-obs only, not OpenLLMetry/OpenInference"
-    )
-    parser.add_argument(
-        "--skip-hot-path", action="store_true", help="leave out the auriko-obs hot-path-only diagnostic"
-    )
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--calls", type=int, default=1000, help="calls per round (default 1000)")
+    parser.add_argument("--rounds", type=int, default=7, help="rounds per mode and shape; medians (default 7)")
+    parser.add_argument("--skip-peers", action="store_true", help="measure auriko-obs only")
+    parser.add_argument("--peers", default=",".join(PEERS), help=f"peers to measure (default {','.join(PEERS)})")
+    parser.add_argument("--skip-hot-path", action="store_true", help="leave out the hot-path-only diagnostic")
     parser.add_argument(
         "--spans", type=int, default=200_000, help="spans for the store benchmark (default 200000; 0 skips it)"
     )
-    parser.add_argument(
-        "--batches", default="4096,16384,50000", help="batch sizes for the store (default 4096,16384,50000)"
-    )
+    parser.add_argument("--batch", type=int, default=4096, help="store batch size (default 4096, the pipeline's)")
+    parser.add_argument("--store-rounds", type=int, default=5, help="store rounds; medians (default 5)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--mode", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    batches = [int(b) for b in args.batches.split(",") if b.strip()]
     if args.mode == "store":
-        print(json.dumps(run_store(args.spans, batches)))
+        print(json.dumps(run_store(args.spans, args.batch, args.store_rounds)))
         return
     if args.mode:
         print(json.dumps(run_mode(args.mode, args.calls, args.rounds)))
         return
     modes = ["auriko-obs"] + ([] if args.skip_hot_path else ["auriko-obs-hot-path"])
-    modes += [] if args.skip_peers else list(MODES[1:])
+    modes += [] if args.skip_peers else [p for p in args.peers.split(",") if p]
     common = ["--calls", str(args.calls), "--rounds", str(args.rounds)]
     report: dict[str, Any] = {
         "versions": _versions(),
@@ -632,8 +691,19 @@ def main() -> None:
         print(f"measuring {mode} …", file=sys.stderr, flush=True)
         report["calls"].append({"mode": mode, **_subprocess(["--mode", mode, *common])})
     if args.spans:
-        print("measuring the DuckDB store …", file=sys.stderr, flush=True)
-        report["store"] = _subprocess(["--mode", "store", "--spans", str(args.spans), "--batches", args.batches])
+        print("measuring the store …", file=sys.stderr, flush=True)
+        report["store"] = _subprocess(
+            [
+                "--mode",
+                "store",
+                "--spans",
+                str(args.spans),
+                "--batch",
+                str(args.batch),
+                "--store-rounds",
+                str(args.store_rounds),
+            ]
+        )
     if args.json:
         print(json.dumps(report, indent=2))
     else:

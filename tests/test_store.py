@@ -215,7 +215,7 @@ def _stored_raw_rows(path: str):
 
     names = ", ".join(f'"{name}"' for name in RAW_SCHEMA.names)
     with connect(path, read_only=True, wait_s=5) as con:
-        return con.sql(f"SELECT {names} FROM spans ORDER BY start_time").to_arrow_table().cast(RAW_SCHEMA)
+        return con.sql(f"SELECT {names} FROM span_rows ORDER BY start_time").to_arrow_table().cast(RAW_SCHEMA)
 
 
 def _span_counts(path: str) -> tuple[int, int, int]:
@@ -303,12 +303,15 @@ def test_spooled_rows_are_read_with_the_stored_columns_and_types(instrumented, c
 
 def _store_from_before_the_api_column(path: str) -> None:
     """Writes a store as schema 4 left it: Responses calls stored as operation `responses`, no `api` column."""
+    from auriko_obs.store._migrations import MIGRATIONS
+
     con = duckdb.connect(path)
-    ensure_schema(con)
-    con.execute("DROP VIEW llm_calls")
+    con.execute("CREATE TABLE auriko_obs_migrations (version INTEGER, name VARCHAR, applied_at TIMESTAMPTZ)")
+    for number, step in enumerate(MIGRATIONS[:4], start=1):
+        step(con)
+        con.execute("INSERT INTO auriko_obs_migrations VALUES (?, ?, now())", [number, step.__name__])
     con.execute("ALTER TABLE spans DROP COLUMN api")
     con.execute("ALTER TABLE spans DROP COLUMN service_tier")
-    con.execute("DELETE FROM auriko_obs_migrations WHERE version >= 5")
     for n, (operation, name, extra) in enumerate(
         [
             ("responses", "responses gpt-4o-mini", {}),

@@ -1,10 +1,16 @@
-"""The worker side: turn queued call records into OpenTelemetry spans and hand them to exporters.
+"""The worker side: turn queued call records into span rows (and spans) and hand them to the consumers.
 
 The caller's thread only appends to a deque (``submit``). A daemon worker wakes every
-``interval_s`` (or as soon as ``batch_size`` records wait, or on ``flush``), builds one
-``ReadableSpan`` per record and passes the batch to each exporter. Building ``ReadableSpan`` objects
-directly costs about 2 µs a span, against about 40 µs for a span started and ended through the SDK's
-tracer with the same attributes, which is what keeps the whole path cheap.
+``interval_s`` (or as soon as ``batch_size`` records wait, or on ``flush``), extracts each record's
+attributes, and hands the batch to each consumer in the form it takes:
+
+- a *row sink* (a consumer with ``export_rows(table, unencodable) -> int``: the DuckDB store, a lake)
+  gets one Arrow table of span rows (``auriko_obs.store.RAW_SCHEMA``), encoded once for all of them;
+- any other consumer (an OTLP exporter, the application's TracerProvider, metrics, the Jupyter ledger) is an
+  OpenTelemetry ``SpanExporter`` and gets ``ReadableSpan`` objects, built only when such a consumer is there.
+
+Both carry the same ids. Building ``ReadableSpan`` objects directly costs about 2 µs a span, against about
+40 µs for a span started and ended through the SDK's tracer; with only the store, no span object is built.
 
 Nothing is dropped silently: if records arrive faster than ``max_pending`` can absorb, the excess is
 counted in ``dropped`` and logged; exporter failures are counted per exporter, and ``flush`` returns False
@@ -20,7 +26,7 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -33,9 +39,25 @@ from ._call_record import INTERNAL_ERRORS, CallRecord
 from ._extract import build_attributes
 from ._streams import OPEN_STREAMS, end_open_streams
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from ..store import SpanRow
+
 log = logging.getLogger("auriko_obs")
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _UNSET = Status(StatusCode.UNSET)
+_CLIENT = SpanKind.CLIENT.name
+
+
+class _Finished:
+    """One finished call, ready to be encoded: its span row, and its parent's span context."""
+
+    __slots__ = ("parent", "row")
+
+    def __init__(self, row: SpanRow, parent: SpanContext | None) -> None:
+        self.row = row
+        self.parent = parent
 
 
 class _FlushMarker(threading.Event):
@@ -71,6 +93,8 @@ class Pipeline:
         self.export_failures: dict[str, int] = {}
         self._failed_since_marker = 0  # worker thread only
         self._ids = RandomIdGenerator()
+        self._origin: Any = None  # the rows' service, resource and scope, made when first needed
+        self._make_row: Any = None
         self._reset_threading()
         _PIPELINES.add(self)
         _register_exit_flush()
@@ -142,50 +166,121 @@ class Pipeline:
                     break
                 batch.append(item)
             if batch:
-                self._export([span for span in map(self._span, batch) if span is not None])
+                self._export(batch)
             for marker in markers:
                 marker.ok = not self._failed_since_marker
                 self._failed_since_marker = 0
                 marker.set()
 
-    def _span(self, record: CallRecord) -> ReadableSpan | None:
+    def _finished(self, record: CallRecord) -> _Finished | None:
         try:
             name, attributes, error = build_attributes(record, self.capture_content)
             parent = trace.get_current_span(record.context).get_span_context()
             if not parent.is_valid:
                 parent = None
             trace_id = parent.trace_id if parent is not None else self._ids.generate_trace_id()
-            context = SpanContext(trace_id, self._ids.generate_span_id(), False, _SAMPLED)
-            status = Status(StatusCode.ERROR, error) if error is not None else _UNSET
-            return ReadableSpan(
-                name=name,
-                context=context,
-                parent=parent,
-                resource=self.resource,
-                attributes=attributes,
-                kind=SpanKind.CLIENT,
-                status=status,
-                start_time=record.t0_ns,
-                end_time=record.t1_ns or record.t0_ns,
-                instrumentation_scope=self.scope,
+            make_row = self._make_row or self._load_rows()
+            row = make_row(
+                trace_id,
+                self._ids.generate_span_id(),
+                parent.span_id if parent is not None else None,
+                record.t0_ns,
+                record.t1_ns or record.t0_ns,
+                name,
+                _CLIENT,
+                error is not None,
+                error,
+                attributes,
+                None,
+                self._origin,
             )
+            return _Finished(row, parent)
         except Exception as exc:
             INTERNAL_ERRORS.record("extract", exc)
             return None
 
-    def _export(self, spans: list[ReadableSpan]) -> None:
-        if not spans:
+    def _load_rows(self) -> Any:
+        # Span rows load pyarrow: only when the first call is recorded, never by `import auriko_obs`.
+        from ..store import SpanRow, origin_of
+
+        self._origin = origin_of(self.resource.attributes, self.scope.name)
+        self._make_row = SpanRow
+        return SpanRow
+
+    def _span(self, done: _Finished) -> ReadableSpan:
+        row = done.row
+        status = Status(StatusCode.ERROR, row.status_message) if row.failed else _UNSET
+        return ReadableSpan(
+            name=row.name,
+            context=SpanContext(row.trace_id, row.span_id, False, _SAMPLED),
+            parent=done.parent,
+            resource=self.resource,
+            attributes=row.attributes,
+            kind=SpanKind.CLIENT,
+            status=status,
+            start_time=row.start_ns,
+            end_time=row.end_ns,
+            instrumentation_scope=self.scope,
+        )
+
+    def encode_records(self, records: list[CallRecord]) -> pa.Table:
+        """Returns the span rows of the records (those that can be extracted and encoded)."""
+        from ..store import encode_isolating
+
+        finished = [f for f in map(self._finished, records) if f is not None]
+        return encode_isolating(finished, _rows_of)[0]
+
+    def build_spans(self, records: list[CallRecord]) -> list[ReadableSpan]:
+        """Returns the ReadableSpan of each record that can be extracted."""
+        return [self._span(f) for f in map(self._finished, records) if f is not None]
+
+    def _export(self, records: list[CallRecord]) -> None:
+        finished = [f for f in map(self._finished, records) if f is not None]
+        if not finished:
             return
+        exporters = list(self.exporters)
+        sinks = [e for e in exporters if hasattr(e, "export_rows")]
+        consumers = [e for e in exporters if not hasattr(e, "export_rows")]
+        failures = {type(e).__name__: 0 for e in exporters}
+        if sinks:
+            self._export_rows(finished, sinks, failures)
+        if consumers:
+            spans = [self._span(f) for f in finished]
+            for consumer in consumers:
+                name = type(consumer).__name__
+                failures[name] += _export_to(consumer, spans, name)
         delivered = True
-        for exporter in self.exporters:
-            name = type(exporter).__name__
-            failed = _export_to(exporter, spans, name)
+        for name, failed in failures.items():
             if failed:
                 self.export_failures[name] = self.export_failures.get(name, 0) + failed
                 self._failed_since_marker += failed
                 delivered = False
         if delivered:  # `exported` counts spans that every exporter took
-            self.exported += len(spans)
+            self.exported += len(finished)
+
+    def _export_rows(self, finished: list[_Finished], sinks: list[Any], failures: dict[str, int]) -> None:
+        from ..store import encode_isolating
+
+        try:
+            table, unencodable = encode_isolating(finished, _rows_of)
+        except Exception as exc:  # not one row could be made: every sink misses the batch
+            INTERNAL_ERRORS.record("store.rows", exc)
+            for sink in sinks:
+                failures[type(sink).__name__] += len(finished)
+            return
+        for _, exc in unencodable:
+            INTERNAL_ERRORS.record("store.rows", exc)
+        for sink in sinks:
+            name = type(sink).__name__
+            try:
+                failures[name] += int(sink.export_rows(table, len(unencodable)))
+            except Exception as exc:
+                INTERNAL_ERRORS.record(f"export.{name}", exc)
+                failures[name] += len(finished)
+
+
+def _rows_of(finished: list[_Finished]) -> list[SpanRow]:
+    return [f.row for f in finished]
 
 
 def _export_to(exporter: Any, spans: list[ReadableSpan], name: str) -> int:

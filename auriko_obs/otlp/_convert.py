@@ -1,8 +1,8 @@
 """OTLP trace requests (protobuf or OTLP/JSON) → Arrow tables of ``spans`` rows for the DuckDB store.
 
-The rows have exactly the layout ``store._rows.spans_to_table`` builds from our own ReadableSpans
-(``RAW_SCHEMA``), so received spans go through the same insert (``DuckDBSpanExporter.export_table``),
-which types the ``llm_calls`` columns from the ``attributes`` JSON. Other instrumentations' attribute
+The rows have the store's legacy layout (``LEGACY_RAW_SCHEMA``: every attribute in ``attributes``), which
+the store's writer (``DuckDBSpanExporter.export_table``) turns into span rows, DuckDB typing the
+``llm_calls`` columns from the ``attributes`` JSON. Other instrumentations' attribute
 names are mapped onto ours first (``_mapping.normalize``).
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from ..store import RAW_SCHEMA
+from ..store import LEGACY_RAW_SCHEMA as RAW_SCHEMA  # every attribute in `attributes`: the writer types them
 from ._mapping import looks_genai, normalize
 
 _KINDS = ("INTERNAL", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")  # index = OTLP SpanKind

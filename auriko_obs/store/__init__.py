@@ -10,8 +10,10 @@ The read side loads DuckDB only (pandas when a DataFrame is made):
 
 The write side is loaded on first use (``DuckDBSpanExporter`` brings in the OpenTelemetry SDK):
 
-- ``StoreWriter``: appends Arrow tables of raw span rows (``RAW_SCHEMA``, built by ``encode_spans``) and
-  says what became of them (``WriteOutcome``): stored, spooled, held in memory, refused or lost;
+- ``StoreWriter``: appends Arrow tables of span rows (``RAW_SCHEMA``: see ``_rows`` for the layout, built by
+  ``encode_rows`` from ``SpanRow`` facts or ``encode_spans`` from ReadableSpans) and says what became of
+  them (``WriteOutcome``): stored, spooled, held in memory, refused or lost; it holds the file while batches
+  keep coming, and lets go as soon as another process or thread wants it;
 - ``DuckDBSpanExporter``: the same as an OpenTelemetry ``SpanExporter``;
 - ``Spool``: the Parquet files of ``<store>.spool/``, published durably, with a quarantine for files that
   cannot be read and rows that the store refuses; ``fold_spool()`` moves them into the store;
@@ -37,6 +39,7 @@ from ._files import (
     spool_dir,
 )
 from ._isolation import HeldBatches, write_isolating
+from ._layout import EXTRA_ATTRIBUTES, STORED_TABLE, attributes_sql, stored_columns
 from ._migrations import SCHEMA_VERSION, applied_version, ensure_schema
 from ._read import read_connection
 from ._spool import Spool, quarantined_in_process
@@ -45,35 +48,57 @@ from ._store import Store, parse_time
 if TYPE_CHECKING:
     from ._exporter import DuckDBSpanExporter
     from ._ingest import Ingested, fold_spool, ingest_spool
-    from ._rows import RAW_SCHEMA, encode_spans, spans_to_table
+    from ._rows import (
+        LEGACY_RAW_SCHEMA,
+        RAW_SCHEMA,
+        Origin,
+        SpanRow,
+        conform,
+        encode_isolating,
+        encode_rows,
+        encode_spans,
+        origin_of,
+        spans_to_table,
+    )
     from ._writer import StoreWriter, WriteOutcome
 
 __all__ = [
+    "EXTRA_ATTRIBUTES",
+    "LEGACY_RAW_SCHEMA",
     "RAW_SCHEMA",
     "SCHEMA_VERSION",
+    "STORED_TABLE",
     "DuckDBSpanExporter",
     "HeldBatches",
     "Ingested",
+    "Origin",
+    "SpanRow",
     "Spool",
     "Store",
     "StoreLockedError",
     "StoreWriter",
     "WriteOutcome",
     "applied_version",
+    "attributes_sql",
     "check_readable",
     "check_writable",
+    "conform",
     "connect",
     "default_path",
+    "encode_isolating",
+    "encode_rows",
     "encode_spans",
     "ensure_schema",
     "fold_spool",
     "ingest_spool",
     "lock_path",
+    "origin_of",
     "parse_time",
     "quarantined_in_process",
     "read_connection",
     "spans_to_table",
     "spool_dir",
+    "stored_columns",
     "write_isolating",
 ]
 
@@ -85,6 +110,13 @@ _LAZY = {
     "fold_spool": "._ingest",
     "ingest_spool": "._ingest",
     "RAW_SCHEMA": "._rows",
+    "LEGACY_RAW_SCHEMA": "._rows",
+    "Origin": "._rows",
+    "SpanRow": "._rows",
+    "conform": "._rows",
+    "encode_isolating": "._rows",
+    "encode_rows": "._rows",
+    "origin_of": "._rows",
     "encode_spans": "._rows",
     "spans_to_table": "._rows",
     "StoreWriter": "._writer",

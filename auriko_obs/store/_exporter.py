@@ -23,10 +23,14 @@ if TYPE_CHECKING:
 class DuckDBSpanExporter(StoreWriter, SpanExporter):
     """Exports spans to a DuckDB store file; safe to use from several processes at once.
 
-    Each ``export`` opens the file, ingests any spooled batches, appends its own, and closes; what happens
-    when that cannot be done is ``StoreWriter``'s. A span that cannot be encoded as a row is counted lost
-    (``store.rows`` in ``INTERNAL_ERRORS``); the rest of its batch is stored. ``export`` returns FAILURE
-    when any span of the batch is not in the store (nor spooled while another process holds the file).
+    Each ``export`` ingests any spooled batches and appends its own, through a connection held while batches
+    keep coming (``StoreWriter``, which also says what happens when that cannot be done). A span that cannot
+    be encoded as a row is counted lost (``store.rows`` in ``INTERNAL_ERRORS``); the rest of its batch is
+    stored. ``export`` returns FAILURE when any span of the batch is not in the store (nor spooled while
+    another process holds the file).
+
+    ``export_rows`` takes span rows (``RAW_SCHEMA``) instead: the pipeline hands rows to every sink that has
+    it, and builds OpenTelemetry spans only for consumers that need them.
     """
 
     def __init__(
@@ -35,8 +39,17 @@ class DuckDBSpanExporter(StoreWriter, SpanExporter):
         *,
         lock_wait_s: float = 2.0,
         max_held_bytes: int | None = None,
+        hold_idle_s: float = 1.0,
     ) -> None:
-        StoreWriter.__init__(self, path, lock_wait_s=lock_wait_s, max_held_bytes=max_held_bytes)
+        StoreWriter.__init__(
+            self, path, lock_wait_s=lock_wait_s, max_held_bytes=max_held_bytes, hold_idle_s=hold_idle_s
+        )
+
+    def export_rows(self, table: pa.Table, unencodable: int = 0) -> int:
+        """Returns how many spans are not in the store, nor on their way to it, after writing the span rows;
+        ``unencodable``: spans of the batch that could not be encoded as rows, counted lost here."""
+        self.lost_spans += unencodable
+        return self.write(table).failed + unencodable
 
     def export_counting_failures(self, spans: Sequence[ReadableSpan]) -> int:
         """Returns how many of the spans are not in the store, nor on their way to it (see ``WriteOutcome``)."""

@@ -12,6 +12,17 @@ the file until after it has closed it. Under heavy load we saw two processes tha
 each other through DuckDB's lock alone lose a just-committed batch now and then (DuckDB 2.0.1, also
 with no auriko-obs code involved: ``benchmarks/store_handover.py``). Our lock makes each handover
 complete: the next process opens the file only once the previous one has closed it.
+
+A writer that writes batch after batch keeps its connection (``HeldConnection``) instead of paying DuckDB's
+open and its checkpoint on every close (together most of what a batch cost): it holds the file while batches
+keep coming, and lets go as soon as anyone else wants it. Whoever waits for the file, in this process or
+another, says so: another process by holding a shared ``flock`` on ``<store>.wait`` while it waits, a thread
+of this process by a count the holder reads. The holder looks every ``_WATCH_S`` (50 ms): when someone waits,
+or when no batch came for ``idle_s`` (1 s), it finishes the batch in hand, closes the file and lets go. A
+holder that let go for others waits until they are in before it takes the file again (``_YIELD_S``). So a
+reader or another writer waits for at most one batch and the close, as it did for a batch before.
+Before this process forks, held connections are closed: a child must never see a DuckDB instance open on
+the file (it would reuse it from DuckDB's instance cache, outside our locks).
 """
 
 from __future__ import annotations
@@ -21,7 +32,7 @@ import random
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import duckdb
@@ -36,6 +47,10 @@ from ._migrations import ensure_schema
 DEFAULT_DB = "auriko_obs.duckdb"
 _process_locks: dict[str, threading.Lock] = {}
 _process_locks_guard = threading.Lock()
+_WATCH_S = 0.05  # how often a holder looks for anyone waiting for its file
+_YIELD_S = 0.5  # how long a holder that let go for others leaves them to get in
+_waiting_here: dict[str, int] = {}  # path → threads of this process waiting to open it
+_waiting_here_lock = threading.Lock()
 
 
 class StoreLockedError(TimeoutError):
@@ -69,32 +84,80 @@ def lock_path(path: str | os.PathLike[str]) -> Path:
     return Path(f"{os.fspath(path)}.lock")
 
 
-@contextmanager
-def _handover_lock(path: str, *, shared: bool, deadline: float, wait_s: float) -> Iterator[None]:
+def wait_path(path: str | os.PathLike[str]) -> Path:
+    """Returns the file that processes waiting for the store hold a shared lock on, so that its holder lets go."""
+    return Path(f"{os.fspath(path)}.wait")
+
+
+def _take_handover_lock(path: str, *, shared: bool, deadline: float, wait_s: float) -> int | None:
+    """Returns the descriptor holding the store's handover lock (None: no lock file, DuckDB's own lock only);
+    raises StoreLockedError when it stayed locked until the deadline. While it waits, it says so."""
     if fcntl is None:
-        yield
-        return
+        return None
     try:
         fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT, 0o644)
     except OSError:
         if not shared:
             raise
-        yield  # a reader of a store in a folder it cannot write to: DuckDB's own lock only
-        return
+        return None  # a reader of a store in a folder it cannot write to: DuckDB's own lock only
+    waiting: int | None = None
     try:
         delay = 0.001
         while True:
             try:
                 fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
-                break
+                return fd
             except BlockingIOError:
+                if waiting is None:
+                    waiting = _say_waiting(path)
                 if time.monotonic() >= deadline:
                     raise StoreLockedError(f"store {path} stayed locked for {wait_s:.1f}s by another process") from None
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 0.05)
+    except BaseException:
+        os.close(fd)
+        raise
+    finally:
+        if waiting is not None and waiting >= 0:
+            os.close(waiting)
+
+
+def _say_waiting(path: str) -> int:
+    """Returns a descriptor holding a shared lock on the store's wait file (-1 when it cannot be had)."""
+    try:
+        fd = os.open(wait_path(path), os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        return -1  # a folder this process cannot write to: the holder lets go when idle
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+    except OSError:
+        os.close(fd)
+        return -1
+    return fd
+
+
+def _others_waiting(wait_fd: int | None) -> bool:
+    """Returns whether another process holds the store's wait file (is waiting for the store)."""
+    if wait_fd is None or fcntl is None:
+        return False
+    try:
+        fcntl.flock(wait_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    fcntl.flock(wait_fd, fcntl.LOCK_UN)
+    return False
+
+
+@contextmanager
+def _handover_lock(path: str, *, shared: bool, deadline: float, wait_s: float) -> Iterator[None]:
+    fd = _take_handover_lock(path, shared=shared, deadline=deadline, wait_s=wait_s)
+    try:
         yield
     finally:
-        os.close(fd)  # releases the lock
+        if fd is not None:
+            os.close(fd)  # releases the lock
 
 
 def check_writable(path: str | os.PathLike[str], *, wait_s: float = 5.0) -> str:
@@ -161,49 +224,249 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
+def _acquire_turn(path: str, timeout: float | None = None) -> bool:
+    """Returns True once this thread has the process's turn at the file: after another thread's, or after a
+    held connection let go (it is told that someone here waits); False after ``timeout`` seconds."""
+    lock = _process_lock(path)
+    if lock.acquire(blocking=False):
+        return True
+    with _waiting_here_lock:
+        _waiting_here[path] = _waiting_here.get(path, 0) + 1
+    holder = _HOLDERS.get(path)
+    if holder is not None:
+        holder.wake()
+    try:
+        return lock.acquire(timeout=-1 if timeout is None else max(0.0, timeout))
+    finally:
+        with _waiting_here_lock:
+            _waiting_here[path] -= 1
+
+
+@contextmanager
+def _process_turn(path: str) -> Iterator[None]:
+    _acquire_turn(path)
+    try:
+        yield
+    finally:
+        _process_lock(path).release()
+
+
+def _open(path: str, read_only: bool, deadline: float, wait_s: float) -> duckdb.DuckDBPyConnection:
+    delay = 0.002
+    while True:
+        try:
+            con = duckdb.connect(path, read_only=read_only)
+            break
+        except duckdb.Error as exc:
+            if not _is_lock_conflict(exc) or time.monotonic() >= deadline:
+                if _is_lock_conflict(exc):
+                    raise StoreLockedError(f"store {path} stayed locked for {wait_s:.1f}s: {exc}") from exc
+                raise
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 0.1)
+    try:
+        configure(con)
+        if not read_only:
+            checked = _SCHEMA_CHECKED.get(path)
+            if checked is None or checked != _identity(path):
+                ensure_schema(con)
+    except BaseException:
+        _SCHEMA_CHECKED.pop(path, None)
+        con.close()
+        raise
+    return con
+
+
+def _close(path: str, con: duckdb.DuckDBPyConnection, read_only: bool, ok: bool) -> None:
+    if read_only:
+        con.close()
+        return
+    if not ok:
+        _SCHEMA_CHECKED.pop(path, None)
+        con.close()
+        return
+    con.close()
+    _SCHEMA_CHECKED[path] = _identity(path)
+
+
 @contextmanager
 def connect(path: str | os.PathLike[str], *, read_only: bool, wait_s: float) -> Iterator[duckdb.DuckDBPyConnection]:
     """Yields a connection to the store, retrying while another process holds the file.
 
     Raises StoreLockedError after ``wait_s`` seconds of conflicts. A writable connection has the schema
-    migrated; a read-only one requires the file to exist.
+    migrated; a read-only one requires the file to exist. A connection this process holds (``HeldConnection``)
+    is let go first.
     """
     path = os.path.abspath(os.fspath(path))
     if read_only and not os.path.exists(path):
         raise FileNotFoundError(f"no auriko-obs store at {path}")
-    lock = _process_lock(path)
     deadline = time.monotonic() + wait_s
-    delay = 0.002
     if not read_only:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with lock, _handover_lock(path, shared=read_only, deadline=deadline, wait_s=wait_s):
-        while True:
-            try:
-                con = duckdb.connect(path, read_only=read_only)
-                break
-            except duckdb.Error as exc:
-                if not _is_lock_conflict(exc) or time.monotonic() >= deadline:
-                    if _is_lock_conflict(exc):
-                        raise StoreLockedError(f"store {path} stayed locked for {wait_s:.1f}s: {exc}") from exc
-                    raise
-                time.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 0.1)
+    with _process_turn(path), _handover_lock(path, shared=read_only, deadline=deadline, wait_s=wait_s):
+        con = _open(path, read_only, deadline, wait_s)
+        ok = False
         try:
-            configure(con)
-            if not read_only:
-                checked = _SCHEMA_CHECKED.get(path)
-                if checked is None or checked != _identity(path):
-                    ensure_schema(con)
             yield con
-        except BaseException:
-            _SCHEMA_CHECKED.pop(path, None)
-            raise
-        else:
-            if not read_only:
-                con.close()
-                _SCHEMA_CHECKED[path] = _identity(path)
+            ok = True
         finally:
-            con.close()
+            _close(path, con, read_only, ok)
+
+
+class HeldConnection:
+    """A writable connection to one store that stays open across batches, and lets go when anyone else wants
+    the file or no batch came for ``idle_s`` seconds (see the module's docstring).
+
+    ``use()`` yields the connection (opening it when it is not open); a failure inside closes it. Callers
+    serialise their own use (``StoreWriter`` does, with its lock); ``release()`` may be called from any
+    thread at any time."""
+
+    def __init__(self, path: str, *, idle_s: float = 1.0) -> None:
+        self.path = path
+        self.idle_s = idle_s
+        self.opened = 0  # connections opened: how often the file was taken
+        self._lock = threading.Lock()  # held while the connection is used or closed
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._lock_fd: int | None = None
+        self._wait_fd: int | None = None
+        self._last_used = 0.0
+        self._let_go_at = 0.0  # when it last let go because someone waited
+        self._wake = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._con is not None
+
+    @contextmanager
+    def use(self, wait_s: float) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Yields the open connection; raises StoreLockedError when the file stayed locked for ``wait_s``."""
+        with self._lock:
+            if self._con is None:
+                self._take(wait_s)
+            con = self._con
+            assert con is not None
+            try:
+                yield con
+            except BaseException:
+                self._let_go(ok=False)
+                raise
+            self._last_used = time.monotonic()
+
+    def release(self) -> None:
+        """Closes the connection (DuckDB checkpoints the file) and lets the file go; harmless when not held."""
+        with self._lock:
+            self._let_go(ok=True)
+
+    def wake(self) -> None:
+        """Tells the holder that a thread of this process waits for the file."""
+        self._wake.set()
+
+    # ------------------------------------------------------------ with self._lock held
+
+    def _take(self, wait_s: float) -> None:
+        path = self.path
+        deadline = time.monotonic() + wait_s
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if self._let_go_at and time.monotonic() - self._let_go_at < _YIELD_S:
+            self._leave_to_others(min(deadline, self._let_go_at + _YIELD_S))
+        lock = _process_lock(path)
+        if not _acquire_turn(path, deadline - time.monotonic()):
+            raise StoreLockedError(f"store {path} stayed in use by another thread for {wait_s:.1f}s")
+        try:
+            self._lock_fd = _take_handover_lock(path, shared=False, deadline=deadline, wait_s=wait_s)
+            self._con = _open(path, False, deadline, wait_s)
+        except BaseException:
+            self._drop_locks(lock)
+            raise
+        self.opened += 1
+        self._wait_fd = _open_wait_file(path)
+        _HOLDERS[path] = self
+        self._last_used = time.monotonic()
+        if self._watcher is None or not self._watcher.is_alive():
+            self._watcher = threading.Thread(target=self._watch, name="auriko-obs-store-holder", daemon=True)
+            self._watcher.start()
+
+    def _leave_to_others(self, until: float) -> None:
+        wait_fd = _open_wait_file(self.path)
+        try:
+            while time.monotonic() < until and (_others_waiting(wait_fd) or _waiting_here.get(self.path, 0)):
+                time.sleep(0.005)
+        finally:
+            if wait_fd is not None:
+                os.close(wait_fd)
+
+    def _let_go(self, ok: bool) -> None:
+        con = self._con
+        if con is None:
+            return
+        self._con = None
+        if _HOLDERS.get(self.path) is self:
+            del _HOLDERS[self.path]
+        try:
+            _close(self.path, con, False, ok)
+        finally:
+            self._drop_locks(_process_lock(self.path))
+
+    def _drop_locks(self, process_lock: threading.Lock) -> None:
+        for fd in (self._lock_fd, self._wait_fd):
+            if fd is not None:
+                os.close(fd)  # the handover lock goes with its descriptor
+        self._lock_fd = self._wait_fd = None
+        if process_lock.locked():
+            process_lock.release()
+
+    # ------------------------------------------------------------ watcher thread
+
+    def _watch(self) -> None:
+        while True:
+            self._wake.wait(_WATCH_S)
+            self._wake.clear()
+            if self._con is None:
+                return
+            wanted = _waiting_here.get(self.path, 0) > 0 or _others_waiting(self._wait_fd)
+            idle = time.monotonic() - self._last_used >= self.idle_s
+            if not (wanted or idle):
+                continue
+            with self._lock:
+                if self._con is None:
+                    return
+                if wanted:
+                    self._let_go_at = time.monotonic()
+                with suppress(Exception):  # the next use opens the file again, and reports what fails then
+                    self._let_go(ok=True)
+                return
+
+
+def _open_wait_file(path: str) -> int | None:
+    try:
+        return os.open(wait_path(path), os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        return None
+
+
+_HOLDERS: dict[str, HeldConnection] = {}
+
+
+def release_held_connections() -> None:
+    """Closes every connection this process holds (before a fork, at exit)."""
+    for holder in list(_HOLDERS.values()):
+        with suppress(Exception):
+            holder.release()
+
+
+def _after_fork_in_child() -> None:
+    # Locks held by threads of the parent would never be released here.
+    global _waiting_here_lock, _process_locks_guard
+    _process_locks.clear()
+    _waiting_here.clear()
+    _HOLDERS.clear()
+    _waiting_here_lock = threading.Lock()
+    _process_locks_guard = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=release_held_connections, after_in_child=_after_fork_in_child)
 
 
 # Store files whose schema this process brought up to date, by path → the file's identity (device,

@@ -1,4 +1,4 @@
-"""Inserting Arrow tables of raw span rows (``RAW_SCHEMA``) into the store, and folding its spool in.
+"""Inserting Arrow tables of span rows (``RAW_SCHEMA``) into the store's ``span_rows``, and folding its spool in.
 
 A span delivered twice (an OTLP exporter retrying after a timeout, a spool file ingested again after a
 crash between COMMIT and its deletion) is stored once: rows whose (trace_id, span_id) is already stored
@@ -7,8 +7,10 @@ the batch's own start times, a constant range that DuckDB's zone maps use to ski
 it: spans arriving in time order cost a look at the newest row groups only, whatever the store's size (a
 batch mixing spans far apart in time reads every row group between them).
 
-A row that DuckDB refuses (malformed JSON in ``attributes``, a value it cannot convert) is isolated
-(``write_isolating``) and set aside in the spool's quarantine; the rest of its batch is stored.
+The rows go in as they are: their typed columns were filled when they were encoded (``_rows``), so
+DuckDB only appends them. A row that DuckDB refuses (malformed JSON in ``extra_attributes``, a value it
+cannot convert) is isolated (``write_isolating``) and set aside in the spool's quarantine; the rest of its
+batch is stored.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import duckdb
 
 from ._files import spool_dir
 from ._isolation import write_isolating
-from ._rows import RAW_SCHEMA, first_of_each_span, start_time_range, typed_columns_sql
+from ._rows import conform, first_of_each_span, start_time_range
 from ._spool import Spool
 
 if TYPE_CHECKING:
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _BATCH = "_auriko_obs_batch"
+STORED_TABLE = "span_rows"  # the table behind the `spans` view (see _migrations.m006)
 # The errors that belong to a row rather than to the file or the machine.
 _ROW_ERRORS = (duckdb.DataError, duckdb.InvalidInputException, duckdb.ConstraintException)
 
@@ -58,13 +61,12 @@ def not_stored_sql(stored: str, table: pa.Table) -> str:
 
 def _insert_sql(table: pa.Table) -> str:
     """Returns the INSERT of the registered batch's rows (``table``, deduplicated) that are not stored yet."""
-    new_rows = f"WITH _auriko_obs_new AS (SELECT * FROM {_BATCH} AS b WHERE {not_stored_sql('spans', table)})\n"
-    return f"INSERT INTO spans BY NAME {new_rows}{typed_columns_sql('_auriko_obs_new')}"
+    return f"INSERT INTO {STORED_TABLE} BY NAME SELECT * FROM {_BATCH} AS b WHERE {not_stored_sql(STORED_TABLE, table)}"
 
 
 def insert_table(con: duckdb.DuckDBPyConnection, table: pa.Table) -> None:
-    """Inserts the spans of the table that the store does not hold yet, each once; DuckDB fills the typed
-    columns. Runs in the caller's transaction, if any."""
+    """Inserts the span rows (``RAW_SCHEMA``) of the table that the store does not hold yet, each once. Runs
+    in the caller's transaction, if any."""
     table = first_of_each_span(table)
     con.register(_BATCH, table)
     try:
@@ -126,7 +128,7 @@ def fold_spool(con: duckdb.DuckDBPyConnection, spool: Spool) -> Ingested:
     files not yet ingested in place."""
     total = Ingested()
     for file in spool.pending():
-        table = spool.read(file, RAW_SCHEMA)
+        table = spool.read(file, conform)
         if table is None:
             continue
         total += store_rows(con, table, spool)

@@ -1,5 +1,9 @@
 """Schema of the DuckDB store, and its migrations.
 
+The rows are in the table ``span_rows`` (the layout of ``_rows.RAW_SCHEMA``: the typed columns, and the
+attributes that no column holds verbatim in ``extra_attributes``); ``spans`` is a view of it with
+``attributes`` holding every attribute again, and ``llm_calls`` a view of ``spans``. Readers use the views.
+
 Migrations are small functions registered in order with ``@migration`` and named for what they do
 (the approach of simonw/llm). Each runs once per store file and is recorded in ``auriko_obs_migrations``.
 After them, ``ensure_schema`` adds any ``spans`` column that ``fields.py`` has gained and rebuilds the
@@ -13,6 +17,7 @@ from collections.abc import Callable
 import duckdb
 
 from .. import fields
+from ._layout import STORED_TABLE, spans_select_sql, stored_columns
 
 Migration = Callable[[duckdb.DuckDBPyConnection], None]
 MIGRATIONS: list[Migration] = []
@@ -86,6 +91,17 @@ def m005_api_column_and_responses_as_chat(con: duckdb.DuckDBPyConnection) -> Non
     )
 
 
+@migration
+def m006_span_rows_and_spans_view(con: duckdb.DuckDBPyConnection) -> None:
+    # The typed columns are filled when rows are encoded, and each attribute is stored once: in its column when
+    # the column holds it verbatim, else in `extra_attributes` (see store/_rows.py). The table becomes
+    # `span_rows`, and `spans` a view whose `attributes` merges them back (`_views`). Existing rows keep every
+    # attribute in what becomes their `extra_attributes`, which merges to the same object: nothing is rewritten.
+    con.execute("DROP VIEW IF EXISTS llm_calls")
+    con.execute("ALTER TABLE spans RENAME TO span_rows")
+    con.execute("ALTER TABLE span_rows RENAME COLUMN attributes TO extra_attributes")
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -119,10 +135,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> int:
             step(con)
             con.execute("INSERT INTO auriko_obs_migrations (version, name) VALUES (?, ?)", [number, step.__name__])
         _sync_columns(con)
-        con.execute(
-            f"CREATE OR REPLACE VIEW llm_calls AS SELECT {fields.llm_calls_select_list()} "
-            "FROM spans WHERE operation IS NOT NULL"
-        )
+        _views(con)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -130,17 +143,27 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> int:
     return SCHEMA_VERSION
 
 
-def _existing_columns(con: duckdb.DuckDBPyConnection) -> set[str]:
-    rows = con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'spans'").fetchall()
+def _existing_columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    rows = con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]).fetchall()
     return {r[0] for r in rows}
 
 
 def _columns_in_sync(con: duckdb.DuckDBPyConnection) -> bool:
-    return {name for name, _ in fields.spans_columns()} <= _existing_columns(con)
+    return {name for name, _ in stored_columns()} <= _existing_columns(con, STORED_TABLE) and {
+        name for name, _ in fields.spans_columns()
+    } <= _existing_columns(con, "spans")
 
 
 def _sync_columns(con: duckdb.DuckDBPyConnection) -> None:
-    existing = _existing_columns(con)
-    for name, sql_type in fields.spans_columns():
+    existing = _existing_columns(con, STORED_TABLE)
+    for name, sql_type in stored_columns():
         if name not in existing:
-            con.execute(f'ALTER TABLE spans ADD COLUMN "{name}" {sql_type}')
+            con.execute(f'ALTER TABLE {STORED_TABLE} ADD COLUMN "{name}" {sql_type}')
+
+
+def _views(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"CREATE OR REPLACE VIEW spans AS {spans_select_sql(STORED_TABLE)}")
+    con.execute(
+        f"CREATE OR REPLACE VIEW llm_calls AS SELECT {fields.llm_calls_select_list()} "
+        "FROM spans WHERE operation IS NOT NULL"
+    )

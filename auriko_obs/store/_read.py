@@ -18,6 +18,7 @@ import duckdb
 
 from .. import fields
 from ._files import configure, connect, spool_dir
+from ._layout import STORED_TABLE, spans_select_sql
 from ._migrations import ensure_schema
 from ._spool import Spool
 
@@ -55,20 +56,21 @@ def _show_spooled(con: duckdb.DuckDBPyConnection, spool: Spool) -> None:
     import pyarrow as pa
 
     from ._ingest import not_stored_sql
-    from ._rows import RAW_SCHEMA, first_of_each_span, typed_columns_sql
+    from ._rows import conform, first_of_each_span
 
-    tables = [table for file in spool.pending() if (table := spool.read(file, RAW_SCHEMA)) is not None]
+    tables = [table for file in spool.pending() if (table := spool.read(file, conform)) is not None]
     if not tables:
         return
     table = first_of_each_span(pa.concat_tables(tables))
     database = con.execute("SELECT current_database()").fetchall()[0][0]
-    stored = '"{}".main.spans'.format(database.replace('"', '""'))
+    schema = '"{}".main'.format(database.replace('"', '""'))
     # Each spooled column in the stored column's type (Arrow's nanosecond timestamps would widen the union's).
     columns = ", ".join(f'CAST("{name}" AS {sql_type}) AS "{name}"' for name, sql_type in fields.spans_columns())
     con.register(_SPOOLED, table)
+    spooled = f"(SELECT * FROM {_SPOOLED} AS b WHERE {not_stored_sql(f'{schema}.{STORED_TABLE}', table)})"
     con.execute(
-        f"CREATE TEMP VIEW spans AS SELECT * FROM {stored} UNION ALL BY NAME "
-        f"SELECT {columns} FROM ({typed_columns_sql(_SPOOLED)}) AS b WHERE {not_stored_sql(stored, table)}"
+        f"CREATE TEMP VIEW spans AS SELECT * FROM {schema}.spans UNION ALL BY NAME "
+        f"SELECT {columns} FROM ({spans_select_sql(spooled)})"
     )
     con.execute(
         f"CREATE TEMP VIEW llm_calls AS SELECT {fields.llm_calls_select_list()} FROM spans WHERE operation IS NOT NULL"

@@ -17,6 +17,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -87,8 +88,9 @@ class Spool:
         having left nothing behind."""
         return _write_durably(table, self.folder, _unique_name())
 
-    def read(self, file: Path, schema: pa.Schema) -> pa.Table | None:
-        """Returns the file's rows with the columns of ``schema``, or None: when the file has gone (another
+    def read(self, file: Path, schema: pa.Schema | Callable[[pa.Table], pa.Table]) -> pa.Table | None:
+        """Returns the file's rows with the columns of ``schema`` (or as ``schema(table)`` gives them, for a
+        function), or None: when the file has gone (another
         process took it), when the machine cannot read it now (left in place), or when its content cannot be
         read (moved to quarantine)."""
         import pyarrow as pa
@@ -97,6 +99,8 @@ class Spool:
         reason: Exception
         try:
             table = pq.read_table(file)
+            if callable(schema):
+                return schema(table)
             return table.select(schema.names).cast(schema)
         except FileNotFoundError:
             return None

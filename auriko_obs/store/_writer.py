@@ -1,6 +1,8 @@
 """Appending Arrow tables of span rows to a store file: what happens to a batch when things go wrong.
 
-Each write opens the file, folds in the spool, inserts the batch and closes (see ``_files`` for why). Then:
+Each write folds in the spool and inserts the batch, through a connection held across batches while they
+keep coming, and let go as soon as another process or thread wants the file (``_files.HeldConnection``).
+Then:
 
 - the file is locked by another process for ``lock_wait_s``: the batch goes to the spool, and the next
   writer folds it in (the write succeeded: the spans are durable and will be in the store);
@@ -30,9 +32,10 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from .._internal_errors import INTERNAL_ERRORS
-from ._files import StoreLockedError, connect, default_path, spool_dir
+from ._files import HeldConnection, StoreLockedError, default_path, spool_dir
 from ._ingest import fold_spool, store_rows
 from ._isolation import HeldBatches
+from ._rows import conform
 from ._spool import Spool
 
 if TYPE_CHECKING:
@@ -84,8 +87,10 @@ def max_held_bytes_from_env() -> int:
 
 
 class StoreWriter:
-    """Writes Arrow tables of raw span rows (``RAW_SCHEMA``) to a store file; safe to use from several
-    threads and processes at once. ``write`` never raises: it says what became of the rows."""
+    """Writes Arrow tables of span rows (``RAW_SCHEMA``; the legacy layout is accepted too) to a store file;
+    safe to use from several threads and processes at once. ``write`` never raises: it says what became of
+    the rows. The file stays open between writes that keep coming (``hold_idle_s``), and is let go at once
+    when anyone else wants it; ``release()`` lets it go now."""
 
     def __init__(
         self,
@@ -93,9 +98,11 @@ class StoreWriter:
         *,
         lock_wait_s: float = 2.0,
         max_held_bytes: int | None = None,
+        hold_idle_s: float = 1.0,
     ) -> None:
         self.path = os.path.abspath(os.fspath(path or default_path()))
         self.lock_wait_s = lock_wait_s
+        self.connection = HeldConnection(self.path, idle_s=hold_idle_s)
         self.spool = Spool(spool_dir(self.path))
         self.held = HeldBatches(max_held_bytes_from_env() if max_held_bytes is None else max_held_bytes)
         self.exported_spans = 0  # written into the store file by this writer (held ones included)
@@ -131,12 +138,20 @@ class StoreWriter:
             "refused_spans": self.spool.set_aside_rows,
             "lost_spans": self.lost_spans,
             "quarantined_files": self.spool.quarantined_files,
+            "connections_opened": self.connection.opened,
         }
 
     def write(self, table: pa.Table) -> WriteOutcome:
         """Returns what became of the table's rows: stored, spooled, held in memory, refused or lost."""
         outcome = WriteOutcome(rows=table.num_rows)
         if not table.num_rows:
+            return outcome
+        try:
+            table = conform(table)
+        except Exception as exc:
+            INTERNAL_ERRORS.record("store.rows", exc)
+            self.lost_spans += table.num_rows
+            outcome.lost += table.num_rows
             return outcome
         with self._lock:
             if len(self.held) and not self._write_held():
@@ -150,13 +165,25 @@ class StoreWriter:
         with self._lock:
             return self._write_held()
 
+    def release(self) -> None:
+        """Lets the store file go now (DuckDB checkpoints it as it closes); the next write takes it again."""
+        with self._lock:
+            try:
+                self.connection.release()
+            except Exception as exc:
+                INTERNAL_ERRORS.record("store.release", exc)
+
     def close(self) -> None:
-        """Stops retrying; the batches still held in memory are counted lost (and logged)."""
+        """Stops retrying and lets the file go; the batches still held in memory are counted lost (and logged)."""
         self._closed = True
         self._retry_wake.set()
         with self._lock:
             self._write_held()
             self._drop_held("the writer was closed")
+            try:
+                self.connection.release()
+            except Exception as exc:
+                INTERNAL_ERRORS.record("store.release", exc)
 
     # ------------------------------------------------------------------ with self._lock held
 
@@ -164,11 +191,13 @@ class StoreWriter:
         """Returns True once the rows are stored, refused or spooled; False when nothing could be written."""
         locked = False
         try:
-            with connect(self.path, read_only=False, wait_s=self.lock_wait_s) as con:
-                folded = fold_spool(con, self.spool)
+            with self.connection.use(self.lock_wait_s) as con:
+                folded = fold_spool(con, self.spool) if self.spool.folder.exists() else None
                 ingested = store_rows(con, table, self.spool)
-            self.folded_spans += folded.stored
-            self.lost_spans += folded.lost + ingested.lost
+            if folded is not None:
+                self.folded_spans += folded.stored
+                self.lost_spans += folded.lost
+            self.lost_spans += ingested.lost
             self.exported_spans += ingested.stored
             outcome.stored += ingested.stored
             outcome.refused += ingested.set_aside
@@ -256,6 +285,7 @@ def _report_held_at_exit() -> None:
             with writer._lock:
                 if len(writer.held) and not writer._write_held():
                     writer._drop_held("the process exited while the store could not be written")
+                writer.connection.release()
         except Exception:
             pass
 

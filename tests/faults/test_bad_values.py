@@ -77,10 +77,11 @@ def test_rows_the_store_refuses_are_set_aside_and_the_rest_of_the_batch_is_store
     assert auriko_obs.flush()
     names = ", ".join(f'"{name}"' for name in RAW_SCHEMA.names)
     with connect(instrumented, read_only=True, wait_s=5) as con:
-        table = con.sql(f"SELECT {names} FROM spans ORDER BY start_time").to_arrow_table().cast(RAW_SCHEMA)
-    attributes = table["attributes"].to_pylist()
+        table = con.sql(f"SELECT {names} FROM span_rows ORDER BY start_time").to_arrow_table().cast(RAW_SCHEMA)
+    attributes = table["extra_attributes"].to_pylist()
     attributes[2] = '{"gen_ai.operation.name": "chat", '  # cut short: not JSON, which DuckDB refuses
-    table = table.set_column(RAW_SCHEMA.get_field_index("attributes"), "attributes", pa.array(attributes, pa.string()))
+    column = RAW_SCHEMA.get_field_index("extra_attributes")
+    table = table.set_column(column, "extra_attributes", pa.array(attributes, pa.string()))
 
     other = str(tmp_path / "other.duckdb")
     outcome = StoreWriter(other).write(table)
@@ -89,7 +90,7 @@ def test_rows_the_store_refuses_are_set_aside_and_the_rest_of_the_batch_is_store
     assert stored == [span for i, span in enumerate(table["span_id"].to_pylist()) if i != 2]
     [kept] = Spool(spool_dir(other)).quarantined()
     refused = pq.read_table(kept)
-    assert refused.num_rows == 1 and refused["attributes"][0].as_py() == attributes[2]
+    assert refused.num_rows == 1 and refused["extra_attributes"][0].as_py() == attributes[2]
 
 
 def test_with_otlp_on_the_store_and_the_collector_get_the_same_spans(

@@ -115,7 +115,7 @@ def test_readers_and_analyses_work_on_a_full_disk_with_batches_in_the_spool(smal
         auriko_obs.uninstrument()
     names = ", ".join(f'"{name}"' for name in RAW_SCHEMA.names)
     with connect(db_path, read_only=True, wait_s=5) as con:
-        rows = con.sql(f"SELECT {names} FROM spans ORDER BY start_time").to_arrow_table().cast(RAW_SCHEMA)
+        rows = con.sql(f"SELECT {names} FROM span_rows ORDER BY start_time").to_arrow_table().cast(RAW_SCHEMA)
     # Two spans as a writer locked out of the file spools them: a new one, and one stored already (a crash
     # between COMMIT and deleting the spool file). Readers must show each span once.
     new = rows.slice(5, 1).set_column(1, "span_id", pa.array(["00000000000000aa"]))

@@ -101,12 +101,13 @@ def test_a_spool_file_whose_rows_the_store_refuses_is_set_aside_and_writes_go_on
     assert auriko_obs.flush()
     names = ", ".join(f'"{name}"' for name in RAW_SCHEMA.names)
     with connect(instrumented, read_only=True, wait_s=5) as con:
-        rows = con.sql(f"SELECT {names} FROM spans").to_arrow_table().cast(RAW_SCHEMA)
+        rows = con.sql(f"SELECT {names} FROM span_rows").to_arrow_table().cast(RAW_SCHEMA)
     # The same spans under new ids, one with attributes that are not JSON.
     poisoned = rows.set_column(1, "span_id", pa.array([f"{i:016x}" for i in range(1, 4)], pa.string()))
-    attributes = poisoned["attributes"].to_pylist()
+    attributes = poisoned["extra_attributes"].to_pylist()
     attributes[1] = "{not json"
-    poisoned = poisoned.set_column(RAW_SCHEMA.get_field_index("attributes"), "attributes", pa.array(attributes))
+    column = RAW_SCHEMA.get_field_index("extra_attributes")
+    poisoned = poisoned.set_column(column, "extra_attributes", pa.array(attributes))
     spool_dir(instrumented).mkdir()
     pq.write_table(poisoned, spool_dir(instrumented) / "00000000000000000003-1-000003.parquet")
     for _ in range(4):
