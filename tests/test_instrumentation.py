@@ -519,11 +519,11 @@ def test_failure_inside_attribute_extraction_does_not_reach_the_caller(instrumen
 def test_failure_inside_the_exporter_does_not_reach_the_caller(instrumented, client, monkeypatch):
     from auriko_obs.store import DuckDBSpanExporter
 
-    def broken(self, spans):
+    def broken(self, table, unencodable=0):
         raise RuntimeError("injected exporter bug")
 
-    # the method the pipeline calls on the store's exporter (plain SpanExporters: export)
-    monkeypatch.setattr(DuckDBSpanExporter, "export_counting_failures", broken)
+    # the method the pipeline calls on the store's exporter (a row sink; plain SpanExporters: export)
+    monkeypatch.setattr(DuckDBSpanExporter, "export_rows", broken)
     response = client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
     assert response.choices
     assert auriko_obs.flush() is False  # the span is not in the store, and flush says so without raising

@@ -89,12 +89,16 @@ class Instrumentation:
         """Returns True once every finished call is in the store; it does not wait on a collector.
 
         False (never an exception) when ``timeout_s`` ran out, or when any call finished since the previous
-        flush is not in the store: a span it refused, batches waiting in memory for a full disk…"""
+        flush is not in the store: a span it refused, batches waiting in memory for a full disk…
+
+        The store file is let go too (the writer holds it while batches keep coming): after a flush, any
+        program may open it, even one that does not wait for it as auriko-obs's readers do."""
         started = time.monotonic()
         done = self.pipeline.flush(timeout_s)
         store = self.store_exporter
         if store is not None:  # batches held in memory for an unwritable store are tried once more
             done = store.force_flush() and done
+            store.release()
         if self.export is not None:  # other instrumentations' GenAI spans, from the app's provider
             done = self.export.flush_store(_time_left(timeout_s, started)) and done
         return done

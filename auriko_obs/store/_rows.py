@@ -145,6 +145,7 @@ def _finite(value: Any) -> Any:
 # What a typed column takes from its attribute, by kind: verbatim (the attribute's own value, left out of
 # extra_attributes) or converted (a value computed from it, the attribute kept).
 _BIGINT_RANGE = (-(2**63), 2**63 - 1)
+_FLOAT_INT_LIMIT = 2**1023  # integers a float holds (computed once: Python does not fold a power this large)
 _INTEGER_RANGE = (-(2**31), 2**31 - 1)
 _ODD = object()  # a value whose column DuckDB must work out (`_typed_by_duckdb`)
 _PY_DEFAULTS = {"false": False, "true": True}
@@ -171,7 +172,7 @@ def _plain(sql_type: str) -> Callable[[Any], tuple[Any, bool]]:
             kind = type(v)
             if kind is float:
                 return (v, True) if math.isfinite(v) else (None, False)  # JSON null
-            if kind is int and abs(v) < 2**1023:
+            if kind is int and abs(v) < _FLOAT_INT_LIMIT:
                 return float(v), False
             return _ODD, False
 
@@ -203,7 +204,7 @@ def _converter(column: fields.Column) -> Callable[[Any], tuple[Any, bool]]:
 
         def scaled(v: Any) -> tuple[Any, bool]:
             kind = type(v)
-            if (kind is float and math.isfinite(v)) or (kind is int and abs(v) < 2**1023):
+            if (kind is float and math.isfinite(v)) or (kind is int and abs(v) < _FLOAT_INT_LIMIT):
                 return float(v) * scale, False
             return _ODD, False
 
@@ -213,10 +214,23 @@ def _converter(column: fields.Column) -> Callable[[Any], tuple[Any, bool]]:
     return plain
 
 
-# attribute → (index into _ATTRIBUTE_COLUMNS, converter)
-_SLOTS: dict[str, tuple[int, Callable[[Any], tuple[Any, bool]]]] = {
-    c.attribute: (i, _converter(c)) for i, c in enumerate(_ATTRIBUTE_COLUMNS) if c.attribute is not None
-}
+_FAST_TYPES = {"VARCHAR": str, "BIGINT": int, "INTEGER": int, "DOUBLE": float, "BOOLEAN": bool}
+_NO_RANGE = (0, -1)
+
+
+def _slot(index: int, column: fields.Column) -> tuple[int, Any, int, int, Callable[[Any], tuple[Any, bool]]]:
+    """Returns (column index, the type its attribute is held verbatim in (None: never), that type's range for
+    integers, the converter of every other value)."""
+    verbatim = not (column.first or column.scale is not None or column.default)
+    fast = _FAST_TYPES.get(column.sql_type) if verbatim else None
+    low, high = (
+        _INTEGER_RANGE if column.sql_type == "INTEGER" else _BIGINT_RANGE if column.sql_type == "BIGINT" else _NO_RANGE
+    )
+    return index, fast, low, high, _converter(column)
+
+
+# attribute → its slot (`_slot`)
+_SLOTS = {c.attribute: _slot(i, c) for i, c in enumerate(_ATTRIBUTE_COLUMNS) if c.attribute is not None}
 _DEFAULTS = [None if c.default is None else _PY_DEFAULTS[c.default] for c in _ATTRIBUTE_COLUMNS]
 
 
@@ -239,7 +253,13 @@ def encode_rows(rows: Sequence[SpanRow]) -> pa.Table:
             if slot is None:
                 rest[key] = value
                 continue
-            column, convert = slot
+            column, fast, low, high, convert = slot
+            kind = type(value)
+            if kind is fast and (
+                kind is str or kind is bool or (kind is int and low <= value <= high) or value - value == 0.0
+            ):  # held verbatim: the common case, decided without a call (a finite float minus itself is 0)
+                typed[column][i] = value
+                continue
             converted, verbatim = convert(value)
             if converted is _ODD:
                 odd = True
