@@ -2,11 +2,11 @@
 
     python benchmarks/analysis.py [--rows 10000000] [--db /tmp/analysis-bench.duckdb] [--threads 2]
 
-The rows are generated inside DuckDB by one set-based INSERT straight into ``spans`` of a store made by the
-real schema code: 30 days of calls over 5 models served by 15 (model, provider) offers (70% by the model's
-default provider), 4 strategies, 20 tags, 200 users, 4 services, with usage, cost at the cached list prices,
-cache savings, latency, ~2% errors, ~1% retries, ~0.5% routing warnings and budget headers on every 1000th
-call. Each row's values are bit fields of ``hash(i)``; ``attributes`` is one of 75 short JSON templates
+The rows are generated inside DuckDB by one set-based INSERT straight into ``span_rows`` (the table behind
+the ``spans`` view) of a store made by the real schema code: 30 days of calls over 5 models served by 15
+(model, provider) offers (70% by the model's default provider), 4 strategies, 20 tags, 200 users,
+4 services, with usage, cost at the cached list prices, cache savings, latency, ~2% errors, ~1% retries,
+~0.5% routing warnings and budget headers on every 1000th call. Each row's values are bit fields of ``hash(i)``; ``extra_attributes`` is one of 75 short JSON templates
 (per offer and kind of call), passed as JSON so that no row is parsed. The row numbers come from a temporary
 table rather than ``range()`` directly, because ``range()`` is a single-threaded source and a table scan
 lets both cores build and insert rows.
@@ -124,13 +124,13 @@ COLUMNS = (
     "response_model, model_canonical, provider, routing_strategy, input_tokens, output_tokens, total_tokens, "
     "cached_tokens, cache_write_tokens, cost_usd, cost_source, cache_savings_usd, ttft_ms, provider_ttft_ms, "
     "throughput_tps, finish_reason, status, http_status, error_type, error_code, retry_after_s, http_attempts, "
-    "request_id, credits_balance_usd, warnings, tags, user_id, attributes, name, kind"
+    "request_id, credits_balance_usd, warnings, tags, user_id, extra_attributes, name, kind"
 )
 
 # Each row's pseudo-random values come from bit fields of hash(i). Variant: 4 = error (2%), 3 = budget headers
 # (every 1000th call), 2 = routing warning (~0.5%), 1 = stream (1/3), 0 = plain.
 GENERATE = f"""
-INSERT INTO spans ({COLUMNS})
+INSERT INTO span_rows ({COLUMNS})
 WITH r AS (
     SELECT i, h, $start + to_microseconds((i * $step)::BIGINT) AS ts,
            $combos[1 + (h % 1000)::INTEGER] AS c,

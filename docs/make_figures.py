@@ -31,7 +31,7 @@ from auriko_obs.store import connect  # noqa: E402
 
 # A 6-hour window is busy when its hash says so (1 in 4); outside busy windows 1 call in 10 stays.
 THIN_TO_BURSTS = """
-DELETE FROM spans
+DELETE FROM span_rows
 WHERE hash(epoch_us(start_time) // 21600000000) % 4 <> 0 AND hash(span_id) % 10 <> 0
 """
 WEEKLY_LIMIT_SHARE = 0.15  # the weekly budget in the figure, as a share of the 30 days' spend

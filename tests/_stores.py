@@ -56,10 +56,11 @@ def make_store(path: str, rows: Iterable[dict] = (), prices: Iterable[tuple] = (
     provider price cache.
     """
     with connect(path, read_only=False, wait_s=10) as con:
-        for row in rows:
+        for row in rows:  # into the table behind the `spans` view; every attribute in extra_attributes
             names = list(row)
+            columns = ["extra_attributes" if n == "attributes" else n for n in names]
             con.execute(
-                f"INSERT INTO spans ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                f"INSERT INTO span_rows ({', '.join(columns)}) VALUES ({', '.join('?' * len(names))})",
                 [row[n] for n in names],
             )
         for model, provider, position, input_price, output_price in prices:

@@ -1,4 +1,5 @@
-"""Stores with known contents for report, budget and dashboard tests: rows written straight into ``spans``."""
+"""Stores with known contents for report, budget and dashboard tests: rows written straight into ``span_rows``
+(the table behind the ``spans`` view)."""
 
 from __future__ import annotations
 
@@ -55,15 +56,15 @@ def call(start: datetime, **values) -> dict:
 
 
 def insert_calls(db_path: str, rows: list[dict]) -> None:
-    """Writes ``rows`` (from ``call``) into the store's ``spans`` table."""
+    """Writes ``rows`` (from ``call``) into the store's ``span_rows`` table."""
     import pandas as pd
 
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame(rows).rename(columns={"attributes": "extra_attributes"})  # every attribute, in the table
     with connect(db_path, read_only=False, wait_s=30) as con:  # creates the store and its schema
         if not rows:
             return
         con.register("new_rows", frame)
-        con.execute("INSERT INTO spans BY NAME SELECT * FROM new_rows")
+        con.execute("INSERT INTO span_rows BY NAME SELECT * FROM new_rows")
 
 
 def history(

@@ -228,7 +228,7 @@ def test_report_groups_and_labels_calls_as_the_analyses_do(loaded, db_path):
     [
         ("SELEKT 1", 'UsageError: Parser Error: syntax error at or near "SELEKT"'),
         ("SELECT * FROM nope", "UsageError: Catalog Error: Table with name nope does not exist!"),
-        ("DELETE FROM spans", 'UsageError: Invalid Input Error: Cannot execute statement of type "DELETE"'),
+        ("DELETE FROM span_rows", 'UsageError: Invalid Input Error: Cannot execute statement of type "DELETE"'),
     ],
 )
 def test_a_bad_query_is_a_one_line_usage_error(loaded, query, message):
