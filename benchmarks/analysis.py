@@ -6,8 +6,9 @@ The rows are generated inside DuckDB by one set-based INSERT straight into ``spa
 the ``spans`` view) of a store made by the real schema code: 30 days of calls over 5 models served by 15
 (model, provider) offers (70% by the model's default provider), 4 strategies, 20 tags, 200 users,
 4 services, with usage, cost at the cached list prices, cache savings, latency, ~2% errors, ~1% retries,
-~0.5% routing warnings and budget headers on every 1000th call. Each row's values are bit fields of ``hash(i)``; ``extra_attributes`` is one of 75 short JSON templates
-(per offer and kind of call), passed as JSON so that no row is parsed. The row numbers come from a temporary
+~0.5% routing warnings and budget headers on every 1000th call. Each row's values are bit fields of
+``hash(i)``; ``extra_attributes`` is one of 75 short JSON templates (per offer and kind of call), passed
+as JSON so that no row is parsed. The row numbers come from a temporary
 table rather than ``range()`` directly, because ``range()`` is a single-threaded source and a table scan
 lets both cores build and insert rows.
 
