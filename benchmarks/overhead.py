@@ -496,11 +496,13 @@ def _timed(work: Callable[[], Any]) -> tuple[float, float]:
 
 def run_store(count: int, batch: int, rounds: int) -> dict[str, Any]:
     """Returns spans/s (wall and CPU) of span rows stored in batches through the public writer."""
-    from auriko_obs.instrumentation import _pipeline
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+    from auriko_obs.instrumentation import _pipeline, _resource
     from auriko_obs.store import DuckDBSpanExporter, StoreWriter
 
     records = _call_records(min(count, 2000))
-    pipeline = _pipeline.Pipeline([], _pipeline.default_resource("bench"), _pipeline.SCOPE)
+    pipeline = _pipeline.Pipeline([], _resource("bench"), InstrumentationScope("auriko_obs", "bench"))
     pipeline.shutdown()
     build_rows = pipeline.encode_records
     build_spans = pipeline.build_spans

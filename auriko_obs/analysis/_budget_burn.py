@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..store import parse_time
+from ..store import parse_time, unmerged_attribute_sql
 from ._forecast import forecast
 from ._query import HOUR_SQL, StoreLike, TimeLike, Values, Where, run, session, where
 
@@ -188,19 +188,20 @@ def _observed(store: StoreLike, budget: Budget, w: Where, period_start: datetime
     """Returns what Auriko's headers said in this period: its spend and limit, credits, and the local spend then."""
     if budget.scope not in ("workspace", "api_key"):
         return {}
-    spend_key = f'$."auriko.budget.{budget.period}.spend_usd"'
-    limit_key = f'$."auriko.budget.{budget.period}.limit_usd"'
+    spend = unmerged_attribute_sql(f"auriko.budget.{budget.period}.spend_usd")
+    limit = unmerged_attribute_sql(f"auriko.budget.{budget.period}.limit_usd")
+    # From `spans` (llm_calls' rows), whose extra_attributes hold these header attributes without a merge.
     query = f"""
 WITH recent AS (
-    SELECT start_time, attributes, credits_balance_usd FROM llm_calls
-    WHERE {w.sql} AND start_time >= ? AND start_time <= ? AND cost_source = 'auriko'
+    SELECT start_time, {spend} AS spend, {limit} AS spend_limit, credits_balance_usd FROM spans
+    WHERE operation IS NOT NULL AND {w.sql} AND start_time >= ? AND start_time <= ? AND cost_source = 'auriko'
     ORDER BY start_time DESC LIMIT {_HEADER_SEARCH_CALLS}
 ),
 header AS (
     SELECT start_time AS observed_at,
-           TRY_CAST(json_extract_string(attributes, ?) AS DOUBLE) AS observed_spend_usd,
-           TRY_CAST(json_extract_string(attributes, ?) AS DOUBLE) AS observed_limit_usd
-    FROM recent WHERE json_extract_string(attributes, ?) IS NOT NULL
+           TRY_CAST(spend AS DOUBLE) AS observed_spend_usd,
+           TRY_CAST(spend_limit AS DOUBLE) AS observed_limit_usd
+    FROM recent WHERE spend IS NOT NULL
     ORDER BY start_time DESC LIMIT 1
 )
 SELECT h.*, (SELECT coalesce(sum(cost_usd), 0) FROM llm_calls
@@ -209,7 +210,7 @@ SELECT h.*, (SELECT coalesce(sum(cost_usd), 0) FROM llm_calls
         ORDER BY start_time DESC LIMIT 1) AS credits_balance_usd
 FROM (SELECT 1) AS one LEFT JOIN header AS h ON TRUE
 """
-    params = [*w.params, period_start, now, spend_key, limit_key, spend_key, *w.params, period_start]
+    params = [*w.params, period_start, now, *w.params, period_start]
     row = run(store, query, params).iloc[0].to_dict()
     return {k: (None if _missing(v) else v) for k, v in row.items()}
 

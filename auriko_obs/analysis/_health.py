@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from ..store import unmerged_attribute_sql
 from ._query import (
     StoreLike,
     TimeLike,
@@ -137,11 +138,12 @@ WITH totals AS (
 base AS (
     SELECT {", ".join(labelled)}, status, error_type, error_code, http_status, warnings,
            greatest(coalesce(http_attempts, 1) - 1, 0) AS extra_attempts, retry_after_s,
-           CASE WHEN status = 'error' THEN json_extract_string(attributes, '$."error.type"') END AS otel_error_type,
-           CASE WHEN len(warnings) > 0 THEN attributes END AS attributes
+           CASE WHEN status = 'error' THEN {unmerged_attribute_sql("error.type")} END AS otel_error_type,
+           CASE WHEN len(warnings) > 0 THEN extra_attributes END AS extra_attributes
     FROM (SELECT {", ".join(pre)}, status, error_type, error_code, http_status, warnings, http_attempts,
-                 retry_after_s, attributes
-          FROM llm_calls WHERE {w.sql} AND (status = 'error' OR http_attempts > 1 OR len(warnings) > 0))
+                 retry_after_s, extra_attributes
+          FROM spans WHERE operation IS NOT NULL AND {w.sql}
+          AND (status = 'error' OR http_attempts > 1 OR len(warnings) > 0))
 ),
 events AS (
     SELECT period_start, {name}, 'error' AS kind, coalesce(error_type, otel_error_type) AS type,
@@ -152,7 +154,7 @@ events AS (
     SELECT period_start, {name}, 'retry', NULL, 'retried', extra_attempts, retry_after_s, http_status
     FROM base WHERE extra_attempts > 0
     UNION ALL
-    SELECT period_start, {name}, 'warning', unnest(from_json(json_extract(attributes, {warning_types}),
+    SELECT period_start, {name}, 'warning', unnest(from_json(json_extract(extra_attributes, {warning_types}),
                                                             '["VARCHAR"]')),
            unnest(warnings), 0, NULL, http_status
     FROM base WHERE len(warnings) > 0

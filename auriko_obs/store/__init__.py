@@ -39,7 +39,7 @@ from ._files import (
     spool_dir,
 )
 from ._isolation import HeldBatches, write_isolating
-from ._layout import EXTRA_ATTRIBUTES, STORED_TABLE, attributes_sql, stored_columns
+from ._layout import EXTRA_ATTRIBUTES, STORED_TABLE, attributes_sql, stored_columns, unmerged_attribute_sql
 from ._migrations import SCHEMA_VERSION, applied_version, ensure_schema
 from ._read import read_connection
 from ._spool import Spool, quarantined_in_process
@@ -99,6 +99,7 @@ __all__ = [
     "spans_to_table",
     "spool_dir",
     "stored_columns",
+    "unmerged_attribute_sql",
     "write_isolating",
 ]
 

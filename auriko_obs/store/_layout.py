@@ -40,9 +40,19 @@ def attributes_sql(alias: str = "") -> str:
 
 
 def spans_select_sql(source: str) -> str:
-    """Returns ``SELECT`` of the ``spans`` columns, ``attributes`` merged, from a source of span rows."""
+    """Returns ``SELECT`` of the ``spans`` columns, ``attributes`` merged, from a source of span rows, and
+    ``extra_attributes`` last: reading an attribute that has no column there costs no merge."""
     columns = ", ".join(
         f"{attributes_sql('r')}::JSON AS attributes" if name == "attributes" else f'r."{name}"'
         for name, _ in fields.spans_columns()
     )
-    return f"SELECT {columns} FROM {source} AS r"
+    return f"SELECT {columns}, r.{EXTRA_ATTRIBUTES} FROM {source} AS r"
+
+
+def unmerged_attribute_sql(name: str) -> str:
+    """Returns the SQL expression of an attribute that no column holds (``fields.py`` gives it none), as text,
+    read from ``extra_attributes`` of ``spans``: without the merge that ``attributes`` costs every row."""
+    if any(c.attribute == name for c in ATTRIBUTE_COLUMNS):
+        raise ValueError(f"{name} has a column: read the column")
+    path = '$."' + name.replace('"', '\\"') + '"'
+    return f"json_extract_string({EXTRA_ATTRIBUTES}, '{path}')"

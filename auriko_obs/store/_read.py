@@ -18,6 +18,7 @@ import duckdb
 
 from .. import fields
 from ._files import configure, connect, spool_dir
+from ._layout import EXTRA_ATTRIBUTES as EXTRA
 from ._layout import STORED_TABLE, spans_select_sql
 from ._migrations import ensure_schema
 from ._spool import Spool
@@ -65,7 +66,9 @@ def _show_spooled(con: duckdb.DuckDBPyConnection, spool: Spool) -> None:
     database = con.execute("SELECT current_database()").fetchall()[0][0]
     schema = '"{}".main'.format(database.replace('"', '""'))
     # Each spooled column in the stored column's type (Arrow's nanosecond timestamps would widen the union's).
-    columns = ", ".join(f'CAST("{name}" AS {sql_type}) AS "{name}"' for name, sql_type in fields.spans_columns())
+    columns = ", ".join(
+        f'CAST("{name}" AS {sql_type}) AS "{name}"' for name, sql_type in [*fields.spans_columns(), (EXTRA, "JSON")]
+    )
     con.register(_SPOOLED, table)
     spooled = f"(SELECT * FROM {_SPOOLED} AS b WHERE {not_stored_sql(f'{schema}.{STORED_TABLE}', table)})"
     con.execute(
