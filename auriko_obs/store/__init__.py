@@ -17,6 +17,9 @@ The write side is loaded on first use (``DuckDBSpanExporter`` brings in the Open
   cannot be read and rows that the store refuses; ``fold_spool()`` moves them into the store;
 - ``write_isolating()`` and ``HeldBatches``: a batch written with its bad rows isolated, and batches held in
   memory, bounded; like ``Spool`` they know nothing of DuckDB, for any other writer of Arrow batches.
+- ``LakeWriter`` and ``LakeSpanExporter``: the same rows, typed the same way, written into a lake
+  (date-partitioned zstd Parquet on a file system or S3) by any number of writers at once; ``is_lake()`` and
+  ``lake_root()`` tell a lake's location from a store file's.
 
 Several processes may write to one store file at once: see ``_files`` for how, and ``_writer`` for what
 happens to a batch when the file is locked, unwritable or on a full disk.
@@ -37,6 +40,7 @@ from ._files import (
     spool_dir,
 )
 from ._isolation import HeldBatches, write_isolating
+from ._lake import is_lake, lake_root
 from ._migrations import SCHEMA_VERSION, applied_version, ensure_schema
 from ._read import read_connection
 from ._spool import Spool, quarantined_in_process
@@ -45,6 +49,7 @@ from ._store import Store, parse_time
 if TYPE_CHECKING:
     from ._exporter import DuckDBSpanExporter
     from ._ingest import Ingested, fold_spool, ingest_spool
+    from ._lake_writer import LakeSpanExporter, LakeWriter
     from ._rows import RAW_SCHEMA, encode_spans, spans_to_table
     from ._writer import StoreWriter, WriteOutcome
 
@@ -54,6 +59,8 @@ __all__ = [
     "DuckDBSpanExporter",
     "HeldBatches",
     "Ingested",
+    "LakeSpanExporter",
+    "LakeWriter",
     "Spool",
     "Store",
     "StoreLockedError",
@@ -68,6 +75,8 @@ __all__ = [
     "ensure_schema",
     "fold_spool",
     "ingest_spool",
+    "is_lake",
+    "lake_root",
     "lock_path",
     "parse_time",
     "quarantined_in_process",
@@ -84,6 +93,8 @@ _LAZY = {
     "Ingested": "._ingest",
     "fold_spool": "._ingest",
     "ingest_spool": "._ingest",
+    "LakeSpanExporter": "._lake_writer",
+    "LakeWriter": "._lake_writer",
     "RAW_SCHEMA": "._rows",
     "encode_spans": "._rows",
     "spans_to_table": "._rows",
