@@ -45,7 +45,7 @@ def lake_rows(root: str, columns: str = "*") -> pd.DataFrame:
             f"SELECT {columns if columns == '*' else columns + ', date, file'} "
             f"FROM read_parquet('{root}/date=*/*.parquet', hive_partitioning = true, union_by_name = true, "
             "filename = 'file', hive_types = {'date': DATE}) "
-            "ORDER BY start_time, span_id"
+            "ORDER BY start_time, span_id, trace_id"
         ).df()
     except duckdb.IOException as exc:
         if "No files found" in str(exc):
@@ -62,14 +62,14 @@ def store_rows(db: str) -> pd.DataFrame:
     )
     with connect(db, read_only=True, wait_s=10) as con:
         con.execute("SET TimeZone = 'UTC'")
-        return con.execute(f"SELECT {names} FROM spans ORDER BY start_time, span_id").df()
+        return con.execute(f"SELECT {names} FROM spans ORDER BY start_time, span_id, trace_id").df()
 
 
 def raw_rows(db: str):
     """Returns the store's spans as the raw Arrow rows an exporter writes (``RAW_SCHEMA``)."""
     names = ", ".join(f'"{name}"' for name in RAW_SCHEMA.names)
     with connect(db, read_only=True, wait_s=10) as con:
-        return con.sql(f"SELECT {names} FROM spans ORDER BY start_time, span_id").to_arrow_table().cast(RAW_SCHEMA)
+        return con.sql(f"SELECT {names} FROM spans ORDER BY start_time, span_id, trace_id").to_arrow_table().cast(RAW_SCHEMA)
 
 
 def _free_port() -> int:

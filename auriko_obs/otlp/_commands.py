@@ -13,6 +13,16 @@ import click
 from ..cli import UserError, _writable_db_path, app, db_option
 
 
+def _writable_lake(lake: str) -> str:
+    """Returns the root of a lake that the collector can write to; anything else is a UserError."""
+    from ..store import check_lake_writable
+
+    try:
+        return check_lake_writable(lake)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
 @app.command()
 @db_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (both HTTP and gRPC).")
@@ -50,6 +60,13 @@ from ..cli import UserError, _writable_db_path, app, db_option
     help="Spans accepted but not yet written before the receiver answers 503 + Retry-After.",
 )
 @click.option(
+    "--lake",
+    default=None,
+    metavar="URI",
+    help="Write into a lake instead of a store file: a folder or s3://bucket/prefix that many collectors share "
+    "(S3 settings from AWS_* variables, endpoint from AWS_ENDPOINT_URL).",
+)
+@click.option(
     "--flush-interval",
     type=click.FloatRange(0.01, 3600),
     default=0.5,
@@ -64,12 +81,14 @@ def collect(
     token: str | None,
     max_request_mb: float,
     queue_spans: int,
+    lake: str | None,
     flush_interval: float,
 ) -> None:
     """Receive OTLP traces (HTTP, optionally gRPC) from any instrumentation into the store.
 
     GenAI spans from OpenLLMetry, OpenInference or Logfire land in llm_calls beside ours. Stop it with
-    Ctrl-C or SIGTERM: every span already acknowledged is written before it exits.
+    Ctrl-C or SIGTERM: every span already acknowledged is written before it exits. With --lake, any number
+    of collectors on any number of hosts write one lake of Parquet files.
     """
     try:
         # What decodes the requests loads on first use: import it now, so that a missing extra stops the
@@ -83,11 +102,16 @@ def collect(
             f"collect needs the otlp extra: pip install 'auriko-obs[otlp]' ({exc.name} is missing)"
         ) from None
 
-    path = _writable_db_path(db)
+    if lake is not None:
+        if db is not None:
+            raise UserError("give --db or --lake, not both")
+        path = _writable_lake(lake)
+    else:
+        path = _writable_db_path(db)
     if host not in ("127.0.0.1", "localhost", "::1") and not token:
         click.echo(f"warning: listening on {host} without --token: anyone who can reach it can write spans", err=True)
     max_body = int(max_request_mb * 1024 * 1024)
-    receiver = Receiver(path, max_queue_spans=queue_spans, flush_interval_s=flush_interval)
+    receiver = Receiver(None if lake else path, lake=lake, max_queue_spans=queue_spans, flush_interval_s=flush_interval)
     try:
         http = start_http(receiver, host, port, token=token, max_body=max_body)
     except OSError as exc:

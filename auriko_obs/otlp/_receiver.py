@@ -1,10 +1,11 @@
-"""``auriko-obs collect``: an OTLP trace receiver (HTTP protobuf/JSON, gzip; optional gRPC) into DuckDB.
+"""``auriko-obs collect``: an OTLP trace receiver (HTTP protobuf/JSON, gzip; optional gRPC) into DuckDB or a lake.
 
 The request threads decode and convert each request to Arrow rows, put them on a bounded queue and
 answer at once; one writer thread appends the queue to the store in large batches, through the same
 ``DuckDBSpanExporter`` our instrumentation uses (so several writers share the file, and a locked file
-spools). A span is *accepted* once it is on the queue, and ``close()`` (SIGTERM) writes every accepted
-span before returning.
+spools), or through a ``LakeSpanExporter`` into a lake (``lake=``: rows become Parquet files by size and
+time, and at ``close``). A span is *accepted* once it is on the queue, and ``close()`` (SIGTERM) writes every
+accepted span before returning.
 
 Status codes follow the OTLP/HTTP spec: 200 with an ``ExportTraceServiceResponse`` (``partial_success``
 when spans with invalid ids, or times past what the store holds, were rejected); 400 for a payload that
@@ -49,15 +50,16 @@ class Receiver:
 
     def __init__(
         self,
-        db_path: str,
+        db_path: str | None,
         *,
+        lake: str | None = None,
         max_queue_spans: int = 200_000,
         batch_spans: int = 50_000,
         flush_interval_s: float = 0.5,
         retry_after_s: int = 1,
     ) -> None:
-        self.exporter = DuckDBSpanExporter(db_path)
-        self.path = self.exporter.path
+        self.exporter = _sink(db_path, lake)
+        self.path = getattr(self.exporter, "path", None) or self.exporter.root
         self.max_queue_spans = max_queue_spans
         self.batch_spans = batch_spans
         self.flush_interval_s = flush_interval_s
@@ -88,9 +90,17 @@ class Receiver:
             "throttled_requests": self.throttled_requests,
             "malformed_requests": self.malformed_requests,
             "failed_spans": self.failed_spans,
-            "spooled_spans": self.exporter.spooled_spans,
-            "quarantined_files": self.exporter.spool.quarantined_files,
+            **self._sink_stats(),
         }
+
+    def _sink_stats(self) -> dict[str, int]:
+        if hasattr(self.exporter, "spool"):  # the DuckDB store
+            return {
+                "spooled_spans": self.exporter.spooled_spans,
+                "quarantined_files": self.exporter.spool.quarantined_files,
+            }
+        lake = self.exporter.stats()  # a lake: rows become files by size and time, and at close
+        return {name: lake[name] for name in ("published_files", "buffered_spans", "held_spans", "lost_spans")}
 
     def offer(self, request: Any) -> int:
         """Queues the request's spans; returns how many were rejected.
@@ -135,7 +145,7 @@ class Receiver:
             self._idle.notify_all()
 
     def flush(self, timeout_s: float = 30.0) -> bool:
-        """Returns True once every span accepted so far is written."""
+        """Returns True once every span accepted so far is written (into a lake: in published files)."""
         deadline = time.monotonic() + timeout_s
         self._wake.set()
         with self._lock:
@@ -145,7 +155,7 @@ class Receiver:
                     return False
                 self._idle.wait(min(left, 0.05))
                 self._wake.set()
-        return True
+        return self.exporter.force_flush() if hasattr(self.exporter, "published_spans") else True
 
     def close(self, timeout_s: float = 60.0) -> None:
         """Stops accepting, writes everything accepted, stops the writer."""
@@ -153,6 +163,8 @@ class Receiver:
             self._closing = True
         self._wake.set()
         self._thread.join(timeout_s)
+        if hasattr(self.exporter, "published_spans"):  # a lake's last rows become files now
+            self.exporter.shutdown()
 
     def _run(self) -> None:
         while True:
@@ -188,6 +200,15 @@ class Receiver:
                 else:
                     self.failed_spans += rows
                 self._idle.notify_all()
+
+
+def _sink(db_path: str | None, lake: str | None) -> Any:
+    """Returns what the writer thread hands its batches to: the lake's writer, or the store's exporter."""
+    if lake is not None:
+        from ..store import LakeSpanExporter
+
+        return LakeSpanExporter(lake)
+    return DuckDBSpanExporter(db_path)
 
 
 # ------------------------------------------------------------------------------------------- HTTP

@@ -41,6 +41,7 @@ from ._files import (
 )
 from ._isolation import HeldBatches, write_isolating
 from ._lake import is_lake, lake_root
+from ._lake_location import check_lake_writable
 from ._migrations import SCHEMA_VERSION, applied_version, ensure_schema
 from ._read import read_connection
 from ._spool import Spool, quarantined_in_process
@@ -67,6 +68,7 @@ __all__ = [
     "StoreWriter",
     "WriteOutcome",
     "applied_version",
+    "check_lake_writable",
     "check_readable",
     "check_writable",
     "connect",

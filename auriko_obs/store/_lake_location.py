@@ -303,3 +303,19 @@ class LakeLocation:
             for info in infos
             if info.type == pafs.FileType.File
         ]
+
+
+def check_lake_writable(location: str | os.PathLike[str]) -> str:
+    """Returns the lake's root once a file has been written there and deleted; raises ValueError saying, in one
+    line, why the lake cannot be written (not a folder, a read-only file system, no such bucket, no access…)."""
+    lake = LakeLocation(location)
+    if not lake.remote and os.path.exists(lake.root) and not os.path.isdir(lake.root):
+        raise ValueError(f"cannot write to the lake {lake.root}: it is a file, not a folder")
+    probe = f".auriko-obs-probe-{unique_prefix()}{TEMPORARY}"
+    try:
+        lake.publish("_auriko_obs", probe, lambda out: out.write(b"probe"))
+        lake.fs.delete_file(lake.path("_auriko_obs", probe))
+    except (OSError, ValueError) as exc:
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"cannot write to the lake {lake.root}: {text}") from None
+    return lake.root
