@@ -69,7 +69,8 @@ def raw_rows(db: str):
     """Returns the store's spans as the raw Arrow rows an exporter writes (``RAW_SCHEMA``)."""
     names = ", ".join(f'"{name}"' for name in RAW_SCHEMA.names)
     with connect(db, read_only=True, wait_s=10) as con:
-        return con.sql(f"SELECT {names} FROM spans ORDER BY start_time, span_id, trace_id").to_arrow_table().cast(RAW_SCHEMA)
+        rows = con.sql(f"SELECT {names} FROM spans ORDER BY start_time, span_id, trace_id").to_arrow_table()
+    return rows.cast(RAW_SCHEMA)
 
 
 def _free_port() -> int:
