@@ -254,6 +254,7 @@ def schema() -> None:
 
 from .otlp import _commands as _otlp_commands  # noqa: E402,F401
 from .reports import _commands as _reports_commands  # noqa: E402,F401  (report, schedule, budget, dashboard)
+from .store import _commands as _store_commands  # noqa: E402,F401  (lake compact, prune, export)
 
 # click ≥ 8.2 raises this for a bare `auriko-obs`; its message is the whole help, shown as click shows it.
 _NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())

@@ -30,18 +30,18 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 
+def _as_list(value):
+    return list(value) if hasattr(value, "__iter__") and not isinstance(value, str) else None
+
+
 def _frames_equal(lake: pd.DataFrame, store: pd.DataFrame) -> None:
     lake = lake.drop(columns=["date", "file"]).reset_index(drop=True)
     store = store.reset_index(drop=True)
     assert list(lake.columns) == list(store.columns)
     for column in store.columns:  # one column at a time, so that a failure names it
         left, right = lake[column], store[column]
-        if (
-            left.map(lambda v: isinstance(v, (list, tuple))).any()
-            or right.map(lambda v: hasattr(v, "tolist") or isinstance(v, list)).any()
-        ):
-            left = left.map(lambda v: None if v is None else list(v))
-            right = right.map(lambda v: None if v is None else list(v))
+        if any(_as_list(v) is not None for v in [*left, *right] if not isinstance(v, str)):
+            left, right = left.map(_as_list), right.map(_as_list)
         pd.testing.assert_series_equal(left, right, check_dtype=False, check_names=False, obj=column)
 
 
