@@ -262,7 +262,9 @@ def compact(
 
 def _rows(con: duckdb.DuckDBPyConnection, lake: LakeLocation, files: list[LakeFile]) -> int:
     metadata = f"parquet_file_metadata({_sql_list(lake, files)})"
-    [(rows,)] = con.execute(f"SELECT sum(num_rows) FROM (SELECT DISTINCT file_name, num_rows FROM {metadata})").fetchall()
+    [(rows,)] = con.execute(
+        f"SELECT sum(num_rows) FROM (SELECT DISTINCT file_name, num_rows FROM {metadata})"
+    ).fetchall()
     return int(rows or 0)
 
 
