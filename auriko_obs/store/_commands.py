@@ -74,11 +74,11 @@ def compact(
 
     grace_s = _duration(grace, "--grace")
     keep_s = _duration(keep, "--keep")
-    for day in dates:
+    for text in dates:
         try:
-            date.fromisoformat(day)
+            date.fromisoformat(text)
         except ValueError:
-            raise UserError(f"bad --date {day!r}: use YYYY-MM-DD") from None
+            raise UserError(f"bad --date {text!r}: use YYYY-MM-DD") from None
     target = _lake(location)
     try:
         report = run(

@@ -114,9 +114,12 @@ def _sql_list(lake: LakeLocation, files: list[LakeFile]) -> str:
 
 
 def _batches(con: duckdb.DuckDBPyConnection, sql: str, batch_rows: int = 200_000) -> Iterator[pa.RecordBatch]:
-    relation = con.sql(sql)
-    reader = relation.to_arrow_reader(batch_rows) if hasattr(relation, "to_arrow_reader") else relation.record_batch()
-    yield from reader
+    relation: Any = con.sql(sql)  # DuckDB 2 streams Arrow with to_arrow_reader, 1.x with record_batch
+    yield from (
+        relation.to_arrow_reader(batch_rows)
+        if hasattr(relation, "to_arrow_reader")
+        else relation.record_batch(batch_rows)
+    )
 
 
 def _write_stream(

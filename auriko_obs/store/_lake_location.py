@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -243,7 +244,7 @@ class LakeLocation:
             with suppress(OSError):
                 os.unlink(tmp)  # a full disk must not keep the space of a half-written file
             raise
-        _fsync_folder(directory)
+        _fsync_folder(Path(directory))
         return size
 
     def _publish_remote(self, folder: str, name: str, write: Callable[[Any], None]) -> int:
@@ -257,7 +258,7 @@ class LakeLocation:
             stream.write(data)
         finally:
             stream.close()  # sends it; raises (publishing nothing) when a part failed
-        return data.size
+        return int(data.size)
 
     def write_table(self, folder: str, name: str, table: pa.Table, **options: Any) -> int:
         """Returns the size of the new Parquet file holding ``table`` (see ``publish``)."""

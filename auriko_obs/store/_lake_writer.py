@@ -223,8 +223,8 @@ class LakeWriter:
             self._count_lost(table.num_rows)
             outcome.lost = table.num_rows
             return outcome
-        for rows, exc in refused:
-            if self._set_aside(rows, exc):
+        for rows, error in refused:
+            if self._set_aside(rows, error):
                 outcome.refused += rows.num_rows
             else:
                 outcome.lost += rows.num_rows
