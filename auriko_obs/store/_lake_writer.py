@@ -54,7 +54,8 @@ FLUSH_S_ENV = "AURIKO_OBS_LAKE_FLUSH_S"
 DEFAULT_FLUSH_MB = 64.0
 DEFAULT_FLUSH_S = 60.0
 QUARANTINE_FOLDER = "_auriko_obs/quarantine"
-PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 3, "row_group_size": 1 << 20}
+# zstd level 1: faster than 3 and, on our rows, no larger (benchmarks/lake.py).
+PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 1, "row_group_size": 1 << 20}
 _RETRY_FIRST_S = 0.5
 _RETRY_MAX_S = 30.0
 _BATCH = "_auriko_obs_lake_batch"
@@ -69,6 +70,15 @@ _ARROW_TYPES = {
     "BOOLEAN": pa.bool_(),
     "VARCHAR[]": pa.list_(pa.string()),
 }
+
+
+# What DuckDB computes for a lake row: the columns read from `attributes`, and the times in microseconds.
+_FROM_DUCKDB_NAMES = {c.name for c in fields.ATTRIBUTE_COLUMNS} | {"start_time", "end_time"}
+_FROM_DUCKDB = [
+    f'CAST("{name}" AS TIMESTAMPTZ) AS "{name}"' if name in ("start_time", "end_time") else f'"{name}"'
+    for name, _ in fields.spans_columns()
+    if name in _FROM_DUCKDB_NAMES
+]
 
 
 def lake_schema() -> pa.Schema:
@@ -287,20 +297,20 @@ class LakeWriter:
         converted: list[pa.Table] = []
         with self._convert_lock:
             con = self._connection()
-            # Times in the store's type (microseconds, rounded as the store's INSERT rounds nanoseconds).
-            sql = (
-                "SELECT * REPLACE (CAST(start_time AS TIMESTAMPTZ) AS start_time, CAST(end_time AS TIMESTAMPTZ) AS "
-                f"end_time) FROM ({typed_columns_sql(_BATCH)})"
-            )
+            # DuckDB types only what comes from `attributes` (the store's own SQL), and the times (microseconds,
+            # rounded as the store's INSERT rounds nanoseconds); the other columns, the JSON text among them, are
+            # taken from the raw rows as they are, without a copy through DuckDB.
+            sql = f"SELECT {', '.join(_FROM_DUCKDB)} FROM ({typed_columns_sql(_BATCH)})"
 
             def convert(rows: pa.Table) -> None:
                 con.register(_BATCH, rows)
                 try:
                     relation = con.sql(sql)
-                    result = relation.to_arrow_table() if hasattr(relation, "to_arrow_table") else relation.arrow()
+                    derived = relation.to_arrow_table() if hasattr(relation, "to_arrow_table") else relation.arrow()
                 finally:
                     con.unregister(_BATCH)
-                converted.append(result)
+                columns = [derived[name] if name in _FROM_DUCKDB_NAMES else rows[name] for name in self._schema.names]
+                converted.append(pa.Table.from_arrays(columns, names=self._schema.names))
 
             refused = write_isolating(table, convert, is_row_error)
         if not converted:
@@ -364,9 +374,7 @@ class LakeWriter:
 
     def _publish(self, date: str, table: pa.Table) -> bool:
         """Returns True once the rows are in a new file of the date's partition."""
-        table = first_of_each_span(table)
-        if table.num_rows > 1:
-            table = table.sort_by("start_time")
+        table = first_of_each_span(table)  # not sorted: that cost as much as writing it (compaction sorts)
         try:
             size = self.location.write_table(f"date={date}", self._names.next(), table, **PARQUET_OPTIONS)
         except Exception as exc:
