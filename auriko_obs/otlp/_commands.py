@@ -1,4 +1,4 @@
-"""``auriko-obs collect``: receive OTLP traces into the DuckDB store."""
+"""The ``auriko-obs collect`` command: receive OTLP traces into the DuckDB store (added by ``auriko_obs.cli``)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from pathlib import Path
 
 import click
 
-from ..cli import UserError, _writable_db_path, app, db_option
+from .._cli_shared import UserError, db_option, writable_db_path
 
 
-@app.command()
+@click.command()
 @db_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (both HTTP and gRPC).")
 @click.option(
@@ -83,7 +83,7 @@ def collect(
             f"collect needs the otlp extra: pip install 'auriko-obs[otlp]' ({exc.name} is missing)"
         ) from None
 
-    path = _writable_db_path(db)
+    path = writable_db_path(db)
     if host not in ("127.0.0.1", "localhost", "::1") and not token:
         click.echo(f"warning: listening on {host} without --token: anyone who can reach it can write spans", err=True)
     max_body = int(max_request_mb * 1024 * 1024)
