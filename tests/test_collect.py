@@ -81,12 +81,12 @@ def _provider(exporter, service="interop") -> TracerProvider:
 def _official_exporter(kind: str, collector: Collector, token: str | None = TOKEN):
     headers = {"authorization": f"Bearer {token}"} if token else None
     if kind == "http":
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 
-        return OTLPSpanExporter(endpoint=collector.url, headers=headers, timeout=10)
-    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        return HttpExporter(endpoint=collector.url, headers=headers, timeout=10)
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 
-    return OTLPSpanExporter(
+    return GrpcExporter(
         endpoint=f"127.0.0.1:{collector.grpc_port}",
         insecure=True,
         headers=tuple(headers.items()) if headers else None,

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..store import parse_time
 from ._forecast import forecast
-from ._query import HOUR_SQL, StoreLike, TimeLike, Values, Where, run, session, where
+from ._query import HOUR_SQL, Session, StoreLike, TimeLike, Values, Where, run, session, where
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -160,7 +160,7 @@ def _budgets(budgets: Budget | Iterable[Budget] | str | os.PathLike[str] | None)
     return list(budgets)
 
 
-def _hourly(store: StoreLike, w: Where, start: datetime, now: datetime) -> pd.DataFrame:
+def _hourly(store: Session, w: Where, start: datetime, now: datetime) -> pd.DataFrame:
     """Returns hourly spend of the budget's calls in [start, now], and when its first call ever was."""
     query = f"""
 SELECT to_timestamp(_hour * 3600) AS hour, cost_usd, calls,
@@ -184,7 +184,7 @@ def _series(frame: pd.DataFrame, start: datetime, now: datetime) -> tuple[list[d
     return hours, values
 
 
-def _observed(store: StoreLike, budget: Budget, w: Where, period_start: datetime, now: datetime) -> dict:
+def _observed(store: Session, budget: Budget, w: Where, period_start: datetime, now: datetime) -> dict:
     """Returns what Auriko's headers said in this period: its spend and limit, credits, and the local spend then."""
     if budget.scope not in ("workspace", "api_key"):
         return {}
@@ -228,7 +228,7 @@ def _at(now: datetime, hours: float) -> datetime | None:
 
 
 def _burn(
-    store: StoreLike, budget: Budget, base: Where, now: datetime, lookback: timedelta, half_life_h: float, seed: int
+    store: Session, budget: Budget, base: Where, now: datetime, lookback: timedelta, half_life_h: float, seed: int
 ) -> tuple[dict, dict]:
     """Returns (the summary row, the hourly series and forecast bands) of one budget."""
     period_start, period_end = period_bounds(budget.period, now)

@@ -50,7 +50,7 @@ def panel_figure(panel: Panel, frame: pd.DataFrame) -> Any:
     else:
         x, y = _xy(panel, frame)
         kind = {"line": px.line, "area": px.area, "bar": px.bar, "hbar": px.bar, "scatter": px.scatter}[panel.type]
-        extra = {"orientation": "h", "x": y, "y": x} if panel.type == "hbar" else {"x": x, "y": y}
+        extra: dict[str, Any] = {"orientation": "h", "x": y, "y": x} if panel.type == "hbar" else {"x": x, "y": y}
         if panel.type in ("line", "area"):
             extra["markers"] = True
         fig = kind(frame, color=panel.color, **extra)

@@ -135,7 +135,8 @@ def _handler(app: DashboardApp) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             host = (self.headers.get("Host") or "").rsplit(":", 1)[0]
-            if host not in _LOCAL_HOSTS and host != self.server.server_address[0]:
+            bound = self.server.server_address
+            if host not in _LOCAL_HOSTS and host != (bound[0] if isinstance(bound, tuple) else None):
                 return self._send(403, b"forbidden host", "text/plain")  # DNS rebinding guard
             path = urlsplit(self.path).path.rstrip("/") or "/"
             try:

@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
 from ._call_record import EXTRA, INTERNAL_ERRORS, CallRecord
@@ -38,6 +38,9 @@ from ._patch import (
     wrap_instance_methods,
 )
 from ._pipeline import Pipeline
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.resources import Resource
 
 __all__ = [
     "CallRecord",
@@ -115,7 +118,7 @@ def _capture_from_env() -> bool:
     return os.environ.get("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "").strip().lower() in _CAPTURE_VALUES
 
 
-def _resource(service_name: str | None):
+def _resource(service_name: str | None) -> Resource:
     from opentelemetry.sdk.resources import Resource
 
     if service_name:
@@ -143,7 +146,7 @@ def _start(
     exporters: list[Any] = []
     db_path = None
     if db is not False:
-        exporter = DuckDBSpanExporter(default_path() if db in (None, True) else db)
+        exporter = DuckDBSpanExporter(default_path() if db is None or db is True else db)
         db_path = exporter.path
         exporters.append(exporter)
     export = None
@@ -237,7 +240,9 @@ def instrument(
         prometheus if prometheus is not None else os.environ.get("AURIKO_OBS_PROMETHEUS"),
     )
     with _lock:
-        wanted_db = None if db is False else os.path.abspath(os.fspath(default_path() if db in (None, True) else db))
+        wanted_db = (
+            None if db is False else os.path.abspath(os.fspath(default_path() if db is None or db is True else db))
+        )
         if _active is not None and (
             _active.db_path != wanted_db
             or _active.capture_content != capture

@@ -5,6 +5,7 @@ Every command parses its arguments with IPython's ``magic_arguments`` and answer
 
 from __future__ import annotations
 
+import argparse
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -86,25 +87,33 @@ def _plain(text: str) -> str:
     return text.replace("``", "")
 
 
-def _plain_parser(func: Callable, prog: str) -> None:
-    func.parser.prog = prog
-    func.parser.formatter_class = _PlainHelpFormatter
+def _parser(func: Callable[..., Any]) -> argparse.ArgumentParser:
+    """Returns the argument parser that IPython's ``@magic_arguments`` attached to ``func``."""
+    parser: argparse.ArgumentParser = func.parser  # type: ignore[attr-defined]  # set at run time by the decorator
+    return parser
 
 
-_COMMANDS: dict[str, Callable] = {
+def _plain_parser(func: Callable[..., Any], prog: str) -> None:
+    _parser(func).prog = prog
+    _parser(func).formatter_class = _PlainHelpFormatter
+
+
+_COMMANDS: dict[str, Callable[..., Any]] = {
     "status": _status,
     "report": _report,
     "sql": _sql,
     "budget": _budget,
     "footer": _footer,
 }
-_SUMMARIES = {name: _plain(func.parser.description.strip().splitlines()[0]) for name, func in _COMMANDS.items()}
+_SUMMARIES = {
+    name: _plain((_parser(func).description or "").strip().splitlines()[0]) for name, func in _COMMANDS.items()
+}
 for _name, _func in _COMMANDS.items():
     _plain_parser(_func, f"%auriko_obs {_name}")
 
 
-def _help(func: Callable) -> str:
-    return func.parser.format_help()
+def _help(func: Callable[..., Any]) -> str:
+    return _parser(func).format_help()
 
 
 def _top_help() -> str:
@@ -159,7 +168,8 @@ class AurikoObsMagics(Magics):
         args = parse_argstring(self.auriko_obs_track, line)
         if cell is not None:
             # Only a direct run_cell_magic() call gets here: typed cells are rewritten by track_cell_as_line.
-            self.shell.run_cell(f"%auriko_obs_track {line}\n{cell}")
+            if self.shell is not None:  # always, for a magic that runs
+                self.shell.run_cell(f"%auriko_obs_track {line}\n{cell}")
             return
         run = self.extension.cell
         if run is None:

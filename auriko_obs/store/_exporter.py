@@ -53,7 +53,7 @@ def _first_of_each_span(table: pa.Table) -> pa.Table:
     return table.take(rows.take(pc.sort_indices(rows)))
 
 
-def insert_table(con, table: pa.Table) -> None:
+def insert_table(con: duckdb.DuckDBPyConnection, table: pa.Table) -> None:
     """Inserts the spans of an Arrow table of raw span rows (``RAW_SCHEMA``) that the store does not hold
     yet, each once; DuckDB fills the typed columns."""
     table = _first_of_each_span(table)
@@ -68,7 +68,7 @@ def insert_table(con, table: pa.Table) -> None:
         con.unregister("_auriko_obs_batch")
 
 
-def ingest_spool(con, path: str | os.PathLike[str]) -> int:
+def ingest_spool(con: duckdb.DuckDBPyConnection, path: str | os.PathLike[str]) -> int:
     """Returns how many spooled rows were moved into the store (spool files are then deleted)."""
     folder = spool_dir(path)
     if not folder.is_dir():

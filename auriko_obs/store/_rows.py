@@ -106,20 +106,22 @@ def typed_columns_sql(source: str) -> str:
     Values of the wrong type (a string where a number belongs, as other instrumentations sometimes
     send) become NULL rather than failing the batch.
     """
-    spec: dict[str, Any] = {}
-    for column in fields.ATTRIBUTE_COLUMNS:
-        spec[column.attribute] = ["VARCHAR"] if column.first else _json_type(column.sql_type)
+    spec: dict[str, Any] = {
+        column.attribute: ["VARCHAR"] if column.first else _json_type(column.sql_type)
+        for column in fields.ATTRIBUTE_COLUMNS
+        if column.attribute is not None
+    }
     select = []
     for name, _ in fields.spans_columns():
-        column = fields.COLUMN_BY_NAME.get(name)
-        if column is None or column.attribute is None:
+        typed = fields.COLUMN_BY_NAME.get(name)
+        if typed is None or typed.attribute is None:
             select.append(f'"{name}"')
             continue
-        value = f'_typed."{column.attribute}"'
-        if column.first:
+        value = f'_typed."{typed.attribute}"'
+        if typed.first:
             value = f"{value}[1]"
-        if column.scale is not None:
-            value = f"{value} * {column.scale!r}"
+        if typed.scale is not None:
+            value = f"{value} * {typed.scale!r}"
         select.append(f'{value} AS "{name}"')
     spec_text = json.dumps(spec).replace("'", "''")
     return (

@@ -62,12 +62,14 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 def applied_version(con: duckdb.DuckDBPyConnection) -> int:
     """Returns how many migrations this store has applied (0 for an empty file)."""
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'auriko_obs_migrations'"
-    ).fetchone()[0]
-    if not exists:
+    if not _count(con, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'auriko_obs_migrations'"):
         return 0
-    return con.execute("SELECT count(*) FROM auriko_obs_migrations").fetchone()[0]
+    return _count(con, "SELECT count(*) FROM auriko_obs_migrations")
+
+
+def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    row = con.execute(sql).fetchone()
+    return int(row[0]) if row is not None else 0
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> int:

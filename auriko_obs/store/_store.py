@@ -6,7 +6,7 @@ import os
 import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from ._exporter import ingest_spool
 from ._files import connect, default_path, spool_dir
@@ -19,6 +19,10 @@ _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
+@overload
+def parse_time(value: None, *, now: datetime | None = None) -> None: ...
+@overload
+def parse_time(value: datetime | str, *, now: datetime | None = None) -> datetime: ...
 def parse_time(value: datetime | str | None, *, now: datetime | None = None) -> datetime | None:
     """Returns an aware UTC datetime for a datetime, an ISO-8601 string, or a span back from now ("1h", "7d")."""
     if value is None:
