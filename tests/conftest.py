@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 
@@ -77,6 +78,25 @@ SDK_INDEPENDENT_MODULES = {
     "test_report_delivery.py",
     "test_schedule.py",
 }
+
+
+# The Debian programs that tests marked `browser` or `prometheus` drive (the markers are in pyproject.toml).
+SYSTEM_PROGRAMS = {"browser": ("chromium", "chromium-browser"), "prometheus": ("prometheus",)}
+
+
+def system_program(marker: str) -> str | None:
+    """Returns the path of the program a marked test drives, or None when it is not installed."""
+    return next((path for name in SYSTEM_PROGRAMS[marker] if (path := shutil.which(name))), None)
+
+
+def pytest_runtest_setup(item):
+    # A marked test skips without its program, or fails when CI requires it (AURIKO_OBS_REQUIRE_SYSTEM_TOOLS=1).
+    for marker, names in SYSTEM_PROGRAMS.items():
+        if item.get_closest_marker(marker) is not None and system_program(marker) is None:
+            message = f"needs Debian's {names[0]} (apt-get install {names[0]})"
+            if os.environ.get("AURIKO_OBS_REQUIRE_SYSTEM_TOOLS") == "1":
+                pytest.fail(f"{message}, which AURIKO_OBS_REQUIRE_SYSTEM_TOOLS=1 requires")
+            pytest.skip(message)
 
 
 def pytest_collection_modifyitems(config, items):

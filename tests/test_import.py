@@ -20,17 +20,22 @@ def _loaded_after(code: str) -> dict:
     return json.loads(out)
 
 
-def test_import_and_a_look_at_the_public_api_load_nothing_heavy():
+def test_import_and_a_look_at_the_public_api_load_nothing_heavy_and_instrument_no_pandas(tmp_path):
+    # One interpreter for both: each start-up imports what it checks (openai alone takes half a second).
     code = (
         "import inspect, json, sys, auriko_obs\n"
         "shown = {n: str(inspect.signature(getattr(auriko_obs, n))) for n in "
         "('instrument', 'uninstrument', 'wrap', 'flush', 'stats', 'attributes')}\n"
         "docs = all(getattr(auriko_obs, n).__doc__ for n in shown)\n"
         f"heavy = sorted(m for m in {HEAVY!r} if m in sys.modules)\n"
-        "print(json.dumps({'dir': dir(auriko_obs), 'heavy': heavy, 'shown': shown, 'docs': docs}))"
+        f"auriko_obs.instrument(db={str(tmp_path / 'x.duckdb')!r})\n"
+        "drawing = sorted(m for m in ('pandas', 'plotly') if m in sys.modules)\n"
+        "print(json.dumps({'dir': dir(auriko_obs), 'heavy': heavy, 'shown': shown, 'docs': docs, "
+        "'drawing': drawing}))"
     )
     seen = _loaded_after(code)
     assert seen["heavy"] == []
+    assert seen["drawing"] == []  # instrumenting loads no pandas or plotly either
     assert set(auriko_obs.__all__) <= set(seen["dir"])
     assert seen["docs"]
     instrument = seen["shown"]["instrument"]
@@ -50,11 +55,3 @@ def test_public_classes_are_the_implementations():
     assert auriko_obs.Store is Store and auriko_obs.Instrumentation is instrumentation.Instrumentation
     with pytest.raises(AttributeError, match="no attribute 'Stor'"):
         _ = auriko_obs.Stor
-
-
-def test_instrument_does_not_load_pandas_or_plotly(tmp_path):
-    code = (
-        f"import json, sys, auriko_obs; auriko_obs.instrument(db={str(tmp_path / 'x.duckdb')!r}); "
-        "print(json.dumps(sorted(m for m in ('pandas', 'plotly') if m in sys.modules)))"
-    )
-    assert _loaded_after(code) == []

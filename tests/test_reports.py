@@ -490,6 +490,7 @@ def test_report_of_real_spans_agrees_with_the_simulator_ledger(instrumented, tmp
     assert report["totals"]["users"] == 4
 
 
+@pytest.mark.browser
 def test_html_report_draws_its_figures_offline_in_headless_chromium(known, tmp_path):
     from .test_dashboard import CHROMIUM_FLAGS, chromium
 
