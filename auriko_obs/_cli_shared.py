@@ -37,6 +37,16 @@ def db_path(db: Path | None) -> str:
     return os.fspath(db) if db else default_path()
 
 
+def readable_db_path(db: Path | None) -> str:
+    """Returns the absolute path of an existing store for a command that reads it; anything else is a UserError."""
+    from .store import check_readable
+
+    try:
+        return check_readable(db_path(db))
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
 def writable_db_path(db: Path | None) -> str:
     """Returns the absolute store path for a command that writes to it; a file that cannot be a store is a UserError."""
     from .store import check_writable

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from ._cli_shared import UserError, cannot_listen, db_option, db_path, writable_db_path
+from ._cli_shared import UserError, cannot_listen, db_option, readable_db_path, writable_db_path
 from .demo import EXTRA_CALLS
 
 
@@ -180,11 +180,9 @@ def sql(query: str, db: Path | None, output: str) -> None:
 
     from .store import Store
 
-    path = db_path(db)
+    path = readable_db_path(db)
     try:
         frame = Store(path).sql(query)
-    except FileNotFoundError as exc:
-        raise UserError(str(exc)) from None
     except duckdb.Error as exc:
         raise UserError(f"query failed: {str(exc).splitlines()[0]}") from None
     if output == "csv":

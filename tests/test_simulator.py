@@ -1,4 +1,5 @@
-"""The simulator speaks the Auriko contract (shared/auriko-api.md): checked over real HTTP with the openai SDK."""
+"""The simulator speaks the Auriko contract (docs/reference/auriko-contract.md), checked over real HTTP with the openai
+SDK."""
 
 from __future__ import annotations
 

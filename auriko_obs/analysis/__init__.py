@@ -19,8 +19,8 @@ Each docstring lists the columns returned.
 from ._budget_burn import Budget, budget_burn, budget_burndown, load_budgets, period_bounds
 from ._forecast import Forecast, decayed_rate, forecast
 from ._health import errors, latency
-from ._prices import fetch_prices, prices, refresh_prices, routing_savings
 from ._query import DIMENSIONS, NONE_LABEL, OTHER_LABEL
+from ._routing import fetch_prices, prices, refresh_prices, routing_savings
 from ._spend import cache_savings, cost_by, provider_mix
 
 __all__ = [

@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-PANEL_TYPES = ("indicator", "line", "area", "bar", "hbar", "pie", "scatter", "table")
+from ..plots import PANEL_KINDS as PANEL_TYPES
+
 _KEYS = {"title", "type", "sql", "x", "y", "color", "width", "prefix", "description"}
 _Number = TypeVar("_Number", int, float)
 

@@ -54,7 +54,8 @@ def routing_metadata(call: Call) -> dict | None:
         "routing_strategy": call.strategy,
         "cost": cost,
     }
-    # Sent on plain calls too (the provider's time to first token upstream); §13.3 leaves this open.
+    # Sent on plain calls too (the provider's time to first token upstream); the contract leaves this open
+    # (docs/reference/auriko-contract.md#open-questions).
     ttft_ms = metadata["ttft_ms"] = round(provider.ttft_ms * jitter.uniform(0.85, 1.15), 1)
     if call.output_tokens and provider.throughput_tps:
         metadata["throughput_tps"] = round(provider.throughput_tps * jitter.uniform(0.85, 1.15), 1)

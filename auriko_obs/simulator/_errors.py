@@ -1,4 +1,5 @@
-"""Auriko's error registry (code → type, HTTP status) and the §5.1 error envelope with its headers."""
+"""Auriko's error registry (code → type, HTTP status) and the error envelope with its headers
+(docs/reference/auriko-contract.md#errors)."""
 
 from __future__ import annotations
 
@@ -81,7 +82,7 @@ REGISTRY: dict[str, tuple[str, int]] = {
     "stream_duration_exceeded": ("api_error", 500),
 }
 
-# §5.4: these rate-limit/server codes are not worth retrying.
+# These rate-limit/server codes are not worth retrying (docs/reference/auriko-contract.md#retries).
 NOT_RETRYABLE = frozenset(
     {
         "budget_exhausted",
@@ -99,7 +100,7 @@ DOC_URL = "https://docs.auriko.ai/errors/"
 
 
 class SimError(Exception):
-    """An error response to send: ``status``, ``body`` (the §5.1 envelope) and ``headers``."""
+    """An error response to send: ``status``, ``body`` (the contract's error envelope) and ``headers``."""
 
     def __init__(
         self,

@@ -4,7 +4,7 @@ Several processes may write to one store file at once: see ``_files`` for how.
 """
 
 from ._exporter import DuckDBSpanExporter
-from ._files import StoreLockedError, check_writable, default_path, spool_dir
+from ._files import StoreLockedError, check_readable, check_writable, default_path, spool_dir
 from ._rows import spans_to_table
 from ._schema import SCHEMA_VERSION, ensure_schema
 from ._store import Store, parse_time
@@ -14,6 +14,7 @@ __all__ = [
     "DuckDBSpanExporter",
     "Store",
     "StoreLockedError",
+    "check_readable",
     "check_writable",
     "default_path",
     "ensure_schema",

@@ -122,6 +122,8 @@ def typed_columns_sql(source: str) -> str:
             value = f"{value}[1]"
         if typed.scale is not None:
             value = f"{value} * {typed.scale!r}"
+        if typed.default is not None:
+            value = f"coalesce({value}, {typed.default})"
         select.append(f'{value} AS "{name}"')
     spec_text = json.dumps(spec).replace("'", "''")
     return (
