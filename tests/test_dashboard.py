@@ -13,27 +13,10 @@ import pytest
 import auriko_obs
 from auriko_obs.dashboard import DashboardError, load_dashboard, load_dashboards, make_server
 
-from .conftest import system_program
+from .browser import CHROMIUM_FLAGS, chromium
 from .receivers import serve_in_background
 
 DASHBOARDS = Path(__file__).resolve().parents[1] / "dashboards"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def chromium() -> str:
-    """Returns Debian's chromium, for a test marked ``browser`` (conftest.py skips it when chromium is missing)."""
-    path = system_program("browser")
-    assert path is not None, "a test that drives chromium must be marked browser"
-    return path
 
 
 def _workload(client, sim, calls: int, seed: int = 0) -> None:
