@@ -62,6 +62,18 @@ def attrs(row) -> dict:
 
 
 @pytest.fixture(autouse=True)
+def fresh_internal_errors(monkeypatch):
+    """Counts internal errors from zero in every test: the counters are process-wide, so a test that checks
+    that none happened (or that a kind is logged on its first occurrence) must see only its own."""
+    from collections import Counter
+
+    from auriko_obs._internal_errors import INTERNAL_ERRORS
+
+    monkeypatch.setattr(INTERNAL_ERRORS, "counts", Counter())
+    return INTERNAL_ERRORS
+
+
+@pytest.fixture(autouse=True)
 def _no_real_api(monkeypatch):
     # Tests never reach the internet; the live test opts back in explicitly.
     if not os.environ.get("AURIKO_OBS_LIVE_TEST"):

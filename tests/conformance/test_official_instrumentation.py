@@ -29,9 +29,6 @@ from ._replay import Call, load_calls
 pytest.importorskip("opentelemetry.instrumentation.genai.openai")
 
 CALLS = load_calls()
-# One worker runs this module (pytest -n with --dist loadgroup, set in pyproject.toml), so that the replay of
-# every cassette through both instrumentations (the module fixture below) runs once, not once per worker.
-pytestmark = pytest.mark.xdist_group("conformance-replay")
 
 
 def _error_code(call: Call) -> str | None:
