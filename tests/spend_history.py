@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from auriko_obs.store._files import connect
+from auriko_obs.store import connect
 
 # (input, output) USD per 1M tokens, as the simulator's /v1/models lists them
 PRICES = {

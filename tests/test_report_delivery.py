@@ -221,7 +221,7 @@ def test_a_claim_keeps_a_second_run_from_sending_while_the_first_is_sending(stor
     from datetime import datetime, timedelta, timezone
 
     from auriko_obs.reports._delivery_log import CLAIM_TTL, claim, release
-    from auriko_obs.store._files import connect
+    from auriko_obs.store import connect
 
     assert claim(store, "weekly", "week:x", "email:a").send
     second = claim(store, "weekly", "week:x", "email:a")  # this process is alive: it is still sending

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..prices import fetch_auriko_prices
-from ..store._files import connect
+from ..store import connect
 from ._query import (
     MODEL_SQL,
     Session,

@@ -90,10 +90,10 @@ class DashboardApp:
         """Returns each panel's query result (a DataFrame, or the exception it raised), over one connection."""
         import pandas  # noqa: F401  (DuckDB's .df() needs it)
 
-        from ..store._files import connect
+        from ..store import read_connection
 
         results: list[Any] = []
-        with connect(self.db_path, read_only=True, wait_s=10) as con:
+        with read_connection(self.db_path, wait_s=10) as con:
             for panel in dashboard.panels:
                 try:
                     results.append(con.execute(panel.sql).df())

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..analysis import DIMENSIONS
-from ..analysis._query import label_sql, out_name, raw_dimension_sql, where
+from ..analysis import DIMENSIONS, label_sql, out_name, raw_dimension_sql, where
 from ..store import Store
 from ._summary import SESSION_ATTR, attribute_sql
 

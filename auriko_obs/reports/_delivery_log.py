@@ -23,7 +23,7 @@ import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from ..store._files import connect
+from ..store import connect
 
 CLAIM_TTL = timedelta(minutes=15)
 _KEY = "report = ? AND period_key = ? AND destination = ?"

@@ -31,7 +31,7 @@ try:
 except ImportError:  # Windows: DuckDB's own lock only
     fcntl = None  # type: ignore[assignment]
 
-from ._schema import ensure_schema
+from ._migrations import ensure_schema
 
 DEFAULT_DB = "auriko_obs.duckdb"
 _process_locks: dict[str, threading.Lock] = {}
@@ -117,6 +117,14 @@ def check_writable(path: str | os.PathLike[str], *, wait_s: float = 5.0) -> str:
     return path
 
 
+def configure(con: duckdb.DuckDBPyConnection) -> None:
+    """Applies the settings every connection to a store uses."""
+    con.execute("SET TimeZone = 'UTC'")
+    # DuckDB 2.0.1 computes wrong integer sums with this optimizer on (a sum cast to BIGINT after a
+    # LEFT JOIN with an empty table comes out truncated to 8 bits); tests/test_analysis.py checks.
+    con.execute("SET disabled_optimizers = 'compressed_materialization'")
+
+
 def check_readable(path: str | os.PathLike[str], *, wait_s: float = 5.0) -> str:
     """Returns the store's absolute path once it has been opened read-only and found to be an auriko-obs
     store; raises ValueError saying, in one line, why it cannot be read as one (missing, not a DuckDB file,
@@ -181,10 +189,7 @@ def connect(path: str | os.PathLike[str], *, read_only: bool, wait_s: float) -> 
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 0.1)
         try:
-            con.execute("SET TimeZone = 'UTC'")
-            # DuckDB 2.0.1 computes wrong integer sums with this optimizer on (a sum cast to BIGINT after a
-            # LEFT JOIN with an empty table comes out truncated to 8 bits); tests/test_analysis.py checks.
-            con.execute("SET disabled_optimizers = 'compressed_materialization'")
+            configure(con)
             if not read_only:
                 checked = _SCHEMA_CHECKED.get(path)
                 if checked is None or checked != _identity(path):

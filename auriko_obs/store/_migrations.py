@@ -91,14 +91,13 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 def applied_version(con: duckdb.DuckDBPyConnection) -> int:
     """Returns how many migrations this store has applied (0 for an empty file)."""
-    if not _count(con, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'auriko_obs_migrations'"):
+    [(exists,)] = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'auriko_obs_migrations'"
+    ).fetchall()
+    if not exists:
         return 0
-    return _count(con, "SELECT count(*) FROM auriko_obs_migrations")
-
-
-def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
-    row = con.execute(sql).fetchone()
-    return int(row[0]) if row is not None else 0
+    [(applied,)] = con.execute("SELECT count(*) FROM auriko_obs_migrations").fetchall()
+    return int(applied)
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> int:
