@@ -101,7 +101,8 @@ def wrap(client: Any) -> Any:
 
 def flush(timeout_s: float | None = 30.0) -> bool:
     """Returns True once every finished call is in the store and sent over OTLP (True at once when not
-    instrumented)."""
+    instrumented); False when ``timeout_s`` ran out or a call finished since the previous flush could not
+    be stored."""
     from . import instrumentation
 
     return instrumentation.flush(timeout_s)
