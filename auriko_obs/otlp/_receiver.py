@@ -78,7 +78,7 @@ class QueueFull(Busy):
 class Taken:
     """A request whose spans are queued and whose log record is written (not yet synced)."""
 
-    ticket: Ticket
+    ticket: Ticket | None  # None for a request without spans: nothing to log
     spans: int
     rejected: int
 
@@ -201,6 +201,8 @@ class Receiver:
         except (MalformedRequest, zlib.error) as exc:
             self.count("malformed_requests")
             raise MalformedRequest(str(exc)) from None
+        if not n:
+            return Taken(None, 0, 0)
         self._reserve(n)
         try:
             if request is None:
@@ -232,6 +234,8 @@ class Receiver:
 
     def wait_durable(self, taken: Taken) -> None:
         """Returns once the request's log record is on disk; raises Busy when syncing failed."""
+        if taken.ticket is None:
+            return
         try:
             self.log.wait_durable(taken.ticket)
         except OSError as exc:
@@ -334,7 +338,7 @@ class Receiver:
             log.warning("auriko_obs collect: cannot start a new request log segment", exc_info=True)
 
     def _replay_orphans(self) -> None:
-        for orphan in orphaned_logs(self.path):
+        for orphan in orphaned_logs(self.path, self.log.folder):
             try:
                 replayed = self._replay(orphan)
             except Exception:

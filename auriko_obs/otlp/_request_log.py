@@ -97,9 +97,8 @@ class RequestLog:
         self.sync = sync
         self.syncs = 0
         self.appended_bytes = 0
-        self.root.mkdir(parents=True, exist_ok=True)
         self.folder = self.root / f"{os.getpid()}-{time.time_ns()}"
-        self.folder.mkdir()
+        self.folder.mkdir(parents=True)
         lock = _take_lock(self.folder)
         assert lock is not None, "a folder just made is locked by nobody else"
         self._lock_fd = lock
@@ -111,6 +110,7 @@ class RequestLog:
         self._appended = 0  # log positions count bytes over all segments of this process
         self._synced = 0
         self._syncing = False
+        self._closed = False
 
     def _open_segment(self, number: int) -> _Segment:
         path = self.folder / f"{number:06d}.log"
@@ -126,6 +126,8 @@ class RequestLog:
         header = _HEADER.pack(_MAGIC, kind, len(payload), zlib.crc32(payload, zlib.crc32(bytes([kind]))))
         size = len(header) + len(payload)
         with self._cond:
+            if self._closed:  # its fd number may belong to another file by now
+                raise OSError("the request log is closed")
             if self._current.size and self._current.size + size > self.segment_bytes:
                 self._rotate()
             segment = self._current
@@ -149,6 +151,8 @@ class RequestLog:
             return
         with self._cond:
             while self._synced < ticket.position:
+                if self._closed:
+                    raise OSError("the request log is closed")
                 if self._syncing:
                     self._cond.wait()
                     continue
@@ -180,7 +184,7 @@ class RequestLog:
     def rotate_if_idle(self) -> None:
         """Starts a new segment when every request of the current one is in the store (deleting it)."""
         with self._cond:
-            if self._current.size and self._current.outstanding <= 0:
+            if not self._closed and self._current.size and self._current.outstanding <= 0:
                 self._rotate()
 
     def _rotate(self) -> None:
@@ -213,10 +217,16 @@ class RequestLog:
         with self._cond:
             while self._syncing:
                 self._cond.wait()
+            if self.sync and not remove:
+                _fdatasync(self._current.fd)
+            self._synced = self._appended
+            self._closed = True
             os.close(self._current.fd)
             self._current.closed = True
             if remove:
                 shutil.rmtree(self.folder, ignore_errors=True)
+                with suppress(OSError):  # the last collector of the store leaves no empty folder behind
+                    self.root.rmdir()
             os.close(self._lock_fd)
 
 
@@ -270,18 +280,20 @@ class Orphan:
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
         os.close(self.lock_fd)
+        with suppress(OSError):
+            self.folder.parent.rmdir()
 
     def release(self) -> None:
         os.close(self.lock_fd)
 
 
-def orphaned_logs(store_path: str | os.PathLike[str]) -> Iterator[Orphan]:
-    """Yields, locked, each log folder of the store whose collector is gone (oldest first)."""
+def orphaned_logs(store_path: str | os.PathLike[str], own: Path) -> Iterator[Orphan]:
+    """Yields, locked, each log folder of the store whose collector is gone (oldest first), except our own."""
     root = log_root(store_path)
     if not root.is_dir():
         return
     for folder in sorted(root.iterdir(), key=lambda p: p.name.rpartition("-")[2].zfill(24)):
-        if not folder.is_dir():
+        if not folder.is_dir() or folder == own:
             continue
         try:
             fd = _take_lock(folder)

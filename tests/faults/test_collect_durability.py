@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -85,7 +88,7 @@ def test_kill_9_rounds_lose_no_acknowledged_span_and_store_none_twice(tmp_path):
     assert len(acknowledged) >= 10_000
     assert len(acknowledged - stored) == 0, f"{len(acknowledged - stored)} acknowledged spans were lost"
     assert int((frame["n"] > 1).sum()) == 0, "spans stored twice"
-    assert not any(log_root(db).iterdir())  # the last collector stopped cleanly: no log left
+    assert not log_root(db).exists()  # the last collector stopped cleanly: no log left
 
 
 def _stored_ids(db: str) -> list[int]:
@@ -119,7 +122,7 @@ def test_a_request_log_cut_short_by_a_crash_is_replayed_up_to_the_cut(tmp_path):
         receiver.close()
     assert _stored_ids(db) == list(range(1, 32))
     assert stats["replayed_spans"] == 31 and stats["unreadable_log_bytes"] > 0
-    assert not any(log_root(db).iterdir())  # the replayed log, and the receiver's own, are gone
+    assert not log_root(db).exists()  # the replayed log, and the receiver's own, are gone
 
 
 def test_a_live_collectors_log_is_left_alone_by_another_on_the_same_store(tmp_path):
@@ -166,3 +169,41 @@ def test_concurrent_requests_share_one_fsync(tmp_path):
     assert statuses == [200] * 200
     assert stats["accepted_spans"] == 2000
     assert 0 < stats["log_syncs"] < 200
+
+
+FULL_DISK = """
+import resource, signal, sys
+from auriko_obs.otlp._receiver import Busy, Receiver
+from tests.faults._collector import request_bytes
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+receiver = Receiver(sys.argv[1], flush_interval_s=3600)
+big, small = request_bytes(b"\\x01" * 16, range(1, 3001)), request_bytes(b"\\x02" * 16, range(1, 4))
+resource.setrlimit(resource.RLIMIT_FSIZE, (len(big) // 2, resource.RLIM_INFINITY))  # as if the disk filled up
+try:
+    receiver.accept(big)
+    print("big: accepted")
+except Busy as exc:
+    print("big: busy", exc)
+receiver.accept(small)  # fits: the cut-off record was removed, so the log stays readable
+print("small: accepted")
+resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))  # space again
+receiver.close()
+print(receiver.stats()["log_failures"], receiver.stats()["written_spans"])
+"""
+
+
+def test_a_request_the_log_cannot_hold_gets_busy_not_acknowledged_and_the_log_stays_readable(tmp_path):
+    db = str(tmp_path / "full.duckdb")
+    done = subprocess.run(
+        [sys.executable, "-c", FULL_DISK, db],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).parents[2],
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("big: busy cannot write the request log")
+    assert lines[1:] == ["small: accepted", "1 3"]
+    assert _stored_ids(db) == [1, 2, 3]
