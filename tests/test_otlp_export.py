@@ -70,7 +70,7 @@ def collector(tmp_path):
 
 def collected(receiver: Receiver, n: int):
     deadline = time.monotonic() + 20
-    while receiver.stats()["accepted_spans"] < n and time.monotonic() < deadline:
+    while receiver.accepted_spans < n and time.monotonic() < deadline:
         time.sleep(0.02)
     assert receiver.flush(20)
     return Store(receiver.path).sql("SELECT * FROM spans ORDER BY start_time")
@@ -301,7 +301,7 @@ def test_metrics_on_a_prometheus_endpoint_match_the_store(sim, client, db_path):
 
 
 class _MetricsSink(BaseHTTPRequestHandler):
-    received: ClassVar[list] = []
+    received: ClassVar[list[tuple[str, bytes]]] = []
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))

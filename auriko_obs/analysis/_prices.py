@@ -209,7 +209,7 @@ crossings AS (
     segment, segment_params = "0", []
     if len(crossed):
         whens = []
-        for x_model, ts in zip(crossed["x_model"], crossed["ts"]):
+        for x_model, ts in zip(crossed["x_model"], crossed["ts"], strict=True):
             whens.append("WHEN ? THEN " + " + ".join("(_t > ?)::INTEGER" for _ in ts))
             segment_params += [x_model, *(float(t) for t in ts)]
         segment = f"CASE call_model {' '.join(whens)} ELSE 0 END"

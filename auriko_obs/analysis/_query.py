@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from .. import fields
 from ..store import Store, parse_time
@@ -21,9 +21,9 @@ from ..store._files import connect, spool_dir
 if TYPE_CHECKING:
     import pandas as pd
 
-StoreLike = Union[Store, str, "os.PathLike[str]", None]
-TimeLike = Union[datetime, str, None]
-Values = Union[str, Sequence[str], None]
+StoreLike: TypeAlias = "Store | str | os.PathLike[str] | None"
+TimeLike: TypeAlias = "datetime | str | None"
+Values: TypeAlias = "str | Sequence[str] | None"
 
 NONE_LABEL = "(none)"  # the group of rows whose dimension is NULL (for example calls not routed by Auriko)
 OTHER_LABEL = "other"  # what cost_by folds the rows beyond its top N into
