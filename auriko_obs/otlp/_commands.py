@@ -61,7 +61,7 @@ from ..cli import UserError, _writable_db_path, app, db_option
     type=click.IntRange(1, 1024),
     default=2,
     show_default=True,
-    help="Requests read and decoded at once; more wait up to 1 s, then get 503 + Retry-After.",
+    help="Requests decoded at once; more wait up to 1 s, then get 503 + Retry-After.",
 )
 @click.option(
     "--read-timeout",

@@ -1,8 +1,9 @@
 """``auriko-obs collect``: an OTLP trace receiver (HTTP protobuf/JSON, gzip; optional gRPC) into DuckDB.
 
-A request is taken in four steps. *Admission*: at most ``max_parsing`` requests are read and decoded
-at once (others wait up to ``retry_after_s``, then get 503 + ``Retry-After``), which bounds memory,
-whatever arrives. *Checks before decoding*: the body is gunzipped (every gzip member) up to
+A request is taken in four steps. *Admission*: HTTP bodies held in memory at once are limited in
+bytes (``4 × max_body``), and at most ``max_parsing`` requests are decoded at once; a request waits up
+to ``slot_wait_s`` for room, then gets 503 + ``Retry-After``. That bounds memory, whatever arrives.
+*Checks before decoding*: the body is gunzipped (every gzip member) up to
 ``max_decoded`` bytes, and its spans are counted on the protobuf wire format, without decoding it, up
 to ``max_spans_per_request`` (413 past either). *Decoding*: the spans become Arrow rows, and take room
 in a bounded queue (503 when ``max_queue_spans`` wait). *Durability*: the body is appended to this
@@ -95,6 +96,7 @@ class Receiver:
         batch_spans: int = 50_000,
         flush_interval_s: float = 0.5,
         retry_after_s: int = 1,
+        slot_wait_s: float | None = None,
         max_decoded: int = DEFAULT_MAX_DECODED,
         max_spans_per_request: int = DEFAULT_MAX_SPANS,
         max_parsing: int = DEFAULT_MAX_PARSING,
@@ -106,6 +108,7 @@ class Receiver:
         self.batch_spans = batch_spans
         self.flush_interval_s = flush_interval_s
         self.retry_after_s = retry_after_s
+        self.slot_wait_s = retry_after_s if slot_wait_s is None else slot_wait_s
         self.max_decoded = max_decoded
         self.max_spans_per_request = max_spans_per_request
         self.max_parsing = max_parsing
@@ -157,9 +160,9 @@ class Receiver:
 
     @contextmanager
     def admission(self) -> Iterator[None]:
-        """Holds one of the ``max_parsing`` slots for reading and decoding a request; raises Busy when
-        none frees up within ``retry_after_s``."""
-        if not self._slots.acquire(timeout=self.retry_after_s):
+        """Holds one of the ``max_parsing`` slots for decoding a request; raises Busy when none frees up
+        within ``slot_wait_s``."""
+        if not self._slots.acquire(timeout=self.slot_wait_s):
             self.count("throttled_requests")
             raise Busy(f"{self.max_parsing} requests are being decoded")
         with self._lock:
@@ -201,7 +204,13 @@ class Receiver:
         except (MalformedRequest, zlib.error) as exc:
             self.count("malformed_requests")
             raise MalformedRequest(str(exc)) from None
-        if not n:
+        if not n:  # nothing to store, but a body that is not a request still gets 400
+            if request is None:
+                try:
+                    parse_protobuf(data)
+                except MalformedRequest:
+                    self.count("malformed_requests")
+                    raise
             return Taken(None, 0, 0)
         self._reserve(n)
         try:
@@ -527,11 +536,40 @@ def _read_chunked(rfile: Any, limit: int, before_read: Any) -> bytes:
     return b"".join(parts)
 
 
+class _ByteBudget:
+    """Bytes of request bodies held in memory at once, over all connections."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._cond = threading.Condition()
+
+    def acquire(self, n: int, timeout_s: float) -> bool:
+        """Returns whether n bytes were taken within the timeout (a body over the whole budget is taken
+        when nothing else is held)."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while self.used and self.used + n > self.limit:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+            self.used += n
+            return True
+
+    def release(self, n: int) -> None:
+        with self._cond:
+            self.used -= n
+            self._cond.notify_all()
+
+
 class _BodyNotTaken(Exception):
     """The request was answered (or the connection is to be dropped) without taking its body."""
 
 
-def make_handler(receiver: Receiver, token: str | None, max_body: int, read_timeout_s: float) -> type:
+def make_handler(
+    receiver: Receiver, token: str | None, max_body: int, read_timeout_s: float, body_budget: _ByteBudget
+) -> type:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "auriko-obs-collect"
@@ -669,14 +707,18 @@ def make_handler(receiver: Receiver, token: str | None, max_body: int, read_time
                 self._drain(transfer, length)
                 receiver.count("too_large_requests")
                 return self._error(413, f"body of {length} bytes is over the {max_body}-byte limit", as_json)
-            body_read = False
+            # Reading a body takes as long as the client takes to send it: it holds room in the byte budget,
+            # not one of the few decoding slots.
+            reserved = max_body if transfer else length
+            if not body_budget.acquire(reserved, receiver.slot_wait_s):
+                receiver.count("throttled_requests")
+                self._drain(transfer, length)
+                return self._busy(f"{body_budget.used} bytes of request bodies are being read", as_json)
             try:
+                body = self._read_body(transfer, length, as_json)
                 with receiver.admission():
-                    body = self._read_body(transfer, length, as_json)
-                    body_read = True
                     taken = receiver.take(body, json=as_json, gzip=encoding == "gzip")
-                    del body
-                receiver.wait_durable(taken)
+                del body
             except _BodyNotTaken:
                 return None
             except TimeoutError:
@@ -684,13 +726,17 @@ def make_handler(receiver: Receiver, token: str | None, max_body: int, read_time
                 self.close_connection = True
                 return self._error(408, "the request body did not arrive within the read timeout", as_json)
             except Busy as exc:
-                if not body_read:
-                    self._drain(transfer, length)
                 return self._busy(str(exc), as_json)
             except RequestTooLarge as exc:
                 return self._error(413, str(exc)[:500], as_json)
             except MalformedRequest as exc:
                 return self._error(400, str(exc)[:500], as_json)
+            finally:
+                body_budget.release(reserved)
+            try:
+                receiver.wait_durable(taken)
+            except Busy as exc:
+                return self._busy(str(exc), as_json)
             content_type = "application/json" if as_json else "application/x-protobuf"
             self._send(200, _export_response(taken.rejected, as_json), content_type)
 
@@ -745,9 +791,14 @@ def start_http(
     max_body: int = DEFAULT_MAX_BODY,
     read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    body_budget: int | None = None,
 ) -> ThreadingHTTPServer:
-    """Starts serving in a daemon thread; returns the server (``.server_address`` has the bound port)."""
-    handler = make_handler(receiver, token, max_body, read_timeout_s)
+    """Starts serving in a daemon thread; returns the server (``.server_address`` has the bound port).
+
+    ``body_budget``: bytes of request bodies read into memory at once (default ``4 × max_body``).
+    """
+    budget = _ByteBudget(body_budget if body_budget is not None else 4 * max_body)
+    handler = make_handler(receiver, token, max_body, read_timeout_s, budget)
     server = _Server((host, port), handler, receiver, max_connections)
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="auriko-obs-collect-http", daemon=True

@@ -41,6 +41,7 @@ KIND_JSON = 2
 _HEADER = struct.Struct("<4sBII")  # magic, kind, payload length, CRC-32 of kind + payload
 _MAGIC = b"AOR1"
 _MAX_RECORD = 1 << 31
+_IDLE_ROTATION_BYTES = 1 << 20
 _fdatasync = getattr(os, "fdatasync", os.fsync)
 
 
@@ -86,6 +87,7 @@ class _Segment:
     size: int = 0
     outstanding: int = 0  # records appended whose spans are not in the store yet
     closed: bool = False
+    entry_synced: bool = False  # the folder's entry for the file is on disk
 
 
 class RequestLog:
@@ -115,9 +117,7 @@ class RequestLog:
     def _open_segment(self, number: int) -> _Segment:
         path = self.folder / f"{number:06d}.log"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
-        if self.sync:
-            _sync_dir(self.folder)
-        segment = _Segment(number, path, fd)
+        segment = _Segment(number, path, fd)  # its folder entry is synced with its first record
         self._segments[number] = segment
         return segment
 
@@ -157,11 +157,11 @@ class RequestLog:
                     self._cond.wait()
                     continue
                 self._syncing = True
-                target, fd = self._appended, self._current.fd
+                target, segment = self._appended, self._current
                 self._cond.release()
                 error: OSError | None = None
                 try:
-                    _fdatasync(fd)
+                    self._sync_segment(segment)
                 except OSError as exc:
                     error = exc
                 finally:
@@ -173,6 +173,12 @@ class RequestLog:
                 self.syncs += 1
                 self._synced = max(self._synced, target)
 
+    def _sync_segment(self, segment: _Segment) -> None:
+        _fdatasync(segment.fd)
+        if not segment.entry_synced:
+            _sync_dir(self.folder)
+            segment.entry_synced = True
+
     def done(self, segment_number: int, records: int = 1) -> None:
         """Records that requests of a segment are in the store; a closed segment with none left is deleted."""
         with self._cond:
@@ -182,17 +188,19 @@ class RequestLog:
                 self._delete(segment)
 
     def rotate_if_idle(self) -> None:
-        """Starts a new segment when every request of the current one is in the store (deleting it)."""
+        """Starts a new segment when every request of the current one, of 1 MiB or more, is in the store
+        (deleting it). Smaller ones wait: after a crash, replaying what is stored already costs time only."""
         with self._cond:
-            if not self._closed and self._current.size and self._current.outstanding <= 0:
+            if not self._closed and self._current.size >= _IDLE_ROTATION_BYTES and self._current.outstanding <= 0:
                 self._rotate()
 
     def _rotate(self) -> None:
         while self._syncing:  # the leader is syncing the current segment's fd: let it finish
             self._cond.wait()
         old = self._current
-        if self.sync:
-            _fdatasync(old.fd)
+        # A segment whose requests are all stored needs no sync; otherwise sync it before closing its fd.
+        if self.sync and old.outstanding > 0 and self._synced < self._appended:
+            self._sync_segment(old)
             self.syncs += 1
         self._synced = self._appended
         os.close(old.fd)

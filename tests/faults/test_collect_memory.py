@@ -92,23 +92,21 @@ def test_a_request_over_the_span_limit_gets_413_over_http_and_invalid_argument_o
     assert (stats["too_large_requests"], stats["accepted_spans"]) == (3, 20)
 
 
-def test_a_request_past_the_decoding_slots_gets_503_with_retry_after_and_the_first_is_stored(tmp_path):
-    receiver = Receiver(str(tmp_path / "slots.duckdb"), max_parsing=1)
-    http = start_http(receiver, port=0)
+def test_bodies_being_read_are_bounded_in_bytes_and_a_request_past_the_budget_gets_503(tmp_path):
+    receiver = Receiver(str(tmp_path / "budget.duckdb"))
+    first = request_bytes(TRACE_ID, range(1, 4))
+    http = start_http(receiver, port=0, body_budget=len(first) + 10)
     port = http.server_address[1]
     url = f"http://127.0.0.1:{port}/v1/traces"
     try:
-        first = request_bytes(TRACE_ID, range(1, 4))
         with socket.create_connection(("127.0.0.1", port), timeout=10) as slow:
-            # A body still arriving holds the only slot…
+            # A body still arriving holds its bytes of the budget…
             slow.sendall(
                 b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
                 b"Content-Length: " + str(len(first)).encode() + b"\r\n\r\n" + first[:5]
             )
-            deadline = time.monotonic() + 10
-            while receiver.stats()["parsing_requests"] < 1 and time.monotonic() < deadline:
-                time.sleep(0.01)
-            # … so the next request waits a second for it, then is told to come back.
+            time.sleep(0.3)
+            # … so the next request waits a second for room, then is told to come back.
             status, headers = post(url, request_bytes(TRACE_ID, range(4, 7)))
             assert (status, headers["Retry-After"]) == (503, "1")
             slow.sendall(first[5:])
@@ -117,6 +115,32 @@ def test_a_request_past_the_decoding_slots_gets_503_with_retry_after_and_the_fir
         assert receiver.flush(30)
         stats = receiver.stats()
         assert (stats["throttled_requests"], stats["written_spans"]) == (1, 6)
+    finally:
+        http.shutdown()
+        http.server_close()
+        receiver.close()
+
+
+def test_a_request_past_the_decoding_slots_gets_503_with_retry_after_and_both_are_stored(tmp_path):
+    receiver = Receiver(str(tmp_path / "slots.duckdb"), max_parsing=1, slot_wait_s=0.05)
+    http = start_http(receiver, port=0)
+    url = f"http://127.0.0.1:{http.server_address[1]}/v1/traces"
+    big, _ = tiny_spans_gzip(99_000)  # decoding it takes a good part of a second, at least
+    answers: list[int] = []
+    try:
+        sender = threading.Thread(target=lambda: answers.append(post(url, big, **{"Content-Encoding": "gzip"})[0]))
+        sender.start()
+        deadline = time.monotonic() + 30
+        while receiver.stats()["parsing_requests"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        status, headers = post(url, request_bytes(TRACE_ID, range(200_001, 200_004)))
+        assert (status, headers["Retry-After"]) == (503, "1")
+        sender.join(120)
+        assert answers == [200]
+        assert post(url, request_bytes(TRACE_ID, range(200_001, 200_004)))[0] == 200  # the retry is taken
+        assert receiver.flush(60)
+        stats = receiver.stats()
+        assert (stats["throttled_requests"], stats["written_spans"]) == (1, 99_003)
     finally:
         http.shutdown()
         http.server_close()
