@@ -93,7 +93,7 @@ class _Segment:
 class RequestLog:
     """This process's log of accepted requests (see the module docstring)."""
 
-    def __init__(self, store_path: str | os.PathLike[str], *, segment_bytes: int = 32 << 20, sync: bool = True) -> None:
+    def __init__(self, store_path: str | os.PathLike[str], *, segment_bytes: int = 8 << 20, sync: bool = True) -> None:
         self.root = log_root(store_path)
         self.segment_bytes = segment_bytes
         self.sync = sync
