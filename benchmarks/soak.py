@@ -397,8 +397,10 @@ def _ids(path: Path) -> list[str]:
 
 def _fold_and_read(db: Path) -> tuple[Any, Any]:
     """Returns (instrumented rows, OTLP rows) after folding the spool into the store."""
-    from auriko_obs import Store
+    from auriko_obs.store import Spool, Store, connect, fold_spool, spool_dir
 
+    with connect(db, read_only=False, wait_s=120) as con:  # readers would see the spool, but not fold it
+        fold_spool(con, Spool(spool_dir(db)))
     store = Store(str(db), lock_wait_s=120)
     instrumented = store.sql("SELECT request_id, trace_id, span_id FROM spans WHERE service_name LIKE 'soak-writer-%'")
     otlp = store.sql("SELECT trace_id, span_id FROM spans WHERE service_name = ?", [OTLP_SERVICE])

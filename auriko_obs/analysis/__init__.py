@@ -14,13 +14,16 @@ Every function takes the store (a ``Store``, a path, or None for ``$AURIKO_OBS_D
 ``day``, ``week``, ``month``) are UTC; weeks start on Monday. A dimension's NULL shows as ``(none)``.
 Each docstring lists the columns returned.
 ``auriko_obs.plots`` draws one figure from each of these frames.
+
+For SQL of one's own over ``llm_calls`` with the same filters and groups: ``where()`` builds the filter
+(a ``Where``: clause and parameters), ``raw_dimension_sql``/``label_sql``/``out_name`` a dimension.
 """
 
 from ._budget_burn import Budget, budget_burn, budget_burndown, load_budgets, period_bounds
 from ._forecast import Forecast, decayed_rate, forecast
 from ._health import errors, latency
-from ._prices import fetch_prices, prices, refresh_prices, routing_savings
-from ._query import DIMENSIONS, NONE_LABEL, OTHER_LABEL
+from ._query import DIMENSIONS, NONE_LABEL, OTHER_LABEL, Where, label_sql, out_name, raw_dimension_sql, where
+from ._routing import fetch_prices, prices, refresh_prices, routing_savings
 from ._spend import cache_savings, cost_by, provider_mix
 
 __all__ = [
@@ -29,6 +32,7 @@ __all__ = [
     "OTHER_LABEL",
     "Budget",
     "Forecast",
+    "Where",
     "budget_burn",
     "budget_burndown",
     "cache_savings",
@@ -37,11 +41,15 @@ __all__ = [
     "errors",
     "fetch_prices",
     "forecast",
+    "label_sql",
     "latency",
     "load_budgets",
+    "out_name",
     "period_bounds",
     "prices",
     "provider_mix",
+    "raw_dimension_sql",
     "refresh_prices",
     "routing_savings",
+    "where",
 ]

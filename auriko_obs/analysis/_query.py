@@ -14,9 +14,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from .. import fields
-from ..store import Store, parse_time
-from ..store._exporter import ingest_spool
-from ..store._files import connect, spool_dir
+from ..store import Store, parse_time, read_connection
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -62,8 +60,8 @@ class Session:
 
 @contextmanager
 def session(store: StoreLike | Session) -> Iterator[Session]:
-    """Yields a Session over the store (a Session passes through), folding in spooled batches first as
-    ``Store.sql`` does. DuckDB runs each aggregation with ``preserve_insertion_order`` off: every query
+    """Yields a Session over the store (a Session passes through): read-only, spooled rows included, as
+    ``Store.sql`` reads. DuckDB runs each aggregation with ``preserve_insertion_order`` off: every query
     here ends in its own ORDER BY, and without the order constraint DuckDB aggregates with less memory."""
     if isinstance(store, Session):
         yield store
@@ -71,10 +69,7 @@ def session(store: StoreLike | Session) -> Iterator[Session]:
     import pandas  # noqa: F401  (DuckDB's .df() needs it; loaded here, not at import)
 
     target = store_of(store)
-    has_spool = spool_dir(target.path).is_dir() and any(spool_dir(target.path).glob("*.parquet"))
-    with connect(target.path, read_only=not has_spool, wait_s=target.lock_wait_s) as con:
-        if has_spool:
-            ingest_spool(con, target.path)
+    with read_connection(target.path, wait_s=target.lock_wait_s) as con:
         con.execute("SET preserve_insertion_order = false")
         yield Session(con)
 

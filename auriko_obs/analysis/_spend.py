@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ._prices import PRICES_TABLE, prices
 from ._query import (
     MODEL_SQL,
     OTHER_LABEL,
@@ -20,6 +19,7 @@ from ._query import (
     session,
     where,
 )
+from ._routing import PRICES_TABLE, prices
 
 if TYPE_CHECKING:
     import pandas as pd

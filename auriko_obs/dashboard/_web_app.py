@@ -90,10 +90,10 @@ class DashboardApp:
         """Returns each panel's query result (a DataFrame, or the exception it raised), over one connection."""
         import pandas  # noqa: F401  (DuckDB's .df() needs it)
 
-        from ..store._files import connect
+        from ..store import read_connection
 
         results: list[Any] = []
-        with connect(self.db_path, read_only=True, wait_s=10) as con:
+        with read_connection(self.db_path, wait_s=10) as con:
             for panel in dashboard.panels:
                 try:
                     results.append(con.execute(panel.sql).df())
@@ -102,7 +102,7 @@ class DashboardApp:
         return results
 
     def _panels(self, dashboard: Dashboard, version: tuple[int, str] | None) -> dict:
-        from ._figures import panel_figure
+        from .. import plots
 
         frames = self._frames(dashboard) if version is not None else [None] * len(dashboard.panels)
         panels = []
@@ -114,7 +114,10 @@ class DashboardApp:
                 item["error"] = str(frame).splitlines()[0]
             else:
                 try:
-                    item["figure"] = json.loads(panel_figure(panel, frame).to_json())
+                    figure = plots.panel(
+                        panel.type, frame, x=panel.x, y=panel.y, color=panel.color, prefix=panel.prefix, height=320
+                    )
+                    item["figure"] = json.loads(figure.to_json())
                     item["rows"] = len(frame)
                 except Exception as exc:  # e.g. a column named in the definition that the query lacks
                     item["error"] = str(exc).splitlines()[0]

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..analysis import DIMENSIONS
-from ..analysis._query import label_sql, out_name, raw_dimension_sql, where
+from ..analysis import DIMENSIONS, label_sql, out_name, raw_dimension_sql, where
 from ..store import Store
 from ._summary import SESSION_ATTR, attribute_sql
 
@@ -72,20 +71,6 @@ def report(
 
 
 def _figure(series: pd.DataFrame, by: str, unit: str) -> Any:
-    import plotly.express as px
+    from .. import plots
 
-    fig = px.bar(
-        series,
-        x="period",
-        y="cost_usd",
-        color=by,
-        custom_data=["calls"],
-        title=f"Cost per {unit} by {by}",
-        labels={"period": f"time (UTC, per {unit})", "cost_usd": "cost (USD)", by: by},
-    )
-    fig.update_traces(
-        hovertemplate=f"%{{x}}<br>{by}: %{{fullData.name}}<br>cost: $%{{y:.4f}}"
-        "<br>calls: %{customdata[0]}<extra></extra>"
-    )
-    fig.update_layout(yaxis_tickprefix="$", barmode="stack", legend_title_text=by, height=380)
-    return fig
+    return plots.cost_over_time(series, by, unit, height=380)

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from ..store._rows import RAW_SCHEMA
+from ..store import RAW_SCHEMA
 from ._mapping import looks_genai, normalize
 
 _KINDS = ("INTERNAL", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")  # index = OTLP SpanKind
@@ -57,7 +57,7 @@ def key_values(items: Any) -> dict[str, Any]:
     return out
 
 
-def parse_protobuf(body: bytes) -> Any:
+def parse_protobuf(body: bytes | bytearray) -> Any:
     from google.protobuf.message import DecodeError
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -83,7 +83,7 @@ def _hex_ids_to_base64(obj: dict) -> None:
                 raise MalformedRequest(f"{name} is not hex: {value[:40]!r}") from None
 
 
-def parse_json(body: bytes, max_spans: int | None = None) -> Any:
+def parse_json(body: bytes | bytearray, max_spans: int | None = None) -> Any:
     """Returns the ExportTraceServiceRequest of an OTLP/JSON body. With ``max_spans``, raises
     TooManySpans for a body with more spans, or more than MAX_JSON_OBJECTS objects (counted, as an
     upper bound, by its ``{`` bytes before it is parsed)."""
@@ -131,7 +131,7 @@ class TooManySpans(RequestTooLarge):
 MAX_JSON_OBJECTS = 2_000_000
 
 
-def _varint(data: bytes, i: int, end: int) -> tuple[int, int]:
+def _varint(data: bytes | bytearray, i: int, end: int) -> tuple[int, int]:
     result = shift = 0
     while i < end and shift < 64:
         byte = data[i]
@@ -143,7 +143,7 @@ def _varint(data: bytes, i: int, end: int) -> tuple[int, int]:
     raise MalformedRequest("not an OTLP ExportTraceServiceRequest: a varint runs past its message")
 
 
-def _skip_field(data: bytes, i: int, end: int, key: int) -> int:
+def _skip_field(data: bytes | bytearray, i: int, end: int, key: int) -> int:
     wire = key & 7
     if wire == 2:
         length, i = _varint(data, i, end)
@@ -157,7 +157,7 @@ def _skip_field(data: bytes, i: int, end: int, key: int) -> int:
     raise MalformedRequest(f"not an OTLP ExportTraceServiceRequest: wire type {wire}")
 
 
-def _submessages(data: bytes, i: int, end: int, number: int) -> Iterator[tuple[int, int]]:
+def _submessages(data: bytes | bytearray, i: int, end: int, number: int) -> Iterator[tuple[int, int]]:
     """Yields (start, end) of each length-delimited field ``number`` of the message in data[i:end]."""
     while i < end:
         key, i = _varint(data, i, end)
@@ -173,7 +173,7 @@ def _submessages(data: bytes, i: int, end: int, number: int) -> Iterator[tuple[i
         raise MalformedRequest("not an OTLP ExportTraceServiceRequest: a field runs past its message")
 
 
-def _spans_in_scope(data: bytes, i: int, end: int) -> int:
+def _spans_in_scope(data: bytes | bytearray, i: int, end: int) -> int:
     # The hot loop of the count: a span is field 2 of ScopeSpans, key byte 0x12.
     spans = 0
     while i < end:
@@ -196,7 +196,7 @@ def _spans_in_scope(data: bytes, i: int, end: int) -> int:
     return spans
 
 
-def check_protobuf_spans(body: bytes, limit: int) -> int:
+def check_protobuf_spans(body: bytes | bytearray, limit: int) -> int:
     """Returns how many spans an encoded ExportTraceServiceRequest holds, read from the wire format
     without decoding it; raises TooManySpans past ``limit`` (as soon as the count passes it) and
     MalformedRequest for broken framing. Costs about 1 µs per span, against tens for decoding."""

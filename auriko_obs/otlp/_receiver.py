@@ -9,8 +9,9 @@ to ``max_spans_per_request`` (413 past either). *Decoding*: the spans become Arr
 in a bounded queue (503 when ``max_queue_spans`` wait). *Durability*: the body is appended to this
 process's request log (``_request_log``), and the 2xx goes out only once the log is fsynced; concurrent
 requests share one fsync (group commit). One writer thread appends the queue to the store in large
-batches, through the ``DuckDBSpanExporter`` our instrumentation uses (so several writers share the file,
-and a locked file spools), and drops log segments whose requests are all stored. A collector that
+batches, through the store's ``StoreWriter`` (the writer under our instrumentation's exporter: several
+writers share the file, and a locked file spools), and drops log segments whose requests are all
+durable in the store, its spool or its quarantine. A collector that
 starts replays the logs of collectors that died (``kill -9``, power loss) before they wrote what they
 acknowledged; the store keeps one row per span, so nothing is stored twice. ``close()`` (SIGTERM) writes
 every accepted span before returning.
@@ -43,7 +44,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from ..store import DuckDBSpanExporter
+from ..store import StoreWriter
 from ._convert import (
     REJECTED_MESSAGE,
     MalformedRequest,
@@ -102,8 +103,9 @@ class Receiver:
         max_parsing: int = DEFAULT_MAX_PARSING,
         sync: bool = True,
     ) -> None:
-        self.exporter = DuckDBSpanExporter(db_path)
-        self.path = self.exporter.path
+        # Batches the store cannot take stay in the request log (for the next start), not in memory.
+        self.writer = StoreWriter(db_path, max_held_bytes=0)
+        self.path = self.writer.path
         self.max_queue_spans = max_queue_spans
         self.batch_spans = batch_spans
         self.flush_interval_s = flush_interval_s
@@ -125,7 +127,8 @@ class Receiver:
                 "timed_out_requests",  # a body that stopped arriving
                 "refused_connections",  # over max_connections
                 "log_failures",  # the request log could not be written or synced: answered 503
-                "failed_spans",  # the store could not be written: they wait in the log for a restart
+                "failed_spans",  # neither the store nor its spool could take them: they wait in the log
+                "refused_spans",  # rows the store refused, set aside in its quarantine
                 "replayed_spans",  # from the logs of collectors that died
                 "unreadable_log_bytes",  # records cut short by a crash (never acknowledged) or damaged
             ),
@@ -153,7 +156,8 @@ class Receiver:
                 **self.counts,
                 "queued_spans": self._queued,
                 "parsing_requests": self._parsing,
-                "spooled_spans": self.exporter.spooled_spans,
+                "spooled_spans": self.writer.spooled_spans,
+                "quarantined_files": self.writer.spool.quarantined_files,
                 "log_syncs": self.log.syncs,
                 "log_bytes": self.log.appended_bytes,
             }
@@ -184,7 +188,7 @@ class Receiver:
         self.wait_durable(taken)
         return taken.rejected
 
-    def take(self, body: bytes, *, json: bool = False, gzip: bool = False) -> Taken:
+    def take(self, body: bytes | bytearray, *, json: bool = False, gzip: bool = False) -> Taken:
         """Decodes a request body, queues its spans and appends it to the request log (call it in
         ``admission()``, then ``wait_durable``). Raises Busy, RequestTooLarge or MalformedRequest."""
         self.count("received_requests")
@@ -299,6 +303,7 @@ class Receiver:
         with self._lock:
             everything_stored = not self._thread.is_alive() and not self._queued and not self.counts["failed_spans"]
         self.log.close(remove=everything_stored)
+        self.writer.close()
 
     def _run(self) -> None:
         try:
@@ -314,13 +319,18 @@ class Receiver:
                 return
 
     def _export(self, tables: list[pa.Table]) -> bool:
-        """Returns whether the rows are in the store (or in its spool, while another process holds it)."""
+        """Returns whether every row is durable outside the request log: in the store, in its (fsynced)
+        spool, or set aside in its quarantine because the store refused it."""
         table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
         try:
-            return self.exporter.export_table(table).name == "SUCCESS"
-        except Exception:
+            outcome = self.writer.write(table)
+        except Exception:  # write() reports instead of raising; should it raise all the same, the log keeps them
             log.exception("auriko_obs collect: writing %d spans failed", table.num_rows)
+            self.count("failed_spans", table.num_rows)
             return False
+        self.count("refused_spans", outcome.refused)
+        self.count("failed_spans", outcome.held + outcome.lost)
+        return not (outcome.held or outcome.lost)
 
     def _write_all(self) -> None:
         while True:
@@ -339,7 +349,7 @@ class Receiver:
                     self.log.done(segment)
             with self._lock:
                 self._queued -= rows
-                self.counts["written_spans" if ok else "failed_spans"] += rows
+                self.counts["written_spans"] += rows if ok else 0
                 self._idle.notify_all()
         try:
             self.log.rotate_if_idle()
@@ -443,7 +453,7 @@ _GRPC_CODES = {
 }  # google.rpc.Code
 
 
-def _gunzip(body: bytes, limit: int) -> bytes:
+def _gunzip(body: bytes | bytearray, limit: int) -> bytes:
     """Returns the decoded body: every gzip member of it, in order (RFC 1952 allows several; ``gzip -d``
     joins them). Raises RequestTooLarge past ``limit`` decoded bytes, MalformedRequest for a truncated
     member, and zlib.error for bytes after a member that are not gzip (zero padding is ignored)."""
@@ -653,7 +663,7 @@ def make_handler(
             finally:
                 self.connection.settimeout(read_timeout_s)
 
-        def _read_body(self, transfer: str, length: int, as_json: bool) -> bytes:
+        def _read_body(self, transfer: str, length: int, as_json: bool) -> bytes | bytearray:
             """Returns the body; raises _BodyNotTaken once it answered 400 or 413, and TimeoutError."""
             before_read = self._deadline_setter()
             try:

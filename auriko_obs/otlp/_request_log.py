@@ -121,7 +121,7 @@ class RequestLog:
         self._segments[number] = segment
         return segment
 
-    def append(self, kind: int, payload: bytes) -> Ticket:
+    def append(self, kind: int, payload: bytes | bytearray) -> Ticket:
         """Returns where the record ended; raises OSError (the disk is full…) with the log unchanged."""
         header = _HEADER.pack(_MAGIC, kind, len(payload), zlib.crc32(payload, zlib.crc32(bytes([kind]))))
         size = len(header) + len(payload)

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from ._exporter import ingest_spool
-from ._files import connect, default_path, spool_dir
-from ._schema import SCHEMA_VERSION, applied_version
+from ._files import connect, default_path
+from ._migrations import SCHEMA_VERSION, applied_version
+from ._read import read_connection
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -60,7 +60,9 @@ def _minute(value: Any) -> str:
 
 
 class Store:
-    """A DuckDB store of LLM-call spans. Opens the file only for the moment of each query.
+    """A DuckDB store of LLM-call spans. Opens the file read-only, only for the moment of each query.
+
+    Queries see the spans that wait in the store's spool too (``read_connection``).
 
     ``Store(path)`` with no path uses ``$AURIKO_OBS_DB`` or ``./auriko_obs.duckdb``.
     """
@@ -75,11 +77,7 @@ class Store:
     def _query(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
         import pandas  # noqa: F401  (DuckDB's .df() needs it; loaded here, not at import)
 
-        # Spooled batches are folded in first, so that readers see every finished span.
-        has_spool = spool_dir(self.path).is_dir() and any(spool_dir(self.path).glob("*.parquet"))
-        with connect(self.path, read_only=not has_spool, wait_s=self.lock_wait_s) as con:
-            if has_spool:
-                ingest_spool(con, self.path)
+        with read_connection(self.path, wait_s=self.lock_wait_s) as con:  # spooled rows included
             return con.execute(sql, params or []).df()
 
     def sql(self, query: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
