@@ -70,7 +70,7 @@ def collector(tmp_path):
 
 def collected(receiver: Receiver, n: int):
     deadline = time.monotonic() + 20
-    while receiver.accepted_spans < n and time.monotonic() < deadline:
+    while receiver.stats()["accepted_spans"] < n and time.monotonic() < deadline:
         time.sleep(0.02)
     assert receiver.flush(20)
     return Store(receiver.path).sql("SELECT * FROM spans ORDER BY start_time")
