@@ -36,7 +36,10 @@ __all__ = [
 
 
 def instrument(*args: Any, **kwargs: Any) -> Instrumentation:
-    """Returns the active Instrumentation after patching the openai SDK (see ``auriko_obs.instrumentation.instrument``)."""
+    """Returns the active Instrumentation after patching the openai SDK.
+
+    See ``auriko_obs.instrumentation.instrument``.
+    """
     from .instrumentation import instrument as _instrument
 
     return _instrument(*args, **kwargs)

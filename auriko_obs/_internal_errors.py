@@ -39,7 +39,10 @@ class InternalErrors:
             pass
 
     def warn(self, where: str, message: str) -> None:
-        """Counts a problem with a plain explanation (a setting that cannot be used); the first is logged, no traceback."""
+        """Counts a problem with a plain explanation (a setting that cannot be used).
+
+        The first of each kind is logged, without a traceback.
+        """
         try:
             if self._count(where):
                 log.warning("auriko_obs: %s", message)

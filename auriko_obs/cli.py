@@ -244,8 +244,8 @@ def schema() -> None:
     print(fields.schema_markdown())
 
 
-from .otlp import cli as _otlp_cli  # noqa: E402,F401
-from .reports import cli as _reports_cli  # noqa: E402,F401  (report, schedule, budget, dashboard)
+from .otlp import _commands as _otlp_commands  # noqa: E402,F401
+from .reports import _commands as _reports_commands  # noqa: E402,F401  (report, schedule, budget, dashboard)
 
 # click ≥ 8.2 raises this for a bare `auriko-obs`; its message is the whole help, shown as click shows it.
 _NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())

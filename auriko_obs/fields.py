@@ -169,7 +169,8 @@ SPAN_ONLY_COLUMNS: tuple[tuple[str, str], ...] = (
     ("events", "JSON"),
 )
 
-# Response headers (§4 of the Auriko contract) → span attribute, and how the value is typed.
+# Response headers (docs/reference/auriko-contract.md#response-headers) → span attribute, and how the value is
+# typed.
 # "usd" parses a USD decimal string, "micro_usd" divides microdollars by 1e6, "bool" reads "true".
 HEADER_ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
     ("x-request-id", "auriko.request_id", "str"),

@@ -188,6 +188,7 @@ def cache_savings(frame: pd.DataFrame) -> go.Figure:
             ratio,
             totals["cache_write_tokens"],
             totals["cost_usd"] + totals["cache_savings_usd"],
+            strict=True,
         )
     )
     hover = (
@@ -260,7 +261,7 @@ def latency(frame: pd.DataFrame, metric: str = "duration_ms") -> go.Figure:
     labels = _label(part, dims)
     unit = str(part["unit"].iloc[0])
     fig = go.Figure()
-    for label, (_, row) in zip(labels, part.iterrows()):
+    for label, (_, row) in zip(labels, part.iterrows(), strict=True):
         fig.add_trace(
             go.Box(
                 name=label,
@@ -313,7 +314,8 @@ def errors(frame: pd.DataFrame, value: str = "count") -> go.Figure:
                 *[
                     grouped.pivot(index="what", columns="period_start", values=c).loc[w]
                     for c in ("count", "calls", "retries", "retry_after_s")
-                ]
+                ],
+                strict=True,
             )
         ]
         for w in z.index

@@ -145,7 +145,8 @@ WITH r AS (
     SELECT *, gw_ttft + outp * 1000.0 / tps AS dur, $models[c] AS m, $providers[c] AS p, v = 4 AS err
     FROM r
 )
-SELECT lower(hex(hash(i // 3, 1) | 9223372036854775808::UBIGINT) || hex(hash(i // 3, 2) | 9223372036854775808::UBIGINT)),
+SELECT lower(hex(hash(i // 3, 1) | 9223372036854775808::UBIGINT)
+             || hex(hash(i // 3, 2) | 9223372036854775808::UBIGINT)),
        lower(hex(h | 4611686018427387904)), ts, ts + to_microseconds((dur * 1000)::BIGINT), dur,
        ['api', 'batch', 'search', 'notebook'][1 + (h >> 54) % 4], 'chat', v = 1,
        m, m, m, p, ['cost', 'ttft', 'tps', 'balanced'][1 + (h >> 48) % 4],

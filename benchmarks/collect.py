@@ -86,7 +86,7 @@ def _exporter_process(port: int, count: int, ready: Any, go: Any, out: Any, pree
         import http.client
 
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        for batch, body in zip(batches, bodies):
+        for batch, body in zip(batches, bodies, strict=True):
             while True:
                 connection.request("POST", "/v1/traces", body, {"Content-Type": "application/x-protobuf"})
                 response = connection.getresponse()

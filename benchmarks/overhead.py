@@ -344,7 +344,7 @@ def _quartiles(values: list[float]) -> list[float]:
 def _summary(bare: list[dict], instrumented: list[dict], paired: bool) -> dict[str, Any]:
     med = statistics.median
     bare_us, instr_us = med(b["wall"] for b in bare), med(i["wall"] for i in instrumented)
-    diffs = [i["wall"] - b["wall"] for b, i in zip(bare, instrumented)]
+    diffs = [i["wall"] - b["wall"] for b, i in zip(bare, instrumented, strict=True)]
     overhead = med(diffs) if paired else instr_us - bare_us
     return {
         "bare_us": bare_us,
@@ -541,7 +541,7 @@ def _mode_rows(r: dict[str, Any]) -> list[str]:
         tail += f", spans recorded {r['spans']:,} of {r['expected_spans']:,} calls"
     elif r["mode"] != "auriko-obs-hot-path":
         tail += f", spans recorded {r['spans']:,}"
-    return rows + [tail]
+    return [*rows, tail]
 
 
 def _store_rows(store: dict[str, Any]) -> list[str]:

@@ -56,7 +56,9 @@ WRITER = textwrap.dedent("""
             with connect(path, read_only=False, wait_s=120) as con:
                 con.execute("CREATE TABLE IF NOT EXISTS t (tag VARCHAR, i INTEGER, pad VARCHAR)")
                 con.execute("BEGIN TRANSACTION")
-                con.execute("INSERT INTO t SELECT ?, range, repeat('x', 1400) FROM range(?, ?)", [tag, done, done + batch])
+                con.execute(
+                    "INSERT INTO t SELECT ?, range, repeat('x', 1400) FROM range(?, ?)", [tag, done, done + batch]
+                )
                 con.execute("COMMIT")
         done += batch
         time.sleep(random.random() * 0.02)
@@ -120,10 +122,8 @@ def main() -> None:
     for n in range(args.rounds):
         written, stored = run_round(args.mode, args.rows, args.batch)
         lost_rounds += stored != written
-        print(
-            f"round {n + 1}: {stored} of {written} rows {'LOST ' + str(written - stored) if stored != written else 'ok'}",
-            flush=True,
-        )
+        outcome = f"LOST {written - stored}" if stored != written else "ok"
+        print(f"round {n + 1}: {stored} of {written} rows {outcome}", flush=True)
     print(f"rounds with a loss: {lost_rounds} of {args.rounds} (load average now {os.getloadavg()[0]:.1f})")
 
 

@@ -79,7 +79,7 @@ def history(
     rng = random.Random(seed)
     rows = []
     start = end - timedelta(days=days)
-    for i in range(days * calls_per_day):
+    for _ in range(days * calls_per_day):
         moment = start + timedelta(seconds=rng.uniform(0, days * 86400))
         model = rng.choice(list(PRICES))
         provider = rng.choice(list(PRICES[model]))

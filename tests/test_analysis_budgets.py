@@ -97,7 +97,7 @@ def test_budget_burn_without_configured_budgets_says_where_it_looked(store, tmp_
     with pytest.raises(ValueError, match=r"no budgets: no \[\[budgets\]\] in ./auriko_obs.toml or \[tool.auriko_obs\]"):
         analysis.budget_burn(store)
     (tmp_path / "empty.toml").write_text("[other]\nkey = 1\n")
-    with pytest.raises(ValueError, match="empty.toml"):
+    with pytest.raises(ValueError, match=r"empty\.toml"):
         analysis.budget_burn(store, tmp_path / "empty.toml")
     none = analysis.budget_burn(store, [])  # no budgets asked for: an empty frame with its columns
     assert none.empty and "exhausts_at" in none.columns
@@ -125,7 +125,7 @@ def test_budget_burn_counts_the_current_utc_period_per_scope(store):
     # weights 0.5 ** (age / 12 h).
     weights = [0.5 ** (3 / 12), 0.5 ** (2 / 12), 0.5 ** (1 / 12), 1.0]
     spend = [0.004, 0.0077, 0.000105, 0.00035]
-    rate = sum(w * s for w, s in zip(weights, spend)) / sum(weights)
+    rate = sum(w * s for w, s in zip(weights, spend, strict=True)) / sum(weights)
     assert burn.loc["ws daily", "burn_rate_usd_per_h"] == pytest.approx(rate, rel=1e-12)
     assert burn.loc["ws daily", "exhausts_at"] == utc("2026-06-01T03:00:00Z") + timedelta(hours=0.001845 / rate)
     assert burn.loc["ws daily", "exhausts_at_low"] <= burn.loc["ws daily", "exhausts_at_high"]
@@ -243,7 +243,7 @@ def test_analyses_of_simulated_traffic_agree_with_the_simulator_ledger(sim, clie
         by_provider[entry["provider"]] = by_provider.get(entry["provider"], 0.0) + entry["cost_usd"]
     cost = analysis.cost_by("provider", instrumented)
     assert cost["cost_usd"].sum() == pytest.approx(billed, rel=1e-9)
-    assert dict(zip(cost["provider"], cost["cost_usd"])) == pytest.approx(by_provider, rel=1e-9)
+    assert dict(zip(cost["provider"], cost["cost_usd"], strict=True)) == pytest.approx(by_provider, rel=1e-9)
 
     burn = analysis.budget_burn(instrumented, [Budget("ws", 5.0, "daily")]).iloc[0]
     assert burn["spend_usd"] == pytest.approx(billed, rel=1e-9)

@@ -1,4 +1,5 @@
-"""What shows the analyses to people runs as written: the README's examples, docs/make_figures.py, benchmarks/analysis.py."""
+"""What shows the analyses to people runs as written: docs/make_figures.py and benchmarks/analysis.py (the examples
+of the analysis guide run in test_docs.py)."""
 
 from __future__ import annotations
 
@@ -11,52 +12,9 @@ from pathlib import Path
 
 import pytest
 
-import auriko_obs
-from auriko_obs import analysis
-
-from .conftest import API_KEY
-
 ROOT = Path(__file__).parent.parent
 
-
-def readme_section(heading: str) -> str:
-    """Returns the text of one ``## heading`` section of the README."""
-    text = (ROOT / "README.md").read_text()
-    start = text.index(f"\n## {heading}\n")
-    return text[start : text.index("\n## ", start + 1)]
-
-
-def readme_blocks(heading: str) -> dict[str, list[str]]:
-    """Returns the fenced code blocks of one README section, by language."""
-    blocks: dict[str, list[str]] = {}
-    for language, code in re.findall(r"```(\w+)\n(.*?)```", readme_section(heading), re.S):
-        blocks.setdefault(language, []).append(code)
-    return blocks
-
-
-def test_readme_analysis_examples_run_against_the_simulator(sim, client, tmp_path, monkeypatch):
-    blocks = readme_blocks("Analyses and figures")
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "auriko_obs.toml").write_text(blocks["toml"][0])
-    auriko_obs.instrument(db=str(tmp_path / "auriko_obs.duckdb"))
-    try:
-        for i in range(3):
-            client.chat.completions.create(
-                model="gpt-4o",
-                messages=[{"role": "user", "content": f"question {i}"}],
-                extra_body={"gateway": {"metadata": {"tags": ["team:search"], "user_id": "u-42"}}},
-            )
-        assert auriko_obs.flush(30)
-    finally:
-        auriko_obs.uninstrument()
-    monkeypatch.setenv("AURIKO_BASE_URL", sim.base_url)
-    monkeypatch.setenv("AURIKO_API_KEY", API_KEY)
-    for code in blocks["python"]:
-        namespace: dict = {}
-        exec(compile(code, "README.md", "exec"), namespace)
-    assert [b.name for b in namespace["budgets"]] == ["search team, daily", "search team"]  # the toml, then code
-    assert analysis.budget_burn("auriko_obs.duckdb", namespace["budgets"])["spend_usd"].gt(0).all()
-    assert (tmp_path / "mix.html").stat().st_size > 1000 and (tmp_path / "burn.html").stat().st_size > 1000
+ANALYSIS_GUIDE = ROOT / "docs" / "guides" / "analysis.md"
 
 
 @pytest.fixture
@@ -71,11 +29,11 @@ def make_figures(monkeypatch):
     sys.modules.pop("analysis", None)
 
 
-def test_make_figures_draws_each_readme_figure_with_a_visible_forecast_band(make_figures, tmp_path):
+def test_make_figures_draws_each_figure_of_the_analysis_guide_with_a_visible_forecast_band(make_figures, tmp_path):
     path = str(tmp_path / "figures.duckdb")
     make_figures.build_bursty(path, 20_000)
     figs = make_figures.figures(path)
-    assert set(figs) == set(re.findall(r"docs/img/(\w+)\.png", readme_section("Analyses and figures")))
+    assert set(figs) == set(re.findall(r"\.\./img/(\w+)\.png", ANALYSIS_GUIDE.read_text()))
     assert all(fig.data for fig in figs.values())
     burn = {t.name: t for t in figs["budget_burn"].data}
     spent, median = burn["spent"].y[-1], burn["forecast (median)"].y[-1]

@@ -124,7 +124,7 @@ def test_random_price_lists_match_pricing_every_call_at_every_provider(tmp_path,
     rows = []
     for n in range(250):
         model = f"model-{rng.randrange(5)}"  # model-4 is not in the price list
-        provider = rng.choice(providers.get(model, ["p0"]) + [None])
+        provider = rng.choice([*providers.get(model, ["p0"]), None])
         inp = rng.choice([None, 0, rng.randint(1, 50), rng.randint(1, 8000)])
         out = rng.choice([None, 0, rng.randint(1, 50), rng.randint(1, 4000)])
         rows.append(
@@ -156,8 +156,8 @@ def test_random_price_lists_match_pricing_every_call_at_every_provider(tmp_path,
     filtered = analysis.routing_savings(store, by="model", since="2026-06-02T00:00:00Z", model=some)
     kept = [r for r in rows if r["model_canonical"] in some and r["start_time"].day >= 2]
     expected = _expected(kept, prices, key=lambda r: r["model_canonical"])
-    assert dict(zip(filtered["model"], filtered["calls"])) == {m: e["calls"] for m, e in expected.items()}
-    assert dict(zip(filtered["model"], filtered["median_cost_usd"])) == pytest.approx(
+    assert dict(zip(filtered["model"], filtered["calls"], strict=True)) == {m: e["calls"] for m, e in expected.items()}
+    assert dict(zip(filtered["model"], filtered["median_cost_usd"], strict=True)) == pytest.approx(
         {m: e["median"] for m, e in expected.items()}, rel=1e-9, abs=1e-15
     )
 

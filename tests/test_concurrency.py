@@ -102,7 +102,7 @@ def test_two_processes_writing_one_store_lose_nothing_while_a_reader_reads(db_pa
             reads.append(len(reader.calls()))  # must work while the writers write
         time.sleep(0.05)
     outputs = [p.communicate(timeout=120) for p in procs]
-    for p, (out, err) in zip(procs, outputs):
+    for p, (out, err) in zip(procs, outputs, strict=True):
         assert p.returncode == 0, err
         stats = json.loads(out.strip().splitlines()[-1])
         assert stats["exported_spans"] == n and stats["dropped_spans"] == 0, stats

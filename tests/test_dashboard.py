@@ -112,7 +112,7 @@ def test_the_dashboard_command_names_the_file_and_panel_of_a_bad_width(tmp_path,
 
 
 def test_api_serves_every_panel_with_rows_and_caches_until_spans_arrive(served, client, sim):
-    url, server = served
+    url, _server = served
     first = json.load(urllib.request.urlopen(f"{url}/api/d/spend"))
     assert first["spans"] == 9
     assert all("error" not in p and p["rows"] > 0 for p in first["panels"]), first["panels"]

@@ -17,6 +17,8 @@ import pytest
 
 pytest.importorskip("opentelemetry.exporter.prometheus", reason="needs the otlp extra")
 
+import openai
+
 import auriko_obs
 from auriko_obs.otlp._metrics import DURATION_BUCKETS
 
@@ -53,17 +55,17 @@ class Prometheus:
             "scrape_configs:\n  - job_name: auriko-obs\n"
             f"    static_configs:\n      - targets: ['127.0.0.1:{target_port}']\n"
         )
-        self.log = open(folder / "prometheus.log", "w")
-        self.proc = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={folder / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
+        with (folder / "prometheus.log").open("w") as log:  # the child keeps its own copy of the file
+            self.proc = subprocess.Popen(
+                [
+                    binary,
+                    f"--config.file={config}",
+                    f"--storage.tsdb.path={folder / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -100,7 +102,6 @@ class Prometheus:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-        self.log.close()
 
 
 def _expressions() -> list[tuple[int, str, str]]:
@@ -125,7 +126,7 @@ def _workload(client, sim) -> None:
             extra_body={"gateway": {"routing": {"optimize": ["cost", "speed"][i % 2]}}},
         )
     sim.inject("upstream_error")
-    with pytest.raises(Exception):
+    with pytest.raises(openai.InternalServerError):  # the injected 502, not retried (max_retries=0)
         client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "fails"}])
 
 

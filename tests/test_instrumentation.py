@@ -248,7 +248,7 @@ def test_responses_api_plain_stream_and_async(instrumented, client, async_client
     assert list(frame["operation"]) == ["responses"] * 3
     assert frame.iloc[0]["input_tokens"] == plain.usage.input_tokens
     assert frame.iloc[0]["provider"] == plain.model_extra["routing_metadata"]["provider"]
-    completed = [e for e in events if e.type == "response.completed"][0]
+    completed = next(e for e in events if e.type == "response.completed")
     assert frame.iloc[1]["output_tokens"] == completed.response.usage.output_tokens
     assert frame.iloc[1]["cost_usd"] == pytest.approx(completed.response.model_extra["routing_metadata"]["cost"]["usd"])
     assert frame.iloc[1]["ttft_ms"] > 0 and frame.iloc[1]["finish_reason"] == "completed"
@@ -348,9 +348,11 @@ def test_mid_stream_error_is_recorded_and_raised(instrumented, client, sim):
 
 
 def test_connection_error_is_recorded(instrumented):
-    with openai.OpenAI(base_url="http://127.0.0.1:9/v1", api_key=API_KEY, max_retries=0) as dead:
-        with pytest.raises(openai.APIConnectionError):
-            dead.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    with (
+        openai.OpenAI(base_url="http://127.0.0.1:9/v1", api_key=API_KEY, max_retries=0) as dead,
+        pytest.raises(openai.APIConnectionError),
+    ):
+        dead.chat.completions.create(model="gpt-4o", messages=MESSAGES)
     row = _only_row(instrumented)
     assert row["status"] == "error" and pd.isna(row["http_status"])
     assert attrs(row)["error.type"] == "APIConnectionError"
@@ -388,7 +390,7 @@ def test_non_auriko_endpoint_gives_null_routing_and_estimated_cost_and_hides_inj
 
 
 def test_auriko_usage_chunk_without_routing_metadata_reaches_the_caller(instrumented, sim):
-    from auriko_obs.instrumentation._state import AURIKO_BASE_URLS
+    from auriko_obs.instrumentation._call_record import AURIKO_BASE_URLS
 
     AURIKO_BASE_URLS.clear()  # this server is not known yet: its headers must tell
     sim.configure(metadata_fault="missing")  # Auriko's usage chunk, but no routing_metadata on it
@@ -410,7 +412,7 @@ def test_auriko_usage_chunk_without_routing_metadata_reaches_the_caller(instrume
 
 
 def test_only_auriko_hosts_are_trusted_to_stream_usage_unasked():
-    from auriko_obs.instrumentation._state import streams_usage_unasked
+    from auriko_obs.instrumentation._call_record import streams_usage_unasked
 
     for base_url, expected in (
         ("https://api.auriko.ai/v1", True),

@@ -330,7 +330,8 @@ def test_track_cell_magic_attributes_the_cell_to_an_experiment(loaded, db_path):
 
 def test_track_cell_runs_as_an_ordinary_cell_with_top_level_await(loaded, db_path):
     run(loaded, "aclient = openai.AsyncOpenAI(base_url=BASE_URL, api_key=API_KEY, max_retries=0)")
-    code = f"%%auriko_obs_track async-v1\nreply = await {ask().replace('client.', 'aclient.')}\nreply.choices[0].finish_reason"
+    call = ask().replace("client.", "aclient.")
+    code = f"%%auriko_obs_track async-v1\nreply = await {call}\nreply.choices[0].finish_reason"
     ran = run(loaded, code)
     assert ran.result.success, ran.result.error_in_exec
     assert ran.result.result in ("stop", "length") and f"{ran.result.result!r}" in ran.stdout  # shown as Out[N]
@@ -595,7 +596,7 @@ def test_nested_and_empty_cells_belong_to_the_outer_cell(loaded, db_path):
 
 
 def test_a_broken_before_call_hook_is_counted_and_the_call_goes_ahead(instrumented, client):
-    from auriko_obs.instrumentation._state import INTERNAL_ERRORS
+    from auriko_obs.instrumentation._call_record import INTERNAL_ERRORS
 
     def broken(record):
         raise KeyError("a bug of ours")

@@ -10,6 +10,7 @@ import threading
 import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 
@@ -275,7 +276,7 @@ def test_metrics_on_a_prometheus_endpoint_match_the_store(sim, client, db_path):
     cost = _samples(text, "auriko_cost_usd_total")
     assert sum(v for _, v in cost) == pytest.approx(rows["cost_usd"].sum(), rel=1e-9)
     labels = {(s["gen_ai_request_model"], s["gen_ai_provider_name"], s["auriko_routing_strategy"]) for s, _ in cost}
-    assert labels == set(zip(rows["request_model"], rows["provider"], rows["routing_strategy"]))
+    assert labels == set(zip(rows["request_model"], rows["provider"], rows["routing_strategy"], strict=True))
     savings = _samples(text, "auriko_cache_savings_usd_total")
     assert rows["cache_savings_usd"].sum() > 0
     assert sum(v for _, v in savings) == pytest.approx(rows["cache_savings_usd"].fillna(0).sum(), rel=1e-9)
@@ -300,7 +301,7 @@ def test_metrics_on_a_prometheus_endpoint_match_the_store(sim, client, db_path):
 
 
 class _MetricsSink(BaseHTTPRequestHandler):
-    received: list = []
+    received: ClassVar[list[tuple[str, bytes]]] = []
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))

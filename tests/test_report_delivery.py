@@ -11,7 +11,7 @@ import pytest
 from auriko_obs.cli import main
 from auriko_obs.reports import ReportSpec, Retry, run_report
 from auriko_obs.reports._deliver import DeliveryError, deliver_webhook
-from auriko_obs.reports._state import deliveries
+from auriko_obs.reports._delivery_log import deliveries
 
 from .receivers import WebhookReceiver, smtp_server
 from .spend_history import call, insert_calls, utc
@@ -118,10 +118,8 @@ def test_cli_exits_nonzero_when_the_webhook_keeps_failing(store, webhook, capsys
     )
     assert code == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [
-        "auriko-obs: delivery failed: webhook http://127.0.0.1:%d/… failed after 2 attempts: HTTP 500"
-        % receiver.server.server_address[1]
-    ]
+    port = receiver.server.server_address[1]
+    assert err == [f"auriko-obs: delivery failed: webhook http://127.0.0.1:{port}/… failed after 2 attempts: HTTP 500"]
     assert receiver.attempts == 2
     assert deliveries(store) == []  # a failed delivery is not recorded, so the next run tries again
 
@@ -222,7 +220,7 @@ def test_a_period_is_delivered_once_unless_forced(store, webhook, tmp_path):
 def test_a_claim_keeps_a_second_run_from_sending_while_the_first_is_sending(store):
     from datetime import datetime, timedelta, timezone
 
-    from auriko_obs.reports._state import CLAIM_TTL, claim, release
+    from auriko_obs.reports._delivery_log import CLAIM_TTL, claim, release
     from auriko_obs.store._files import connect
 
     assert claim(store, "weekly", "week:x", "email:a") is None

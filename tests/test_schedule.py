@@ -12,8 +12,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from auriko_obs.reports._delivery_log import deliveries
 from auriko_obs.reports._schedule import ScheduleConfigError, build_scheduler, cron_trigger, load_schedule
-from auriko_obs.reports._state import deliveries
 
 from .receivers import WebhookReceiver
 from .spend_history import call, insert_calls, utc

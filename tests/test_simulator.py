@@ -1,4 +1,5 @@
-"""The simulator speaks the Auriko contract (shared/auriko-api.md): checked over real HTTP with the openai SDK."""
+"""The simulator speaks the Auriko contract (docs/reference/auriko-contract.md), checked over real HTTP with the openai
+SDK."""
 
 from __future__ import annotations
 
@@ -224,7 +225,8 @@ def test_tool_calls_plain_streamed_named_parallel_and_after_a_result(client):
     assert len(single.choices[0].message.tool_calls) == 1
     unasked = client.chat.completions.create(model="gpt-4o", messages=USER, tools=[LOOKUP_TOOL])
     assert unasked.choices[0].message.tool_calls is None and unasked.choices[0].finish_reason == "stop"
-    after_result = both + [
+    after_result = [
+        *both,
         {"role": "assistant", "content": None, "tool_calls": [call.model_dump()]},
         {"role": "tool", "tool_call_id": call.id, "content": '{"status": "shipped"}'},
     ]

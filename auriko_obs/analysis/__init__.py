@@ -11,11 +11,12 @@ Every function takes the store (a ``Store``, a path, or None for ``$AURIKO_OBS_D
 ``since``/``until`` (datetimes, ISO-8601 strings or spans back from now such as ``"7d"``; calls whose
 ``start_time`` is in [since, until); a ``since`` not before ``until`` raises ValueError), and the filters
 ``model``, ``provider``, ``service``, ``tag`` and ``user``, each one value or a list. Periods (``hour``,
-``day``, ``week``, ``month``) are UTC; weeks start on Monday. A dimension's NULL shows as ``(none)``. Each docstring lists the columns returned.
+``day``, ``week``, ``month``) are UTC; weeks start on Monday. A dimension's NULL shows as ``(none)``.
+Each docstring lists the columns returned.
 ``auriko_obs.plots`` draws one figure from each of these frames.
 """
 
-from ._budgets import Budget, budget_burn, budget_burndown, load_budgets, period_bounds
+from ._budget_burn import Budget, budget_burn, budget_burndown, load_budgets, period_bounds
 from ._forecast import Forecast, decayed_rate, forecast
 from ._health import errors, latency
 from ._prices import fetch_prices, prices, refresh_prices, routing_savings

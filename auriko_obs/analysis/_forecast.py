@@ -94,7 +94,7 @@ def forecast(
     rate = decayed_rate(hourly_usd, half_life_h, last_fraction=last_fraction)
     remaining = max(float(remaining_usd), 0.0)
     point = _hours_at_rate(remaining, rate, horizon_h)
-    steps = max(int(math.ceil(horizon_h)), 1)
+    steps = max(math.ceil(horizon_h), 1)
     values, weights = _prepared(hourly_usd, half_life_h, last_fraction)
     if values.size == 0 or not np.any(values > 0):
         empty = np.zeros(steps)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import os
 import urllib.parse
-import uuid
 import urllib.request
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone

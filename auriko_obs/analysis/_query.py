@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from .. import fields
 from ..store import Store, parse_time
@@ -26,9 +26,9 @@ if TYPE_CHECKING:
     import ibis.expr.types as ir
     import pandas as pd
 
-StoreLike = Union[Store, str, "os.PathLike[str]", None]
-TimeLike = Union[datetime, str, None]
-Values = Union[str, Sequence[str], None]
+StoreLike: TypeAlias = "Store | str | os.PathLike[str] | None"
+TimeLike: TypeAlias = "datetime | str | None"
+Values: TypeAlias = "str | Sequence[str] | None"
 
 NONE_LABEL = "(none)"  # the group of rows whose dimension is NULL (for example calls not routed by Auriko)
 OTHER_LABEL = "other"  # what cost_by folds the rows beyond its top N into
@@ -230,7 +230,7 @@ def check_dimension(dim: str) -> None:
 
 
 def model_of(t: ir.Table) -> Any:
-    """Returns the model a call is about: Auriko's canonical id, else what the caller asked for (non-Auriko endpoints)."""
+    """Returns the model a call is about: Auriko's canonical id, else the requested one (non-Auriko endpoints)."""
     return t.model_canonical.coalesce(t.request_model)
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .._version import __version__
+from ._call_record import EXTRA, INTERNAL_ERRORS, CallRecord
 from ._patch import (
     AURIKO_TARGETS,
     HOOKS,
@@ -37,7 +38,6 @@ from ._patch import (
     wrap_instance_methods,
 )
 from ._pipeline import Pipeline
-from ._state import EXTRA, INTERNAL_ERRORS, CallRecord
 
 __all__ = [
     "CallRecord",

@@ -14,8 +14,8 @@ from typing import Any
 import orjson
 
 from .. import fields as F
+from ._call_record import CallRecord, remember_auriko
 from ._prices import estimate_cost_usd
-from ._state import CallRecord, remember_auriko
 from ._streams import field
 
 Attributes = dict[str, Any]

@@ -16,7 +16,7 @@ from typing import Any
 import wrapt
 from opentelemetry import context as otel_context
 
-from ._state import CURRENT, INTERNAL_ERRORS, CallRecord, streams_usage_unasked
+from ._call_record import CURRENT, INTERNAL_ERRORS, CallRecord, streams_usage_unasked
 from ._streams import AsyncStreamProxy, SyncStreamProxy, aclose_helper_stream, close_helper_stream
 
 

@@ -28,8 +28,8 @@ from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
+from ._call_record import INTERNAL_ERRORS, CallRecord
 from ._extract import build_attributes
-from ._state import INTERNAL_ERRORS, CallRecord
 from ._streams import OPEN_STREAMS, end_open_streams
 
 log = logging.getLogger("auriko_obs")

@@ -15,7 +15,7 @@ from typing import Any
 
 import wrapt
 
-from ._state import AURIKO_HEADER, INTERNAL_ERRORS, CallRecord, remember_auriko
+from ._call_record import AURIKO_HEADER, INTERNAL_ERRORS, CallRecord, remember_auriko
 
 _CONTENT_EVENT_SUFFIX = ".delta"
 
@@ -73,10 +73,7 @@ def _keep_chat_chunk(chunk: Any, kept: list) -> bool:
     choices = field(chunk, "choices")
     if not choices or field(chunk, "usage") is not None:
         return True
-    for choice in choices:
-        if field(choice, "finish_reason"):
-            return True
-    return False
+    return any(field(choice, "finish_reason") for choice in choices)
 
 
 def _keep_event(event: Any, kept: list) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -140,8 +141,9 @@ class Extension:
         register_dataframe_html(self.shell)
         where = active.db_path or "no store (instrument(db=False))"
         path = notebook_path(self.shell)
+        already = "" if self.instrumented_here else " (already instrumented)"
         return (
-            f"auriko-obs: instrumented openai in this kernel{' (already instrumented)' if not self.instrumented_here else ''}; "
+            f"auriko-obs: instrumented openai in this kernel{already}; "
             f"calls are stored in {where}, tagged with session {self.session}"
             f"{f' and notebook {path}' if path else ''} and each cell's number. "
             f"A footer shows each cell's spend; %auriko_obs --help lists the magics."
@@ -170,10 +172,8 @@ class Extension:
         from ._magics import unregister_dataframe_html, unregister_magics, unregister_track_transform
 
         for name, callback in (("pre_run_cell", self.pre_run_cell), ("post_run_cell", self.post_run_cell)):
-            try:
+            with contextlib.suppress(ValueError):  # not registered (a failed load)
                 self.shell.events.unregister(name, callback)
-            except ValueError:
-                pass
         if HOOKS.before_call == self.before_call:
             HOOKS.before_call = None
         unregister_magics(self.shell)

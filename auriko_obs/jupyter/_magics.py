@@ -330,7 +330,10 @@ def _dataframe_html(frame: Any) -> str | None:
 
 
 def register_dataframe_html(shell: Any) -> None:
-    """Shows DataFrames with ``*_usd`` columns as dollars in Jupyter (others as pandas does), without importing pandas."""
+    """Shows DataFrames with ``*_usd`` columns as dollars in Jupyter (others as pandas does).
+
+    Registered by type name, so that pandas is not imported for it.
+    """
     formatter = shell.display_formatter.formatters["text/html"]
     for module, name in _DATAFRAME_NAMES:
         formatter.for_type_by_name(module, name, _dataframe_html)

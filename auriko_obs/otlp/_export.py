@@ -49,9 +49,7 @@ def otlp_enabled_by_env() -> bool:
     exporters = os.environ.get("OTEL_TRACES_EXPORTER")
     if exporters is not None:
         names = {n.strip().lower() for n in exporters.split(",") if n.strip()}
-        if "otlp" not in names:
-            return False
-        return True
+        return "otlp" in names
     return bool(os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
 
 

@@ -4,12 +4,15 @@ Instruments (OpenTelemetry GenAI semantic conventions, plus Auriko's money):
 
 | instrument | kind | unit | Prometheus name |
 |---|---|---|---|
-| ``gen_ai.client.token.usage`` (``gen_ai.token.type`` = input / output) | histogram | ``{token}`` | ``gen_ai_client_token_usage`` |
+| ``gen_ai.client.token.usage`` (1) | histogram | ``{token}`` | ``gen_ai_client_token_usage`` |
 | ``gen_ai.client.operation.duration`` | histogram | ``s`` | ``gen_ai_client_operation_duration_seconds`` |
-| ``gen_ai.client.operation.time_to_first_chunk`` (streams) | histogram | ``s`` | ``gen_ai_client_operation_time_to_first_chunk_seconds`` |
+| ``gen_ai.client.operation.time_to_first_chunk`` (2) | histogram | ``s`` | (3) |
 | ``auriko.cost.usd`` | counter | ``{USD}`` | ``auriko_cost_usd_total`` |
 | ``auriko.cache_savings.usd`` | counter | ``{USD}`` | ``auriko_cache_savings_usd_total`` |
 | ``auriko.credits.balance.usd`` (last balance seen) | gauge | ``{USD}`` | ``auriko_credits_balance_usd`` |
+
+(1) with ``gen_ai.token.type`` = input / output; (2) streams only; (3)
+``gen_ai_client_operation_time_to_first_chunk_seconds``.
 
 Attributes on every instrument: ``gen_ai.operation.name``, ``gen_ai.provider.name`` (the provider that
 served the call), ``gen_ai.request.model``, ``gen_ai.response.model``, ``auriko.routing.strategy``,

@@ -149,10 +149,7 @@ def setup_export(
         export.resource = None  # the instrumentation's own default
 
     # ---- traces over OTLP
-    if otlp is None:
-        want_otlp = provider is None and otlp_enabled_by_env()
-    else:
-        want_otlp = otlp is not False
+    want_otlp = (provider is None and otlp_enabled_by_env()) if otlp is None else otlp is not False
     options = _otlp_options(otlp)
     if want_otlp:
         if isinstance(otlp, SpanExporter):

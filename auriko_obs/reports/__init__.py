@@ -6,7 +6,7 @@ email), on a schedule and once per period; and budget checks for monitoring.
 """
 
 from ._anomalies import find_anomalies, robust_z
-from ._budgets import budget_rows, check_budgets
+from ._budget_verdicts import budget_rows, check_budgets
 from ._data import build_report
 from ._deliver import DeliveryError, Retry, SmtpSettings
 from ._periods import Period, current_period, report_period

@@ -13,7 +13,7 @@ from typing import Any
 from .._version import __version__
 from ..store import Store
 from ._anomalies import find_anomalies
-from ._budgets import budget_rows
+from ._budget_verdicts import budget_rows
 from ._periods import Period
 from ._values import integer, iso, number, text
 

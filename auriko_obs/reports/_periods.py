@@ -33,7 +33,8 @@ class Period:
         if self.kind == "day":
             return self.start.strftime("%Y-%m-%d")
         if self.kind == "week":
-            return f"week {self.start.strftime('%G-W%V')} ({self.start:%Y-%m-%d} to {self.end - timedelta(days=1):%Y-%m-%d})"
+            last_day = self.end - timedelta(days=1)
+            return f"week {self.start.strftime('%G-W%V')} ({self.start:%Y-%m-%d} to {last_day:%Y-%m-%d})"
         if self.kind == "month":
             return self.start.strftime("%B %Y")
         return f"{self.start:%Y-%m-%d %H:%M} to {self.end:%Y-%m-%d %H:%M} UTC"

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from ..store import check_writable
-from ._budgets import load as load_budgets
+from ._budget_verdicts import load as load_budgets
 from ._deliver import DeliveryError, Retry, SmtpSettings, build_email, deliver_email, deliver_file, deliver_webhook
+from ._delivery_log import claim, record_delivery, release
 from ._periods import PERIOD_KINDS, Period, report_period
 from ._render import FORMATS, render, summary_text, usd
-from ._state import claim, record_delivery, release
 
 DESTINATIONS = ("file", "webhook", "email")
 OUT_PLACEHOLDERS = ("name", "period", "start", "end", "format")

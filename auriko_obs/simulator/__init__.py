@@ -1,4 +1,5 @@
-"""A local Auriko-compatible server: a real HTTP server speaking the contract in ``shared/auriko-api.md``.
+"""A local Auriko-compatible server: a real HTTP server speaking the Auriko contract, as
+``docs/reference/auriko-contract.md`` describes it.
 
 It stands in for an independent server, so it imports nothing else from auriko_obs (standard library only).
 
@@ -44,9 +45,9 @@ Where the contract is silent, the simulator chooses:
   eligible. ``mode: fallback`` uses the first model with an eligible provider. ``data_policy`` misses →
   400 ``provider_blocked``. p95 percentiles scale TTFT by 1.6 and throughput by 0.7. Random and injected
   errors are final (server-side fallbacks are assumed exhausted).
-- routing_metadata: ``ttft_ms`` on every response, streamed or not (§13.3 leaves it open); ``throughput_tps``
-  when tokens were produced; in a stream it rides on the trailing usage-only chunk. Chat choices carry
-  ``native_finish_reason`` (Anthropic-family providers: end_turn, max_tokens, tool_use).
+- routing_metadata: ``ttft_ms`` on every response, streamed or not (an open question of the contract);
+  ``throughput_tps`` when tokens were produced; in a stream it rides on the trailing usage-only chunk. Chat
+  choices carry ``native_finish_reason`` (Anthropic-family providers: end_turn, max_tokens, tool_use).
 - Caching: per (API key, provider), 512-character (128-token) blocks, chained hashes, five-minute TTL on the
   sim clock refreshed on use. A hit needs ≥ 1,024 shared leading tokens; ``cache_write_tokens`` are the blocks
   beyond the hit (all blocks on first sight) and cost nothing extra. Never on embeddings.
@@ -56,9 +57,9 @@ Where the contract is silent, the simulator chooses:
   Checks happen after routing; a rejection carries ``Retry-After`` = seconds until the period resets. Budget
   headers show the budgets covering the caller (on /v1/me: workspace and key budgets); when several share a
   period, the most used one. ``insufficient_quota`` carries ``Retry-After: 3600``.
-- Errors: ``X-Error-Type`` is the body ``type``; ``X-Error-Retryable`` follows §5.4 (rate-limit and server
-  errors except budget_exhausted, insufficient_quota, internal_error …). Injections apply to the next
-  authenticated, well-formed, rate-admitted inference requests; a mid-stream injection consumed by a
+- Errors: ``X-Error-Type`` is the body ``type``; ``X-Error-Retryable`` follows the contract's retry rules
+  (rate-limit and server errors except budget_exhausted, insufficient_quota, internal_error …). Injections apply
+  to the next authenticated, well-formed, rate-admitted inference requests; a mid-stream injection consumed by a
   non-streaming request fails it outright. Mid-stream errors: chat sends ``data: {"error": …}`` then
   ``[DONE]``; Responses sends a flat ``error`` event and ends (no ``response.failed``). They are not billed.
 - Ledger: ``model`` is the requested string (``gateway.models`` joined by commas), ``provider`` the routed one
@@ -72,6 +73,6 @@ Where the contract is silent, the simulator chooses:
 """
 
 from ._config import SimulatorConfig
-from ._server import Simulator, serve
+from ._simulator import Simulator, serve
 
 __all__ = ["Simulator", "SimulatorConfig", "serve"]

@@ -54,7 +54,8 @@ def routing_metadata(call: Call) -> dict | None:
         "routing_strategy": call.strategy,
         "cost": cost,
     }
-    # Sent on plain calls too (the provider's time to first token upstream); §13.3 leaves this open.
+    # Sent on plain calls too (the provider's time to first token upstream); the contract leaves this open
+    # (docs/reference/auriko-contract.md#open-questions).
     ttft_ms = metadata["ttft_ms"] = round(provider.ttft_ms * jitter.uniform(0.85, 1.15), 1)
     if call.output_tokens and provider.throughput_tps:
         metadata["throughput_tps"] = round(provider.throughput_tps * jitter.uniform(0.85, 1.15), 1)
@@ -292,10 +293,8 @@ def response_terminal_status(call: Call) -> str:
 
 def response_events(call: Call) -> Iterator[dict]:
     """Yields the Responses stream events in order, each with its ``sequence_number``."""
-    sequence = 0
-    for event in _response_event_bodies(call):
+    for sequence, event in enumerate(_response_event_bodies(call)):
         yield {"type": event.pop("type"), "sequence_number": sequence, **event}
-        sequence += 1
 
 
 def _response_event_bodies(call: Call) -> Iterator[dict]:

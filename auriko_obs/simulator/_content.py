@@ -11,7 +11,7 @@ from typing import Any
 
 from ._call import Answer, Call
 from ._errors import SimError
-from ._schema import sample
+from ._schema_samples import sample
 
 TOKENS_PER_MESSAGE = 4
 IMAGE_TOKENS = 85
@@ -26,7 +26,13 @@ _EFFORT_SCALE = {
     "xhigh": 3.0,
     "max": 4.0,
 }
-_WORDS = ["the", "router", "sent", "this", "request", "to", "the", "provider", "with", "the", "best", "score", "and", "the", "answer", "came", "back", "quickly", "cached", "prompt", "tokens", "cost", "less", "than", "fresh", "ones", "so", "long", "system", "prompts", "pay", "off", "when", "they", "repeat", "every", "call", "carries", "its", "cost", "latency", "and", "provider", "in", "the", "routing", "metadata", "for", "later", "analysis"]
+# Filler prose for generated answers; its words are drawn at random.
+_FILLER_PROSE = (
+    "the router sent this request to the provider with the best score and the answer came back quickly "
+    "cached prompt tokens cost less than fresh ones so long system prompts pay off when they repeat every "
+    "call carries its cost latency and provider in the routing metadata for later analysis"
+)
+_WORDS = _FILLER_PROSE.split()
 
 
 def tokens_of(text: str) -> int:

@@ -1,9 +1,38 @@
-"""Auriko's error registry (code → type, HTTP status) and the §5.1 error envelope with its headers."""
+"""Auriko's error registry (code → type, HTTP status) and the error envelope with its headers
+(docs/reference/auriko-contract.md#errors)."""
 
 from __future__ import annotations
 
 _INVALID = "invalid_request_error"
-_CAPABILITY_CODES = ["tools_not_supported", "json_mode_not_supported", "structured_output_not_supported", "tools_with_structured_output_not_supported", "vision_not_supported", "reasoning_not_supported", "thinking_disable_not_supported", "streaming_not_supported", "non_streaming_not_supported", "batch_only", "tier_opt_in_required", "tool_choice_required_not_supported", "cost_constraint_exceeded", "latency_constraint_exceeded", "throughput_constraint_not_met", "provider_not_in_allowlist", "provider_blocked", "required_params_not_supported", "byok_keys_required", "platform_keys_unavailable", "unsupported_modalities", "no_compatible_endpoint", "no_responses_endpoint", "input_requires_responses_endpoint", "response_api_only", "hosted_tool_not_supported", "no_tools_on_endpoint"]
+_CAPABILITY_CODES = [
+    "tools_not_supported",
+    "json_mode_not_supported",
+    "structured_output_not_supported",
+    "tools_with_structured_output_not_supported",
+    "vision_not_supported",
+    "reasoning_not_supported",
+    "thinking_disable_not_supported",
+    "streaming_not_supported",
+    "non_streaming_not_supported",
+    "batch_only",
+    "tier_opt_in_required",
+    "tool_choice_required_not_supported",
+    "cost_constraint_exceeded",
+    "latency_constraint_exceeded",
+    "throughput_constraint_not_met",
+    "provider_not_in_allowlist",
+    "provider_blocked",
+    "required_params_not_supported",
+    "byok_keys_required",
+    "platform_keys_unavailable",
+    "unsupported_modalities",
+    "no_compatible_endpoint",
+    "no_responses_endpoint",
+    "input_requires_responses_endpoint",
+    "response_api_only",
+    "hosted_tool_not_supported",
+    "no_tools_on_endpoint",
+]
 
 # SDK 1.2.0 `_registry.py`, plus codes only the docs' error index lists (and the [DRIFT] 402 codes, which
 # are only ever emitted with an explicit status).
@@ -53,7 +82,7 @@ REGISTRY: dict[str, tuple[str, int]] = {
     "stream_duration_exceeded": ("api_error", 500),
 }
 
-# §5.4: these rate-limit/server codes are not worth retrying.
+# These rate-limit/server codes are not worth retrying (docs/reference/auriko-contract.md#retries).
 NOT_RETRYABLE = frozenset(
     {
         "budget_exhausted",
@@ -71,7 +100,7 @@ DOC_URL = "https://docs.auriko.ai/errors/"
 
 
 class SimError(Exception):
-    """An error response to send: ``status``, ``body`` (the §5.1 envelope) and ``headers``."""
+    """An error response to send: ``status``, ``body`` (the contract's error envelope) and ``headers``."""
 
     def __init__(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import secrets
@@ -225,7 +226,7 @@ class Handler(BaseHTTPRequestHandler):
         try:
             return self._api_key()
         except SimError:
-            scheme, _, token = (self.headers.get("Authorization") or "").partition(" ")
+            _scheme, _, token = (self.headers.get("Authorization") or "").partition(" ")
             call.key_hash = hash_key(token.strip()) if token.strip() else None  # a hash, never the key
             raise
 
@@ -237,10 +238,8 @@ class Handler(BaseHTTPRequestHandler):
         code, mid_stream = injected
         if mid_stream and call.streaming:
             return code
-        try:  # routing first, so an upstream error can name the provider
+        with contextlib.suppress(SimError):  # routing first, so an upstream error can name the provider
             route(call)
-        except SimError:
-            pass
         raise self._injected_error(call, code)
 
     def _injected_error(self, call: Call, code: str) -> SimError:
@@ -329,9 +328,9 @@ class Handler(BaseHTTPRequestHandler):
             keep = min(MID_STREAM_EVENTS_BEFORE_ERROR[call.endpoint], len(events) - 1)
             err = self._injected_error(call, mid_stream_code)
             if call.endpoint == "chat.completions":
-                events = events[:keep] + [_sse(err.body(call.config.openai_mode))]
+                events = [*events[:keep], _sse(err.body(call.config.openai_mode))]
             else:
-                events = events[:keep] + [_sse({**err.stream_event(), "sequence_number": keep}, "error")]
+                events = [*events[:keep], _sse({**err.stream_event(), "sequence_number": keep}, "error")]
         if call.endpoint == "chat.completions":
             events.append(b"data: [DONE]\n\n")
         return events

@@ -40,6 +40,10 @@ HELPER_COLUMNS: dict[str, tuple[str | None, str]] = {
         for period in ("daily", "weekly", "monthly")
         for what in ("spend", "limit")
     },
+    # what the notebook report groups and filters by
+    "experiment": ("auriko.experiment", "VARCHAR"),
+    "notebook_path": ("auriko.notebook.path", "VARCHAR"),
+    "notebook_session": ("auriko.notebook.session", "VARCHAR"),
 }
 
 

@@ -80,7 +80,9 @@ def spans_to_table(spans: Iterable[Any]) -> pa.Table:
         "parent_span_id": [_hex(s.parent.span_id, 16) if s.parent else None for s in spans],
         "start_time": starts,
         "end_time": ends,
-        "duration_ms": [(e - b) / 1e6 if e is not None and b is not None else None for b, e in zip(starts, ends)],
+        "duration_ms": [
+            (e - b) / 1e6 if e is not None and b is not None else None for b, e in zip(starts, ends, strict=True)
+        ],
         "service_name": [r[0] for r in resources],
         "status": ["error" if st.status_code.name == "ERROR" else "ok" for st in statuses],
         "attributes": [_json(_attributes_of(s)) for s in spans],

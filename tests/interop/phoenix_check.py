@@ -23,6 +23,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 
 def _free_port() -> int:
@@ -115,14 +116,15 @@ def main() -> int:
         "PHOENIX_WORKING_DIR": workdir,
         "PHOENIX_TELEMETRY_ENABLED": "false",
     }
-    log = open(os.path.join(workdir, "phoenix.log"), "w")
+    log_path = Path(workdir) / "phoenix.log"
     started = time.monotonic()
-    proc = subprocess.Popen([args.phoenix, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    with log_path.open("w") as log:  # the child keeps its own copy of the file
+        proc = subprocess.Popen([args.phoenix, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         while True:
             if proc.poll() is not None:
-                raise AssertionError("phoenix exited:\n" + open(log.name).read()[-3000:])
+                raise AssertionError("phoenix exited:\n" + log_path.read_text()[-3000:])
             try:
                 if _get(f"{base}/healthz")[0] == 200 or _get(base)[0] == 200:
                     break
@@ -177,7 +179,6 @@ def main() -> int:
             proc.wait(20)
         except subprocess.TimeoutExpired:
             proc.kill()
-        log.close()
 
 
 if __name__ == "__main__":

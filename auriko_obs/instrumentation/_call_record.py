@@ -22,7 +22,8 @@ EXTRA: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("a
 # Auriko sends usage on every stream unasked, so streams to them are sent exactly as the caller wrote them.
 AURIKO_BASE_URLS: set[str] = set()
 AURIKO_HOST_SUFFIX = "auriko.ai"
-AURIKO_HEADER = b"x-credits-balance-microdollars"  # on every Auriko response (auriko-api.md §4)
+# On every Auriko response (docs/reference/auriko-contract.md#response-headers).
+AURIKO_HEADER = b"x-credits-balance-microdollars"
 
 
 def streams_usage_unasked(client: Any) -> bool:

@@ -25,7 +25,7 @@ from ..cli import UserError, _db_path, app, cannot_listen, db_option
 def dashboard(db: Path | None, port: int, host: str, folder: str | None) -> None:
     """Serve the dashboards as local web pages that refresh while spans arrive."""
     from ._definitions import DashboardError
-    from ._server import serve
+    from ._web_app import serve
 
     try:
         serve(_db_path(db), host=host, port=port, folder=folder, ready=lambda line: print(line, flush=True))

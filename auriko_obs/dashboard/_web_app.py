@@ -106,7 +106,7 @@ class DashboardApp:
 
         frames = self._frames(dashboard) if version is not None else [None] * len(dashboard.panels)
         panels = []
-        for i, (panel, frame) in enumerate(zip(dashboard.panels, frames)):
+        for i, (panel, frame) in enumerate(zip(dashboard.panels, frames, strict=True)):
             item: dict[str, Any] = {"id": f"panel-{i}", "title": panel.title}
             if frame is None:
                 item["error"] = f"no store at {self.db_path} yet: waiting for the first spans"

@@ -79,7 +79,9 @@ def collect(
 
         from ._receiver import Receiver, start_grpc, start_http
     except ImportError as exc:
-        raise UserError(f"collect needs the otlp extra: pip install 'auriko-obs[otlp]' ({exc.name} is missing)")
+        raise UserError(
+            f"collect needs the otlp extra: pip install 'auriko-obs[otlp]' ({exc.name} is missing)"
+        ) from None
 
     path = _writable_db_path(db)
     if host not in ("127.0.0.1", "localhost", "::1") and not token:
@@ -90,7 +92,7 @@ def collect(
         http = start_http(receiver, host, port, token=token, max_body=max_body)
     except OSError as exc:
         receiver.close()
-        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     grpc_server = None
     if grpc_port is not None:
         # gRPC's C core logs a failed bind on stderr by itself, before we can report it in one line; its
@@ -101,7 +103,7 @@ def collect(
         except OSError as exc:
             http.shutdown()
             receiver.close()
-            raise UserError(f"cannot listen for gRPC: {exc}")
+            raise UserError(f"cannot listen for gRPC: {exc}") from None
 
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -162,7 +162,7 @@ def _print_cron_line(ctx: click.Context, expression: str | None) -> None:
 
 
 def _print_report(path: str, period: str, since, until, fmt: str, top_n: int, budgets_config) -> None:
-    from ._budgets import load as load_budgets
+    from ._budget_verdicts import load as load_budgets
     from ._data import build_report
     from ._periods import report_period
     from ._render import render
@@ -250,7 +250,7 @@ def check(
 ) -> None:
     """Check budgets like a monitoring plugin: one line, and exit 0 OK, 1 WARNING (threshold crossed),
     2 CRITICAL (limit reached, or forecast to be before the period resets), 3 UNKNOWN (no data, bad config)."""
-    from ._budgets import check_budgets
+    from ._budget_verdicts import check_budgets
 
     code, line = check_budgets(
         _db_path(db), config=config, names=names, now=now, warning_pct=warning_pct, critical_pct=critical_pct
@@ -259,4 +259,4 @@ def check(
     raise click.exceptions.Exit(code)
 
 
-from ..dashboard import cli as _dashboard_cli  # noqa: E402,F401  (the `dashboard` command)
+from ..dashboard import _commands as _dashboard_commands  # noqa: E402,F401  (the `dashboard` command)

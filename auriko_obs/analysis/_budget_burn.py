@@ -182,7 +182,7 @@ def _hourly(s: Session, w: Where, start: datetime, now: datetime) -> pd.DataFram
 
 def _series(frame: pd.DataFrame, start: datetime, now: datetime) -> tuple[list[datetime], list[float]]:
     """Returns every hour from ``start`` to the hour of ``now`` and its spend (0 where nothing was spent)."""
-    spend = {ts.to_pydatetime(): float(v) for ts, v in zip(frame["hour"], frame["cost_usd"])}
+    spend = {ts.to_pydatetime(): float(v) for ts, v in zip(frame["hour"], frame["cost_usd"], strict=True)}
     hours, values = [], []
     hour = start.replace(minute=0, second=0, microsecond=0)
     while hour < now:  # the hour starting exactly at `now` has not begun
@@ -250,8 +250,10 @@ def _burn(
     first_call = frame["first_call"].iloc[0].to_pydatetime() if len(frame) else None
     history_start = max(now - lookback, first_call) if first_call else now
     hours, values = _series(frame, window_start, now)
-    spend = sum(v for h, v in zip(hours, values) if h >= period_start)
-    history = [v for h, v in zip(hours, values) if h >= history_start.replace(minute=0, second=0, microsecond=0)]
+    spend = sum(v for h, v in zip(hours, values, strict=True) if h >= period_start)
+    history = [
+        v for h, v in zip(hours, values, strict=True) if h >= history_start.replace(minute=0, second=0, microsecond=0)
+    ]
     elapsed = (now - now.replace(minute=0, second=0, microsecond=0)).total_seconds() / 3600 or 1.0
     horizon_h = (period_end - now).total_seconds() / 3600
     result = forecast(
@@ -286,7 +288,7 @@ def _burn(
     }
     series = {
         "hours": [h for h in hours if h >= period_start],
-        "values": [v for h, v in zip(hours, values) if h >= period_start],
+        "values": [v for h, v in zip(hours, values, strict=True) if h >= period_start],
         "forecast": result,
         "period_end": period_end,
         "spend": spend,
@@ -408,13 +410,15 @@ def budget_burndown(
     total = 0.0
     period_start, _ = period_bounds(budget.period, now_at)
     rows.append({"time": period_start, "kind": "observed", "spend_usd": 0.0})
-    for hour, value in zip(series["hours"], series["values"]):
+    for hour, value in zip(series["hours"], series["values"], strict=True):
         total += value
         rows.append({"time": min(hour + timedelta(hours=1), now_at), "kind": "observed", "spend_usd": total})
     for row in rows:
         row["spend_low_usd"] = row["spend_high_usd"] = row["spend_usd"]
     result = series["forecast"]
-    for step, (low, mid, high) in enumerate(zip(result.spend_low, result.spend_mid, result.spend_high), start=1):
+    for step, (low, mid, high) in enumerate(
+        zip(result.spend_low, result.spend_mid, result.spend_high, strict=True), start=1
+    ):
         at = now_at + timedelta(hours=step)
         if at > series["period_end"]:
             at = series["period_end"]
