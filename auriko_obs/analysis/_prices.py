@@ -138,7 +138,7 @@ def _write_lake_prices(root: str, rows: list[dict]) -> None:
     }
     schema = pa.schema([(name, types[sql_type]) for name, sql_type in PRICES_COLUMNS])
     table = pa.Table.from_pylist([{name: r.get(name) for name in schema.names} for r in rows], schema=schema)
-    os.makedirs(root, exist_ok=True)
+    os.makedirs(os.path.dirname(prices_path(root)), exist_ok=True)
     target = prices_path(root)
     temporary = f"{target}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
     pq.write_table(table, temporary, compression="zstd")

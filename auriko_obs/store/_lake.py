@@ -2,13 +2,14 @@
 
 Layout (the contract between writers and readers)::
 
-    <root>/date=YYYY-MM-DD/<any name>.parquet     one folder per UTC date of the spans' start_time
-    <root>/provider_prices.parquet                the price cache of ``analysis.refresh_prices`` (optional)
+    <root>/date=YYYY-MM-DD/<any name>.parquet       one folder per UTC date of the spans' start_time
+    <root>/_auriko_obs/provider_prices.parquet      the price cache of ``analysis.refresh_prices`` (optional)
 
 Each file holds rows of the store's ``spans`` table: the ``llm_calls`` columns of ``fields.py`` and the raw
 span columns, with ``attributes``, ``resource`` and ``events`` as JSON text. A file may lack columns that
-``fields.py`` gained after it was written: readers fill them with NULL. Only names ending in ``.parquet``
-are read, so a writer publishes a file by renaming it from a temporary name. A span may be in the lake more
+``fields.py`` gained after it was written: readers fill them with NULL. A writer publishes a file by renaming
+it from a temporary name that starts with a dot (names starting with ``.`` or ``_`` are skipped by every
+reader: DuckDB reads ``*.parquet`` in the date folders, Spark skips them as hidden). A span may be in the lake more
 than once (an exporter's retry, two collectors): readers keep one row per (trace_id, span_id) of a date.
 """
 
@@ -20,7 +21,7 @@ from urllib.parse import urlsplit
 from .. import fields
 
 PARTITION_COLUMN = "date"
-PRICES_FILE = "provider_prices.parquet"
+PRICES_FILE = "_auriko_obs/provider_prices.parquet"
 _REMOTE_SCHEMES = ("s3", "s3a", "gs", "gcs", "abfs", "az", "hdfs")
 
 # provider_prices as the DuckDB store defines it (store/_schema.py m003), for lakes without a price file.

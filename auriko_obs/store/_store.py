@@ -40,18 +40,22 @@ def parse_time(value: datetime | str | None, *, now: datetime | None = None) -> 
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
+# Plain SQL that DuckDB and Spark both read.
 _SUMMARY_SQL = """
-SELECT CASE WHEN grouping(coalesce(provider, '(not routed)')) = 1 THEN 'total'
-            ELSE coalesce(provider, '(not routed)') END AS provider, count(*) AS calls,
-       count(*) FILTER (WHERE status = 'error') AS errors,
-       coalesce(sum(input_tokens), 0)::BIGINT AS input_tokens,
-       coalesce(sum(cached_tokens), 0)::BIGINT AS cached_tokens,
-       coalesce(sum(output_tokens), 0)::BIGINT AS output_tokens,
-       sum(cost_usd) AS cost_usd, coalesce(sum(cache_savings_usd), 0) AS cache_savings_usd,
-       min(start_time) AS first_call, max(start_time) AS last_call
-FROM llm_calls
-GROUP BY ROLLUP (coalesce(provider, '(not routed)'))
-ORDER BY grouping(coalesce(provider, '(not routed)')), sum(cost_usd) DESC NULLS LAST, 1
+SELECT provider, calls, errors, input_tokens, cached_tokens, output_tokens, cost_usd, cache_savings_usd,
+       first_call, last_call
+FROM (
+    SELECT CASE WHEN grouping(served_by) = 1 THEN 'total' ELSE served_by END AS provider, count(*) AS calls,
+           count(*) FILTER (WHERE status = 'error') AS errors,
+           CAST(coalesce(sum(input_tokens), 0) AS BIGINT) AS input_tokens,
+           CAST(coalesce(sum(cached_tokens), 0) AS BIGINT) AS cached_tokens,
+           CAST(coalesce(sum(output_tokens), 0) AS BIGINT) AS output_tokens,
+           sum(cost_usd) AS cost_usd, coalesce(sum(cache_savings_usd), 0) AS cache_savings_usd,
+           min(start_time) AS first_call, max(start_time) AS last_call, grouping(served_by) AS total_row
+    FROM (SELECT *, coalesce(provider, '(not routed)') AS served_by FROM llm_calls)
+    GROUP BY ROLLUP (served_by)
+) AS rolled
+ORDER BY total_row, cost_usd DESC NULLS LAST, provider
 """
 
 
