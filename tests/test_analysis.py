@@ -377,6 +377,39 @@ def test_errors_by_http_status_is_refused_rather_than_naming_two_columns_alike(s
         analysis.errors(store, by="http_status")  # DuckDB raised 'Ambiguous reference to column name'
 
 
+def _bare_gateway_errors(tmp_path) -> Store:
+    """A store with two failed calls whose answer had no Auriko error body: a 502 from a proxy in front of the
+    router (only the status is known) and a 503 the SDK named (error.type ServiceUnavailableError)."""
+    return Store(
+        make_store(
+            str(tmp_path / "bare.duckdb"),
+            [
+                call("2026-06-01T02:00:00Z", status="error", http_status=502, duration_ms=30.0),
+                call(
+                    "2026-06-01T02:01:00Z",
+                    status="error",
+                    http_status=503,
+                    duration_ms=30.0,
+                    attributes={"error.type": "ServiceUnavailableError"},
+                ),
+            ],
+        )
+    )
+
+
+@pytest.mark.parametrize("by", ["error_code", "error_type"])
+def test_errors_grouped_by_error_code_or_type_still_name_errors_without_an_auriko_body(tmp_path, by):
+    # The group column is "(none)" (no Auriko code or type), but each error's own code and type still come
+    # from the status and the error.type attribute: a group named like a column must not replace the column.
+    frame = analysis.errors(_bare_gateway_errors(tmp_path), by=by, period=None)
+    errors = frame[frame["kind"] == "error"].sort_values("code")
+    assert errors[by].tolist() == ["(none)", "(none)"]
+    assert errors["code"].tolist() == ["ServiceUnavailableError", "http_502"]
+    assert [None if t != t else t for t in errors["type"]] == ["ServiceUnavailableError", None]
+    assert errors["http_status"].tolist() == [503, 502]
+    assert errors["count"].tolist() == [1, 1] and errors["calls"].tolist() == [2, 2]
+
+
 def test_errors_per_hour_fall_in_the_hour_of_the_call(store):
     frame = analysis.errors(store, period="hour", by="service")
     assert set(frame["period_start"]) == {utc("2026-06-01T02:00:00Z")}

@@ -9,18 +9,28 @@ mid-send expires after ``CLAIM_TTL``; a failed delivery drops its claim, so the 
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta, timezone
 
 from ..store._files import connect
+from ..store._lake import is_lake, lake_root
 
 CLAIM_TTL = timedelta(minutes=15)
 _KEY = "report = ? AND period_key = ? AND destination = ?"
 
 
+def log_path(db_path: str) -> str:
+    """Returns the DuckDB file that keeps the delivery log: the store itself, or for a lake (whose Parquet files
+    are only ever added) a store file of its own in the lake's ``_auriko_obs`` folder."""
+    if is_lake(db_path):
+        return os.path.join(lake_root(db_path), "_auriko_obs", "deliveries.duckdb")
+    return db_path
+
+
 def claim(db_path: str, report: str, period_key: str, destination: str, *, force: bool = False) -> str | None:
     """Returns None after claiming the delivery, or why it must not be sent (already sent, being sent)."""
     now = datetime.now(timezone.utc)
-    with connect(db_path, read_only=False, wait_s=30) as con:
+    with connect(log_path(db_path), read_only=False, wait_s=30) as con:
         con.execute("BEGIN TRANSACTION")
         row = con.execute(
             f"SELECT status, delivered_at FROM auriko_obs_report_deliveries WHERE {_KEY}",
@@ -44,7 +54,7 @@ def claim(db_path: str, report: str, period_key: str, destination: str, *, force
 
 def record_delivery(db_path: str, report: str, period_key: str, destination: str, detail: str) -> None:
     """Marks a claimed delivery as done."""
-    with connect(db_path, read_only=False, wait_s=30) as con:
+    with connect(log_path(db_path), read_only=False, wait_s=30) as con:
         con.execute(
             f"UPDATE auriko_obs_report_deliveries SET status = 'delivered', delivered_at = ?, detail = ? WHERE {_KEY}",
             [datetime.now(timezone.utc), detail, report, period_key, destination],
@@ -53,7 +63,7 @@ def record_delivery(db_path: str, report: str, period_key: str, destination: str
 
 def release(db_path: str, report: str, period_key: str, destination: str) -> None:
     """Drops the claim of a delivery that failed, so that the next run tries again."""
-    with connect(db_path, read_only=False, wait_s=30) as con:
+    with connect(log_path(db_path), read_only=False, wait_s=30) as con:
         con.execute(
             f"DELETE FROM auriko_obs_report_deliveries WHERE {_KEY} AND status = 'sending'",
             [report, period_key, destination],
@@ -62,7 +72,7 @@ def release(db_path: str, report: str, period_key: str, destination: str) -> Non
 
 def deliveries(db_path: str) -> list[tuple]:
     """Returns every completed delivery as (report, period_key, destination, delivered_at, detail)."""
-    with connect(db_path, read_only=False, wait_s=30) as con:
+    with connect(log_path(db_path), read_only=False, wait_s=30) as con:
         return con.execute(
             "SELECT report, period_key, destination, delivered_at, detail "
             "FROM auriko_obs_report_deliveries WHERE status = 'delivered' ORDER BY delivered_at"

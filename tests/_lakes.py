@@ -1,0 +1,70 @@
+"""Lakes for tests: a store's spans written as date-partitioned Parquet, as the lake writer lays them out,
+and the Spark session that reads them (skipped where pyspark or Java is missing, failed in CI)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from auriko_obs import fields
+from auriko_obs.store._files import connect
+from auriko_obs.store._lake import PARTITION_COLUMN, prices_path
+
+
+def _select_list() -> str:
+    # JSON columns are plain text in a lake; the partition column is the UTC date of start_time.
+    columns = [f'CAST("{n}" AS VARCHAR) AS "{n}"' if t == "JSON" else f'"{n}"' for n, t in fields.spans_columns()]
+    return ", ".join([*columns, f"CAST(start_time AS DATE) AS {PARTITION_COLUMN}"])
+
+
+def lake_from_store(db_path: str, root: str, *, duplicate_where: str | None = None) -> str:
+    """Returns ``root`` after writing the store's spans there, one folder per UTC date, and its price cache.
+
+    ``duplicate_where`` (SQL over ``spans``) picks spans written a second time, into files of their own, as
+    an exporter's retry or a second collector would."""
+    with connect(db_path, read_only=False, wait_s=10) as con:
+        con.execute(
+            f"COPY (SELECT {_select_list()} FROM spans) TO '{root}' "
+            f"(FORMAT parquet, PARTITION_BY ({PARTITION_COLUMN}), FILENAME_PATTERN 'first-{{i}}', "
+            "COMPRESSION zstd, OVERWRITE_OR_IGNORE)"
+        )
+        if duplicate_where:
+            con.execute(
+                f"COPY (SELECT {_select_list()} FROM spans WHERE {duplicate_where}) TO '{root}' "
+                f"(FORMAT parquet, PARTITION_BY ({PARTITION_COLUMN}), FILENAME_PATTERN 'again-{{uuid}}', "
+                "COMPRESSION zstd, APPEND)"
+            )
+        if con.execute("SELECT count(*) FROM provider_prices").fetchone()[0]:
+            os.makedirs(os.path.dirname(prices_path(root)), exist_ok=True)
+            con.execute(f"COPY provider_prices TO '{prices_path(root)}' (FORMAT parquet)")
+    return root
+
+
+def spark_or_skip(app: str):
+    """Returns a local[2] SparkSession for one test module, or skips the module when pyspark or Java is missing
+    (with AURIKO_OBS_REQUIRE_SPARK=1, as in CI, it fails instead)."""
+    required = os.environ.get("AURIKO_OBS_REQUIRE_SPARK") == "1"
+    missing = None
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        missing = "pyspark is not installed (pip install 'auriko-obs[spark]')"
+    if missing is None and shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        missing = "no Java runtime (Spark needs Java 17 or 21)"
+    if missing:
+        if required:
+            pytest.fail(f"AURIKO_OBS_REQUIRE_SPARK=1 but {missing}")
+        pytest.skip(missing)
+    from pyspark.sql import SparkSession
+
+    return (
+        SparkSession.builder.master("local[2]")
+        .appName(app)
+        .config("spark.driver.memory", "1g")  # explicit: Spark's own default grows with the machine
+        .config("spark.sql.shuffle.partitions", "2")  # test data is small: 200 shuffle tasks cost seconds
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .getOrCreate()
+    )
