@@ -310,10 +310,13 @@ class Spark(Engine):
         ).createOrReplaceTempView("llm_calls")
         session.sql(_calls_view_sql(_spark_helper, "auriko_obs_spans", f", {date}")).createOrReplaceTempView(CALLS_VIEW)
         prices_ddl = ", ".join(f"`{n}` {_SPARK_TYPES[t]}" for n, t in _lake.PRICES_COLUMNS)
+        frame = session.createDataFrame([], prices_ddl)
         prices = _lake.prices_path(self.root)
         if _lake.is_remote(self.root) or os.path.exists(prices):
-            frame = session.read.schema(prices_ddl).parquet(prices)
-        else:
-            frame = session.createDataFrame([], prices_ddl)
+            try:
+                frame = session.read.schema(prices_ddl).parquet(prices)
+            except Exception as exc:  # no price file on the object store: no prices, as in a local lake
+                if "PATH_NOT_FOUND" not in str(exc) and "does not exist" not in str(exc):
+                    raise
         frame.createOrReplaceTempView("provider_prices")
         yield SparkConnection(session)
