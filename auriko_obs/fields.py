@@ -28,6 +28,7 @@ GEN_AI_REQUEST_STOP_SEQUENCES = "gen_ai.request.stop_sequences"
 GEN_AI_REQUEST_CHOICE_COUNT = "gen_ai.request.choice.count"
 GEN_AI_REQUEST_STREAM = "gen_ai.request.stream"
 GEN_AI_REQUEST_ENCODING_FORMATS = "gen_ai.request.encoding_formats"
+GEN_AI_EMBEDDINGS_DIMENSION_COUNT = "gen_ai.embeddings.dimension.count"
 GEN_AI_OUTPUT_TYPE = "gen_ai.output.type"
 GEN_AI_RESPONSE_MODEL = "gen_ai.response.model"
 GEN_AI_RESPONSE_ID = "gen_ai.response.id"
@@ -41,14 +42,26 @@ GEN_AI_USAGE_REASONING_OUTPUT_TOKENS = "gen_ai.usage.reasoning.output_tokens"
 GEN_AI_INPUT_MESSAGES = "gen_ai.input.messages"
 GEN_AI_OUTPUT_MESSAGES = "gen_ai.output.messages"
 GEN_AI_SYSTEM_INSTRUCTIONS = "gen_ai.system_instructions"
+OPENAI_API_TYPE = "openai.api.type"
+OPENAI_REQUEST_SERVICE_TIER = "openai.request.service_tier"
+OPENAI_RESPONSE_SERVICE_TIER = "openai.response.service_tier"
+OPENAI_RESPONSE_SYSTEM_FINGERPRINT = "openai.response.system_fingerprint"
+# Which OpenAI-style API a call used: chat_completions, responses or embeddings. `openai.api.type` names only
+# the first two (embeddings spans do not carry it), so our own attribute keeps all three for `llm_calls.api`.
+AURIKO_OPENAI_API = "auriko.openai_api"
 SERVER_ADDRESS = "server.address"
 SERVER_PORT = "server.port"
 ERROR_TYPE = "error.type"
 HTTP_RESPONSE_STATUS_CODE = "http.response.status_code"
 
 GENAI_NAMES = {
-    name: value for name, value in globals().items() if name.startswith("GEN_AI_") and isinstance(value, str)
+    name: value
+    for name, value in globals().items()
+    if name.startswith(("GEN_AI_", "OPENAI_")) and isinstance(value, str)
 }
+# The GenAI operation each API's calls are recorded as (a well-known operation name MUST be used where one
+# applies: the Responses API generates chat content, as the official OpenAI instrumentation records it).
+OPERATION_OF_API = {"chat_completions": "chat", "responses": "chat", "embeddings": "embeddings"}
 
 Source = Literal["span", "attribute"]
 
@@ -63,6 +76,7 @@ class Column:
     source: str  # the Auriko/OpenAI field or span property, for the schema documentation
     scale: float | None = None  # column = attribute × scale (seconds → milliseconds)
     first: bool = False  # column = first element of an array attribute
+    default: str | None = None  # SQL literal for a span without the attribute (its conventional meaning)
 
 
 def _a(name: str, sql_type: str, attribute: str, source: str, **kw: object) -> Column:
@@ -83,8 +97,10 @@ LLM_CALL_COLUMNS: tuple[Column, ...] = (
     _s("end_time", "TIMESTAMPTZ", "span end"),
     _s("duration_ms", "DOUBLE", "span end − start"),
     _s("service_name", "VARCHAR", "resource service.name"),
-    _a("operation", "VARCHAR", GEN_AI_OPERATION_NAME, "chat, responses or embeddings"),
-    _a("streaming", "BOOLEAN", GEN_AI_REQUEST_STREAM, "request `stream`"),
+    _a("operation", "VARCHAR", GEN_AI_OPERATION_NAME, "chat (Chat Completions and Responses API) or embeddings"),
+    _a("api", "VARCHAR", AURIKO_OPENAI_API, "API called: chat_completions, responses or embeddings"),
+    # gen_ai.request.stream is set if and only if the request streams; unset means not streamed.
+    _a("streaming", "BOOLEAN", GEN_AI_REQUEST_STREAM, "request `stream`", default="false"),
     _a("request_model", "VARCHAR", GEN_AI_REQUEST_MODEL, "request `model`"),
     _a("response_model", "VARCHAR", GEN_AI_RESPONSE_MODEL, "response `model`"),
     _a("model_canonical", "VARCHAR", "auriko.routing.model_canonical", "routing_metadata.model_canonical"),
@@ -107,6 +123,7 @@ LLM_CALL_COLUMNS: tuple[Column, ...] = (
         "usage.*_tokens_details.cache_write_tokens",
     ),
     _a("reasoning_tokens", "BIGINT", GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, "usage.*_tokens_details.reasoning_tokens"),
+    _a("service_tier", "VARCHAR", OPENAI_RESPONSE_SERVICE_TIER, "response `service_tier` (the tier that served it)"),
     _a("cost_usd", "DOUBLE", "auriko.cost.usd", "routing_metadata.cost.usd, else a price-table estimate"),
     _a("cost_source", "VARCHAR", "auriko.cost.source", "auriko (router-reported) or estimate (price table)"),
     _a("cache_savings_usd", "DOUBLE", "auriko.cost.cache_savings_usd", "routing_metadata.cost.cache_savings_usd"),
@@ -121,7 +138,7 @@ LLM_CALL_COLUMNS: tuple[Column, ...] = (
         "ttft_ms",
         "DOUBLE",
         GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
-        "client-measured time to first content chunk",
+        "client-measured time to the first chunk of a stream",
         scale=1000.0,
     ),
     _a("provider_ttft_ms", "DOUBLE", "auriko.routing.ttft_ms", "routing_metadata.ttft_ms"),
@@ -130,7 +147,7 @@ LLM_CALL_COLUMNS: tuple[Column, ...] = (
         "finish_reason",
         "VARCHAR",
         GEN_AI_RESPONSE_FINISH_REASONS,
-        "first choice finish_reason / response status",
+        "first choice finish_reason (Responses API: stop, tool_calls, length, …)",
         first=True,
     ),
     _s("status", "VARCHAR", "span status: ok or error"),
@@ -227,6 +244,10 @@ OTHER_ATTRIBUTES: tuple[tuple[str, str], ...] = (
     ("auriko.error.doc_url", "error body `doc_url`"),
     ("auriko.stream.completed", "stream read to its end (false: closed early or abandoned)"),
     ("auriko.stream.end", "how a stream ended: completed, closed, abandoned, error"),
+    (
+        "auriko.stream.usage_request_rejected",
+        "the server answered 4xx to the stream_options.include_usage we added: sent again as written",
+    ),
     ("auriko.api", "client library: openai or auriko"),
     ("auriko.notebook.session", "Jupyter extension: this load of the extension in a kernel"),
     ("auriko.notebook.run", "Jupyter extension: one execution of one cell (session:n)"),
@@ -248,7 +269,7 @@ def spans_columns() -> list[tuple[str, str]]:
 
 
 def schema_markdown() -> str:
-    """Returns the ``llm_calls`` schema as a Markdown table (for the README and ``auriko-obs schema``)."""
+    """Returns the ``llm_calls`` schema as a Markdown table (for the docs' schema page and ``auriko-obs schema``)."""
     lines = ["| column | type | span attribute | source |", "|---|---|---|---|"]
     for c in LLM_CALL_COLUMNS:
         attr = f"`{c.attribute}`" if c.attribute else "(span)"

@@ -11,7 +11,7 @@ Modes:
   lock of ours on ``<store>.lock``.
 
 On a 2-core machine at load average 12–28, DuckDB 2.0.1 in ``duckdb`` mode lost a committed batch in
-about half the rounds; see the README's store section for the figures of the last run. Losses only show
+about half the rounds; see docs/benchmarks.md for the figures of the last run. Losses only show
 under load, so run it while the machine is busy (for example next to ``pytest``), e.g.:
 
     python benchmarks/store_handover.py --mode duckdb --rounds 10

@@ -23,9 +23,44 @@ def spans_only_markdown() -> str:
     return "\n".join(lines)
 
 
+_HEADER_VALUES = {
+    "str": "text",
+    "int": "integer",
+    "float": "number",
+    "bool": "true when the header says `true`",
+    "usd": "USD decimal",
+    "micro_usd": "microdollars ÷ 1e6 (USD)",
+}
+
+
+def headers_markdown() -> str:
+    """Returns the Auriko response headers and the span attribute each is recorded as, as a Markdown table."""
+    lines = ["| header | span attribute | value |", "|---|---|---|"]
+    lines += [f"| `{h}` | `{attr}` | {_HEADER_VALUES[kind]} |" for h, attr, kind in fields.HEADER_ATTRIBUTES]
+    return "\n".join(lines)
+
+
+def routing_markdown() -> str:
+    """Returns the ``routing_metadata`` keys and the span attribute each is recorded as, as a Markdown table."""
+    lines = ["| routing_metadata key | span attribute |", "|---|---|"]
+    lines += [f"| `{key}` | `{attr}` |" for key, attr in fields.ROUTING_ATTRIBUTES]
+    lines += [f"| `cost.{key}` | `{attr}` |" for key, attr in fields.COST_ATTRIBUTES]
+    return "\n".join(lines)
+
+
+def other_attributes_markdown() -> str:
+    """Returns the attributes without a column of their own (kept in ``attributes`` JSON), as a Markdown table."""
+    lines = ["| span attribute | what it holds |", "|---|---|"]
+    lines += [f"| `{attr}` | {source} |" for attr, source in fields.OTHER_ATTRIBUTES]
+    return "\n".join(lines)
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "llm_calls": fields.schema_markdown,
     "spans-only": spans_only_markdown,
+    "headers": headers_markdown,
+    "routing": routing_markdown,
+    "other-attributes": other_attributes_markdown,
 }
 MARKER = re.compile(r"^<!-- generated: ([\w-]+) -->$", re.M)
 

@@ -1,4 +1,4 @@
-"""Renders the README's figure screenshots (docs/img/*.png) from a synthetic 30-day store.
+"""Renders the analysis guide's figure screenshots (docs/img/*.png) from a synthetic 30-day store.
 
     pip install kaleido && apt-get install chromium   # kaleido drives Debian's Chromium
     python docs/make_figures.py [--rows 200000] [--out docs/img] [--format png|html]
@@ -46,7 +46,7 @@ def build_bursty(path: str, rows: int) -> None:
 
 
 def figures(path: str) -> dict[str, Any]:
-    """Returns the README's figures, by name, drawn from the store at ``path``."""
+    """Returns the analysis guide's figures, by name, drawn from the store at ``path``."""
     now = END - timedelta(days=5, hours=12)  # a Thursday noon, 3.5 days into the week
     total_usd = float(analysis.cost_by("provider", path)["cost_usd"].sum())
     weekly = analysis.Budget("workspace weekly", round(total_usd * WEEKLY_LIMIT_SHARE), "weekly")

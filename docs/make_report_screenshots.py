@@ -1,4 +1,4 @@
-"""Makes the README's report and dashboard screenshots (docs/img/report.png, docs/img/dashboard.png).
+"""Makes the docs' report and dashboard screenshots (docs/img/report.png, docs/img/dashboard.png).
 
 A synthetic store of 35 days of calls (the tests' generator, with a burst of expensive calls yesterday at
 15:00 UTC), prices from the local simulator's /v1/models, two budgets; the HTML report of yesterday and

@@ -578,3 +578,18 @@ def test_an_empty_by_gives_the_totals_of_all_calls(priced, empty):
     assert plots.latency(analysis.latency(priced, by=[])).layout.title.text == "Call duration"
     assert list(plots.cache_savings(cache).data[0].x) == ["all calls"]
     assert analysis.latency(empty, by=[]).empty and analysis.cache_savings(empty, by=[], period=None).empty
+
+
+def test_spend_by_service_tier_and_by_api_tells_the_tiers_and_the_apis_apart(tmp_path):
+    rows = [
+        call("2026-06-01T00:00:00Z", api="chat_completions", service_tier="default", cost_usd=0.02),
+        call("2026-06-01T00:01:00Z", api="responses", service_tier="flex", cost_usd=0.01),
+        call("2026-06-01T00:02:00Z", api="responses", service_tier="flex", cost_usd=0.03),
+        call("2026-06-01T00:03:00Z", operation="embeddings", api="embeddings", cost_usd=0.001),
+    ]
+    store = Store(make_store(str(tmp_path / "tiers.duckdb"), rows))
+    by_tier = analysis.cost_by("service_tier", store).set_index("service_tier")
+    assert by_tier.loc["flex", "calls"] == 2 and by_tier.loc["flex", "cost_usd"] == pytest.approx(0.04)
+    assert by_tier.loc["(none)", "calls"] == 1  # embeddings report no tier
+    by_api = analysis.cost_by("api", store).set_index("api")
+    assert dict(by_api["calls"]) == {"responses": 2, "chat_completions": 1, "embeddings": 1}

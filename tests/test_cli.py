@@ -24,7 +24,8 @@ def test_demo_writes_a_store_and_prints_a_summary(tmp_path, capsys, monkeypatch)
     assert frame["provider"].nunique() >= 3
     assert (frame["cached_tokens"].fillna(0) > 0).any(), "the repeated long prompt should hit the cache"
     assert frame["streaming"].any()
-    assert set(frame["operation"]) == {"chat", "responses", "embeddings"}
+    assert set(frame["operation"]) == {"chat", "embeddings"}
+    assert set(frame["api"]) == {"chat_completions", "responses", "embeddings"}
     assert sorted(frame["error_code"].dropna()) == ["budget_exhausted", "rate_limit_exceeded"]
 
 

@@ -362,11 +362,21 @@ def test_other_conventions_map_onto_llm_calls_columns(collector):
         "gen_ai.usage.input_tokens": 4,
         "gen_ai.usage.cost": 0.00002,
     }
+    official_responses = {  # opentelemetry-instrumentation-genai-openai 1.3b0, a Responses API call
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "o4-mini",
+        "openai.api.type": "responses",
+        "openai.response.service_tier": "flex",
+        "gen_ai.usage.input_tokens": 50,
+        "gen_ai.usage.cache_write.input_tokens": 8,
+    }
     for name, attrs in [
         ("openinference", openinference),
         ("openllmetry", openllmetry_old),
         ("logfire", logfire),
         ("openlit", openlit_embedding),
+        ("official", official_responses),
         ("not genai", {"http.method": "GET"}),
     ]:
         with tracer.start_as_current_span(name, attributes=attrs):
@@ -377,7 +387,7 @@ def test_other_conventions_map_onto_llm_calls_columns(collector):
     rows = {
         json.loads(r["attributes"]).get("openinference.span.kind", r["request_model"]): r for _, r in calls.iterrows()
     }
-    assert len(calls) == 4  # the HTTP span is stored in `spans` only
+    assert len(calls) == 5  # the HTTP span is stored in `spans` only
     oi = rows["LLM"]
     assert (
         oi["operation"],
@@ -407,6 +417,10 @@ def test_other_conventions_map_onto_llm_calls_columns(collector):
     assert (lf["input_tokens"], lf["output_tokens"], lf["cost_usd"]) == (9, 3, 0.001)
     assert rows["text-embedding-3-small"]["operation"] == "embeddings"
     assert rows["text-embedding-3-small"]["cost_usd"] == pytest.approx(0.00002)
+    official = rows["o4-mini"]
+    assert (official["api"], official["service_tier"], official["cache_write_tokens"]) == ("responses", "flex", 8)
+    assert rows["text-embedding-3-small"]["api"] == "embeddings" and pd.isna(rows["gpt-4.1"]["api"])  # unknown
+    assert not official["streaming"]  # unset gen_ai.request.stream means not streamed
 
 
 OPENLLMETRY_SCRIPT = """

@@ -124,6 +124,17 @@ def test_the_schema_page_shows_the_llm_calls_table_of_fields_py(hooks):
     assert "| trace_id |" not in source  # no hand-copied table to fall out of date
 
 
+def test_the_attributes_page_lists_every_header_routing_key_and_extra_attribute_of_fields_py(hooks):
+    built = hooks.render((ROOT / "docs" / "reference" / "attributes.md").read_text())
+    assert "<!-- generated:" not in built
+    for header, attribute, _ in fields.HEADER_ATTRIBUTES:
+        assert f"| `{header}` | `{attribute}` |" in built
+    for key, attribute in fields.ROUTING_ATTRIBUTES:
+        assert f"| `{key}` | `{attribute}` |" in built
+    for attribute, _ in fields.OTHER_ATTRIBUTES:
+        assert f"| `{attribute}` |" in built
+
+
 def test_a_page_asking_for_an_unknown_generated_table_fails_the_build(hooks):
     from mkdocs.exceptions import PluginError
 

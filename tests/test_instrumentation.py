@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import openai
 import pandas as pd
@@ -151,7 +152,8 @@ def test_stream_helpers_left_early_end_the_span_while_the_stream_is_still_refere
         response_stream.close()  # an explicit close, inside the block
     assert _stream_ends(instrumented) == ["closed", "closed"]  # chat_stream and response_stream are still alive
     frame = calls(instrumented)
-    assert list(frame["operation"]) == ["chat", "responses"] and frame["request_id"].notna().all()
+    assert list(frame["operation"]) == ["chat", "chat"] and frame["request_id"].notna().all()
+    assert list(frame["api"]) == ["chat_completions", "responses"]
 
 
 def test_async_stream_helpers_left_early_end_the_span(instrumented, async_client):
@@ -245,13 +247,14 @@ def test_responses_api_plain_stream_and_async(instrumented, client, async_client
 
     async_result = asyncio.run(main())
     frame = calls(instrumented)
-    assert list(frame["operation"]) == ["responses"] * 3
+    assert list(frame["operation"]) == ["chat"] * 3 and list(frame["api"]) == ["responses"] * 3
+    assert set(frame["finish_reason"]) == {"stop"}  # the reason the model stopped, not the status (completed)
     assert frame.iloc[0]["input_tokens"] == plain.usage.input_tokens
     assert frame.iloc[0]["provider"] == plain.model_extra["routing_metadata"]["provider"]
     completed = next(e for e in events if e.type == "response.completed")
     assert frame.iloc[1]["output_tokens"] == completed.response.usage.output_tokens
     assert frame.iloc[1]["cost_usd"] == pytest.approx(completed.response.model_extra["routing_metadata"]["cost"]["usd"])
-    assert frame.iloc[1]["ttft_ms"] > 0 and frame.iloc[1]["finish_reason"] == "completed"
+    assert frame.iloc[1]["ttft_ms"] > 0
     assert frame.iloc[2]["request_id"] == async_result._request_id
 
 
@@ -355,7 +358,7 @@ def test_connection_error_is_recorded(instrumented):
         dead.chat.completions.create(model="gpt-4o", messages=MESSAGES)
     row = _only_row(instrumented)
     assert row["status"] == "error" and pd.isna(row["http_status"])
-    assert attrs(row)["error.type"] == "APIConnectionError"
+    assert attrs(row)["error.type"] == "openai.APIConnectionError"
 
 
 @pytest.mark.parametrize("fault", ["missing", "malformed"])
@@ -561,7 +564,13 @@ def test_semconv_names_match_the_installed_package():
     semconv = pytest.importorskip("opentelemetry.semconv._incubating.attributes.gen_ai_attributes")
     from auriko_obs import fields
 
-    installed = {v for k, v in vars(semconv).items() if k.startswith("GEN_AI_") and isinstance(v, str)}
+    openai_names = pytest.importorskip("opentelemetry.semconv._incubating.attributes.openai_attributes")
+    installed = {
+        v
+        for module in (semconv, openai_names)
+        for k, v in vars(module).items()
+        if k.startswith(("GEN_AI_", "OPENAI_")) and isinstance(v, str)
+    }
     ours = set(fields.GENAI_NAMES.values())
     missing = ours - installed
     assert not missing, f"not in the installed semantic conventions: {sorted(missing)}"
@@ -661,3 +670,47 @@ def test_prometheus_port_taken_by_another_worker_is_a_warning_from_the_environme
         with pytest.raises(OSError, match="cannot serve Prometheus /metrics"):
             auriko_obs.instrument(db=db_path, prometheus=port)
         auriko_obs.uninstrument()
+
+
+# ---------------------------------------------------------------- streams read through a raw response
+
+
+def test_raw_response_stream_read_through_parse_is_recorded_and_ends_with_the_stream(instrumented, client):
+    raw = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=MESSAGES, stream=True)
+    assert raw.headers["x-request-id"]  # the raw response still reads as the SDK's own
+    stream = raw.parse()
+    assert raw.parse() is stream  # parsed once: one stream, one span
+    assert auriko_obs.flush() and auriko_obs.stats()["exported_spans"] == 0  # not over until it is read
+    chunks = list(stream)
+    ended = time.time_ns()
+    usage = next(c.usage for c in chunks if c.usage is not None)
+    row = _only_row(instrumented)
+    assert row["response_model"] == chunks[0].model and attrs(row)["gen_ai.response.id"] == chunks[0].id
+    assert row["input_tokens"] == usage.prompt_tokens and row["output_tokens"] == usage.completion_tokens
+    assert row["finish_reason"] == "stop" and row["ttft_ms"] > 0
+    assert attrs(row)["auriko.stream.end"] == "completed" and row["end_time"].value <= ended
+
+
+def test_async_streaming_response_parse_is_recorded(instrumented, async_client):
+    async def main():
+        async with async_client.chat.completions.with_streaming_response.create(
+            model="gpt-4o", messages=MESSAGES, stream=True
+        ) as response:
+            chunks = [chunk async for chunk in await response.parse()]
+        await async_client.close()
+        return chunks
+
+    chunks = asyncio.run(main())
+    row = _only_row(instrumented)
+    assert row["streaming"] and row["response_model"] == chunks[0].model
+    assert row["output_tokens"] == next(c.usage for c in chunks if c.usage is not None).completion_tokens
+
+
+def test_raw_response_stream_never_parsed_ends_when_closed(instrumented, client):
+    with client.chat.completions.with_streaming_response.create(
+        model="gpt-4o", messages=MESSAGES, stream=True
+    ) as response:
+        lines = [line for line in response.iter_lines() if line]
+    assert lines[-1] == "data: [DONE]"
+    row = _only_row(instrumented)
+    assert attrs(row)["auriko.stream.end"] == "closed" and row["streaming"]

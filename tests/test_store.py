@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 
@@ -21,6 +22,7 @@ DESIGN_COLUMNS = [
     "duration_ms",
     "service_name",
     "operation",
+    "api",
     "streaming",
     "request_model",
     "response_model",
@@ -34,6 +36,7 @@ DESIGN_COLUMNS = [
     "cached_tokens",
     "cache_write_tokens",
     "reasoning_tokens",
+    "service_tier",
     "cost_usd",
     "cost_source",
     "cache_savings_usd",
@@ -265,3 +268,50 @@ def test_a_spool_file_ingested_twice_adds_no_duplicates(instrumented, client):
         with connect(instrumented, read_only=False, wait_s=5) as con:
             assert ingest_spool(con, instrumented) == 2
         assert _span_counts(instrumented) == (2, 2, 2)
+
+
+def _store_from_before_the_api_column(path: str) -> None:
+    """Writes a store as schema 4 left it: Responses calls stored as operation `responses`, no `api` column."""
+    con = duckdb.connect(path)
+    ensure_schema(con)
+    con.execute("DROP VIEW llm_calls")
+    con.execute("ALTER TABLE spans DROP COLUMN api")
+    con.execute("ALTER TABLE spans DROP COLUMN service_tier")
+    con.execute("DELETE FROM auriko_obs_migrations WHERE version >= 5")
+    for n, (operation, name, extra) in enumerate(
+        [
+            ("responses", "responses gpt-4o-mini", {}),
+            ("chat", "chat gpt-4o", {}),
+            ("embeddings", "embeddings text-embedding-3-small", {}),
+            ("chat", "chat gpt-4o", {"openai.api.type": "responses"}),  # another instrumentation's span
+            (None, "GET /health", {}),  # not a model call
+        ]
+    ):
+        attributes = {"gen_ai.operation.name": operation, **extra} if operation else {"http.route": "/health"}
+        con.execute(
+            "INSERT INTO spans (trace_id, span_id, start_time, end_time, operation, name, status, attributes) "
+            "VALUES (?, ?, now(), now(), ?, ?, 'ok', ?)",
+            [f"{n:032x}", f"{n:016x}", operation, name, json.dumps(attributes)],
+        )
+    con.close()
+
+
+def test_migration_gives_existing_rows_the_api_and_records_responses_calls_as_chat(tmp_path):
+    path = str(tmp_path / "old.duckdb")
+    _store_from_before_the_api_column(path)
+    con = duckdb.connect(path)
+    assert ensure_schema(con) == SCHEMA_VERSION
+    rows = con.execute(
+        "SELECT operation, api, name, attributes ->> '$.\"gen_ai.operation.name\"', "
+        "attributes ->> '$.\"auriko.openai_api\"', service_tier FROM spans ORDER BY span_id"
+    ).fetchall()
+    in_view = con.execute("SELECT count(*) FROM llm_calls").fetchone()[0]
+    con.close()
+    assert rows == [
+        ("chat", "responses", "chat gpt-4o-mini", "chat", "responses", None),
+        ("chat", "chat_completions", "chat gpt-4o", "chat", "chat_completions", None),
+        ("embeddings", "embeddings", "embeddings text-embedding-3-small", "embeddings", "embeddings", None),
+        ("chat", "responses", "chat gpt-4o", "chat", "responses", None),
+        (None, None, "GET /health", None, None, None),
+    ]
+    assert in_view == 4

@@ -201,7 +201,7 @@ def instrument(
     otlp: Any = None,
     capture_content: bool = False,
     tracer_provider: Any = None,
-    metrics: bool | None = None,
+    metrics: Any = None,
     prometheus: int | str | None = None,
 ) -> Instrumentation:
     """Returns the active Instrumentation after patching the openai SDK process-wide.
@@ -221,7 +221,8 @@ def instrument(
     is added to it that stores other instrumentations' GenAI spans in DuckDB. It is never replaced.
 
     ``metrics``: GenAI metrics (default: on when an OTLP exporter, a Prometheus port or an application
-    MeterProvider is there to take them). ``prometheus``: serve ``/metrics`` on this port (or
+    MeterProvider is there to take them); an SDK ``MeterProvider`` given here is recorded into as well.
+    ``prometheus``: serve ``/metrics`` on this port (or
     ``"host:port"``; 127.0.0.1 by default; ``$AURIKO_OBS_PROMETHEUS`` does the same).
     """
     global _active
@@ -233,7 +234,7 @@ def instrument(
     config = (
         _key(otlp),
         _key(tracer_provider),
-        metrics,
+        _key(metrics),
         prometheus if prometheus is not None else os.environ.get("AURIKO_OBS_PROMETHEUS"),
     )
     with _lock:

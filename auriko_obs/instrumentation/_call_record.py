@@ -37,6 +37,35 @@ def streams_usage_unasked(client: Any) -> bool:
     return str(base_url) in AURIKO_BASE_URLS
 
 
+# OpenAI-compatible servers answered 4xx to a stream we had asked for usage on (stream_options.include_usage,
+# which older Azure OpenAI API versions and other strict servers reject), and servers that streamed fine with
+# it. Streams to the first are sent exactly as the caller wrote them; a 4xx from the second is not ours.
+USAGE_REJECTED_BASE_URLS: set[str] = set()
+USAGE_ACCEPTED_BASE_URLS: set[str] = set()
+
+
+def _base_url_key(client: Any) -> str | None:
+    base_url = getattr(client, "base_url", None)
+    return None if base_url is None else str(base_url)
+
+
+def may_ask_for_usage(client: Any) -> bool:
+    """Returns whether a stream to the client's server may carry our include_usage (Auriko sends it unasked)."""
+    return not streams_usage_unasked(client) and _base_url_key(client) not in USAGE_REJECTED_BASE_URLS
+
+
+def usage_request_accepted(client: Any) -> bool:
+    """Returns whether the client's server has streamed with our include_usage before."""
+    return _base_url_key(client) in USAGE_ACCEPTED_BASE_URLS
+
+
+def note_usage_request(client: Any, accepted: bool) -> None:
+    """Remembers how the client's server answered a stream carrying our include_usage."""
+    key = _base_url_key(client)
+    if key is not None:
+        (USAGE_ACCEPTED_BASE_URLS if accepted else USAGE_REJECTED_BASE_URLS).add(key)
+
+
 def remember_auriko(client: Any) -> None:
     """Notes that the client's server answered like Auriko, for ``streams_usage_unasked``."""
     base_url = getattr(client, "base_url", None)
@@ -50,13 +79,14 @@ class CallRecord:
     __slots__ = (
         "api",
         "attempts",
+        "caller_stream_options",
         "chunks",
         "client",
         "content",
         "context",
         "error",
         "extra",
-        "first_content_ns",
+        "first_chunk_ns",
         "headers",
         "http",
         "injected_usage",
@@ -70,6 +100,7 @@ class CallRecord:
         "streaming",
         "t0_ns",
         "t1_ns",
+        "usage_resent",
     )
 
     def __init__(self, kind: str, api: str, kwargs: dict, client: Any, t0_ns: int, context: Any) -> None:
@@ -92,9 +123,11 @@ class CallRecord:
         self.result = None
         self.error: BaseException | None = None
         self.chunks: list | None = None
-        self.first_content_ns = 0
+        self.first_chunk_ns = 0
         self.last_chunk_ns = 0
         self.stream_end: str | None = None
         self.streaming = kwargs.get("stream") is True
         self.injected_usage = False
+        self.caller_stream_options: Any = None  # what the caller passed, restored when a server rejects ours
+        self.usage_resent = False  # a server rejected our include_usage: the call was sent again as written
         self.messages = None

@@ -8,6 +8,7 @@ only, never the span.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -86,16 +87,32 @@ _REQUEST_PARAMS: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
 )
 
 
+# record.kind (the SDK resource a call went through) → the API, as openai.api.type names it.
+_API_OF_KIND = {"chat": "chat_completions", "responses": "responses", "embeddings": "embeddings"}
+
+
 def _request_attributes(record: CallRecord, attrs: Attributes) -> None:
     kw = record.kwargs
-    attrs[F.GEN_AI_OPERATION_NAME] = record.kind
+    api = _API_OF_KIND[record.kind]
+    attrs[F.GEN_AI_OPERATION_NAME] = F.OPERATION_OF_API[api]
+    attrs[F.AURIKO_OPENAI_API] = api
+    if api != "embeddings":
+        attrs[F.OPENAI_API_TYPE] = api
     attrs["auriko.api"] = record.api
     _put(attrs, F.GEN_AI_REQUEST_MODEL, _str(kw.get("model")))
-    attrs[F.GEN_AI_REQUEST_STREAM] = record.streaming
+    if record.streaming:  # set if and only if the request streams (unset means it does not)
+        attrs[F.GEN_AI_REQUEST_STREAM] = True
     for name, key, convert in _REQUEST_PARAMS:
         value = kw.get(name)
         if value is not None:
             _put(attrs, key, convert(value))
+    if attrs.get(F.GEN_AI_REQUEST_CHOICE_COUNT) == 1:  # recorded only when it asks for more than one
+        del attrs[F.GEN_AI_REQUEST_CHOICE_COUNT]
+    tier = _str(_given(kw.get("service_tier")))
+    if tier is None and isinstance(_given(kw.get("extra_body")), dict):
+        tier = _str(kw["extra_body"].get("service_tier"))
+    if tier is not None and tier != "auto":  # the conventions leave out the default request
+        attrs[F.OPENAI_REQUEST_SERVICE_TIER] = tier
     for name in ("max_tokens", "max_completion_tokens", "max_output_tokens"):
         max_tokens = _int(kw.get(name))
         if max_tokens is not None:
@@ -108,8 +125,10 @@ def _request_attributes(record: CallRecord, attrs: Attributes) -> None:
         attrs[F.GEN_AI_REQUEST_STOP_SEQUENCES] = tuple(stop)
     if "response_format" in kw or "text" in kw:
         _put(attrs, F.GEN_AI_OUTPUT_TYPE, _output_type(kw))
-    if record.kind == "embeddings" and type(kw.get("encoding_format")) is str:
-        attrs[F.GEN_AI_REQUEST_ENCODING_FORMATS] = (kw["encoding_format"],)
+    if record.kind == "embeddings":
+        if type(kw.get("encoding_format")) is str:
+            attrs[F.GEN_AI_REQUEST_ENCODING_FORMATS] = (kw["encoding_format"],)
+        _put(attrs, F.GEN_AI_EMBEDDINGS_DIMENSION_COUNT, _int(kw.get("dimensions")))
     if "extra_body" in kw or "gateway" in kw:
         _gateway_attributes(kw, attrs)
     _server_attributes(record.client, attrs)
@@ -339,6 +358,9 @@ def _warning_attributes(warnings: Any, attrs: Attributes) -> None:
 def _body_attributes(kind: str, body: dict, attrs: Attributes) -> None:
     _put(attrs, F.GEN_AI_RESPONSE_ID, _str(body.get("id")))
     _put(attrs, F.GEN_AI_RESPONSE_MODEL, _str(body.get("model")))
+    if body.get("status") not in ("queued", "in_progress"):  # until it ends, a response names the tier asked for
+        _put(attrs, F.OPENAI_RESPONSE_SERVICE_TIER, _str(body.get("service_tier")))
+    _put(attrs, F.OPENAI_RESPONSE_SYSTEM_FINGERPRINT, _str(body.get("system_fingerprint")))
     _usage_attributes(body.get("usage"), attrs)
     _routing_attributes(body.get("routing_metadata"), attrs)
     if kind == "chat":
@@ -352,11 +374,64 @@ def _body_attributes(kind: str, body: dict, attrs: Attributes) -> None:
             if reasons:
                 attrs[F.GEN_AI_RESPONSE_FINISH_REASONS] = tuple(reasons)
     elif kind == "responses":
-        status = _str(body.get("status"))
+        stopped = _responses_finish_reasons(body)
+        if stopped:
+            attrs[F.GEN_AI_RESPONSE_FINISH_REASONS] = stopped
+    elif kind == "embeddings":
+        attrs.setdefault(F.GEN_AI_EMBEDDINGS_DIMENSION_COUNT, _embedding_dimensions(body.get("data")))
+        if attrs[F.GEN_AI_EMBEDDINGS_DIMENSION_COUNT] is None:
+            del attrs[F.GEN_AI_EMBEDDINGS_DIMENSION_COUNT]
+
+
+# Responses API: an output item's or the response's status → the reason the model stopped, as Chat
+# Completions names it (`incomplete` carries its reason: max_output_tokens is `length`).
+_STATUS_REASONS = {"completed": "stop", "failed": "error", "cancelled": "error"}
+_INCOMPLETE_REASONS = {"max_output_tokens": "length", "content_filter": "content_filter"}
+_TOOL_CALL_ITEMS = {"function_call", "custom_tool_call", "computer_call"}
+
+
+def _responses_finish_reasons(body: dict[str, Any]) -> tuple[str, ...]:
+    """Returns the finish reasons of a Responses API response: ``stop``, ``tool_calls``, ``length``, …"""
+    status = _str(body.get("status"))
+    if status == "incomplete":
         details = _as_dict(body.get("incomplete_details")) or {}
-        reason = _str(details.get("reason")) if status == "incomplete" else None
-        if status:
-            attrs[F.GEN_AI_RESPONSE_FINISH_REASONS] = (reason or status,)
+        reason = _str(details.get("reason"))
+        return (_INCOMPLETE_REASONS.get(reason, reason) if reason else "incomplete",)
+    if status in ("failed", "cancelled"):
+        return ("error",)
+    if status != "completed":  # queued, in_progress: not finished
+        return ()
+    reasons: list[str] = []
+    output = body.get("output")
+    for item in output if type(output) is list else ():
+        item = _as_dict(item) or {}
+        item_type, item_status = item.get("type"), item.get("status")
+        if item_type in _TOOL_CALL_ITEMS and item_status in (None, "completed", "incomplete"):
+            reason = "tool_calls"
+        elif item_type == "message":
+            reason = "incomplete" if item_status == "incomplete" else _STATUS_REASONS.get(str(item_status))
+        else:
+            continue
+        if reason and reason not in reasons:
+            reasons.append(reason)
+    return tuple(reasons) or ("stop",)
+
+
+def _embedding_dimensions(data: Any) -> int | None:
+    """Returns the length of the first embedding, a list of floats or base64 of little-endian float32s."""
+    first = _as_dict(data[0]) if type(data) is list and data else None
+    vector = first.get("embedding") if first else None
+    if type(vector) is list:
+        return len(vector)
+    if type(vector) is str:
+        import base64
+        import binascii
+
+        try:
+            return len(base64.b64decode(vector, validate=True)) // 4
+        except (binascii.Error, ValueError):
+            return None
+    return None
 
 
 def _non_stream_body(record: CallRecord) -> dict | None:
@@ -398,6 +473,9 @@ def _stream_body(record: CallRecord) -> dict:
         if not body.get("id"):
             body["id"] = field(chunk, "id")
             body["model"] = field(chunk, "model")
+        for key in ("service_tier", "system_fingerprint"):
+            if not body.get(key):
+                body[key] = field(chunk, key)
         usage = field(chunk, "usage")
         if usage is not None:
             body["usage"] = usage
@@ -415,7 +493,15 @@ def _stream_body(record: CallRecord) -> dict:
     return body
 
 
-def _error_attributes(error: BaseException, attrs: Attributes) -> None:
+def exception_type(error: BaseException) -> str:
+    """Returns the exception's class as error.type names it: qualified by its module, builtins bare."""
+    kind = type(error)
+    return kind.__qualname__ if kind.__module__ in ("builtins", None) else f"{kind.__module__}.{kind.__qualname__}"
+
+
+def _error_attributes(error: BaseException, attrs: Attributes, request_texts: list[str] | None) -> None:
+    """Sets the error attributes; ``request_texts`` (content capture off): the request's text, never to be
+    stored, so a message quoting it is withheld."""
     status = _int(getattr(error, "status_code", None))
     _put(attrs, F.HTTP_RESPONSE_STATUS_CODE, status)
     body = getattr(error, "body", None)
@@ -426,11 +512,75 @@ def _error_attributes(error: BaseException, attrs: Attributes) -> None:
     error_type = _str(body.get("type")) or _str(getattr(error, "type", None))
     _put(attrs, "auriko.error.code", code)
     _put(attrs, "auriko.error.type", error_type)
-    for key in ("param", "provider", "suggestion", "doc_url"):
+    for key in ("param", "provider", "doc_url"):
         _put(attrs, f"auriko.error.{key}", _str(body.get(key)))
-    message = _str(body.get("message")) or str(error)
-    _put(attrs, "auriko.error.message", message[:1000] if message else None)
-    attrs[F.ERROR_TYPE] = code or type(error).__qualname__
+    for key in ("message", "suggestion"):
+        text = _str(body.get(key)) or (str(error) if key == "message" else None)
+        if text is not None:
+            text = redact_secrets(text[:4000])
+            if request_texts and quotes_request(text, request_texts):
+                text = _WITHHELD
+            attrs[f"auriko.error.{key}"] = text[:1000]
+    attrs[F.ERROR_TYPE] = code or exception_type(error)
+
+
+# Key-like strings in error messages: OpenAI keys (sk-…, sk-proj-…), Auriko keys (ak_live_…, ak_test_…),
+# bearer tokens, and whatever follows "API key provided:" or "api_key=". Redacted always.
+_SECRETS = re.compile(
+    r"\b(?:sk|ak|rk)[-_][A-Za-z0-9][A-Za-z0-9_\-*…]{4,}"
+    r"|(?i:\bbearer\s+)[^\s\"',]*[^\s\"',.]"
+    r"|(?i:\bapi[-_ ]?key(?:\s+provided)?[\"']?\s*[:=]\s*[\"']?)[^\s\"',]*[^\s\"',.]"
+)
+_REDACTED = "[REDACTED]"
+_WITHHELD = "[withheld: the message quotes the request, and content capture is off]"
+
+
+def redact_secrets(text: str) -> str:
+    """Returns text with key-like strings (API keys, bearer tokens) replaced by [REDACTED]."""
+    return _SECRETS.sub(_redact_match, text)
+
+
+def _redact_match(match: re.Match[str]) -> str:
+    token = match.group(0)
+    # Keep the words that introduce a key ("Bearer ", "API key provided: "), drop the key.
+    head = re.match(r"(?i)(bearer\s+|api[-_ ]?key(?:\s+provided)?[\"']?\s*[:=]\s*[\"']?)", token)
+    return (head.group(0) if head else "") + _REDACTED
+
+
+_QUOTE_WINDOW = 24  # characters of request text that, found in a message, count as a quote
+
+
+def quotes_request(message: str, texts: list[str]) -> bool:
+    """Returns whether the message contains one of the texts, or any 24 characters of one."""
+    for text in texts:
+        text = text.strip()
+        if len(text) >= 8 and text in message:
+            return True
+        for start in range(0, max(0, len(text) - _QUOTE_WINDOW) + 1, _QUOTE_WINDOW // 2):
+            window = text[start : start + _QUOTE_WINDOW]
+            if len(window) == _QUOTE_WINDOW and window in message:
+                return True
+    return False
+
+
+def request_texts(kwargs: dict[str, Any]) -> list[str]:
+    """Returns the text the caller sent: message contents, input, instructions, prompt."""
+    texts: list[str] = []
+
+    def collect(value: Any, depth: int = 0) -> None:
+        value = _given(value)
+        if isinstance(value, str):
+            texts.append(value)
+        elif isinstance(value, dict) and depth < 6:
+            for key in ("content", "text", "input", "arguments", "output"):
+                collect(value.get(key), depth + 1)
+        elif isinstance(value, (list, tuple)) and depth < 6:
+            for item in value:
+                collect(item if isinstance(item, (str, dict, list, tuple)) else _as_dict(item), depth + 1)
+
+    for key in ("messages", "input", "instructions", "prompt"):
+        collect(kwargs.get(key))
+    return texts
 
 
 def _stream_error(record: CallRecord) -> dict | None:
@@ -469,20 +619,25 @@ def build_attributes(record: CallRecord, capture_content: bool = False) -> tuple
         attrs[F.HTTP_RESPONSE_STATUS_CODE] = record.status
     if record.attempts:
         attrs["auriko.http.attempts"] = record.attempts
+    if record.usage_resent:
+        attrs["auriko.stream.usage_request_rejected"] = True
     body = _stream_body(record) if record.chunks is not None else (None if record.error else _non_stream_body(record))
     if body:
         _body_attributes(record.kind, body, attrs)
     if record.chunks is not None:
         attrs["auriko.stream.end"] = record.stream_end or "abandoned"
         attrs["auriko.stream.completed"] = record.stream_end == "completed"
-        if record.first_content_ns:
-            attrs[F.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = (record.first_content_ns - record.t0_ns) / 1e9
+        if record.first_chunk_ns:
+            attrs[F.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = (record.first_chunk_ns - record.t0_ns) / 1e9
     error = record.error
     in_band = _stream_error(record) if record.kind == "responses" and record.chunks else None
-    if error is not None:
-        _error_attributes(error, attrs)
+    texts = None if capture_content else request_texts(record.kwargs)
+    if error is not None and record.stream_end == "closed":  # the caller's own exception left its `with` block
+        attrs[F.ERROR_TYPE] = exception_type(error)
+    elif error is not None:
+        _error_attributes(error, attrs, texts)
     elif in_band:
-        _error_attributes(_InBandError(in_band), attrs)
+        _error_attributes(_InBandError(in_band), attrs, texts)
     _cost_estimate(attrs)
     _remember_auriko(record, attrs)
     attrs[F.GEN_AI_PROVIDER_NAME] = attrs.get("auriko.routing.provider") or "openai"
@@ -491,7 +646,8 @@ def build_attributes(record: CallRecord, capture_content: bool = False) -> tuple
     if capture_content:
         _content_attributes(record, body, attrs)
     model = attrs.get(F.GEN_AI_REQUEST_MODEL)
-    name = f"{record.kind} {model}" if model else record.kind
+    operation = attrs[F.GEN_AI_OPERATION_NAME]
+    name = f"{operation} {model}" if model else operation
     failed = error is not None or in_band is not None
     return name, attrs, (attrs.get("auriko.error.message") or attrs[F.ERROR_TYPE]) if failed else None
 

@@ -16,8 +16,21 @@ from typing import Any
 import wrapt
 from opentelemetry import context as otel_context
 
-from ._call_record import CURRENT, INTERNAL_ERRORS, CallRecord, streams_usage_unasked
-from ._streams import AsyncStreamProxy, SyncStreamProxy, aclose_helper_stream, close_helper_stream
+from ._call_record import (
+    CURRENT,
+    INTERNAL_ERRORS,
+    CallRecord,
+    may_ask_for_usage,
+    note_usage_request,
+    usage_request_accepted,
+)
+from ._streams import (
+    AsyncStreamProxy,
+    RawStreamProxy,
+    SyncStreamProxy,
+    aclose_helper_stream,
+    close_helper_stream,
+)
 
 
 class Hooks:
@@ -43,16 +56,92 @@ def _begin(kind: str, api: str, resource: Any, kwargs: dict) -> CallRecord:
         and kind == "chat"
         and api == "openai"
         and not kwargs.get("stream_options")
-        and not streams_usage_unasked(record.client)
+        and not _raw_response_call(kwargs)
+        and may_ask_for_usage(record.client)
     ):
         # Usage on streams needs include_usage; Auriko forces it anyway, other servers need asking (and
-        # the stream proxy then hides the usage chunk the caller did not ask for).
+        # the stream proxy then hides the usage chunk the caller did not ask for). A server that rejects
+        # the parameter gets the call again as written (`_call`), and is not asked again.
+        record.caller_stream_options = kwargs.get("stream_options", _ABSENT)
         kwargs["stream_options"] = {"include_usage": True}
         record.injected_usage = True
     if HOOKS.capture_content:
         messages = kwargs.get("messages", kwargs.get("input"))
         record.messages = list(messages) if isinstance(messages, (list, tuple)) else messages
     return record
+
+
+_ABSENT = object()
+
+
+def _rejected_our_usage_request(record: CallRecord, error: BaseException) -> bool:
+    """Returns whether a failed stream may have failed for the include_usage we added: a 400 or 422 from a
+    server not known to accept it. The call is then sent again exactly as the caller wrote it."""
+    try:
+        return (
+            record.injected_usage
+            and getattr(error, "status_code", None) in (400, 422)
+            and not usage_request_accepted(record.client)
+        )
+    except Exception as exc:
+        INTERNAL_ERRORS.record("usage.rejected", exc)
+        return False
+
+
+def _withdraw_usage_request(record: CallRecord, kwargs: dict[str, Any]) -> None:
+    if record.caller_stream_options is _ABSENT:
+        kwargs.pop("stream_options", None)
+    else:
+        kwargs["stream_options"] = record.caller_stream_options
+    record.injected_usage = False
+    record.usage_resent = True
+    record.status = record.headers = record.content = record.http = None
+    record.attempts = 0
+
+
+def _call_sync(record: CallRecord, wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Returns the SDK call's result; what the caller receives never depends on our include_usage."""
+    if not record.injected_usage:
+        return wrapped(*args, **kwargs)
+    try:
+        result = wrapped(*args, **kwargs)
+    except Exception as exc:
+        if not _rejected_our_usage_request(record, exc):
+            raise
+    else:
+        note_usage_request(record.client, accepted=True)
+        return result
+    _withdraw_usage_request(record, kwargs)  # outside the except block: the caller's traceback stays its own
+    result = wrapped(*args, **kwargs)
+    note_usage_request(record.client, accepted=False)  # it was our parameter the server refused
+    return result
+
+
+async def _call_async(
+    record: CallRecord, wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """The async twin of ``_call_sync``."""
+    if not record.injected_usage:
+        return await wrapped(*args, **kwargs)
+    try:
+        result = await wrapped(*args, **kwargs)
+    except Exception as exc:
+        if not _rejected_our_usage_request(record, exc):
+            raise
+    else:
+        note_usage_request(record.client, accepted=True)
+        return result
+    _withdraw_usage_request(record, kwargs)
+    result = await wrapped(*args, **kwargs)
+    note_usage_request(record.client, accepted=False)
+    return result
+
+
+def _raw_response_call(kwargs: dict[str, Any]) -> bool:
+    # with_raw_response / with_streaming_response mark their calls so: their caller may read the raw
+    # bytes, where a usage chunk we asked for could not be hidden.
+    headers = kwargs.get("extra_headers")
+    return isinstance(headers, dict) and any(str(k).lower() == "x-stainless-raw-response" for k in headers)
 
 
 def _finish(record: CallRecord, result: Any, submit: Callable[[CallRecord], None]) -> Any:
@@ -63,6 +152,8 @@ def _finish(record: CallRecord, result: Any, submit: Callable[[CallRecord], None
             return AsyncStreamProxy(result, record, submit, HOOKS.capture_content)
         if record.streaming and hasattr(result, "__iter__"):
             return SyncStreamProxy(result, record, submit, HOOKS.capture_content)
+        if record.streaming and hasattr(result, "parse") and hasattr(result, "http_response"):
+            return RawStreamProxy(result, record, submit, HOOKS.capture_content)  # with_raw_response
         # Not a stream (or a raw response whose body the caller reads later): the call is over.
         # The parsed result is kept only when the raw body was not captured (the auriko SDK, or a
         # body still unread): queued records then hold bytes, not a tree of pydantic objects.
@@ -119,7 +210,7 @@ def sync_wrapper(kind: str, api: str) -> Callable:
             _before_call(record, submit)
         token = CURRENT.set(record)
         try:
-            result = wrapped(*args, **kwargs)
+            result = _call_sync(record, wrapped, args, kwargs)
         except BaseException as exc:
             _fail(record, exc, submit)
             raise
@@ -140,7 +231,7 @@ def async_wrapper(kind: str, api: str) -> Callable:
             _before_call(record, submit)
         token = CURRENT.set(record)
         try:
-            result = await wrapped(*args, **kwargs)
+            result = await _call_async(record, wrapped, args, kwargs)
         except BaseException as exc:
             _fail(record, exc, submit)
             raise

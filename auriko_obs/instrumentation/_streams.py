@@ -44,27 +44,6 @@ def field(obj: Any, name: str) -> Any:
     return getattr(obj, name, None)
 
 
-def _chat_has_content(chunk: Any) -> bool:
-    choices = field(chunk, "choices")
-    if not choices:
-        return False
-    delta = field(choices[0], "delta")
-    if delta is None:
-        return False
-    return bool(
-        field(delta, "content")
-        or field(delta, "tool_calls")
-        or field(delta, "refusal")
-        or field(delta, "reasoning_content")
-        or field(delta, "function_call")
-    )
-
-
-def _event_has_content(event: Any) -> bool:
-    event_type = field(event, "type")
-    return isinstance(event_type, str) and event_type.endswith(_CONTENT_EVENT_SUFFIX)
-
-
 def _keep_chat_chunk(chunk: Any, kept: list) -> bool:
     """Returns whether the worker needs this chunk: the first, and any with usage, metadata or a finish
     reason. Plain content deltas are dropped so that long streams stay cheap to hold."""
@@ -108,7 +87,6 @@ class _StreamProxyBase(wrapt.ObjectProxy):
         if record.api == "auriko":  # the auriko SDK's streams keep headers and routing metadata themselves
             record.result = wrapped
         responses = record.kind == "responses"
-        self._self_has_content = _event_has_content if responses else _chat_has_content
         self._self_keep = _keep_event if responses else _keep_chat_chunk
         self._self_record = record
         self._self_submit = submit
@@ -122,8 +100,8 @@ class _StreamProxyBase(wrapt.ObjectProxy):
             record = self._self_record
             now = time_ns()
             record.last_chunk_ns = now
-            if not record.first_content_ns and self._self_has_content(chunk):
-                record.first_content_ns = now
+            if not record.first_chunk_ns:  # the conventions' time to first chunk: any chunk, content or not
+                record.first_chunk_ns = now
             if self._self_keep_all or self._self_keep(chunk, record.chunks):
                 record.chunks.append(chunk)
             return not (record.injected_usage and _is_injected_usage_chunk(chunk) and not _sent_unasked(record))
@@ -153,6 +131,69 @@ def _end(
         submit(record)
     except Exception as exc:
         INTERNAL_ERRORS.record("stream.finish", exc)
+
+
+def _exception(exc_info: tuple[Any, ...]) -> BaseException | None:
+    # An exception leaving the caller's `with` block ends the operation as failed (error.type is its class).
+    error = exc_info[1] if len(exc_info) > 1 else None
+    return error if isinstance(error, Exception) else None
+
+
+class RawStreamProxy(wrapt.ObjectProxy):
+    """Proxies the raw response of a streamed ``with_raw_response`` / ``with_streaming_response`` call.
+
+    Headers and the rest read as the SDK's own; ``parse()`` hands out a stream proxy (the same one each
+    time), so the call is recorded like any other stream and ends when that stream does. A raw response
+    never parsed ends its call when it is closed, or as ``abandoned`` when it is garbage-collected.
+    """
+
+    def __init__(
+        self, wrapped: Any, record: CallRecord, submit: Callable[[CallRecord], None], keep_all: bool = False
+    ) -> None:
+        super().__init__(wrapped)
+        self._self_record = record
+        self._self_submit = submit
+        self._self_keep_all = keep_all
+        self._self_parsed: Any = None
+        self._self_stream: Any = None
+        record.chunks = []
+        OPEN_STREAMS[record] = submit
+
+    def parse(self, *args: Any, **kwargs: Any) -> Any:
+        parsed = self.__wrapped__.parse(*args, **kwargs)
+        if hasattr(parsed, "__await__"):  # AsyncAPIResponse.parse is a coroutine
+            return self._self_parse_later(parsed)
+        return self._self_wrap(parsed)
+
+    async def _self_parse_later(self, pending: Any) -> Any:
+        return self._self_wrap(await pending)
+
+    def _self_wrap(self, parsed: Any) -> Any:
+        try:
+            if self._self_parsed is parsed:  # the SDK keeps what it parsed: one stream, one proxy
+                return self._self_stream
+            if hasattr(parsed, "__aiter__"):
+                stream: Any = AsyncStreamProxy(parsed, self._self_record, self._self_submit, self._self_keep_all)
+            elif hasattr(parsed, "__next__"):
+                stream = SyncStreamProxy(parsed, self._self_record, self._self_submit, self._self_keep_all)
+            else:  # parsed into something that is not a stream (`to=`): ends when the response closes
+                return parsed
+            self._self_parsed, self._self_stream = parsed, stream
+            return stream
+        except Exception as exc:
+            INTERNAL_ERRORS.record("stream.parse", exc)
+            return parsed
+
+    def close(self) -> Any:
+        try:
+            return self.__wrapped__.close()
+        finally:
+            if self._self_stream is None:
+                _end(self._self_record, self._self_submit, "closed")
+
+    def __del__(self) -> None:
+        if self._self_stream is None:
+            _end(self._self_record, self._self_submit, "abandoned")
 
 
 def end_open_streams() -> None:
@@ -213,7 +254,7 @@ class SyncStreamProxy(_StreamProxyBase):
         try:
             return self.__wrapped__.__exit__(*exc_info)
         finally:
-            self._self_finish("closed")
+            self._self_finish("closed", _exception(exc_info))
 
     def close(self) -> None:
         try:
@@ -252,7 +293,7 @@ class AsyncStreamProxy(_StreamProxyBase):
         try:
             return await self.__wrapped__.__aexit__(*exc_info)
         finally:
-            self._self_finish("closed")
+            self._self_finish("closed", _exception(exc_info))
 
     async def close(self) -> None:
         try:

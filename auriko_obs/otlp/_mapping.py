@@ -29,6 +29,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     ),
     "gen_ai.usage.cache_creation.input_tokens": (
         "gen_ai.usage.cache_creation_input_tokens",
+        "gen_ai.usage.cache_write.input_tokens",  # opentelemetry-util-genai 1.3b0 (the official instrumentations)
         "llm.token_count.prompt_details.cache_write",
     ),
     "gen_ai.usage.reasoning.output_tokens": (
@@ -48,6 +49,8 @@ ALIASES: dict[str, tuple[str, ...]] = {
 # OpenLLMetry's llm.request.type and OpenInference's span kind → gen_ai.operation.name
 _REQUEST_TYPES = {"chat": "chat", "completion": "text_completion", "embedding": "embeddings", "rerank": "rerank"}
 _OPENINFERENCE_KINDS = {"LLM": "chat", "EMBEDDING": "embeddings"}
+# Operations that name the API by themselves (`responses`: auriko-obs before 0.2 and some others).
+_API_OF_OPERATION = {"embeddings": "embeddings", "responses": "responses"}
 
 # Operations that are one model call (agent and tool spans carry usage too, but summed over calls).
 MODEL_CALL_OPERATIONS = frozenset(
@@ -73,6 +76,11 @@ def normalize(attributes: dict[str, Any]) -> dict[str, Any]:
             operation = _OPENINFERENCE_KINDS.get(str(attributes.get("openinference.span.kind", "")).upper())
         if operation is not None:
             attributes["gen_ai.operation.name"] = operation
+    if "auriko.openai_api" not in attributes:  # the `api` column: openai.api.type, or the operation that names it
+        operation = attributes.get("gen_ai.operation.name")
+        api = attributes.get("openai.api.type") or _API_OF_OPERATION.get(str(operation))
+        if api is not None:
+            attributes["auriko.openai_api"] = api
     if "auriko.cost.usd" in attributes and "auriko.cost.source" not in attributes:
         attributes["auriko.cost.source"] = "reported"
     return attributes

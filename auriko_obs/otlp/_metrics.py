@@ -16,8 +16,10 @@ Instruments (OpenTelemetry GenAI semantic conventions, plus Auriko's money):
 
 Attributes on every instrument: ``gen_ai.operation.name``, ``gen_ai.provider.name`` (the provider that
 served the call), ``gen_ai.request.model``, ``gen_ai.response.model``, ``auriko.routing.strategy``,
-``server.address``, and ``error.type`` on failed calls. The histograms use the bucket boundaries the
-semantic conventions recommend (tokens 1, 4, 16 … 67108864; seconds 0.01, 0.02 … 81.92).
+``server.address``, ``server.port``, ``openai.response.service_tier`` and
+``openai.response.system_fingerprint`` (the OpenAI conventions' metric attributes), and ``error.type`` on
+failed calls. The histograms use the bucket boundaries the semantic conventions recommend (tokens 1, 4,
+16 … 67108864; seconds 0.01, 0.02 … 81.92).
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ METRIC_ATTRIBUTES = (
     "gen_ai.response.model",
     "auriko.routing.strategy",
     "server.address",
+    "server.port",
+    "openai.response.service_tier",
+    "openai.response.system_fingerprint",
     "error.type",
 )
 _ERROR_TYPE_FALLBACK = "auriko.error.type"

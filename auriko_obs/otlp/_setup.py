@@ -1,6 +1,6 @@
 """Decides, from ``instrument()``'s arguments and the ``OTEL_*`` variables, where spans and metrics go.
 
-The rules (also in the README):
+The rules (also in docs/guides/otlp.md):
 
 - The application has an SDK ``TracerProvider`` (passed as ``tracer_provider=``, or set globally):
   our spans are handed to its span processors, so they reach whatever it exports to, inside its
@@ -199,9 +199,12 @@ def setup_export(
 
             resource = _resource(service_name)
 
+        # An SDK MeterProvider passed as `metrics=` is recorded into, as the global one would be.
+        app_provider = metrics if hasattr(metrics, "get_meter") else sdk_meter_provider()
+
         def build(listen: Any) -> Any:
             return build_metrics(
-                otlp_exporter=metric_exporter, prometheus=listen, app_provider=sdk_meter_provider(), resource=resource
+                otlp_exporter=metric_exporter, prometheus=listen, app_provider=app_provider, resource=resource
             )
 
         env_listen = os.environ.get("AURIKO_OBS_PROMETHEUS") if prometheus is None else None

@@ -181,7 +181,7 @@ def _print_report(path: str, period: str, since, until, fmt: str, top_n: int, bu
     "config",
     type=click.Path(exists=True, dir_okay=False),
     required=True,
-    help="TOML file of [[report]] entries with cron expressions (see the README).",
+    help="TOML file of [[report]] entries with cron expressions (see docs/guides/reports.md).",
 )
 @db_option
 def schedule(config: str, db: Path | None) -> None:

@@ -102,7 +102,7 @@ def errors(store: Store, period: Period, calls: int) -> dict:
     """Returns error counts by code (``analysis.errors``), rate limits and budget rejections, and the error rate."""
     from .. import analysis
 
-    frame = analysis.errors(store, since=period.start, until=period.end, by="operation", period=None)
+    frame = analysis.errors(store, since=period.start, until=period.end, by="api", period=None)
     frame = frame[frame["kind"] == "error"]
     by_code = []
     if len(frame):

@@ -120,6 +120,8 @@ def typed_columns_sql(source: str) -> str:
             value = f"{value}[1]"
         if column.scale is not None:
             value = f"{value} * {column.scale!r}"
+        if column.default is not None:
+            value = f"coalesce({value}, {column.default})"
         select.append(f'{value} AS "{name}"')
     spec_text = json.dumps(spec).replace("'", "''")
     return (

@@ -57,6 +57,35 @@ def m004_report_deliveries(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+@migration
+def m005_api_column_and_responses_as_chat(con: duckdb.DuckDBPyConnection) -> None:
+    # Responses API calls were recorded as operation `responses`; the conventions (and the official OpenAI
+    # instrumentation) call them `chat` and tell the API apart by openai.api.type. Existing rows get the
+    # new `api` column, and their operation, span name and attributes are rewritten to match new rows.
+    # (`service_tier` is new too: older rows never recorded the tier, so it stays NULL for them.)
+    for name in ("api", "service_tier"):
+        con.execute(f'ALTER TABLE spans ADD COLUMN IF NOT EXISTS "{name}" VARCHAR')
+    con.execute(
+        """
+        UPDATE spans SET
+          api = CASE
+            WHEN operation = 'responses' THEN 'responses'
+            WHEN operation = 'embeddings' THEN 'embeddings'
+            ELSE coalesce(attributes ->> '$."openai.api.type"', 'chat_completions') END,
+          operation = CASE WHEN operation = 'responses' THEN 'chat' ELSE operation END,
+          name = CASE WHEN operation = 'responses' THEN regexp_replace(name, '^responses', 'chat') ELSE name END,
+          attributes = CASE WHEN operation = 'responses'
+            THEN json_merge_patch(attributes, '{"gen_ai.operation.name": "chat", "openai.api.type": "responses"}')
+            ELSE attributes END
+        WHERE operation IN ('chat', 'responses', 'embeddings') AND api IS NULL
+        """
+    )
+    con.execute(
+        "UPDATE spans SET attributes = json_merge_patch(attributes, json_object('auriko.openai_api', api)) "
+        "WHERE api IS NOT NULL AND attributes ->> '$.\"auriko.openai_api\"' IS NULL"
+    )
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
