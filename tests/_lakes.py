@@ -42,9 +42,9 @@ def lake_from_store(db_path: str, root: str, *, duplicate_where: str | None = No
     return root
 
 
-def spark_or_skip(app: str):
-    """Returns a local[2] SparkSession for one test module, or skips the module when pyspark or Java is missing
-    (with AURIKO_OBS_REQUIRE_SPARK=1, as in CI, it fails instead)."""
+def skip_without_spark() -> None:
+    """Skips the test (the module, from a module fixture) when pyspark or Java is missing; with
+    AURIKO_OBS_REQUIRE_SPARK=1, as in CI's Spark step, fails instead."""
     required = os.environ.get("AURIKO_OBS_REQUIRE_SPARK") == "1"
     missing = None
     try:
@@ -57,11 +57,17 @@ def spark_or_skip(app: str):
         if required:
             pytest.fail(f"AURIKO_OBS_REQUIRE_SPARK=1 but {missing}")
         pytest.skip(missing)
+
+
+def spark_session(app: str, *, connect: bool = False):
+    """Returns a SparkSession on local[2] (classic, or through a Spark Connect server that pyspark starts on
+    127.0.0.1); one per test module, stopped by the module's fixture."""
+    skip_without_spark()
     from pyspark.sql import SparkSession
 
+    builder = SparkSession.builder.remote("local[2]") if connect else SparkSession.builder.master("local[2]")
     return (
-        SparkSession.builder.master("local[2]")
-        .appName(app)
+        builder.appName(app)
         .config("spark.driver.memory", "1g")  # explicit: Spark's own default grows with the machine
         .config("spark.sql.shuffle.partitions", "2")  # test data is small: 200 shuffle tasks cost seconds
         .config("spark.ui.enabled", "false")

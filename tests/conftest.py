@@ -75,6 +75,7 @@ SDK_INDEPENDENT_MODULES = {
     "test_analysis_routing.py",
     "test_budget_check.py",
     "test_engine_conformance.py",
+    "test_spark_connect.py",
     "test_report_delivery.py",
     "test_schedule.py",
 }

@@ -25,7 +25,7 @@ from auriko_obs import analysis
 from auriko_obs.store import Store
 from auriko_obs.store._files import connect
 
-from ._lakes import lake_from_store, spark_or_skip
+from ._lakes import lake_from_store, spark_session
 
 CALLS = 120_000
 START = datetime(2026, 11, 27, tzinfo=timezone.utc)  # a Friday: the 9 days cross a week and a month boundary
@@ -129,8 +129,9 @@ def stores(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def spark_store(stores):
-    spark = spark_or_skip("auriko-obs conformance")
-    return Store.spark(spark, stores[1].path)
+    spark = spark_session("auriko-obs conformance")
+    yield Store.spark(spark, stores[1].path)
+    spark.stop()
 
 
 BUDGETS = [
