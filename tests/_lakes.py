@@ -69,7 +69,11 @@ def spark_session(app: str, *, connect: bool = False):
     return (
         builder.appName(app)
         .config("spark.driver.memory", "1g")  # explicit: Spark's own default grows with the machine
-        .config("spark.sql.shuffle.partitions", "2")  # test data is small: 200 shuffle tasks cost seconds
+        # Test data is small: 200 shuffle tasks, and compiling generated code for every query, cost more than
+        # they save (the 4 analyses of benchmarks took 28 s instead of 66 s without code generation here).
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.sql.codegen.wholeStage", "false")
+        .config("spark.sql.codegen.factoryMode", "NO_CODEGEN")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .getOrCreate()
