@@ -593,3 +593,14 @@ def test_spend_by_service_tier_and_by_api_tells_the_tiers_and_the_apis_apart(tmp
     assert by_tier.loc["(none)", "calls"] == 1  # embeddings report no tier
     by_api = analysis.cost_by("api", store).set_index("api")
     assert dict(by_api["calls"]) == {"responses": 2, "chat_completions": 1, "embeddings": 1}
+
+
+def test_a_store_file_from_before_a_column_existed_is_analysed_with_that_column_null(tmp_path):
+    import duckdb
+
+    path = make_store(str(tmp_path / "older.duckdb"), five_calls())
+    with duckdb.connect(path) as con:  # as an auriko-obs from before service_tier left the file
+        con.execute("ALTER TABLE spans DROP COLUMN service_tier")
+    frame = analysis.cost_by("service_tier", path)  # read-only: nothing migrates the file
+    assert frame[["service_tier", "calls"]].values.tolist() == [["(none)", 5]]
+    assert analysis.provider_mix(path, period=None)["calls"].sum() == 5

@@ -81,10 +81,15 @@ def _spark_helper(name: str) -> str:
     return text if sql_type == "VARCHAR" else f"try_cast({text} AS {_SPARK_TYPES[sql_type]})"
 
 
-def _calls_view_sql(helper: Any, spans: str, extra: str = "") -> str:
-    """Returns the SELECT of auriko_obs_calls over the relation ``spans``, with ``extra`` columns."""
+def _calls_view_sql(helper: Any, spans: str, extra: str = "", present: set[str] | None = None) -> str:
+    """Returns the SELECT of auriko_obs_calls over the relation ``spans``, with ``extra`` columns; a column not
+    ``present`` (a store file written before it existed, opened read-only) reads as NULL."""
+    columns = ", ".join(
+        c.name if present is None or c.name in present else f"CAST(NULL AS {c.sql_type}) AS {c.name}"
+        for c in fields.LLM_CALL_COLUMNS
+    )
     helpers = ", ".join(f"{helper(name)} AS {name}" for name in HELPER_COLUMNS)
-    return f"SELECT {fields.llm_calls_select_list()}{extra}, {helpers} FROM {spans} WHERE operation IS NOT NULL"
+    return f"SELECT {columns}{extra}, {helpers} FROM {spans} WHERE operation IS NOT NULL"
 
 
 def arrow_to_pandas(table: pa.Table) -> pd.DataFrame:
@@ -172,7 +177,14 @@ class DuckDBFile(Engine):
             ).fetchone()[0]:  # a store file from before the price cache, opened read-only
                 empty = ", ".join(f"NULL::{t} AS {n}" for n, t in _lake.PRICES_COLUMNS)
                 con.execute(f"CREATE OR REPLACE TEMP VIEW provider_prices AS SELECT {empty} LIMIT 0")
-            con.execute(f"CREATE OR REPLACE TEMP VIEW {CALLS_VIEW} AS {_calls_view_sql(_duckdb_helper, 'spans')}")
+            present = {
+                row[0]
+                for row in con.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_name = 'spans'"
+                ).fetchall()
+            }
+            view = _calls_view_sql(_duckdb_helper, "spans", present=present)
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {CALLS_VIEW} AS {view}")
             yield DuckDBConnection(con, partitioned=False)
 
 
