@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from .. import fields
 from ..store import Store, parse_time
-from ..store._engines import CALLS_VIEW, HELPER_COLUMNS, Connection, arrow_to_pandas
+from ..store._engines import CALLS_VIEW, HELPER_COLUMNS, Connection
 from ..store._lake import PARTITION_COLUMN, PRICES_COLUMNS
 
 if TYPE_CHECKING:
@@ -102,7 +102,7 @@ class Session:
         for node in expr.op().find(ops.InMemoryTable):  # small tables worked out in Python
             self.con.register(node.name, node.data.to_pyarrow(node.schema))
         table = self.con.arrow(self.compile(expr))
-        return arrow_to_pandas(table.cast(expr.schema().to_pyarrow()))
+        return self.con.to_pandas(table.cast(expr.schema().to_pyarrow()))
 
     def sql(self, query: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
         """Returns the result of a query in the engine's own SQL dialect."""

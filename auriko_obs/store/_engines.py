@@ -17,6 +17,7 @@ Spark, and its epoch-of-a-TIMESTAMPTZ goes through DuckDB's ICU calendar on ever
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -92,18 +93,25 @@ def _calls_view_sql(helper: Any, spans: str, extra: str = "", present: set[str] 
     return f"SELECT {columns}{extra}, {helpers} FROM {spans} WHERE operation IS NOT NULL"
 
 
-def arrow_to_pandas(table: pa.Table) -> pd.DataFrame:
+_converters = threading.local()
+
+
+def arrow_to_pandas(table: pa.Table, con: Any = None) -> pd.DataFrame:
     """Returns an Arrow table as DuckDB's ``.df()`` makes it (the dtypes every analysis has always returned:
-    nullable integers only where a NULL is, ``str`` text, UTC datetimes), whichever engine made the table."""
-    import duckdb
+    nullable integers only where a NULL is, ``str`` text, UTC datetimes), whichever engine made the table.
+
+    ``con`` is a DuckDB connection set to UTC to convert with; without one, this thread's own in-memory one
+    (opening a DuckDB database costs tens of milliseconds, so it is kept)."""
     import pandas  # noqa: F401  (DuckDB's .df() needs it)
 
-    con = duckdb.connect()
-    try:
-        con.execute("SET TimeZone = 'UTC'")
-        return con.from_arrow(table).df()
-    finally:
-        con.close()
+    if con is None:
+        con = getattr(_converters, "con", None)
+        if con is None:
+            import duckdb
+
+            con = _converters.con = duckdb.connect()
+            con.execute("SET TimeZone = 'UTC'")
+    return con.from_arrow(table).df()
 
 
 class Connection:
@@ -117,6 +125,10 @@ class Connection:
 
     def df(self, query: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
         raise NotImplementedError
+
+    def to_pandas(self, table: pa.Table) -> pd.DataFrame:
+        """Returns a result of this engine as a DataFrame (``arrow_to_pandas``)."""
+        return arrow_to_pandas(table)
 
     def register(self, name: str, table: pa.Table) -> None:
         """Makes a small Arrow table (one an analysis worked out in Python) a relation named ``name``."""
@@ -141,6 +153,9 @@ class DuckDBConnection(Connection):
 
     def register(self, name: str, table: pa.Table) -> None:
         self.con.register(name, table)
+
+    def to_pandas(self, table: pa.Table) -> pd.DataFrame:
+        return arrow_to_pandas(table, self.con)
 
 
 class Engine:
