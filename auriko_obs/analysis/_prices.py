@@ -238,7 +238,7 @@ def _segments(table: pd.DataFrame) -> tuple[dict[str, list[float]], list[_Segmen
         bounds = [0.0, *ts, 1.0]
         for k in range(len(bounds) - 1):
             mid = (bounds[k] + bounds[k + 1]) / 2
-            ranked = sorted(listed, key=lambda p, t=mid: t * p[0] + (1 - t) * p[1])
+            ranked = sorted(listed, key=_cost_at(mid))
             n = len(ranked)
             middle = ranked[(n + 1) // 2 - 1], ranked[n // 2]
             segments.append(
@@ -252,6 +252,15 @@ def _segments(table: pd.DataFrame) -> tuple[dict[str, list[float]], list[_Segmen
                 )
             )
     return crossings, segments
+
+
+def _cost_at(share: float) -> Any:
+    """Returns the cost per token of an offer (input price, output price) at a call's input share."""
+
+    def cost(offer: tuple[float, float]) -> float:
+        return share * offer[0] + (1 - share) * offer[1]
+
+    return cost
 
 
 def _routing_savings(s: Session, w: Where, g: Grouping, table: pd.DataFrame) -> ir.Table:

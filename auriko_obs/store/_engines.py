@@ -200,17 +200,15 @@ class DuckDBFile(Engine):
         with connect(self.path, read_only=not has_spool, wait_s=self.lock_wait_s) as con:
             if has_spool:
                 ingest_spool(con, self.path)
-            if not con.execute(
-                "SELECT count(*) FROM information_schema.tables WHERE table_name = 'provider_prices'"
-            ).fetchone()[0]:  # a store file from before the price cache, opened read-only
+            columns = con.execute(
+                "SELECT table_name, column_name FROM information_schema.columns "
+                "WHERE table_name IN ('spans', 'provider_prices')"
+            ).fetchall()
+            present = {column for table, column in columns if table == "spans"}
+            if not any(table == "provider_prices" for table, _ in columns):
+                # a store file from before the price cache, opened read-only
                 empty = ", ".join(f"NULL::{t} AS {n}" for n, t in _lake.PRICES_COLUMNS)
                 con.execute(f"CREATE OR REPLACE TEMP VIEW provider_prices AS SELECT {empty} LIMIT 0")
-            present = {
-                row[0]
-                for row in con.execute(
-                    "SELECT column_name FROM information_schema.columns WHERE table_name = 'spans'"
-                ).fetchall()
-            }
             view = _calls_view_sql(_duckdb_helper, "spans", present=present)
             con.execute(f"CREATE OR REPLACE TEMP VIEW {CALLS_VIEW} AS {view}")
             yield DuckDBConnection(con, partitioned=False)
