@@ -14,7 +14,7 @@ from ._stores import make_store
 from .test_lake import PRICES, three_days
 
 # pyspark starts the local Connect server with the builder's settings (spark.driver.memory among them), then
-# its client tries to set them again as session settings and warns that a static one cannot change.
+# tries to set them again as session settings and warns that a static one cannot change.
 pytestmark = pytest.mark.filterwarnings("ignore:Failed to set spark.driver.memory:UserWarning")
 
 

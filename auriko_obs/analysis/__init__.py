@@ -1,13 +1,17 @@
-"""Analyses of the store: each answers one question in one call, as SQL inside DuckDB, as a tidy DataFrame.
+"""Analyses of the store: each answers one question in one call, computed by the store's engine, as a tidy DataFrame.
 
 ```python
-from auriko_obs import analysis
+from auriko_obs import analysis, Store
 analysis.provider_mix("auriko_obs.duckdb", since="7d", period="day")
 analysis.cost_by("tag", "auriko_obs.duckdb", top=5)
 analysis.budget_burn("auriko_obs.duckdb", [analysis.Budget("team", 50, "daily", scope="tag", match="team:search")])
+analysis.cost_by("tag", "/mnt/lake/")                   # DuckDB over a lake of Parquet files
+analysis.cost_by("tag", Store.spark(spark, "/mnt/lake/"))  # Apache Spark over the same lake, the same frame
 ```
 
-Every function takes the store (a ``Store``, a path, or None for ``$AURIKO_OBS_DB`` / ``./auriko_obs.duckdb``),
+Each analysis is one Ibis expression, compiled to the SQL of the engine that reads the store (see
+``auriko_obs.store._engines``). Every function takes the store (a ``Store``, the path of a store file or of a
+lake, or None for ``$AURIKO_OBS_DB`` / ``./auriko_obs.duckdb``),
 ``since``/``until`` (datetimes, ISO-8601 strings or spans back from now such as ``"7d"``; calls whose
 ``start_time`` is in [since, until); a ``since`` not before ``until`` raises ValueError), and the filters
 ``model``, ``provider``, ``service``, ``tag`` and ``user``, each one value or a list. Periods (``hour``,
