@@ -44,6 +44,16 @@ def _db_path(db: Path | None) -> str:
     return os.fspath(db) if db else default_path()
 
 
+def _readable_db_path(db: Path | None) -> str:
+    """Returns the absolute path of an existing store for a command that reads it; anything else is a UserError."""
+    from .store import check_readable
+
+    try:
+        return check_readable(_db_path(db))
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
 def _writable_db_path(db: Path | None) -> str:
     """Returns the absolute store path for a command that writes to it; a file that cannot be a store is a UserError."""
     from .store import check_writable
@@ -222,11 +232,9 @@ def sql(query: str, db: Path | None, output: str) -> None:
 
     from .store import Store
 
-    path = _db_path(db)
+    path = _readable_db_path(db)
     try:
         frame = Store(path).sql(query)
-    except FileNotFoundError as exc:
-        raise UserError(str(exc)) from None
     except duckdb.Error as exc:
         raise UserError(f"query failed: {str(exc).splitlines()[0]}") from None
     if output == "csv":

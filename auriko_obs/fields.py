@@ -237,6 +237,7 @@ OTHER_ATTRIBUTES: tuple[tuple[str, str], ...] = (
     ("auriko.request.routing.<key>", "request gateway.routing options (optimize, providers, …)"),
     ("auriko.request.trace_id", "request gateway.metadata.trace_id"),
     ("auriko.request.custom.<key>", "request gateway.metadata.custom_fields"),
+    ("auriko.cost.price_source", "for an estimated cost: the list price used, as `<pricing page> @ <day copied>`"),
     ("auriko.error.message", "error body `message` (never request content)"),
     ("auriko.error.param", "error body `param`"),
     ("auriko.error.provider", "error body `provider`"),

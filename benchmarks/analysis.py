@@ -31,8 +31,7 @@ from datetime import datetime, timedelta, timezone
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from auriko_obs import analysis
-from auriko_obs.store import Store
-from auriko_obs.store._files import connect
+from auriko_obs.store import Store, connect
 
 END = datetime(2026, 11, 25, tzinfo=timezone.utc)
 DAYS = 30

@@ -7,7 +7,7 @@ end; fewer than written is a loss.
 
 Modes:
 - ``duckdb``: writers and reader use DuckDB's own file lock only (retrying on conflicts).
-- ``auriko-obs``: they go through ``auriko_obs.store._files.connect``, which brackets each open with a
+- ``auriko-obs``: they go through ``auriko_obs.store.connect``, which brackets each open with a
   lock of ours on ``<store>.lock``.
 
 On a 2-core machine at load average 12–28, DuckDB 2.0.1 in ``duckdb`` mode lost a committed batch in
@@ -52,7 +52,7 @@ WRITER = textwrap.dedent("""
             con.execute("COMMIT")
             con.close()
         else:
-            from auriko_obs.store._files import connect
+            from auriko_obs.store import connect
             with connect(path, read_only=False, wait_s=120) as con:
                 con.execute("CREATE TABLE IF NOT EXISTS t (tag VARCHAR, i INTEGER, pad VARCHAR)")
                 con.execute("BEGIN TRANSACTION")
@@ -75,7 +75,7 @@ def _count(path: str, mode: str) -> int | None:
                 return con.execute("SELECT count(*) FROM t").fetchone()[0]
             finally:
                 con.close()
-        from auriko_obs.store._files import connect
+        from auriko_obs.store import connect
 
         with connect(path, read_only=True, wait_s=120) as con:
             return con.execute("SELECT count(*) FROM t").fetchone()[0]

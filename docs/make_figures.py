@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "benchmarks"))
 from analysis import END, build  # noqa: E402  (benchmarks/analysis.py)
 
 from auriko_obs import analysis, plots  # noqa: E402
-from auriko_obs.store._files import connect  # noqa: E402
+from auriko_obs.store import connect  # noqa: E402
 
 # A 6-hour window is busy when its hash says so (1 in 4); outside busy windows 1 call in 10 stays.
 THIN_TO_BURSTS = """

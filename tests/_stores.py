@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from auriko_obs import fields
-from auriko_obs.store._files import connect
+from auriko_obs.store import connect
 
 _ids = itertools.count(1)
 _COLUMNS = [name for name, _ in fields.spans_columns()]

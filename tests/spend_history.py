@@ -6,7 +6,7 @@ import random
 import uuid
 from datetime import datetime, timedelta, timezone
 
-from auriko_obs.store._files import connect
+from auriko_obs.store import connect
 
 # (input, output) USD per 1M tokens, as the simulator's /v1/models lists them
 PRICES = {

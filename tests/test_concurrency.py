@@ -143,8 +143,12 @@ def test_batches_spool_while_another_process_holds_the_file_and_arrive_later(db_
         assert auriko_obs.stats()["spooled_spans"] == 3
         assert list(spool_dir(db_path).glob("*.parquet"))
         holder.wait(timeout=30)
-        frame = auriko_obs.Store(db_path).calls()  # the reader folds the spool in
+        frame = auriko_obs.Store(db_path).calls()  # a reader sees the spooled rows, reading read-only
+        assert list(spool_dir(db_path).glob("*.parquet"))
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        assert auriko_obs.flush()  # the next writer folds the spool into the file
+        stored = auriko_obs.Store(db_path).calls()
     finally:
         auriko_obs.uninstrument()
-    assert len(frame) == 4
+    assert len(frame) == 4 and len(stored) == 5
     assert not list(spool_dir(db_path).glob("*.parquet"))

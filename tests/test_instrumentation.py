@@ -522,10 +522,11 @@ def test_failure_inside_the_exporter_does_not_reach_the_caller(instrumented, cli
     def broken(self, spans):
         raise RuntimeError("injected exporter bug")
 
-    monkeypatch.setattr(DuckDBSpanExporter, "export", broken)
+    # the method the pipeline calls on the store's exporter (plain SpanExporters: export)
+    monkeypatch.setattr(DuckDBSpanExporter, "export_counting_failures", broken)
     response = client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
     assert response.choices
-    assert auriko_obs.flush()
+    assert auriko_obs.flush() is False  # the span is not in the store, and flush says so without raising
     assert auriko_obs.stats()["export_failures"]["DuckDBSpanExporter"] == 1
 
 

@@ -15,6 +15,7 @@ from IPython.utils.capture import capture_output
 
 import auriko_obs
 from auriko_obs._display import usd
+from auriko_obs.instrumentation import add_before_call, before_call_hooks, remove_before_call
 from auriko_obs.instrumentation._patch import HOOKS
 from auriko_obs.jupyter import SessionBudgetExceeded, current
 from auriko_obs.jupyter._magics import track_cell_as_line
@@ -361,12 +362,12 @@ def test_unload_restores_the_kernel(shell, db_path):
     pre_before = list(shell.events.callbacks["pre_run_cell"])
     post_before = list(shell.events.callbacks["post_run_cell"])
     run(shell, "%load_ext auriko_obs")
-    assert Completions.__dict__["create"] is not original and HOOKS.before_call is not None
+    assert Completions.__dict__["create"] is not original and before_call_hooks() != ()
     run(shell, ask())
     ran = run(shell, "%unload_ext auriko_obs")
     assert ran.result.success
     assert Completions.__dict__["create"] is original
-    assert HOOKS.before_call is None and HOOKS.submit is None and auriko_obs.instrumentation.active() is None
+    assert before_call_hooks() == () and HOOKS.submit is None and auriko_obs.instrumentation.active() is None
     assert shell.events.callbacks["pre_run_cell"] == pre_before
     assert shell.events.callbacks["post_run_cell"] == post_before
     assert "auriko_obs" not in shell.magics_manager.magics["line"]
@@ -391,7 +392,7 @@ def test_an_unwritable_store_is_one_line_and_instruments_nothing(shell, tmp_path
         "set $AURIKO_OBS_DB to a writable path. Nothing was instrumented."
     ]
     assert "auriko_obs" not in shell.extension_manager.loaded and current() is None
-    assert auriko_obs.instrumentation.active() is None and HOOKS.before_call is None
+    assert auriko_obs.instrumentation.active() is None and before_call_hooks() == ()
     assert "auriko_obs" not in shell.magics_manager.magics["line"]
 
 
@@ -521,7 +522,7 @@ def test_tables_format_each_column_by_what_its_name_says(loaded):
 
 
 def test_plain_openai_calls_are_untouched_by_the_hook_when_not_loaded(sim):
-    assert HOOKS.before_call is None
+    assert before_call_hooks() == ()
     with openai.OpenAI(base_url=sim.base_url, api_key=API_KEY, max_retries=0) as client:
         assert client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}]).choices
 
@@ -602,10 +603,10 @@ def test_a_broken_before_call_hook_is_counted_and_the_call_goes_ahead(instrument
         raise KeyError("a bug of ours")
 
     before = INTERNAL_ERRORS.counts["before_call"]
-    HOOKS.before_call = broken
+    add_before_call(broken)
     try:
         reply = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
     finally:
-        HOOKS.before_call = None
+        remove_before_call(broken)
     assert reply.choices and INTERNAL_ERRORS.counts["before_call"] == before + 1
     assert auriko_obs.flush(30) and len(auriko_obs.Store(instrumented).calls()) == 1

@@ -221,18 +221,22 @@ def test_a_claim_keeps_a_second_run_from_sending_while_the_first_is_sending(stor
     from datetime import datetime, timedelta, timezone
 
     from auriko_obs.reports._delivery_log import CLAIM_TTL, claim, release
-    from auriko_obs.store._files import connect
+    from auriko_obs.store import connect
 
-    assert claim(store, "weekly", "week:x", "email:a") is None
-    assert claim(store, "weekly", "week:x", "email:a").startswith("being sent by another run since")
-    release(store, "weekly", "week:x", "email:a")  # the first run failed: the next may try
-    assert claim(store, "weekly", "week:x", "email:a") is None
-    with connect(store, read_only=False, wait_s=5) as con:  # a run that died mid-send long ago
+    assert claim(store, "weekly", "week:x", "email:a").send
+    second = claim(store, "weekly", "week:x", "email:a")  # this process is alive: it is still sending
+    assert not second.send and not second.interrupted and second.detail.startswith("being sent by another run")
+    release(store, "weekly", "week:x", "email:a")  # the first run never sent it: the next may
+    assert claim(store, "weekly", "week:x", "email:a").send
+    with connect(store, read_only=False, wait_s=5) as con:  # a run on another host that died mid-send long ago
         con.execute(
-            "UPDATE auriko_obs_report_deliveries SET delivered_at = ?",
+            'UPDATE auriko_obs_report_deliveries SET delivered_at = ?, detail = \'{"host": "elsewhere", "pid": 1}\'',
             [datetime.now(timezone.utc) - CLAIM_TTL - timedelta(minutes=1)],
         )
-    assert claim(store, "weekly", "week:x", "email:a") is None
+    expired = claim(store, "weekly", "week:x", "email:a")  # not sent again on its own: it may have arrived
+    assert not expired.send and expired.interrupted and "pid 1 on elsewhere" in expired.detail
+    assert claim(store, "weekly", "week:x", "email:a").interrupted  # and it stays an error
+    assert claim(store, "weekly", "week:x", "email:a", force=True).send
 
 
 def test_an_unwritable_file_is_a_delivery_failure(store, tmp_path, capsys):

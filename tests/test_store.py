@@ -181,7 +181,8 @@ def test_a_file_that_is_not_a_store_is_warned_about_once_and_counted_truthfully(
     try:
         for _ in range(3):
             client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
-            assert auriko_obs.flush()  # three batches, three failed writes
+            # three batches, three failed writes: the spans wait in the spool, not in the store, so flush says so
+            assert auriko_obs.flush() is False
         stats = auriko_obs.stats()
     finally:
         auriko_obs.uninstrument()
@@ -210,8 +211,7 @@ def test_check_writable_says_why_a_path_cannot_be_a_store(tmp_path):
 
 def _stored_raw_rows(path: str):
     """Returns the store's spans as the raw Arrow rows an exporter inserts (``RAW_SCHEMA``)."""
-    from auriko_obs.store._files import connect
-    from auriko_obs.store._rows import RAW_SCHEMA
+    from auriko_obs.store import RAW_SCHEMA, connect
 
     names = ", ".join(f'"{name}"' for name in RAW_SCHEMA.names)
     with connect(path, read_only=True, wait_s=5) as con:
@@ -254,9 +254,7 @@ def test_a_spool_file_ingested_twice_adds_no_duplicates(instrumented, client):
     ingested again."""
     import pyarrow.parquet as pq
 
-    from auriko_obs.store import spool_dir
-    from auriko_obs.store._exporter import ingest_spool
-    from auriko_obs.store._files import connect
+    from auriko_obs.store import connect, ingest_spool, spool_dir
 
     for _ in range(2):
         client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
@@ -268,6 +266,39 @@ def test_a_spool_file_ingested_twice_adds_no_duplicates(instrumented, client):
         with connect(instrumented, read_only=False, wait_s=5) as con:
             assert ingest_spool(con, instrumented) == 2
         assert _span_counts(instrumented) == (2, 2, 2)
+
+
+def test_readers_show_spooled_rows_even_when_the_store_file_is_gone(instrumented, client):
+    from auriko_obs.store import Spool, spool_dir
+
+    for _ in range(2):
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    assert auriko_obs.flush()
+    table = _stored_raw_rows(instrumented)
+    Spool(spool_dir(instrumented)).publish(table)  # as a writer locked out of the file leaves them
+    os.remove(instrumented)
+    assert _span_counts(instrumented) == (2, 2, 2)
+    assert list(spool_dir(instrumented).glob("*.parquet"))  # a reader moves nothing
+
+
+def test_spooled_rows_are_read_with_the_stored_columns_and_types(instrumented, client):
+    import pyarrow as pa
+
+    from auriko_obs.store import Spool, spool_dir
+
+    for _ in range(2):
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    assert auriko_obs.flush()
+    store = auriko_obs.Store(instrumented)
+    described = {table: store.sql(f"DESCRIBE {table}") for table in ("spans", "llm_calls")}
+    table = _stored_raw_rows(instrumented)
+    new_ids = pa.array([f"{i:016x}" for i in range(1, 3)])
+    Spool(spool_dir(instrumented)).publish(table.set_column(1, "span_id", new_ids))  # two more spans
+    for name, before in described.items():
+        assert store.sql(f"DESCRIBE {name}")[["column_name", "column_type"]].equals(
+            before[["column_name", "column_type"]]
+        ), name
+    assert _span_counts(instrumented) == (4, 4, 4)
 
 
 def _store_from_before_the_api_column(path: str) -> None:

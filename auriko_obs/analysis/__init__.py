@@ -18,13 +18,29 @@ lake, or None for ``$AURIKO_OBS_DB`` / ``./auriko_obs.duckdb``),
 ``day``, ``week``, ``month``) are UTC; weeks start on Monday. A dimension's NULL shows as ``(none)``.
 Each docstring lists the columns returned.
 ``auriko_obs.plots`` draws one figure from each of these frames.
+
+For expressions of one's own with the same filters and groups (as ``%auriko_obs report`` builds its table):
+``session(store)`` opens the store's engine (``.calls``, an Ibis table; ``.run(expr)``, a DataFrame),
+``where()`` builds the filter (a ``Where``; ``.apply(session)`` gives the calls it keeps), and
+``raw_dimension``/``label``/``out_name`` a dimension's value, its label and its column name.
 """
 
 from ._budget_burn import Budget, budget_burn, budget_burndown, load_budgets, period_bounds
 from ._forecast import Forecast, decayed_rate, forecast
 from ._health import errors, latency
-from ._prices import fetch_prices, prices, refresh_prices, routing_savings
-from ._query import DIMENSIONS, NONE_LABEL, OTHER_LABEL
+from ._query import (
+    DIMENSIONS,
+    NONE_LABEL,
+    OTHER_LABEL,
+    Session,
+    Where,
+    label,
+    out_name,
+    raw_dimension,
+    session,
+    where,
+)
+from ._routing import fetch_prices, prices, refresh_prices, routing_savings
 from ._spend import cache_savings, cost_by, provider_mix
 
 __all__ = [
@@ -33,6 +49,8 @@ __all__ = [
     "OTHER_LABEL",
     "Budget",
     "Forecast",
+    "Session",
+    "Where",
     "budget_burn",
     "budget_burndown",
     "cache_savings",
@@ -41,11 +59,16 @@ __all__ = [
     "errors",
     "fetch_prices",
     "forecast",
+    "label",
     "latency",
     "load_budgets",
+    "out_name",
     "period_bounds",
     "prices",
     "provider_mix",
+    "raw_dimension",
     "refresh_prices",
     "routing_savings",
+    "session",
+    "where",
 ]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
 
-from ..cli import UserError, _db_path, app, cannot_listen, db_option
+from ..cli import UserError, _db_path, _readable_db_path, app, cannot_listen, db_option
 
 
 @app.command()
@@ -27,8 +28,11 @@ def dashboard(db: Path | None, port: int, host: str, folder: str | None) -> None
     from ._definitions import DashboardError
     from ._web_app import serve
 
+    path = _db_path(db)
+    if os.path.exists(path):  # a store yet to be made is fine: the page waits for the first spans
+        path = _readable_db_path(db)
     try:
-        serve(_db_path(db), host=host, port=port, folder=folder, ready=lambda line: print(line, flush=True))
+        serve(path, host=host, port=port, folder=folder, ready=lambda line: print(line, flush=True))
     except DashboardError as exc:
         raise UserError(str(exc)) from None
     except OSError as exc:

@@ -30,7 +30,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PANEL_TYPES = ("indicator", "line", "area", "bar", "hbar", "pie", "scatter", "table")
+from ..plots import PANEL_KINDS as PANEL_TYPES
+
 _KEYS = {"title", "type", "sql", "x", "y", "color", "width", "prefix", "description"}
 
 

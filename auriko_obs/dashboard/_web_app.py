@@ -100,7 +100,7 @@ class DashboardApp:
         return results
 
     def _panels(self, dashboard: Dashboard, version: tuple[int, str] | None) -> dict:
-        from ._figures import panel_figure
+        from .. import plots
 
         frames = self._frames(dashboard) if version is not None else [None] * len(dashboard.panels)
         panels = []
@@ -112,7 +112,10 @@ class DashboardApp:
                 item["error"] = str(frame).splitlines()[0]
             else:
                 try:
-                    item["figure"] = json.loads(panel_figure(panel, frame).to_json())
+                    figure = plots.panel(
+                        panel.type, frame, x=panel.x, y=panel.y, color=panel.color, prefix=panel.prefix, height=320
+                    )
+                    item["figure"] = json.loads(figure.to_json())
                     item["rows"] = len(frame)
                 except Exception as exc:  # e.g. a column named in the definition that the query lacks
                     item["error"] = str(exc).splitlines()[0]

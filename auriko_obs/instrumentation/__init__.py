@@ -22,7 +22,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from ._patch import (
     OPENAI_TARGETS,
     STREAM_HELPER_TARGETS,
     Patcher,
+    StopCall,
     wrap_instance_methods,
 )
 from ._pipeline import Pipeline
@@ -42,10 +43,14 @@ from ._pipeline import Pipeline
 __all__ = [
     "CallRecord",
     "Instrumentation",
+    "StopCall",
+    "add_before_call",
     "attributes",
+    "before_call_hooks",
     "flush",
     "flush_store",
     "instrument",
+    "remove_before_call",
     "stats",
     "uninstrument",
     "wrap",
@@ -76,34 +81,51 @@ class Instrumentation:
         """
         started = time.monotonic()
         done = self.flush_store(timeout_s)
-        if done and self.export is not None:
-            left = None if timeout_s is None else max(0.0, timeout_s - (time.monotonic() - started))
-            done = self.export.flush(left)
+        if self.export is not None:  # a span the store could not take still goes to the collector
+            done = self.export.flush(_time_left(timeout_s, started)) and done
         return done
 
     def flush_store(self, timeout_s: float | None = 30.0) -> bool:
-        """Returns True once every finished call is in the store; it does not wait on a collector."""
+        """Returns True once every finished call is in the store; it does not wait on a collector.
+
+        False (never an exception) when ``timeout_s`` ran out, or when any call finished since the previous
+        flush is not in the store: a span it refused, batches waiting in memory for a full disk…"""
+        started = time.monotonic()
         done = self.pipeline.flush(timeout_s)
-        if done and self.export is not None:  # other instrumentations' GenAI spans, from the app's provider
-            done = self.export.flush_store(timeout_s)
+        store = self.store_exporter
+        if store is not None:  # batches held in memory for an unwritable store are tried once more
+            done = store.force_flush() and done
+        if self.export is not None:  # other instrumentations' GenAI spans, from the app's provider
+            done = self.export.flush_store(_time_left(timeout_s, started)) and done
         return done
 
+    @property
+    def store_exporter(self) -> Any:
+        """Returns the exporter into the DuckDB store, or None (``instrument(db=False)``)."""
+        return next((e for e in self.pipeline.exporters if hasattr(e, "spooled_spans")), None)
+
     def stats(self) -> dict[str, Any]:
-        """Returns counters: spans exported and dropped, export failures, internal errors, spooled rows.
+        """Returns counters: spans exported and dropped, export failures, internal errors, the store's.
 
         ``exported_spans`` counts spans that every exporter took (DuckDB: written, or spooled while another
-        process held the file); ``export_failures`` the spans each exporter could not take, for DuckDB a
-        file it cannot write, whose batches wait in the spool (``spooled_spans``).
+        process held the file); ``export_failures`` the spans each exporter could not take, for DuckDB those
+        not in the store (a file it cannot write, whose batches wait in the spool or in memory; rows it
+        refused). ``store`` has the DuckDB writer's own counters (``StoreWriter.stats``).
         """
-        store = next((e for e in self.pipeline.exporters if hasattr(e, "spooled_spans")), None)
+        store = self.store_exporter
         return {
             "exported_spans": self.pipeline.exported,
             "dropped_spans": self.pipeline.dropped,
             "export_failures": dict(self.pipeline.export_failures),
             "internal_errors": dict(INTERNAL_ERRORS.counts),
             "spooled_spans": getattr(store, "spooled_spans", 0),
+            **({"store": store.stats()} if store is not None else {}),
             **(self.export.stats() if self.export is not None else {}),
         }
+
+
+def _time_left(timeout_s: float | None, started: float) -> float | None:
+    return None if timeout_s is None else max(0.0, timeout_s - (time.monotonic() - started))
 
 
 _lock = threading.RLock()
@@ -148,7 +170,7 @@ def _start(
         exporters.append(exporter)
     export = None
     if _wants_otel(otlp, tracer_provider, metrics, prometheus):
-        from ..otlp._setup import setup_export
+        from ..otlp import setup_export
 
         export = setup_export(
             otlp=otlp,
@@ -157,6 +179,7 @@ def _start(
             prometheus=prometheus,
             store=exporters[0] if exporters else None,
             service_name=service_name,
+            default_resource=lambda: _resource(service_name),
         )
     resource = export.resource if export is not None and export.resource is not None else _resource(service_name)
     if export is not None:
@@ -291,9 +314,31 @@ def wrap(client: Any) -> Any:
     return client
 
 
+def add_before_call(hook: Callable[[CallRecord], None]) -> None:
+    """Runs ``hook(record)`` on the caller's thread before each recorded call is sent, after the hooks
+    added before it. A hook that raises ``StopCall`` (or a subclass) stops the call: it is recorded as a
+    failed call and the exception reaches the caller. Any other exception is counted
+    (``internal_errors["before_call"]``) and the call goes ahead. Adding a hook twice runs it once."""
+    with _lock:
+        if hook not in HOOKS.before_call:
+            HOOKS.before_call = (*HOOKS.before_call, hook)
+
+
+def remove_before_call(hook: Callable[[CallRecord], None]) -> None:
+    """Stops running a hook added by ``add_before_call`` (one not added is fine)."""
+    with _lock:
+        HOOKS.before_call = tuple(h for h in HOOKS.before_call if h != hook)
+
+
+def before_call_hooks() -> tuple[Callable[[CallRecord], None], ...]:
+    """Returns the hooks run before each call, in order."""
+    return HOOKS.before_call
+
+
 def flush(timeout_s: float | None = 30.0) -> bool:
     """Returns True once every finished call is in the store and sent over OTLP (True at once when not
-    instrumented)."""
+    instrumented); False when ``timeout_s`` ran out or a call finished since the previous flush could not
+    be stored."""
     active = _active
     return active.flush(timeout_s) if active is not None else True
 

@@ -15,8 +15,8 @@ from typing import Any
 import orjson
 
 from .. import fields as F
+from ..prices import estimate_cost_usd
 from ._call_record import CallRecord, remember_auriko
-from ._prices import estimate_cost_usd
 from ._streams import field
 
 Attributes = dict[str, Any]
@@ -604,8 +604,9 @@ def _cost_estimate(attrs: Attributes) -> None:
         attrs.get(F.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS),
     )
     if estimate is not None:
-        attrs["auriko.cost.usd"] = estimate
+        attrs["auriko.cost.usd"], price = estimate
         attrs["auriko.cost.source"] = "estimate"
+        attrs["auriko.cost.price_source"] = price.citation
 
 
 def build_attributes(record: CallRecord, capture_content: bool = False) -> tuple[str, Attributes, str | None]:

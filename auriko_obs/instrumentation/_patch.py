@@ -34,12 +34,12 @@ from ._streams import (
 
 
 class Hooks:
-    """Where finished records go (None: not instrumented), whether content is captured, and an optional
-    check run on the caller's thread before each call is sent (the Jupyter extension's session budget)."""
+    """Where finished records go (None: not instrumented), whether content is captured, and the checks run
+    on the caller's thread before each call is sent (the Jupyter extension's session budget), in order."""
 
     submit: Callable[[CallRecord], None] | None = None
     capture_content: bool = False
-    before_call: Callable[[CallRecord], None] | None = None
+    before_call: tuple[Callable[[CallRecord], None], ...] = ()
 
 
 class StopCall(Exception):
@@ -189,15 +189,14 @@ def _start(kind: str, api: str, instance: Any, kwargs: dict) -> CallRecord | Non
 def _before_call(record: CallRecord, submit: Callable[[CallRecord], None]) -> None:
     # A StopCall is the hook's decision (recorded, then raised to the caller); anything else is our bug.
     __tracebackhide__ = True  # IPython shows the caller's line, not ours
-    hook = HOOKS.before_call
-    try:
-        if hook is not None:
+    for hook in HOOKS.before_call:
+        try:
             hook(record)
-    except StopCall as exc:
-        _fail(record, exc, submit)
-        raise
-    except Exception as exc:
-        INTERNAL_ERRORS.record("before_call", exc)
+        except StopCall as exc:
+            _fail(record, exc, submit)
+            raise
+        except Exception as exc:
+            INTERNAL_ERRORS.record("before_call", exc)
 
 
 def sync_wrapper(kind: str, api: str) -> Callable:
@@ -206,7 +205,7 @@ def sync_wrapper(kind: str, api: str) -> Callable:
         if record is None:
             return wrapped(*args, **kwargs)
         submit = HOOKS.submit
-        if HOOKS.before_call is not None:
+        if HOOKS.before_call:
             _before_call(record, submit)
         token = CURRENT.set(record)
         try:
@@ -227,7 +226,7 @@ def async_wrapper(kind: str, api: str) -> Callable:
         if record is None:
             return await wrapped(*args, **kwargs)
         submit = HOOKS.submit
-        if HOOKS.before_call is not None:
+        if HOOKS.before_call:
             _before_call(record, submit)
         token = CURRENT.set(record)
         try:

@@ -7,7 +7,8 @@ directly costs about 2 µs a span, against about 40 µs for a span started and e
 tracer with the same attributes, which is what keeps the whole path cheap.
 
 Nothing is dropped silently: if records arrive faster than ``max_pending`` can absorb, the excess is
-counted in ``dropped`` and logged; exporter failures are counted per exporter.
+counted in ``dropped`` and logged; exporter failures are counted per exporter, and ``flush`` returns False
+when any span exported since the previous flush failed in an exporter.
 """
 
 from __future__ import annotations
@@ -37,6 +38,13 @@ _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _UNSET = Status(StatusCode.UNSET)
 
 
+class _FlushMarker(threading.Event):
+    """Queued by ``flush``; set by the worker once every record before it is exported, ``ok`` telling whether
+    every exporter took every span since the previous marker."""
+
+    ok = True
+
+
 class Pipeline:
     """Queues call records and exports them as spans from a background thread."""
 
@@ -61,6 +69,7 @@ class Pipeline:
         self.exported = 0
         self.dropped = 0
         self.export_failures: dict[str, int] = {}
+        self._failed_since_marker = 0  # worker thread only
         self._ids = RandomIdGenerator()
         self._reset_threading()
         _PIPELINES.add(self)
@@ -89,13 +98,14 @@ class Pipeline:
             self._wake.set()
 
     def flush(self, timeout_s: float | None = 30.0) -> bool:
-        """Returns True once every record submitted before the call has been exported."""
+        """Returns True once every record submitted before the call has been exported, and every exporter
+        took every span exported since the previous flush; False when one did not, or on timeout."""
         if not self._thread.is_alive():
             return not self._queue
-        marker = threading.Event()
+        marker = _FlushMarker()
         self._queue.append(marker)
         self._wake.set()
-        return marker.wait(timeout_s)
+        return marker.wait(timeout_s) and marker.ok
 
     def shutdown(self, timeout_s: float = 30.0) -> None:
         self.flush(timeout_s)
@@ -124,16 +134,18 @@ class Pipeline:
         queue = self._queue
         while queue:
             batch: list[CallRecord] = []
-            markers: list[threading.Event] = []
+            markers: list[_FlushMarker] = []
             while queue and len(batch) < self.batch_size:
                 item = queue.popleft()
-                if isinstance(item, threading.Event):
+                if isinstance(item, _FlushMarker):
                     markers.append(item)
                     break
                 batch.append(item)
             if batch:
                 self._export([span for span in map(self._span, batch) if span is not None])
             for marker in markers:
+                marker.ok = not self._failed_since_marker
+                self._failed_since_marker = 0
                 marker.set()
 
     def _span(self, record: CallRecord) -> ReadableSpan | None:
@@ -167,17 +179,27 @@ class Pipeline:
         delivered = True
         for exporter in self.exporters:
             name = type(exporter).__name__
-            try:
-                result = exporter.export(spans)
-                ok = getattr(result, "name", "SUCCESS") == "SUCCESS"
-            except Exception as exc:
-                ok = False
-                INTERNAL_ERRORS.record(f"export.{name}", exc)
-            if not ok:
-                self.export_failures[name] = self.export_failures.get(name, 0) + len(spans)
+            failed = _export_to(exporter, spans, name)
+            if failed:
+                self.export_failures[name] = self.export_failures.get(name, 0) + failed
+                self._failed_since_marker += failed
                 delivered = False
         if delivered:  # `exported` counts spans that every exporter took
             self.exported += len(spans)
+
+
+def _export_to(exporter: Any, spans: list[ReadableSpan], name: str) -> int:
+    """Returns how many of the spans the exporter did not take: all of them for a plain SpanExporter that
+    fails, just the failing ones for the store's (which stores the rest of a batch)."""
+    try:
+        counting = getattr(exporter, "export_counting_failures", None)
+        if counting is not None:
+            return int(counting(spans))
+        result = exporter.export(spans)
+        return 0 if getattr(result, "name", "SUCCESS") == "SUCCESS" else len(spans)
+    except Exception as exc:
+        INTERNAL_ERRORS.record(f"export.{name}", exc)
+        return len(spans)
 
 
 _PIPELINES: weakref.WeakSet[Pipeline] = weakref.WeakSet()

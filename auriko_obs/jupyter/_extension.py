@@ -10,9 +10,10 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
-from ..instrumentation._patch import HOOKS, StopCall
+from ..instrumentation import StopCall, add_before_call, remove_before_call
 from ._summary import RUN_ATTR, SESSION_ATTR, Summary, mime_bundle, summarize
 
 log = logging.getLogger("auriko_obs")
@@ -131,7 +132,7 @@ class Extension:
             # Same store, capture setting and service: this only makes sure the class-level patches are on.
             instrumentation.instrument(active.db_path or False, capture_content=active.capture_content)
         self._attach_ledger()
-        HOOKS.before_call = self.before_call
+        add_before_call(self.before_call)
         self.shell.events.register("pre_run_cell", self.pre_run_cell)
         self.shell.events.register("post_run_cell", self.post_run_cell)
         unregister_magics(self.shell)
@@ -158,6 +159,9 @@ class Extension:
 
         service = None if os.environ.get("OTEL_SERVICE_NAME") else "jupyter"
         try:
+            # instrument() never raises for a store it cannot write (it warns and counts): in a notebook,
+            # where someone reads the answer at once, a folder that cannot exist is said in one line instead.
+            Path(default_path()).absolute().parent.mkdir(parents=True, exist_ok=True)
             return instrumentation.instrument(service_name=service)
         except OSError as exc:
             reason = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
@@ -174,8 +178,7 @@ class Extension:
         for name, callback in (("pre_run_cell", self.pre_run_cell), ("post_run_cell", self.post_run_cell)):
             with contextlib.suppress(ValueError):  # not registered (a failed load)
                 self.shell.events.unregister(name, callback)
-        if HOOKS.before_call == self.before_call:
-            HOOKS.before_call = None
+        remove_before_call(self.before_call)
         unregister_magics(self.shell)
         unregister_track_transform(self.shell)
         unregister_dataframe_html(self.shell)

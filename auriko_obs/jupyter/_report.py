@@ -6,9 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from ..analysis import DIMENSIONS
-from ..analysis._query import Session, label, out_name, raw_dimension, where
-from ..analysis._query import session as open_session
+from ..analysis import DIMENSIONS, Session, label, out_name, raw_dimension, where
+from ..analysis import session as open_session
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -75,20 +74,6 @@ def report(
 
 
 def _figure(series: pd.DataFrame, by: str, unit: str) -> Any:
-    import plotly.express as px
+    from .. import plots
 
-    fig = px.bar(
-        series,
-        x="period",
-        y="cost_usd",
-        color=by,
-        custom_data=["calls"],
-        title=f"Cost per {unit} by {by}",
-        labels={"period": f"time (UTC, per {unit})", "cost_usd": "cost (USD)", by: by},
-    )
-    fig.update_traces(
-        hovertemplate=f"%{{x}}<br>{by}: %{{fullData.name}}<br>cost: $%{{y:.4f}}"
-        "<br>calls: %{customdata[0]}<extra></extra>"
-    )
-    fig.update_layout(yaxis_tickprefix="$", barmode="stack", legend_title_text=by, height=380)
-    return fig
+    return plots.cost_over_time(series, by, unit, height=380)

@@ -12,7 +12,38 @@ Nothing here is imported by ``import auriko_obs``; the exporters, grpc and proto
 
 from __future__ import annotations
 
-__all__ = ["normalize_attributes"]
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._setup import Export
+
+__all__ = ["normalize_attributes", "setup_export"]
+
+
+def setup_export(
+    *,
+    otlp: Any,
+    tracer_provider: Any,
+    metrics: Any,
+    prometheus: Any,
+    store: Any,
+    service_name: str | None,
+    default_resource: Callable[[], Any],
+) -> Export:
+    """Returns the OTLP export, metrics and application-provider forwarding that ``instrument()`` asked for
+    (the rules are in ``_setup``); loads the exporters on first use."""
+    from ._setup import setup_export as _setup_export
+
+    return _setup_export(
+        otlp=otlp,
+        tracer_provider=tracer_provider,
+        metrics=metrics,
+        prometheus=prometheus,
+        store=store,
+        service_name=service_name,
+        default_resource=default_resource,
+    )
 
 
 def normalize_attributes(attributes: dict) -> dict:

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from ..store._rows import RAW_SCHEMA
+from ..store import RAW_SCHEMA
 from ._mapping import looks_genai, normalize
 
 _KINDS = ("INTERNAL", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")  # index = OTLP SpanKind

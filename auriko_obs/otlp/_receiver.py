@@ -89,6 +89,7 @@ class Receiver:
             "malformed_requests": self.malformed_requests,
             "failed_spans": self.failed_spans,
             "spooled_spans": self.exporter.spooled_spans,
+            "quarantined_files": self.exporter.spool.quarantined_files,
         }
 
     def offer(self, request: Any) -> int:

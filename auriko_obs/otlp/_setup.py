@@ -133,8 +133,17 @@ _OTLP_ENV = "OTLP export (OTEL_EXPORTER_OTLP_*)"
 
 
 def setup_export(
-    *, otlp: Any, tracer_provider: Any, metrics: Any, prometheus: Any, store: Any, service_name: str | None
+    *,
+    otlp: Any,
+    tracer_provider: Any,
+    metrics: Any,
+    prometheus: Any,
+    store: Any,
+    service_name: str | None,
+    default_resource: Callable[[], Any],
 ) -> Export:
+    """Returns what goes beside DuckDB; ``default_resource()`` makes the resource of metrics when the
+    application has no provider of its own."""
     from opentelemetry.sdk.trace.export import SpanExporter
 
     export = Export()
@@ -195,9 +204,7 @@ def setup_export(
             metric_exporter = _unless_from_env(True, "setup.otlp", _OTLP_ENV, make_metric_exporter)
         resource = export.resource
         if resource is None:
-            from ..instrumentation import _resource
-
-            resource = _resource(service_name)
+            resource = default_resource()
 
         # An SDK MeterProvider passed as `metrics=` is recorded into, as the global one would be.
         app_provider = metrics if hasattr(metrics, "get_meter") else sdk_meter_provider()

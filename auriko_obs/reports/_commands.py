@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ..cli import UserError, _db_path, app, db_option
+from ..cli import UserError, _db_path, _readable_db_path, app, db_option
 
 
 def _time(value: str | None, option: str):
@@ -100,9 +100,7 @@ def report(
     if cron_line:
         _print_cron_line(click.get_current_context(), cron_expression)
         return
-    path = _db_path(db)
-    if not os.path.exists(path):
-        raise UserError(f"no auriko-obs store at {os.path.abspath(path)}")
+    path = _readable_db_path(db)
     email_to = email_to or tuple(a.strip() for a in os.environ.get("AURIKO_OBS_EMAIL_TO", "").split(",") if a.strip())
     if not to and out is None:
         _print_report(path, period, since, until, fmt, top_n, budgets_config)
@@ -129,7 +127,9 @@ def report(
         raise UserError(str(exc).splitlines()[0]) from None
     failed = [o for o in outcomes if o.status == "failed"]
     if failed:
-        click.echo(f"auriko-obs: delivery failed: {'; '.join(o.detail for o in failed)}", err=True)
+        several = len({o.period for o in failed}) > 1  # catching up: say which period each failure is for
+        details = [f"{o.period}: {o.detail}" if several else o.detail for o in failed]
+        click.echo(f"auriko-obs: delivery failed: {'; '.join(details)}", err=True)
         raise click.exceptions.Exit(1)
 
 

@@ -20,11 +20,15 @@ STARTTLS is always used, and the server certificate is always verified.
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
 import os
 import random
 import smtplib
+import socket
 import ssl
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -56,7 +60,10 @@ def deliver_file(content: bytes, path: str | os.PathLike[str]) -> str:
 
 @dataclass(frozen=True)
 class Retry:
-    """How a webhook is retried: ``attempts`` in all, waits growing from ``base_s`` by ``factor`` (jittered)."""
+    """How a webhook is retried: ``attempts`` in all, waits growing from ``base_s`` by ``factor`` (jittered).
+
+    ``timeout_s`` is the deadline of one attempt, from connecting to the last byte of the answer; so a run
+    takes at most ``attempts × timeout_s`` plus the waits between attempts."""
 
     attempts: int = 5
     base_s: float = 1.0
@@ -82,34 +89,147 @@ def _retry_after(headers: Any) -> float | None:
         return None
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Makes every 3xx an HTTPError: following a redirect would turn the POST into a GET without the report."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+class _Deadline:
+    """Shuts down the sockets of one attempt when its time is up.
+
+    A socket timeout bounds each read, not the attempt: a server that sends one header line every few
+    seconds never trips it. Shutting the socket down from a timer ends the read wherever it is.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = False
+        self._finished = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            if self.expired:
+                self._shutdown(sock)
+
+    def finish(self) -> bool:
+        """Returns whether the attempt ended in time; after this call the deadline no longer fires."""
+        with self._lock:
+            self._timer.cancel()
+            self._finished = True
+            return not self.expired
+
+    def _expire(self) -> None:
+        with self._lock:
+            if self._finished:
+                return
+            self.expired = True
+            for sock in self._sockets:
+                self._shutdown(sock)
+
+    @staticmethod
+    def _shutdown(sock: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+def _opener(deadline: _Deadline) -> urllib.request.OpenerDirector:
+    """Returns an opener that follows no redirect and hands every socket it opens to ``deadline``."""
+
+    def watched(connection_class: type[http.client.HTTPConnection]) -> Callable[..., http.client.HTTPConnection]:
+        class Watched(connection_class):  # type: ignore[valid-type,misc]
+            def connect(self) -> None:
+                super().connect()
+                deadline.watch(self.sock)
+
+        return Watched
+
+    class HTTP(urllib.request.HTTPHandler):
+        def http_open(self, req: urllib.request.Request) -> Any:
+            return self.do_open(watched(http.client.HTTPConnection), req)
+
+    class HTTPS(urllib.request.HTTPSHandler):
+        def https_open(self, req: urllib.request.Request) -> Any:
+            return self.do_open(watched(http.client.HTTPSConnection), req, context=ssl.create_default_context())
+
+    return urllib.request.build_opener(_NoRedirects, HTTP, HTTPS)
+
+
+def _post_once(url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> int:
+    """Returns the status of one POST that got a 2xx answer, read in full within ``timeout_s`` in all.
+
+    Raises urllib.error.HTTPError for any other status (3xx included), and OSError (or an http.client
+    error) when the server did not answer within the deadline."""
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
+    with _Deadline(timeout_s) as deadline:
+        try:
+            with _opener(deadline).open(request, timeout=timeout_s) as response:
+                response.read()
+                status = int(response.status)
+                in_time = deadline.finish()
+        except (OSError, http.client.HTTPException) as exc:
+            if deadline.expired:
+                raise TimeoutError(f"no complete answer within {timeout_s:g}s") from None
+            if isinstance(exc, urllib.error.HTTPError):
+                raise
+            raise OSError(str(getattr(exc, "reason", exc)) or type(exc).__name__) from None
+    # A shut-down socket reads as the end of the answer, which http.client may take for a complete one.
+    if not in_time:
+        raise TimeoutError(f"no complete answer within {timeout_s:g}s")
+    return status
+
+
 def deliver_webhook(
-    payload: dict, url: str, *, retry: Retry = Retry(), sleep: Callable[[float], None] = time.sleep
+    payload: dict,
+    url: str,
+    *,
+    retry: Retry = Retry(),
+    sleep: Callable[[float], None] = time.sleep,
+    idempotency_key: str | None = None,
 ) -> str:
     """Returns a description after POSTing ``payload`` as JSON to ``url``, retrying with backoff.
 
-    Connection errors, timeouts, 408, 425, 429 and 5xx are retried (honouring Retry-After); other 4xx
-    fail at once, since sending the same request again would not help.
+    Each attempt has ``retry.timeout_s`` in all to be answered, headers and body (a server that drips its
+    answer is cut off). Connection errors, timeouts, 408, 425, 429 and 5xx are retried (honouring
+    Retry-After); other 4xx fail at once, since sending the same request again would not help. A 3xx is
+    a failure, never followed: a redirected POST would arrive as a GET without the report. Every attempt
+    carries the same ``Idempotency-Key`` header, when one is given, so that a receiver can drop repeats.
     """
     body = json.dumps(payload, default=str).encode()
+    headers = {"Content-Type": "application/json", "User-Agent": "auriko-obs-report"}
+    if idempotency_key:
+        headers["Idempotency-Key"] = idempotency_key
     last = "no attempt"
     for attempt in range(1, retry.attempts + 1):
-        request = urllib.request.Request(
-            url,
-            data=body,
-            method="POST",
-            headers={"Content-Type": "application/json", "User-Agent": "auriko-obs-report"},
-        )
         wait_hint = None
         try:
-            with urllib.request.urlopen(request, timeout=retry.timeout_s) as response:
-                return f"posted to {_redact(url)}: HTTP {response.status} after {attempt} attempt(s)"
+            status = _post_once(url, body, headers, retry.timeout_s)
+            return f"posted to {_redact(url)}: HTTP {status} after {attempt} attempt(s)"
         except urllib.error.HTTPError as exc:
             last = f"HTTP {exc.code}"
+            if 300 <= exc.code < 400:
+                raise DeliveryError(
+                    f"webhook {_redact(url)} answered {last} (a redirect): the report was not delivered; "
+                    "use the URL it redirects to"
+                ) from None
             if not _retryable(exc.code):
                 raise DeliveryError(f"webhook {_redact(url)} refused the report: {last}") from None
             wait_hint = _retry_after(exc.headers)
-        except (urllib.error.URLError, OSError) as exc:
-            last = str(getattr(exc, "reason", exc))
+        except OSError as exc:
+            last = str(exc)
         if attempt < retry.attempts:
             sleep(retry.delay(attempt, wait_hint))
     raise DeliveryError(f"webhook {_redact(url)} failed after {retry.attempts} attempts: {last}")
@@ -154,7 +274,14 @@ class SmtpSettings:
 
 
 def build_email(
-    *, subject: str, text: str, html: bytes | None, html_name: str, sender: str, recipients: Sequence[str]
+    *,
+    subject: str,
+    text: str,
+    html: bytes | None,
+    html_name: str,
+    sender: str,
+    recipients: Sequence[str],
+    message_id: str | None = None,
 ) -> EmailMessage:
     """Returns the message: ``text`` as the body, the HTML report as an attachment."""
     message = EmailMessage()
@@ -162,7 +289,7 @@ def build_email(
     message["From"] = sender
     message["To"] = ", ".join(recipients)
     message["Date"] = formatdate(localtime=False)
-    message["Message-ID"] = make_msgid(domain="auriko-obs.local")
+    message["Message-ID"] = message_id or make_msgid(domain="auriko-obs.local")
     message.set_content(text)
     if html is not None:
         message.add_attachment(html, maintype="text", subtype="html", filename=html_name)

@@ -39,6 +39,19 @@ class Period:
             return self.start.strftime("%B %Y")
         return f"{self.start:%Y-%m-%d %H:%M} to {self.end:%Y-%m-%d %H:%M} UTC"
 
+    @classmethod
+    def from_key(cls, key: str) -> Period:
+        """Returns the period whose ``key`` this is."""
+        kind, _, span = key.partition(":")
+        start, _, end = span.partition("/")
+        return cls(kind, datetime.fromisoformat(start), datetime.fromisoformat(end))
+
+    def next(self) -> Period:
+        """Returns the period just after this one, of the same kind (same length for custom ranges)."""
+        if self.kind == "month":
+            return current_period("month", self.end)
+        return Period(self.kind, self.end, self.end + (self.end - self.start))
+
     def previous(self) -> Period:
         """Returns the period just before this one, of the same kind (same length for custom ranges)."""
         if self.kind == "month":

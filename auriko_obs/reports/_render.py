@@ -4,6 +4,12 @@ chat summary (Slack-compatible mrkdwn) for webhooks and email subjects.
 CSV is tidy, one number per row, with the columns ``section, dimension, key, metric, value``:
 ``totals,,,cost_usd,12.5``; ``cost_by,provider,openai,cost_usd,8.25``; ``budgets,daily,team-search,percent_used,91.2``.
 The first rows say what it covers: ``period,,,kind|label|start|end,…`` and ``report,,,generated_at,…``.
+
+Names in a report (providers, models, services, users, tags, budgets) come from whoever made the calls,
+so each format neutralises them: a CSV text cell starting with ``= + - @``, a tab or a carriage return
+gets a leading ``'`` (spreadsheets would run it as a formula); Markdown escapes the characters that make
+links, HTML and emphasis; Slack mrkdwn escapes ``& < >`` (which make mentions and links); HTML escapes
+everything (Jinja2's autoescape), and the figures escape their labels (``auriko_obs.plots``).
 """
 
 from __future__ import annotations
@@ -25,6 +31,28 @@ _TOTAL_LABELS = (
     ("cache_savings_usd", "Cache savings (USD)"),
     ("users", "Users"),
 )
+
+
+_CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_MARKDOWN_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]<>|~&"} | {"\n": " ", "\r": " "})
+
+
+def csv_cell(value: Any) -> Any:
+    """Returns ``value`` safe for a spreadsheet cell: text starting as a formula gets a leading ``'`` (OWASP)."""
+    if isinstance(value, str) and value.startswith(_CSV_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def md_text(value: Any) -> str:
+    """Returns ``value`` as Markdown text that renders as written: no link, HTML, emphasis or table cell break."""
+    return "" if value is None else str(value).translate(_MARKDOWN_SPECIAL)
+
+
+def mrkdwn_text(value: Any) -> str:
+    """Returns ``value`` as Slack mrkdwn text on one line: ``& < >`` escaped, so that it makes no mention or link."""
+    text = str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace("\r", " ").replace("\n", " ")
 
 
 def usd(value: float | None) -> str:
@@ -70,17 +98,17 @@ def exhaustion(b: dict) -> str:
     return f"{short(b['exhausts_at'])} ({short(b['exhausts_at_low'])} to {short(b['exhausts_at_high'])})"
 
 
-def summary_text(report: dict) -> str:
-    """Returns a few lines for chat (Slack mrkdwn): cost and change, top provider and model, alerts."""
+def summary_lines(report: dict, name: Callable[[Any], str] = str, bold: str = "*") -> list[str]:
+    """Returns a few lines: cost and change, top provider and model, alerts; each name passed through ``name``."""
     t, c = report["totals"], report["changes"]
     lines = [
-        f"*LLM spend, {report['period']['label']}*: {usd(t['cost_usd'])} "
+        f"{bold}LLM spend, {report['period']['label']}{bold}: {usd(t['cost_usd'])} "
         f"({delta('cost_usd', c['cost_usd'])} vs previous), {t['calls']:,} calls, {t['errors']:,} errors"
     ]
     for dim in ("provider", "model"):
         rows = report["cost_by"].get(dim) or []
         if rows:
-            lines.append(f"Top {dim}: {rows[0]['key']} {usd(rows[0]['cost_usd'])} ({rows[0]['share_pct']:.0f}%)")
+            lines.append(f"Top {dim}: {name(rows[0]['key'])} {usd(rows[0]['cost_usd'])} ({rows[0]['share_pct']:.0f}%)")
     s = report["savings"]
     routing = (
         "" if s["routing_savings_vs_median_usd"] is None else f", {usd(s['routing_savings_vs_median_usd'])} by routing"
@@ -89,7 +117,7 @@ def summary_text(report: dict) -> str:
     for b in report["budgets"]:
         if b["state"] != "ok":
             when = f", runs out about {b['exhausts_at'][:16].replace('T', ' ')} UTC" if b["exhausts_at"] else ""
-            lines.append(f":warning: budget {b['name']}: {b['percent_used']:.0f}% of {usd(b['limit_usd'])}{when}")
+            lines.append(f":warning: budget {name(b['name'])}: {b['percent_used']:.0f}% of {usd(b['limit_usd'])}{when}")
     e = report["errors"]
     if e["rate_limited"] or e["budget_rejections"]:
         lines.append(f"Rate limited: {e['rate_limited']:,}, budget rejections: {e['budget_rejections']:,}")
@@ -98,15 +126,17 @@ def summary_text(report: dict) -> str:
             f":rotating_light: anomaly: {a['bucket_start'][:16]} spent {usd(a['cost_usd'])} "
             f"(usual {usd(a['baseline_median_usd'])})"
         )
-    return "\n".join(lines)
+    return lines
+
+
+def summary_text(report: dict) -> str:
+    """Returns a few lines for chat (Slack mrkdwn, names escaped): cost and change, top provider and model, alerts."""
+    return "\n".join(summary_lines(report, mrkdwn_text))
 
 
 def _md_table(headers: list[str], rows: list[list[Any]]) -> str:
-    def cell(v: Any) -> str:
-        return "" if v is None else str(v).replace("|", "\\|")
-
-    out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    out += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    out = ["| " + " | ".join(md_text(h) for h in headers) + " |", "|" + "---|" * len(headers)]
+    out += ["| " + " | ".join(md_text(v) for v in row) + " |" for row in rows]
     return "\n".join(out)
 
 
@@ -276,17 +306,56 @@ def _tidy_rows(report: dict):
 def render_csv(report: dict) -> str:
     """Returns the report as tidy CSV: section, dimension, key, metric, value (one number per row, after the period)."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    # CRLF ends rows (RFC 4180), so that a CR or LF inside a name gets its cell quoted instead of ending the row.
+    writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(["section", "dimension", "key", "metric", "value"])
-    writer.writerows(_tidy_rows(report))
+    writer.writerows([csv_cell(v) for v in row] for row in _tidy_rows(report))
     return buffer.getvalue()
+
+
+def report_figures(report: dict) -> list[Any]:
+    """Returns the figures of the HTML report, in page order, drawn from the report dict alone (so a saved
+    JSON report can be redrawn) by ``auriko_obs.plots``."""
+    from .. import plots
+
+    a = report["anomalies"]
+    figures = [
+        plots.spend_per_bucket(
+            [p["bucket_start"] for p in a["series"]],
+            [p["cost_usd"] for p in a["series"]],
+            a["granularity"],
+            flagged=[x["bucket_start"] for x in a["items"]],
+            height=360,
+        )
+    ]
+    for dim in ("provider", "model"):
+        rows = report["cost_by"].get(dim) or []
+        figures.append(
+            plots.cost_bars(
+                dim,
+                [r["key"] for r in rows],
+                [r["cost_usd"] for r in rows],
+                [(r["share_pct"], r["calls"], r["tokens"]) for r in rows],
+                height=360,
+            )
+        )
+    budgets = report["budgets"]
+    if budgets:
+        figures.append(
+            plots.budget_used(
+                [b["name"] for b in budgets],
+                [b["percent_used"] for b in budgets],
+                [b["state"] for b in budgets],
+                [(b["spend_usd"], b["limit_usd"], exhaustion(b)) for b in budgets],
+                height=360,
+            )
+        )
+    return figures
 
 
 def render_html(report: dict) -> str:
     """Returns one self-contained HTML page: the Markdown sections as HTML and the figures, plotly.js inline."""
     import jinja2
-
-    from ._figures import report_figures
 
     figures = report_figures(report)
     divs = [

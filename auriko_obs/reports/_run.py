@@ -12,13 +12,14 @@ from datetime import datetime, timezone
 from ..store import check_writable
 from ._budget_verdicts import load as load_budgets
 from ._deliver import DeliveryError, Retry, SmtpSettings, build_email, deliver_email, deliver_file, deliver_webhook
-from ._delivery_log import claim, log_path, record_delivery, release
+from ._delivery_log import claim, log_path, owed, record_delivery, record_failure, release
 from ._periods import PERIOD_KINDS, Period, report_period
-from ._render import FORMATS, render, summary_text, usd
+from ._render import FORMATS, render, summary_lines, summary_text, usd
 
 DESTINATIONS = ("file", "webhook", "email")
 OUT_PLACEHOLDERS = ("name", "period", "start", "end", "format")
 MAX_TOP_N = 1000
+CATCH_UP_LIMIT = 31  # periods a run catches up at most, per destination (a month of daily reports)
 
 
 @dataclass
@@ -94,11 +95,12 @@ class Outcome:
     destination: str
     status: str  # delivered, skipped, failed
     detail: str
+    period: str = ""  # its label
 
 
 def _out_path(spec: ReportSpec, period: Period) -> str:
     return os.path.abspath(
-        spec.out.format(
+        (spec.out or "").format(  # ReportSpec.check requires --out for a file
             name=spec.name,
             period=period.kind,
             format=spec.format,
@@ -108,35 +110,93 @@ def _out_path(spec: ReportSpec, period: Period) -> str:
     )
 
 
-def _destination_id(kind: str, spec: ReportSpec, period: Period) -> str:
+def _destination_id(kind: str, spec: ReportSpec) -> str:
+    """Returns the destination as the delivery log knows it: the same for every period."""
     if kind == "file":
-        return f"file:{_out_path(spec, period)}"
+        return f"file:{os.path.abspath(spec.out or '')}"
     if kind == "webhook":  # the URL is a secret: keep a digest only
-        return f"webhook:{hashlib.sha256(spec.webhook_url.encode()).hexdigest()[:16]}"
+        return f"webhook:{hashlib.sha256((spec.webhook_url or '').encode()).hexdigest()[:16]}"
     return "email:" + ",".join(sorted(spec.email_to))
+
+
+def idempotency_key(report: str, period: Period, destination: str) -> str:
+    """Returns the key a receiver sees on every delivery of one report's period to one destination."""
+    return hashlib.sha256(f"{report}\n{period.key}\n{destination}".encode()).hexdigest()[:32]
+
+
+def _owed_periods(spec: ReportSpec, dest: str, current: Period) -> tuple[list[Period], str | None]:
+    """Returns the periods to deliver to ``dest``, oldest first: those that failed or were interrupted, those
+    after the newest delivered one, and ``current``; and a note on those left beyond ``CATCH_UP_LIMIT``."""
+    if current.kind not in PERIOD_KINDS:  # a custom --since/--until range stands alone
+        return [current], None
+    newest, pending = owed(spec.db, spec.name, dest, current.kind)
+    periods = {current.key: current}
+    for key in pending:
+        period = Period.from_key(key)
+        if period.start < current.start:
+            periods[key] = period
+    missed = []
+    if newest is not None:
+        period = Period.from_key(newest).next()
+        while period.start < current.start:
+            missed.append(period)
+            period = period.next()
+    note = None
+    if len(missed) > CATCH_UP_LIMIT:
+        left, missed = missed[:-CATCH_UP_LIMIT], missed[-CATCH_UP_LIMIT:]
+        note = (
+            f"{len(left)} older periods ({left[0].label} to {left[-1].label}) were never delivered and are beyond "
+            f"the catch-up limit of {CATCH_UP_LIMIT}: send them with --since/--until, one period each"
+        )
+    periods.update((p.key, p) for p in missed)
+    return sorted(periods.values(), key=lambda p: p.start), note
 
 
 def run_report(spec: ReportSpec, *, now: datetime | None = None, log: Callable[[str], None] = print) -> list[Outcome]:
     """Returns what happened at each destination after building, rendering and delivering the report.
 
-    A destination that already received this report for this period (or is receiving it from another run)
-    is skipped unless ``spec.force``. Delivery failures are returned, not raised.
+    Each destination gets every period it is owed, oldest first: the current one (the last complete
+    period, or ``since``/``until``), any that failed before, and any missed since the newest delivered one
+    (a scheduler that was down), at most ``CATCH_UP_LIMIT``. A period already delivered, or being sent by
+    a live run, is skipped; one whose sending was interrupted (the run died mid-send) is a failure until
+    ``spec.force`` sends it again. ``spec.force`` also sends the current period again. Delivery failures
+    are returned, not raised.
     """
-    from ._data import build_report
-
     spec.check()
     now = now or datetime.now(timezone.utc)
-    period = report_period(spec.period, now=now, since=spec.since, until=spec.until)
-    pending = []
-    outcomes = []
+    current = report_period(spec.period, now=now, since=spec.since, until=spec.until)
+    outcomes: list[Outcome] = []
+    plan: dict[str, tuple[Period, list[tuple[str, str]]]] = {}
     for kind in dict.fromkeys(spec.to):
-        dest = _destination_id(kind, spec, period)
-        why_not = claim(spec.db, spec.name, period.key, dest, force=spec.force)
-        if why_not is not None:
-            outcomes.append(Outcome(kind, "skipped", f"{spec.name} for {period.label} to {kind}: {why_not}"))
-            log(outcomes[-1].detail)
-        else:
+        dest = _destination_id(kind, spec)
+        periods, note = _owed_periods(spec, dest, current)
+        if note:
+            outcomes.append(Outcome(kind, "failed", f"{spec.name} to {kind}: {note}", current.label))
+        for period in periods:
+            plan.setdefault(period.key, (period, []))[1].append((kind, dest))
+    for period, destinations in sorted(plan.values(), key=lambda item: item[0].start):
+        outcomes += _run_period(spec, period, destinations, now, log)
+    return outcomes
+
+
+def _run_period(
+    spec: ReportSpec, period: Period, destinations: list[tuple[str, str]], now: datetime, log: Callable[[str], None]
+) -> list[Outcome]:
+    """Returns the outcomes of delivering one period's report to the destinations that may have it."""
+    from ._data import build_report
+
+    outcomes, pending = [], []
+    for kind, dest in destinations:
+        verdict = claim(spec.db, spec.name, period.key, dest, force=spec.force)
+        if verdict.send:
             pending.append((kind, dest))
+            continue
+        status = "failed" if verdict.interrupted else "skipped"
+        outcomes.append(
+            Outcome(kind, status, f"{spec.name} for {period.label} to {kind}: {verdict.detail}", period.label)
+        )
+        if not verdict.interrupted:  # a failure is reported by the caller
+            log(outcomes[-1].detail)
     if not pending:
         return outcomes
     try:
@@ -148,36 +208,37 @@ def run_report(spec: ReportSpec, *, now: datetime | None = None, log: Callable[[
         raise
     for kind, dest in pending:
         try:
-            detail = _deliver(kind, spec, period, report, rendered)
+            detail = _deliver(kind, spec, period, report, rendered, idempotency_key(spec.name, period, dest))
         except BaseException as exc:
-            release(spec.db, spec.name, period.key, dest)
+            record_failure(spec.db, spec.name, period.key, dest, str(exc).splitlines()[0] if str(exc) else repr(exc))
             if not isinstance(exc, DeliveryError):
                 raise
-            outcomes.append(Outcome(kind, "failed", str(exc)))  # the caller reports failures
+            outcomes.append(Outcome(kind, "failed", str(exc), period.label))
             continue
         record_delivery(spec.db, spec.name, period.key, dest, detail)
-        outcomes.append(Outcome(kind, "delivered", detail))
-        log(detail)
+        outcomes.append(Outcome(kind, "delivered", detail, period.label))
+        log(f"{spec.name} for {period.label}: {detail}")
     return outcomes
 
 
-def _deliver(kind: str, spec: ReportSpec, period: Period, report: dict, rendered: str) -> str:
+def _deliver(kind: str, spec: ReportSpec, period: Period, report: dict, rendered: str, key: str) -> str:
     if kind == "file":
         return deliver_file(rendered.encode(), _out_path(spec, period))
     if kind == "webhook":
-        payload = {"text": summary_text(report), "report": report}
+        payload = {"text": summary_text(report), "report": report, "idempotency_key": key}
         if spec.format in ("md", "csv"):
             payload.update(format=spec.format, content=rendered)
-        return deliver_webhook(payload, spec.webhook_url, retry=spec.retry)
+        return deliver_webhook(payload, spec.webhook_url or "", retry=spec.retry, idempotency_key=key)
     settings = SmtpSettings.from_env()
     html = rendered if spec.format == "html" else render(report, "html")
     message = build_email(
         subject=f"LLM spend report: {report['period']['label']} ({usd(report['totals']['cost_usd'])})",
-        text=summary_text(report).replace("*", "") + "\n\n" + render(report, "md"),
+        text="\n".join(summary_lines(report, bold="")) + "\n\n" + render(report, "md"),
         html=html.encode(),
         html_name=f"llm-spend-{period.kind}-{period.start:%Y-%m-%d}.html",
         sender=settings.sender or "auriko-obs@localhost",
         recipients=list(spec.email_to),
+        message_id=f"<{key}@auriko-obs.report>",  # the same on a repeat, so that mail clients show it once
     )
     if spec.format in ("csv", "json"):
         message.add_attachment(

@@ -1,23 +1,105 @@
 """The DuckDB store: ``spans`` (raw, one row per span) and ``llm_calls`` (typed view, one row per model call).
 
-Several processes may write to one store file at once: see ``_files`` for how.
+The read side loads DuckDB only (pandas when a DataFrame is made):
+
+- ``Store(path)``: ``.calls()``, ``.sql()``, ``.summary()``, as DataFrames;
+- ``read_connection(path)``: a read-only DuckDB connection whose ``spans`` and ``llm_calls`` include the
+  rows waiting in the spool; ``connect(path, read_only=…)``: a plain short-lived connection (writable ones
+  have the schema migrated), waiting out other processes' locks;
+- ``default_path()``, ``spool_dir()``, ``parse_time()``, ``SCHEMA_VERSION``, ``ensure_schema()``.
+
+The write side is loaded on first use (``DuckDBSpanExporter`` brings in the OpenTelemetry SDK):
+
+- ``StoreWriter``: appends Arrow tables of raw span rows (``RAW_SCHEMA``, built by ``encode_spans``) and
+  says what became of them (``WriteOutcome``): stored, spooled, held in memory, refused or lost;
+- ``DuckDBSpanExporter``: the same as an OpenTelemetry ``SpanExporter``;
+- ``Spool``: the Parquet files of ``<store>.spool/``, published durably, with a quarantine for files that
+  cannot be read and rows that the store refuses; ``fold_spool()`` moves them into the store;
+- ``write_isolating()`` and ``HeldBatches``: a batch written with its bad rows isolated, and batches held in
+  memory, bounded; like ``Spool`` they know nothing of DuckDB, for any other writer of Arrow batches.
+
+Several processes may write to one store file at once: see ``_files`` for how, and ``_writer`` for what
+happens to a batch when the file is locked, unwritable or on a full disk.
 """
 
-from ._exporter import DuckDBSpanExporter
-from ._files import StoreLockedError, check_writable, default_path, spool_dir
-from ._rows import spans_to_table
-from ._schema import SCHEMA_VERSION, ensure_schema
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._files import (
+    StoreLockedError,
+    check_readable,
+    check_writable,
+    connect,
+    default_path,
+    lock_path,
+    spool_dir,
+)
+from ._isolation import HeldBatches, write_isolating
+from ._migrations import SCHEMA_VERSION, applied_version, ensure_schema
+from ._read import read_connection
+from ._spool import Spool, quarantined_in_process
 from ._store import Store, parse_time
 
+if TYPE_CHECKING:
+    from ._exporter import DuckDBSpanExporter
+    from ._ingest import Ingested, fold_spool, ingest_spool
+    from ._rows import RAW_SCHEMA, encode_spans, spans_to_table
+    from ._writer import StoreWriter, WriteOutcome
+
 __all__ = [
+    "RAW_SCHEMA",
     "SCHEMA_VERSION",
     "DuckDBSpanExporter",
+    "HeldBatches",
+    "Ingested",
+    "Spool",
     "Store",
     "StoreLockedError",
+    "StoreWriter",
+    "WriteOutcome",
+    "applied_version",
+    "check_readable",
     "check_writable",
+    "connect",
     "default_path",
+    "encode_spans",
     "ensure_schema",
+    "fold_spool",
+    "ingest_spool",
+    "lock_path",
     "parse_time",
+    "quarantined_in_process",
+    "read_connection",
     "spans_to_table",
     "spool_dir",
+    "write_isolating",
 ]
+
+# The write side, imported when first used: readers must not pay for pyarrow's compute kernels or the
+# OpenTelemetry SDK.
+_LAZY = {
+    "DuckDBSpanExporter": "._exporter",
+    "Ingested": "._ingest",
+    "fold_spool": "._ingest",
+    "ingest_spool": "._ingest",
+    "RAW_SCHEMA": "._rows",
+    "encode_spans": "._rows",
+    "spans_to_table": "._rows",
+    "StoreWriter": "._writer",
+    "WriteOutcome": "._writer",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -193,13 +193,9 @@ class DuckDBFile(Engine):
 
     @contextmanager
     def open(self) -> Iterator[Connection]:
-        from ._exporter import ingest_spool
-        from ._files import connect, spool_dir
+        from ._read import read_connection
 
-        has_spool = spool_dir(self.path).is_dir() and any(spool_dir(self.path).glob("*.parquet"))
-        with connect(self.path, read_only=not has_spool, wait_s=self.lock_wait_s) as con:
-            if has_spool:
-                ingest_spool(con, self.path)
+        with read_connection(self.path, wait_s=self.lock_wait_s) as con:  # spooled rows included
             columns = con.execute(
                 "SELECT table_name, column_name FROM information_schema.columns "
                 "WHERE table_name IN ('spans', 'provider_prices')"

@@ -31,7 +31,7 @@ try:
 except ImportError:  # Windows: DuckDB's own lock only
     fcntl = None  # type: ignore[assignment]
 
-from ._schema import ensure_schema
+from ._migrations import ensure_schema
 
 DEFAULT_DB = "auriko_obs.duckdb"
 _process_locks: dict[str, threading.Lock] = {}
@@ -99,16 +99,85 @@ def _handover_lock(path: str, *, shared: bool, deadline: float, wait_s: float) -
 
 def check_writable(path: str | os.PathLike[str], *, wait_s: float = 5.0) -> str:
     """Returns the store's absolute path once it has been opened for writing (created, its schema brought up
-    to date); raises ValueError saying why it cannot be a store. A store that another writer holds passes."""
+    to date); raises ValueError saying why it cannot be a store. A store that another writer holds passes.
+
+    An existing file must be a store already (or an empty DuckDB database): another program's database is
+    refused rather than given our tables."""
     path = os.path.abspath(os.fspath(path))
     try:
+        if os.path.exists(path) and os.path.getsize(path) > 0:
+            with connect(path, read_only=True, wait_s=wait_s) as con:
+                _check_ours(path, con)
         with connect(path, read_only=False, wait_s=wait_s):
             pass
     except StoreLockedError:
         pass
     except (duckdb.Error, OSError, RuntimeError) as exc:
-        raise ValueError(f"cannot use {path} as an auriko-obs store: {str(exc).splitlines()[0]}") from None
+        raise ValueError(f"cannot use {path} as an auriko-obs store: {_first_line(exc)}") from None
     return path
+
+
+def configure(con: duckdb.DuckDBPyConnection) -> None:
+    """Applies the settings every connection to a store uses."""
+    con.execute("SET TimeZone = 'UTC'")
+    # DuckDB 2.0.1 computes wrong integer sums with this optimizer on (a sum cast to BIGINT after a
+    # LEFT JOIN with an empty table comes out truncated to 8 bits); tests/test_analysis.py checks.
+    con.execute("SET disabled_optimizers = 'compressed_materialization'")
+
+
+def check_readable(path: str | os.PathLike[str], *, wait_s: float = 5.0) -> str:
+    """Returns the store's absolute path once it has been opened read-only and found to be an auriko-obs
+    store; raises ValueError saying, in one line, why it cannot be read as one (missing, not a DuckDB file,
+    another program's database). A store that a writer holds passes: readers wait for it anyway. A lake (a
+    folder of Parquet files) is returned as its root once DuckDB has read its files' columns."""
+    from . import _lake
+
+    if _lake.is_lake(path):
+        return _check_readable_lake(_lake.lake_root(path))
+    path = os.path.abspath(os.fspath(path))
+    if not os.path.exists(path):
+        raise ValueError(f"no auriko-obs store at {path}")
+    try:
+        with connect(path, read_only=True, wait_s=wait_s) as con:
+            _check_ours(path, con, empty_ok=False)
+    except StoreLockedError:
+        pass
+    except (duckdb.Error, OSError) as exc:
+        raise ValueError(f"cannot read {path} as an auriko-obs store: {_first_line(exc)}") from None
+    return path
+
+
+def _check_readable_lake(root: str) -> str:
+    from . import _lake
+    from ._engines import DuckDBLake
+
+    if not _lake.is_remote(root) and not os.path.isdir(root):
+        raise ValueError(f"no lake at {root}")
+    try:
+        with DuckDBLake(root).open():
+            pass
+    except (duckdb.Error, OSError, NotImplementedError) as exc:
+        raise ValueError(f"cannot read {root} as a lake: {_first_line(exc)}") from None
+    return root
+
+
+class _NotOurs(duckdb.Error):
+    """A DuckDB database that auriko-obs did not make."""
+
+
+def _check_ours(path: str, con: duckdb.DuckDBPyConnection, *, empty_ok: bool = True) -> None:
+    """Raises _NotOurs unless the database has our ``spans`` table (or, with ``empty_ok``, no table at all)."""
+    tables = [row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()]
+    if "spans" in tables or (empty_ok and not tables):
+        return
+    if not tables:
+        raise _NotOurs("it is an empty DuckDB database, without a spans table")
+    listed = ", ".join(sorted(tables)[:3]) + (", …" if len(tables) > 3 else "")
+    raise _NotOurs(f"it is another program's DuckDB database (tables {listed}), without a spans table")
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 @contextmanager
@@ -139,10 +208,7 @@ def connect(path: str | os.PathLike[str], *, read_only: bool, wait_s: float) -> 
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 0.1)
         try:
-            con.execute("SET TimeZone = 'UTC'")
-            # DuckDB 2.0.1 computes wrong integer sums with this optimizer on (a sum cast to BIGINT after a
-            # LEFT JOIN with an empty table comes out truncated to 8 bits); tests/test_analysis.py checks.
-            con.execute("SET disabled_optimizers = 'compressed_materialization'")
+            configure(con)
             if not read_only:
                 checked = _SCHEMA_CHECKED.get(path)
                 if checked is None or checked != _identity(path):

@@ -8,11 +8,13 @@ that JSON in C++ without holding the GIL, so a busy caller thread is not slowed 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .. import fields
 
@@ -41,7 +43,27 @@ RAW_SCHEMA = pa.schema(
 
 
 def _json(value: Any) -> str:
-    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+    try:
+        return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:  # orjson refuses integers beyond 64 bits ("Integer exceeds 64-bit range") and lone surrogates
+        return _json_wide(value)
+
+
+def _json_wide(value: Any) -> str:
+    # Python's json writes integers of any size as they are, so the raw value stays in `attributes` (its typed
+    # column, BIGINT, gets NULL: DuckDB's json_transform turns what does not fit into NULL). Non-finite floats
+    # become null, as orjson writes them.
+    return json.dumps(_finite(value), default=str)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _attributes_of(span: Any) -> Any:
@@ -96,6 +118,42 @@ def spans_to_table(spans: Iterable[Any]) -> pa.Table:
     return pa.Table.from_pydict(columns, schema=RAW_SCHEMA)
 
 
+def encode_spans(spans: Iterable[Any]) -> tuple[pa.Table, list[tuple[Any, Exception]]]:
+    """Returns (rows, failures): the Arrow rows (``RAW_SCHEMA``) of every span that can be encoded, and each
+    span that cannot with its error. A batch is encoded at once; only when that fails is each span encoded
+    alone, so that one bad span costs only itself."""
+    spans = list(spans)
+    try:
+        return spans_to_table(spans), []
+    except Exception:
+        pass
+    tables: list[pa.Table] = []
+    failures: list[tuple[Any, Exception]] = []
+    for span in spans:
+        try:
+            tables.append(spans_to_table([span]))
+        except Exception as exc:
+            failures.append((span, exc))
+    return (pa.concat_tables(tables) if tables else empty_table()), failures
+
+
+def first_of_each_span(table: pa.Table) -> pa.Table:
+    """Returns the rows of the table with each (trace_id, span_id) once, the first of its repeats."""
+    # In Arrow: a window function in the INSERT cost DuckDB several times as much (it moves whole rows).
+    ids = table.select(["trace_id", "span_id"]).append_column("_row", pa.array(range(table.num_rows), pa.int64()))
+    first = ids.group_by(["trace_id", "span_id"], use_threads=False).aggregate([("_row", "min")])
+    if first.num_rows == table.num_rows:
+        return table
+    rows = first["_row_min"]  # the row number of each span's first occurrence, in no particular order
+    return table.take(rows.take(pc.sort_indices(rows)))
+
+
+def start_time_range(table: pa.Table) -> tuple[int | None, int | None]:
+    """Returns the smallest and largest start time of the rows, in nanoseconds (None for an empty table)."""
+    starts = pc.min_max(table["start_time"].cast(pa.int64()))
+    return starts["min"].as_py(), starts["max"].as_py()
+
+
 def _json_type(sql_type: str) -> Any:
     return [sql_type[:-2]] if sql_type.endswith("[]") else sql_type
 
@@ -108,13 +166,15 @@ def typed_columns_sql(source: str) -> str:
     """
     spec: dict[str, Any] = {}
     for column in fields.ATTRIBUTE_COLUMNS:
-        spec[column.attribute] = ["VARCHAR"] if column.first else _json_type(column.sql_type)
+        if column.attribute is not None:
+            spec[column.attribute] = ["VARCHAR"] if column.first else _json_type(column.sql_type)
     select = []
     for name, _ in fields.spans_columns():
-        column = fields.COLUMN_BY_NAME.get(name)
-        if column is None or column.attribute is None:
+        typed = fields.COLUMN_BY_NAME.get(name)
+        if typed is None or typed.attribute is None:
             select.append(f'"{name}"')
             continue
+        column = typed
         value = f'_typed."{column.attribute}"'
         if column.first:
             value = f"{value}[1]"

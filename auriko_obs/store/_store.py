@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _engines, _lake
 from ._files import connect, default_path
-from ._schema import SCHEMA_VERSION, applied_version
+from ._migrations import SCHEMA_VERSION, applied_version
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -68,8 +68,9 @@ class Store:
 
     ``Store(path)`` opens a DuckDB store file, or with DuckDB a lake: a folder (or ``file://`` URI) of
     ``date=YYYY-MM-DD/*.parquet`` files. With no path it uses ``$AURIKO_OBS_DB`` or ``./auriko_obs.duckdb``.
-    ``Store.spark(session, path)`` reads a lake with Apache Spark instead. Every query opens the file (or
-    lists the lake's files) for its own moment only, so the store never stays locked and new spans count.
+    ``Store.spark(session, path)`` reads a lake with Apache Spark instead. Every query opens the file
+    read-only (or lists the lake's files) for its own moment only, so the store never stays locked and new
+    spans count; a store file's queries see the spans waiting in its spool too (``read_connection``).
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, lock_wait_s: float = 30.0) -> None:

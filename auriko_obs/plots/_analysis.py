@@ -1,15 +1,4 @@
-"""Plotly figures, one per analysis, each drawn from the DataFrame that analysis returns.
-
-```python
-from auriko_obs import analysis, plots
-fig = plots.provider_mix(analysis.provider_mix("auriko_obs.duckdb", period="hour"))
-fig.show()                      # Jupyter; or fig.write_html("mix.html"), fig.write_image("mix.png")
-```
-
-Figures are plain ``plotly.graph_objects.Figure`` objects, so they work in Jupyter, in HTML files, and
-in reports and dashboards. Money is in USD and token counts are shown in hover text. Plotly is
-imported when a figure is made, never at ``import auriko_obs``.
-"""
+"""Figures of the analyses: each drawn from the DataFrame that one ``auriko_obs.analysis`` function returns."""
 
 from __future__ import annotations
 
@@ -20,30 +9,10 @@ if TYPE_CHECKING:
     import pandas as pd
     import plotly.graph_objects as go
 
-__all__ = ["budget_burn", "cache_savings", "cost_by", "errors", "latency", "provider_mix", "routing_savings"]
+from ._theme import colour, empty, label, layout, time_axis
 
-_TEMPLATE = "plotly_white"
 _USD = "$%{y:,.4f}"
 _MIX_VALUES = {"cost_usd": ("Spend", "USD"), "calls": ("Calls", "calls"), "total_tokens": ("Tokens", "tokens")}
-# plotly_white's ten colours, then five darker ones unlike any of them: Auriko routes to more than ten
-# providers, and with ten colours the eleventh would look like the first.
-_COLORWAY = [
-    "#636EFA",
-    "#EF553B",
-    "#00CC96",
-    "#AB63FA",
-    "#FFA15A",
-    "#19D3F3",
-    "#FF6692",
-    "#B6E880",
-    "#FF97FF",
-    "#FECB52",
-    "#8C564B",
-    "#7F7F7F",
-    "#BCBD22",
-    "#22316C",
-    "#2E7D32",
-]
 
 
 def _go() -> Any:
@@ -77,27 +46,6 @@ def _label(frame: pd.DataFrame, dims: list[str]) -> pd.Series:
     return frame[dims].astype(str).agg(" · ".join, axis=1)
 
 
-def _layout(fig: go.Figure, title: str, x: str, y: str, **kw: Any) -> go.Figure:
-    fig.update_layout(
-        title=title,
-        xaxis_title=x,
-        yaxis_title=y,
-        template=_TEMPLATE,
-        colorway=_COLORWAY,
-        hovermode="closest",
-        legend_title_text=kw.pop("legend", None),
-        margin=dict(l=60, r=20, t=60, b=50),
-        **kw,
-    )
-    return fig
-
-
-def _empty(title: str) -> go.Figure:
-    fig = _go().Figure()
-    fig.add_annotation(text="no calls in this window", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
-    return _layout(fig, title, "", "")
-
-
 def provider_mix(frame: pd.DataFrame, value: str = "cost_usd") -> go.Figure:
     """Returns a stacked area chart of ``analysis.provider_mix``: ``value`` (cost_usd, calls or
     total_tokens) per group over time, or bars per group for a frame made with ``period=None``; hover
@@ -111,7 +59,7 @@ def provider_mix(frame: pd.DataFrame, value: str = "cost_usd") -> go.Figure:
     what, unit = _MIX_VALUES[value]
     title = f"{what} by {by}"
     if frame.empty:
-        return _empty(title)
+        return empty(title)
     go = _go()
     over_time = "period_start" in frame
     share_of = "the period" if over_time else "the total"
@@ -119,19 +67,22 @@ def provider_mix(frame: pd.DataFrame, value: str = "cost_usd") -> go.Figure:
     for name, part in frame.groupby(by, sort=True):
         custom = part[["calls", "total_tokens", "cost_usd", "cost_share", "off_default_calls"]].astype(float)
         hover = (
-            f"<b>{name}</b><br>%{{x}}<br>calls %{{customdata[0]:,.0f}}"
+            f"<b>{label(name)}</b><br>%{{x}}<br>calls %{{customdata[0]:,.0f}}"
             "<br>tokens %{customdata[1]:,.0f}<br>cost $%{customdata[2]:,.4f}"
             f" (%{{customdata[3]:.1%}} of {share_of})<br>off default provider "
             "%{customdata[4]:,.0f}<extra></extra>"
         )
-        trace = dict(y=part[value], name=str(name), customdata=custom.to_numpy(), hovertemplate=hover)
+        trace = dict(y=part[value], name=label(name), customdata=custom.to_numpy(), hovertemplate=hover)
         if over_time:
-            fig.add_trace(go.Scatter(x=part["period_start"], stackgroup="one", mode="lines", **trace))
+            fig.add_trace(
+                go.Scatter(x=part["period_start"], stackgroup="one", mode="lines", line_color=colour(name), **trace)
+            )
         else:
-            fig.add_trace(go.Bar(x=[str(name)], **trace))
+            fig.add_trace(go.Bar(x=[label(name)], marker_color=colour(name), **trace))
     if over_time:
-        return _layout(fig, title, "period start (UTC)", f"{unit} per period", legend=by)
-    return _layout(fig, title, by, f"{unit} in the window", legend=by)
+        time_axis(fig, frame["period_start"])
+        return layout(fig, title, "period start (UTC)", f"{unit} per period", legend=by)
+    return layout(fig, title, by, f"{unit} in the window", legend=by)
 
 
 def cost_by(frame: pd.DataFrame) -> go.Figure:
@@ -140,15 +91,16 @@ def cost_by(frame: pd.DataFrame) -> go.Figure:
     dim = _dims(frame, "rank")[0]
     title = f"Spend by {dim}"
     if frame.empty:
-        return _empty(title)
+        return empty(title)
     go = _go()
     totals = frame.groupby(dim, sort=False)[["calls", "input_tokens", "output_tokens", "cost_usd"]].sum()
     totals = totals.sort_values("cost_usd")
     fig = go.Figure(
         go.Bar(
             x=totals["cost_usd"],
-            y=totals.index.astype(str),
+            y=[label(v) for v in totals.index],
             orientation="h",
+            marker_color=[colour(v) for v in totals.index],
             customdata=totals[["calls", "input_tokens", "output_tokens"]].to_numpy(),
             hovertemplate=(
                 "<b>%{y}</b><br>cost $%{x:,.4f}<br>calls %{customdata[0]:,.0f}"
@@ -157,15 +109,16 @@ def cost_by(frame: pd.DataFrame) -> go.Figure:
             ),
         )
     )
-    return _layout(fig, title, "cost (USD)", dim)
+    return layout(fig, title, "cost (USD)", dim)
 
 
 def _group_totals(frame: pd.DataFrame, dims: list[str], columns: list[str]) -> tuple[pd.DataFrame, list[str]]:
-    """Returns the columns summed per group of ``dims`` (one row, "all calls", for no dims) and a label per group."""
+    """Returns the columns summed per group of ``dims`` (one row, "all calls", for no dims) and a label per group
+    (escaped for Plotly)."""
     if not dims:
         return frame[columns].sum().to_frame().T, ["all calls"]
     totals = frame.groupby(dims, sort=True)[columns].sum()
-    labels = [" · ".join(map(str, k)) if isinstance(k, tuple) else str(k) for k in totals.index]
+    labels = [label(" · ".join(map(str, k)) if isinstance(k, tuple) else k) for k in totals.index]
     return totals, labels
 
 
@@ -176,7 +129,7 @@ def cache_savings(frame: pd.DataFrame) -> go.Figure:
     sums = ["calls", "input_tokens", "cached_tokens", "cache_write_tokens", "cost_usd", "cache_savings_usd"]
     _require(frame, "cache_savings", "cache_savings", sums)
     if frame.empty:
-        return _empty(title)
+        return empty(title)
     go = _go()
     dims = _dims(frame, "calls")
     totals, labels = _group_totals(frame, dims, sums)
@@ -209,7 +162,7 @@ def cache_savings(frame: pd.DataFrame) -> go.Figure:
         ]
     )
     fig.update_layout(barmode="stack")
-    return _layout(fig, title, " · ".join(dims), "USD (paid + saved = cost without cache)")
+    return layout(fig, title, " · ".join(dims), "USD (paid + saved = cost without cache)")
 
 
 def routing_savings(frame: pd.DataFrame) -> go.Figure:
@@ -219,7 +172,7 @@ def routing_savings(frame: pd.DataFrame) -> go.Figure:
     cols = ["calls", "input_tokens", "output_tokens", "list_cost_usd", "median_cost_usd", "max_cost_usd"]
     _require(frame, "routing_savings", "routing_savings", cols)
     if frame.empty:
-        return _empty(title)
+        return empty(title)
     go = _go()
     dims = _dims(frame, "calls")
     totals, labels = _group_totals(frame, dims, cols)
@@ -239,7 +192,7 @@ def routing_savings(frame: pd.DataFrame) -> go.Figure:
         ]
     )
     fig.update_layout(barmode="group")
-    return _layout(fig, title, " · ".join(dims), "cost at list prices (USD)")
+    return layout(fig, title, " · ".join(dims), "cost at list prices (USD)")
 
 
 def latency(frame: pd.DataFrame, metric: str = "duration_ms") -> go.Figure:
@@ -255,17 +208,19 @@ def latency(frame: pd.DataFrame, metric: str = "duration_ms") -> go.Figure:
     _require(frame, "latency", "latency", ["metric", "unit", "calls", "mean", "p05", "p25", "p50", "p75", "p90", "p99"])
     part = frame[frame["metric"] == metric]
     if part.empty:
-        return _empty(title)
+        return empty(title)
     go = _go()
     dims = _dims(part, "metric")
     labels = _label(part, dims)
     unit = str(part["unit"].iloc[0])
     fig = go.Figure()
-    for label, (_, row) in zip(labels, part.iterrows(), strict=True):
+    for name, (_, row) in zip(labels, part.iterrows(), strict=True):
+        text = label(name)
         fig.add_trace(
             go.Box(
-                name=label,
-                x=[label],
+                name=text,
+                x=[text],
+                marker_color=colour(name),
                 q1=[row["p25"]],
                 median=[row["p50"]],
                 q3=[row["p75"]],
@@ -274,13 +229,13 @@ def latency(frame: pd.DataFrame, metric: str = "duration_ms") -> go.Figure:
                 mean=[row["mean"]],
                 boxpoints=False,
                 hovertemplate=(
-                    f"<b>{label}</b><br>p50 {row['p50']:,.1f} {unit}<br>p90 {row['p90']:,.1f} {unit}"
+                    f"<b>{text}</b><br>p50 {row['p50']:,.1f} {unit}<br>p90 {row['p90']:,.1f} {unit}"
                     f"<br>p99 {row['p99']:,.1f} {unit}<br>calls {int(row['calls']):,}<extra></extra>"
                 ),
             )
         )
     per = " · ".join(dims)
-    return _layout(fig, f"{title} per {per}" if dims else title, per, f"{title} ({unit})", showlegend=False)
+    return layout(fig, f"{title} per {per}" if dims else title, per, f"{title} ({unit})", showlegend=False)
 
 
 def errors(frame: pd.DataFrame, value: str = "count") -> go.Figure:
@@ -289,9 +244,9 @@ def errors(frame: pd.DataFrame, value: str = "count") -> go.Figure:
     title = "Errors, retries and routing warnings"
     _require(frame, "errors", "errors", ["kind", "code", "calls", "count", "retries", "retry_after_s"])
     if frame.empty:
-        return _empty(title)
+        return empty(title)
     go = _go()
-    rows = frame.assign(what=frame["kind"] + ": " + frame["code"].astype(str))
+    rows = frame.assign(what=(frame["kind"] + ": " + frame["code"].astype(str)).map(label))
     x = "period_start" if "period_start" in rows else None
     if x is None:
         rows = rows.assign(period_start="whole window")
@@ -335,7 +290,9 @@ def errors(frame: pd.DataFrame, value: str = "count") -> go.Figure:
             ),
         )
     )
-    return _layout(fig, title, "period start (UTC)" if x else "", "kind: code")
+    if x:
+        time_axis(fig, z.columns)
+    return layout(fig, title, "period start (UTC)" if x else "", "kind: code")
 
 
 def budget_burn(burndown: pd.DataFrame) -> go.Figure:
@@ -349,7 +306,7 @@ def budget_burn(burndown: pd.DataFrame) -> go.Figure:
         ["time", "kind", "spend_usd", "spend_low_usd", "spend_high_usd", "limit_usd", "budget"],
     )
     if burndown.empty:
-        return _empty(title)
+        return empty(title)
     go = _go()
     name = str(burndown["budget"].iloc[0])
     limit = float(burndown["limit_usd"].iloc[0])
@@ -409,4 +366,4 @@ def budget_burn(burndown: pd.DataFrame) -> go.Figure:
         annotation_text=f"limit ${limit:,.2f}",
         annotation_position="top left",
     )
-    return _layout(fig, f"{title}: {name}", "time (UTC)", "cumulative spend in the period (USD)")
+    return layout(fig, f"{title}: {label(name)}", "time (UTC)", "cumulative spend in the period (USD)")

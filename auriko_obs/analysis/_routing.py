@@ -1,18 +1,16 @@
-"""Per-provider list prices from Auriko's ``GET /v1/models``, cached in the store, and what routing saved."""
+"""Auriko's per-provider prices cached in the store (``auriko_obs.prices`` fetches them), and what routing saved."""
 
 from __future__ import annotations
 
-import json
 import os
-import urllib.parse
-import urllib.request
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ..store._files import connect
+from ..prices import fetch_auriko_prices
+from ..store import connect
 from ..store._lake import PRICES_COLUMNS, is_remote, prices_path
 from ._query import (
     Grouping,
@@ -39,44 +37,22 @@ PRICES_TABLE = "provider_prices"
 
 
 def fetch_prices(base_url: str, api_key: str | None = None, *, timeout_s: float = 10.0) -> list[dict]:
-    """Returns one dict per (model, provider) from ``GET {base_url}/models``: prices in USD per 1M tokens.
-
-    Both listings are read (the default one, which has embedding models, and ``?endpoint=responses``,
-    which adds Responses-only models). Keys: model, provider, position (the order /v1/models lists the
-    model's providers in; 0 is its default provider), input_usd_per_1m, output_usd_per_1m, data_policy.
-    The API key is sent as a bearer token and never stored.
-    """
-    rows: dict[tuple[str, str], dict] = {}
-    for query in ("", "?endpoint=responses"):
-        for model in _get_json(f"{base_url.rstrip('/')}/models{query}", api_key, timeout_s).get("data") or []:
-            for position, offer in enumerate(model.get("providers") or []):
-                key = (str(model["id"]), str(offer["name"]))
-                rows.setdefault(
-                    key,
-                    {
-                        "model": key[0],
-                        "provider": key[1],
-                        "position": position,
-                        "input_usd_per_1m": _price(offer.get("input_price")),
-                        "output_usd_per_1m": _price(offer.get("output_price")),
-                        "data_policy": offer.get("data_policy"),
-                    },
-                )
-    return list(rows.values())
-
-
-def _price(value: object) -> float | None:
-    return None if value is None else float(value)  # type: ignore[arg-type]
-
-
-def _get_json(url: str, api_key: str | None, timeout_s: float) -> dict:
-    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
-        raise ValueError(f"base_url must be an http(s) URL, not {url!r}")
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})
-    if api_key:
-        request.add_header("Authorization", f"Bearer {api_key}")
-    with urllib.request.urlopen(request, timeout=timeout_s) as response:
-        return json.loads(response.read())
+    """Returns one dict per (model, provider) from ``GET {base_url}/models``: model, provider, position (0 is
+    the model's default provider), input_usd_per_1m, output_usd_per_1m, data_policy, source (the URL read)
+    and fetched_at (when). See ``auriko_obs.prices.fetch_auriko_prices``."""
+    return [
+        {
+            "model": p.model,
+            "provider": p.provider,
+            "position": p.position,
+            "input_usd_per_1m": p.input_usd_per_1m,
+            "output_usd_per_1m": p.output_usd_per_1m,
+            "data_policy": p.data_policy,
+            "source": p.source,
+            "fetched_at": p.as_of,
+        }
+        for p in fetch_auriko_prices(base_url, api_key, timeout_s=timeout_s)
+    ]
 
 
 def refresh_prices(
@@ -88,32 +64,37 @@ def refresh_prices(
     ``base_url``). The whole table is replaced in one transaction, stamped with ``fetched_at``; in a lake,
     ``provider_prices.parquet`` at its root is replaced at once (written aside, then renamed).
     """
-    rows = fetch_prices(base_url, api_key, timeout_s=timeout_s)
+    rows = fetch_auriko_prices(base_url, api_key, timeout_s=timeout_s)
     if not rows:
         raise ValueError(f"{base_url}/models listed no provider prices")
     target = store_of(store)
-    fetched_at = datetime.now(timezone.utc)
     if target.is_lake:
-        _write_lake_prices(target.path, [{**r, "source": base_url, "fetched_at": fetched_at} for r in rows])
+        _write_lake_prices(
+            target.path,
+            [
+                {**asdict(p), "source": base_url, "fetched_at": datetime.fromisoformat(p.as_of.replace("Z", "+00:00"))}
+                for p in rows
+            ],
+        )
         return prices(target)
     with connect(target.path, read_only=False, wait_s=target.lock_wait_s) as con:
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute(f"DELETE FROM {PRICES_TABLE}")
             con.executemany(
-                f"INSERT INTO {PRICES_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO {PRICES_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?::TIMESTAMPTZ)",
                 [
                     [
-                        r["model"],
-                        r["provider"],
-                        r["position"],
-                        r["input_usd_per_1m"],
-                        r["output_usd_per_1m"],
-                        r["data_policy"],
+                        p.model,
+                        p.provider,
+                        p.position,
+                        p.input_usd_per_1m,
+                        p.output_usd_per_1m,
+                        p.data_policy,
                         base_url,
-                        fetched_at,
+                        p.as_of,
                     ]
-                    for r in rows
+                    for p in rows
                 ],
             )
             con.execute("COMMIT")

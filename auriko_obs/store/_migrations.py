@@ -91,12 +91,13 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 def applied_version(con: duckdb.DuckDBPyConnection) -> int:
     """Returns how many migrations this store has applied (0 for an empty file)."""
-    exists = con.execute(
+    [(exists,)] = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = 'auriko_obs_migrations'"
-    ).fetchone()[0]
+    ).fetchall()
     if not exists:
         return 0
-    return con.execute("SELECT count(*) FROM auriko_obs_migrations").fetchone()[0]
+    [(applied,)] = con.execute("SELECT count(*) FROM auriko_obs_migrations").fetchall()
+    return int(applied)
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> int:
