@@ -56,8 +56,7 @@ def _readable_db_path(db: Path | None) -> str:
 
 def _writable_db_path(db: Path | None) -> str:
     """Returns the absolute store path for a command that writes to it; a file that cannot be a store is a UserError."""
-    from .store import check_writable
-    from .store._lake import is_lake
+    from .store import check_writable, is_lake
 
     if is_lake(_db_path(db)):
         raise UserError(f"{_db_path(db)} is a lake (a folder): this command writes to a DuckDB store file")

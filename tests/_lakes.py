@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 
 import pytest
 
@@ -59,16 +60,9 @@ def skip_without_spark() -> None:
         pytest.skip(missing)
 
 
-def spark_session(app: str, *, connect: bool = False):
-    """Returns a SparkSession on local[2] (classic, or through a Spark Connect server that pyspark starts on
-    127.0.0.1); one per test module, stopped by the module's fixture."""
-    skip_without_spark()
-    from pyspark.sql import SparkSession
-
-    builder = SparkSession.builder.remote("local[2]") if connect else SparkSession.builder.master("local[2]")
+def _configured(builder):
     return (
-        builder.appName(app)
-        .config("spark.driver.memory", "1g")  # explicit: Spark's own default grows with the machine
+        builder.config("spark.driver.memory", "1g")  # explicit: Spark's own default grows with the machine
         # Test data is small: 200 shuffle tasks, and compiling generated code for every query, cost more than
         # they save (the 4 analyses of benchmarks took 28 s instead of 66 s without code generation here).
         .config("spark.sql.shuffle.partitions", "2")
@@ -76,5 +70,35 @@ def spark_session(app: str, *, connect: bool = False):
         .config("spark.sql.codegen.factoryMode", "NO_CODEGEN")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
+    )
+
+
+def spark_session(app: str):
+    """Returns a classic SparkSession on local[2], one per test module (stopped by the module's fixture)."""
+    skip_without_spark()
+    from pyspark.sql import SparkSession
+
+    return _configured(SparkSession.builder.master("local[2]").appName(app)).getOrCreate()
+
+
+def spark_connect_session(app: str):
+    """Returns (a Spark Connect session, the classic session serving it): a local[2] Spark with the Connect
+    plugin listening on 127.0.0.1, on a port the OS picked (pyspark's own remote("local") takes port 15002)."""
+    skip_without_spark()
+    from pyspark.sql import SparkSession
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = (
+        _configured(SparkSession.builder.master("local[2]").appName(app))
+        .config("spark.plugins", "org.apache.spark.sql.connect.SparkConnectPlugin")
+        .config("spark.connect.grpc.binding.address", "127.0.0.1")
+        .config("spark.connect.grpc.binding.port", str(port))
         .getOrCreate()
     )
+    # The Connect session class itself: pyspark's generic builder refuses a remote session beside a classic one
+    # in the same process, which is how a test serves itself (a real client runs elsewhere).
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+    return ConnectSession.builder.remote(f"sc://127.0.0.1:{port}").getOrCreate(), server

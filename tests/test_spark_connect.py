@@ -1,5 +1,5 @@
-"""Spark Connect: a session from SparkSession.builder.remote(...) reads a lake like a classic one; the analyses
-give the DuckDB store file's frames (pyspark starts the Connect server on 127.0.0.1 for remote("local[2]"))."""
+"""Spark Connect: a session from SparkSession.builder.remote("sc://…") reads a lake like a classic one; the
+analyses give the DuckDB store file's frames (the test starts the Connect server on 127.0.0.1)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,9 @@ import pytest
 from auriko_obs import analysis
 from auriko_obs.store import Store
 
-from ._lakes import lake_from_store, spark_session
+from ._lakes import lake_from_store, spark_connect_session
 from ._stores import make_store
 from .test_lake import PRICES, three_days
-
-# pyspark starts the local Connect server with the builder's settings (spark.driver.memory among them), then
-# tries to set them again as session settings and warns that a static one cannot change.
-pytestmark = pytest.mark.filterwarnings("ignore:Failed to set spark.driver.memory:UserWarning")
 
 
 @pytest.fixture(scope="module")
@@ -23,10 +19,11 @@ def stores(tmp_path_factory):
     folder = tmp_path_factory.mktemp("connect")
     db = make_store(str(folder / "store.duckdb"), three_days(), PRICES)
     lake = lake_from_store(db, str(folder / "lake"), duplicate_where="start_time::DATE = DATE '2026-06-02'")
-    spark = spark_session("auriko-obs spark connect", connect=True)
+    spark, server = spark_connect_session("auriko-obs spark connect")
     assert type(spark).__module__.startswith("pyspark.sql.connect")  # a Spark Connect session, not a classic one
     yield Store(db), Store.spark(spark, lake)
     spark.stop()
+    server.stop()
 
 
 @pytest.mark.parametrize(

@@ -18,9 +18,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from .. import fields
-from ..store import Store, parse_time
-from ..store._engines import CALLS_VIEW, HELPER_COLUMNS, Connection
-from ..store._lake import PARTITION_COLUMN, PRICES_COLUMNS
+from ..store import CALLS_VIEW, HELPER_COLUMNS, PARTITION_COLUMN, PRICES_COLUMNS, Connection, Store, parse_time
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir

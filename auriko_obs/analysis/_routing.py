@@ -10,8 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..prices import fetch_auriko_prices
-from ..store import connect
-from ..store._lake import PRICES_COLUMNS, is_remote, prices_path
+from ..store import PRICES_COLUMNS, connect, is_remote, prices_path
 from ._query import (
     Grouping,
     Session,

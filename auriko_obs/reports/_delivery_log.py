@@ -23,8 +23,7 @@ import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from ..store import connect
-from ..store._lake import is_lake, lake_root
+from ..store import connect, is_lake, lake_root
 
 CLAIM_TTL = timedelta(minutes=15)
 
