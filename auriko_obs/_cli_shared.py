@@ -24,9 +24,10 @@ def cannot_listen(host: str, port: int, exc: OSError) -> UserError:
 
 db_option = click.option(
     "--db",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     default=None,
-    help="Store path (default: $AURIKO_OBS_DB or ./auriko_obs.duckdb).",
+    help="Store: a DuckDB file, or for reading a lake folder of date=YYYY-MM-DD/*.parquet files "
+    "(default: $AURIKO_OBS_DB or ./auriko_obs.duckdb).",
 )
 
 
@@ -49,8 +50,10 @@ def readable_db_path(db: Path | None) -> str:
 
 def writable_db_path(db: Path | None) -> str:
     """Returns the absolute store path for a command that writes to it; a file that cannot be a store is a UserError."""
-    from .store import check_writable
+    from .store import check_writable, is_lake
 
+    if is_lake(db_path(db)):
+        raise UserError(f"{db_path(db)} is a lake (a folder): this command writes to a DuckDB store file")
     try:
         return check_writable(db_path(db))
     except ValueError as exc:

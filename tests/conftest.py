@@ -87,6 +87,8 @@ SDK_INDEPENDENT_MODULES = {
     "test_analysis.py",
     "test_analysis_routing.py",
     "test_budget_check.py",
+    "test_engine_conformance.py",
+    "test_spark_connect.py",
     "test_report_delivery.py",
     "test_schedule.py",
 }

@@ -251,8 +251,8 @@ def test_sql_and_report_before_any_call_say_there_is_no_store_yet(loaded, db_pat
     [
         ("%auriko_obs --help", "usage: %auriko_obs [COMMAND] [--help]"),
         ("%auriko_obs status --help", "usage: %auriko_obs status"),
-        ("%auriko_obs report --help", "usage: %auriko_obs report [--since SINCE] [--by BY] [--session]"),
-        ("%auriko_obs sql --help", "usage: %auriko_obs sql [query ...]"),
+        ("%auriko_obs report --help", "usage: %auriko_obs report [--since SINCE] [--by BY] [--session] [--db DB]"),
+        ("%auriko_obs sql --help", "usage: %auriko_obs sql [--db DB] [query ...]"),
         ("%auriko_obs budget --help", "usage: %auriko_obs budget [usd]"),
         ("%auriko_obs footer -h", "usage: %auriko_obs footer [{on,off}]"),
         ("%%auriko_obs_track --help\npass", "usage: %%auriko_obs_track name"),

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from ..store import check_writable
 from ._budget_verdicts import load as load_budgets
 from ._deliver import DeliveryError, Retry, SmtpSettings, build_email, deliver_email, deliver_file, deliver_webhook
-from ._delivery_log import claim, owed, record_delivery, record_failure, release
+from ._delivery_log import claim, log_path, owed, record_delivery, record_failure, release
 from ._periods import PERIOD_KINDS, Period, report_period
 from ._render import FORMATS, render, summary_lines, summary_text, usd
 
@@ -61,7 +61,7 @@ class ReportSpec:
         load_budgets(self.budgets_config)
         if not os.path.exists(self.db):  # opening it to record the delivery would create an empty store
             raise ValueError(f"no auriko-obs store at {os.path.abspath(self.db)}")
-        check_writable(self.db)  # the delivery log is kept in the store
+        check_writable(log_path(self.db))  # the delivery log is kept in the store (for a lake, beside it)
 
     def out_template(self) -> str:
         """Returns ``out``; raises ValueError when there is none (file delivery needs it)."""
