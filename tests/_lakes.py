@@ -37,7 +37,7 @@ def lake_from_store(db_path: str, root: str, *, duplicate_where: str | None = No
                 f"(FORMAT parquet, PARTITION_BY ({PARTITION_COLUMN}), FILENAME_PATTERN 'again-{{uuid}}', "
                 "COMPRESSION zstd, APPEND)"
             )
-        if con.execute("SELECT count(*) FROM provider_prices").fetchone()[0]:
+        if con.execute("SELECT count(*) FROM provider_prices").fetchall()[0][0]:
             os.makedirs(os.path.dirname(prices_path(root)), exist_ok=True)
             con.execute(f"COPY provider_prices TO '{prices_path(root)}' (FORMAT parquet)")
     return root

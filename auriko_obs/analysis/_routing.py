@@ -196,12 +196,11 @@ def _segments(table: pd.DataFrame) -> tuple[dict[str, list[float]], list[_Segmen
     input share t = input / (input + output) alone, and that ranking changes only at the t where two
     providers' costs cross. The price table is small, so this is worked out here, once per analysis."""
     offers: dict[str, list[tuple[float, float]]] = {}
-    for row in table.itertuples():
-        if row.input_usd_per_1m is not None and row.input_usd_per_1m == row.input_usd_per_1m:
-            output = row.output_usd_per_1m
-            offers.setdefault(row.model, []).append(
-                (float(row.input_usd_per_1m), 0.0 if output is None or output != output else float(output))
-            )
+    columns = (table[name].tolist() for name in ("model", "input_usd_per_1m", "output_usd_per_1m"))
+    for model, input_price, output_price in zip(*columns, strict=True):
+        if input_price is not None and input_price == input_price:  # not NULL, not NaN
+            output = 0.0 if output_price is None or output_price != output_price else float(output_price)
+            offers.setdefault(model, []).append((float(input_price), output))
     crossings: dict[str, list[float]] = {}
     segments = []
     for model_id, listed in offers.items():

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pyarrow as pa
@@ -63,7 +63,7 @@ def parse_protobuf(body: bytes | bytearray) -> Any:
 
     request = ExportTraceServiceRequest()
     try:
-        request.ParseFromString(body)
+        request.ParseFromString(cast(bytes, body))  # protobuf reads any buffer; its stub names bytes only
     except (DecodeError, ValueError, RuntimeError) as exc:
         raise MalformedRequest(f"not an OTLP ExportTraceServiceRequest: {exc}") from None
     return request

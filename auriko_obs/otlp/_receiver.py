@@ -862,7 +862,7 @@ def start_grpc(
     # the traffic between them.
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="auriko-obs-grpc"),
-        handlers=(handler,),
+        handlers=[handler],
         options=[("grpc.max_receive_message_length", max_body), ("grpc.so_reuseport", 0)],
     )
     try:

@@ -124,7 +124,8 @@ def arrow_to_pandas(table: pa.Table, con: Any = None) -> pd.DataFrame:
 
             con = _converters.con = duckdb.connect()
             con.execute("SET TimeZone = 'UTC'")
-    return con.from_arrow(table).df()
+    frame: pd.DataFrame = con.from_arrow(table).df()
+    return frame
 
 
 class Connection:
@@ -162,7 +163,8 @@ class DuckDBConnection(Connection):
     def df(self, query: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
         import pandas  # noqa: F401  (DuckDB's .df() needs it)
 
-        return self.con.execute(query, list(params or [])).df()
+        frame: pd.DataFrame = self.con.execute(query, list(params or [])).df()
+        return frame
 
     def register(self, name: str, table: pa.Table) -> None:
         self.con.register(name, table)

@@ -37,19 +37,21 @@ class CollectProcess:
             text=True,
         )
         self.lines: list[str] = []
-        first = self.proc.stderr.readline()
+        assert self.proc.stderr is not None
+        self.stderr = self.proc.stderr
+        first = self.stderr.readline()
         self.lines.append(first)
         match = _LISTENING.search(first)
         if not match:
             self.proc.kill()
-            raise RuntimeError(f"collect did not start: {first}{self.proc.stderr.read()}")
+            raise RuntimeError(f"collect did not start: {first}{self.stderr.read()}")
         self.port = int(match.group(1))
         self.url = f"http://127.0.0.1:{self.port}/v1/traces"
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
     def _read(self) -> None:
-        for line in self.proc.stderr:
+        for line in self.stderr:
             self.lines.append(line)
 
     @property
@@ -59,7 +61,9 @@ class CollectProcess:
     def peak_rss_bytes(self) -> int:
         """Returns the most resident memory the process has had (VmHWM)."""
         status = Path(f"/proc/{self.proc.pid}/status").read_text()
-        return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) * 1024
+        match = re.search(r"VmHWM:\s+(\d+) kB", status)
+        assert match is not None, status
+        return int(match.group(1)) * 1024
 
     def kill9(self) -> None:
         self.proc.send_signal(signal.SIGKILL)

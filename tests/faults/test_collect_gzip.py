@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,7 @@ from ._collector import post, request_bytes
 
 
 @contextmanager
-def _collector(db: str, **options: int) -> Iterator[tuple[Receiver, str]]:
+def _collector(db: str, **options: Any) -> Iterator[tuple[Receiver, str]]:
     receiver = Receiver(db, **options)
     http = start_http(receiver, port=0)
     try:
