@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
 from ._call_record import EXTRA, INTERNAL_ERRORS, CallRecord
@@ -41,6 +41,9 @@ from ._patch import (
     wrap_instance_methods,
 )
 from ._pipeline import Pipeline
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.resources import Resource
 
 __all__ = [
     "CallRecord",
@@ -160,7 +163,7 @@ def _capture_from_env() -> bool:
     return os.environ.get("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "").strip().lower() in _CAPTURE_VALUES
 
 
-def _resource(service_name: str | None):
+def _resource(service_name: str | None) -> Resource:
     from opentelemetry.sdk.resources import Resource
 
     if service_name:
@@ -189,7 +192,7 @@ def _start(
     exporters: list[Any] = []
     db_path = None
     if db is not False and not (lake is not None and db is None):
-        exporter = DuckDBSpanExporter(default_path() if db in (None, True) else db)
+        exporter = DuckDBSpanExporter(default_path() if db is None or db is True else db)
         db_path = exporter.path
         exporters.append(exporter)
     lake_root = None
@@ -298,7 +301,9 @@ def instrument(
         prometheus if prometheus is not None else os.environ.get("AURIKO_OBS_PROMETHEUS"),
     )
     with _lock:
-        wanted_db = None if db is False else os.path.abspath(os.fspath(default_path() if db in (None, True) else db))
+        wanted_db = (
+            None if db is False else os.path.abspath(os.fspath(default_path() if db is None or db is True else db))
+        )
         if lake is not None and db is None:
             wanted_db = None
         wanted_lake = None if lake is None else _lake_root(lake)

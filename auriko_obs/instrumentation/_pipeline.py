@@ -151,9 +151,8 @@ class Pipeline:
     def _span(self, record: CallRecord) -> ReadableSpan | None:
         try:
             name, attributes, error = build_attributes(record, self.capture_content)
-            parent = trace.get_current_span(record.context).get_span_context()
-            if not parent.is_valid:
-                parent = None
+            current = trace.get_current_span(record.context).get_span_context()
+            parent = current if current.is_valid else None
             trace_id = parent.trace_id if parent is not None else self._ids.generate_trace_id()
             context = SpanContext(trace_id, self._ids.generate_span_id(), False, _SAMPLED)
             status = Status(StatusCode.ERROR, error) if error is not None else _UNSET

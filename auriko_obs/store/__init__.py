@@ -6,7 +6,10 @@ The read side loads DuckDB only (pandas when a DataFrame is made):
 - ``read_connection(path)``: a read-only DuckDB connection whose ``spans`` and ``llm_calls`` include the
   rows waiting in the spool; ``connect(path, read_only=…)``: a plain short-lived connection (writable ones
   have the schema migrated), waiting out other processes' locks;
-- ``default_path()``, ``spool_dir()``, ``parse_time()``, ``SCHEMA_VERSION``, ``ensure_schema()``.
+- ``default_path()``, ``spool_dir()``, ``parse_time()``, ``SCHEMA_VERSION``, ``ensure_schema()``;
+- lakes (date-partitioned Parquet, ``_lake``): ``is_lake()``, ``lake_root()``, ``is_remote()``, ``prices_path()``,
+  ``PARTITION_COLUMN``, ``PRICES_COLUMNS``; the engines behind ``Store`` (``_engines``): an open engine is a
+  ``Connection`` whose ``CALLS_VIEW`` holds ``llm_calls`` and the ``HELPER_COLUMNS``.
 
 The write side is loaded on first use (``DuckDBSpanExporter`` brings in the OpenTelemetry SDK):
 
@@ -30,6 +33,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._engines import CALLS_VIEW, HELPER_COLUMNS, Connection
 from ._files import (
     StoreLockedError,
     check_readable,
@@ -40,7 +44,7 @@ from ._files import (
     spool_dir,
 )
 from ._isolation import HeldBatches, write_isolating
-from ._lake import is_lake, lake_root
+from ._lake import PARTITION_COLUMN, PRICES_COLUMNS, is_lake, is_remote, lake_root, prices_path
 from ._lake_location import check_lake_writable
 from ._migrations import SCHEMA_VERSION, applied_version, ensure_schema
 from ._read import read_connection
@@ -55,8 +59,13 @@ if TYPE_CHECKING:
     from ._writer import StoreWriter, WriteOutcome
 
 __all__ = [
+    "CALLS_VIEW",
+    "HELPER_COLUMNS",
+    "PARTITION_COLUMN",
+    "PRICES_COLUMNS",
     "RAW_SCHEMA",
     "SCHEMA_VERSION",
+    "Connection",
     "DuckDBSpanExporter",
     "HeldBatches",
     "Ingested",
@@ -78,9 +87,11 @@ __all__ = [
     "fold_spool",
     "ingest_spool",
     "is_lake",
+    "is_remote",
     "lake_root",
     "lock_path",
     "parse_time",
+    "prices_path",
     "quarantined_in_process",
     "read_connection",
     "spans_to_table",

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ..cli import UserError, _readable_db_path, app
+from .._cli_shared import UserError, readable_db_path
 
 
 def _duration(text: str | None, option: str) -> float | None:
@@ -39,7 +39,7 @@ def _failed(what: str, lake: str, exc: Exception) -> UserError:
     return UserError(f"{what} {lake} failed: {first}")
 
 
-@app.group()
+@click.group()
 def lake() -> None:
     """A lake of Parquet files: compact it, drop old days, move a store into it."""
 
@@ -135,7 +135,7 @@ def export(db: Path, to: str) -> None:
     from ._lake_lifecycle import export_store
     from ._lake_location import check_lake_writable
 
-    path = _readable_db_path(db)
+    path = readable_db_path(db)
     try:
         root = check_lake_writable(to)
     except ValueError as exc:

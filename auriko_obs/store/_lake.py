@@ -24,7 +24,7 @@ PARTITION_COLUMN = "date"
 PRICES_FILE = "_auriko_obs/provider_prices.parquet"
 _REMOTE_SCHEMES = ("s3", "s3a", "gs", "gcs", "abfs", "az", "hdfs")
 
-# provider_prices as the DuckDB store defines it (store/_schema.py m003), for lakes without a price file.
+# provider_prices as the DuckDB store defines it (store/_migrations.py m003), for lakes without a price file.
 PRICES_COLUMNS: tuple[tuple[str, str], ...] = (
     ("model", "VARCHAR"),
     ("provider", "VARCHAR"),
