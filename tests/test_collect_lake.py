@@ -3,6 +3,7 @@ store; several collector processes share one lake; SIGTERM publishes every accep
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -23,7 +24,7 @@ def test_a_collector_writes_into_a_lake_the_rows_a_collector_writes_into_a_store
     db, lake = str(tmp_path / "collected.duckdb"), str(tmp_path / "lake")
     genai = {"gen_ai.operation.name": "chat", "llm.model_name": "gpt-4o-mini", "llm.token_count.prompt": 12}
     requests = [_proto_request(3, ATTRIBUTES, 1), _proto_request(4, genai, 2), _proto_request(2, ATTRIBUTES, 1)]
-    for receiver in (Receiver(db), Receiver(None, lake=lake)):
+    for receiver in (Receiver(db), Receiver(None, lake=lake, log_dir=str(tmp_path / "log"))):
         http = start_http(receiver, port=0)
         url = f"http://127.0.0.1:{http.server_address[1]}/v1/traces"
         try:
@@ -41,7 +42,7 @@ def test_a_collector_writes_into_a_lake_the_rows_a_collector_writes_into_a_store
     _frames_equal(once, store_rows(db))
 
 
-def _start_collector(lake: str) -> tuple[subprocess.Popen, int]:
+def _start_collector(lake: str, log_dir: str) -> tuple[subprocess.Popen, int]:
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -50,6 +51,8 @@ def _start_collector(lake: str) -> tuple[subprocess.Popen, int]:
             "collect",
             "--lake",
             lake,
+            "--log-dir",
+            log_dir,
             "--port",
             "0",
             "--flush-interval",
@@ -68,7 +71,7 @@ def test_collector_processes_share_one_lake_and_sigterm_publishes_every_accepted
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     lake = str(tmp_path / "lake")
-    collectors = [_start_collector(lake) for _ in range(2)]
+    collectors = [_start_collector(lake, str(tmp_path / f"log{n}")) for n in range(2)]
     try:
         for n, (_, port) in enumerate(collectors):
             tp = _provider(OTLPSpanExporter(endpoint=f"http://127.0.0.1:{port}/v1/traces", timeout=10), f"svc{n}")
@@ -83,7 +86,9 @@ def test_collector_processes_share_one_lake_and_sigterm_publishes_every_accepted
         for proc, _ in collectors:
             assert proc.wait(60) == 0
             summary = proc.stderr.read()
-            assert "accepted_spans=300" in summary and "published_files=1" in summary and "lost_spans=0" in summary
+            assert (
+                "accepted_spans=300" in summary and "lake_published_files=1" in summary and "failed_spans=0" in summary
+            )
     finally:
         for proc, _ in collectors:
             if proc.poll() is None:
@@ -99,6 +104,7 @@ def test_collector_processes_share_one_lake_and_sigterm_publishes_every_accepted
         (["--lake", "gs://bucket/lake"], "only local folders and s3:// lakes can be written"),
         (["--lake", "s3://"], "needs a bucket"),
         (["--lake", "{tmp}/lake", "--db", "{tmp}/x.duckdb"], "give --db or --lake, not both"),
+        (["--log-dir", "{tmp}/log"], "--log-dir goes with --lake"),
     ],
 )
 def test_collect_refuses_a_lake_it_cannot_write_with_one_line(tmp_path, args, message):
@@ -111,3 +117,29 @@ def test_collect_refuses_a_lake_it_cannot_write_with_one_line(tmp_path, args, me
         timeout=60,
     )
     assert done.returncode == 2 and message in done.stderr and done.stderr.count("\n") == 1, done.stderr
+
+
+def test_a_lake_collector_killed_after_acknowledging_loses_nothing_the_next_one_replays_it(tmp_path):
+    """The request log keeps what was acknowledged until the lake files holding it are published."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    lake, log_dir = str(tmp_path / "lake"), str(tmp_path / "log")
+    proc, port = _start_collector(lake, log_dir)
+    try:
+        tp = _provider(OTLPSpanExporter(endpoint=f"http://127.0.0.1:{port}/v1/traces", timeout=10))
+        tracer = tp.get_tracer("t")
+        for i in range(200):
+            with tracer.start_as_current_span(f"s{i}"):
+                pass
+        tp.shutdown()  # acknowledged: in the request log, and in memory waiting for a file (60 s)
+    finally:
+        proc.kill()  # kill -9: the rows in memory are gone
+        proc.wait(30)
+    assert lake_rows(lake).empty
+    again, _ = _start_collector(lake, log_dir)  # replays the dead collector's log into the lake
+    again.send_signal(signal.SIGTERM)
+    assert again.wait(60) == 0
+    assert "replayed_spans=200" in again.stderr.read()
+    rows = lake_rows(lake, "trace_id, span_id")
+    assert len(rows) == 200 and len(rows.drop_duplicates()) == 200
+    assert [n for n in os.listdir(log_dir) if not n.startswith(".")] in ([], ["lake.collect-log"])

@@ -133,6 +133,7 @@ class Receiver:
         self.max_decoded = max_decoded
         self.max_spans_per_request = max_spans_per_request
         self.max_parsing = max_parsing
+        self.log_base = log_base
         self.log = RequestLog(log_base, sync=sync)
         self.counts = dict.fromkeys(
             (
@@ -306,7 +307,7 @@ class Receiver:
 
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Returns True once every span accepted so far, and every span replayed from the logs of
-        collectors that died, is written."""
+        collectors that died, is written (into a lake: in published files)."""
         deadline = time.monotonic() + timeout_s
         if not self._replayed.wait(timeout_s):
             return False
@@ -318,7 +319,7 @@ class Receiver:
                     return False
                 self._idle.wait(min(left, 0.05))
                 self._wake.set()
-        return True
+        return self.lake.flush() if self.lake is not None else True
 
     def close(self, timeout_s: float = 60.0) -> None:
         """Stops accepting, writes everything accepted, stops the writer. The request log is deleted
@@ -401,7 +402,7 @@ class Receiver:
             self.log.done(segment)
 
     def _replay_orphans(self) -> None:
-        for orphan in orphaned_logs(self.path, self.log.folder):
+        for orphan in orphaned_logs(self.log_base, self.log.folder):
             try:
                 replayed = self._replay(orphan)
             except Exception:

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import fields
 from . import _lake
@@ -149,6 +149,19 @@ class Connection:
         raise NotImplementedError
 
 
+_T = TypeVar("_T")
+_VANISHED_RETRIES = 3
+_VANISHED = ("No such file or directory", "Cannot open file", "NoSuchKey", "FileNotFoundError", "Not Found")
+
+
+def _file_vanished(exc: BaseException) -> bool:
+    import duckdb
+
+    return isinstance(exc, (duckdb.IOException, duckdb.InvalidInputException, FileNotFoundError)) and any(
+        text in str(exc) for text in _VANISHED
+    )
+
+
 class DuckDBConnection(Connection):
     dialect = "duckdb"
 
@@ -157,14 +170,32 @@ class DuckDBConnection(Connection):
         self.partitioned = partitioned
 
     def arrow(self, query: str) -> pa.Table:
-        relation = self.con.sql(query)
-        return relation.to_arrow_table() if hasattr(relation, "to_arrow_table") else relation.arrow()
+        def run() -> pa.Table:
+            relation = self.con.sql(query)
+            return relation.to_arrow_table() if hasattr(relation, "to_arrow_table") else relation.arrow()
+
+        return self._again_if_a_file_vanished(run)
 
     def df(self, query: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
         import pandas  # noqa: F401  (DuckDB's .df() needs it)
 
-        frame: pd.DataFrame = self.con.execute(query, list(params or [])).df()
-        return frame
+        def run() -> pd.DataFrame:
+            frame: pd.DataFrame = self.con.execute(query, list(params or [])).df()
+            return frame
+
+        return self._again_if_a_file_vanished(run)
+
+    def _again_if_a_file_vanished(self, run: Callable[[], _T]) -> _T:
+        """Returns ``run()``, run again when a lake file it had listed was gone when it opened it: compaction
+        deletes the files it replaced once its grace period has passed (``_lake_lifecycle``), and the lake's
+        views list the files anew on each run. Such a run failed; it never answered wrongly."""
+        for attempt in range(_VANISHED_RETRIES + 1):
+            try:
+                return run()
+            except Exception as exc:
+                if not self.partitioned or attempt == _VANISHED_RETRIES or not _file_vanished(exc):
+                    raise
+        raise AssertionError("unreachable")
 
     def register(self, name: str, table: pa.Table) -> None:
         self.con.register(name, table)
@@ -216,7 +247,7 @@ def _duckdb_lake_views(con: Any, root: str) -> None:
     """Creates the views of a lake in a DuckDB connection: typed columns (NULL for those no file has yet), one row
     per span and date, the prices file when there is one."""
     columns = _lake.spans_columns()
-    if _lake.is_remote(root) or _lake.has_files(root):
+    if _has_files(root):
         source = (
             f"read_parquet('{_lake.files_glob(root)}', hive_partitioning = true, union_by_name = true, "
             f"hive_types = {{'{_lake.PARTITION_COLUMN}': DATE}})"
@@ -249,11 +280,29 @@ def _duckdb_lake_views(con: Any, root: str) -> None:
         f"CREATE OR REPLACE VIEW {CALLS_VIEW} AS {_calls_view_sql(_duckdb_helper, 'auriko_obs_spans', f', {date}')}"
     )
     prices = _lake.prices_path(root)
-    if _lake.is_remote(root) or os.path.exists(prices):
+    if _prices_exist(root):
         con.execute(f"CREATE OR REPLACE VIEW provider_prices AS SELECT * FROM read_parquet('{prices}')")
     else:
         empty = ", ".join(f"NULL::{t} AS {n}" for n, t in _lake.PRICES_COLUMNS)
         con.execute(f"CREATE OR REPLACE VIEW provider_prices AS SELECT {empty} LIMIT 0")
+
+
+def _has_files(root: str) -> bool:
+    """Returns whether the lake holds a data file (an empty lake reads as empty tables), on S3 too."""
+    if not _lake.is_remote(root):
+        return _lake.has_files(root)
+    from ._lake_location import LakeLocation
+
+    lake = LakeLocation(root)
+    return any(lake.files(day) for day in lake.dates())
+
+
+def _prices_exist(root: str) -> bool:
+    if not _lake.is_remote(root):
+        return os.path.exists(_lake.prices_path(root))
+    from ._lake_location import LakeLocation
+
+    return LakeLocation(root).exists(_lake.PRICES_FILE)
 
 
 class DuckDBLake(Engine):
@@ -268,10 +317,12 @@ class DuckDBLake(Engine):
     def open(self) -> Iterator[Connection]:
         import duckdb
 
-        if _lake.is_remote(self.root):
-            raise NotImplementedError(f"reading a lake on an object store ({self.root}) comes with the lake writer")
         con = duckdb.connect()
         try:
+            if _lake.is_remote(self.root):  # through fsspec's s3fs: DuckDB's httpfs extension is a download
+                from ._lake_location import fsspec_s3_filesystem
+
+                con.register_filesystem(fsspec_s3_filesystem())
             con.execute("SET TimeZone = 'UTC'")
             con.execute("SET disabled_optimizers = 'compressed_materialization'")  # see _files.connect
             _duckdb_lake_views(con, self.root)

@@ -283,6 +283,12 @@ class LakeLocation:
             with suppress(OSError):
                 os.rmdir(os.path.join(self.base, f"{DATE_PREFIX}{date}"))
 
+    def exists(self, relative: str) -> bool:
+        """Returns whether a file under the root exists."""
+        import pyarrow.fs as pafs
+
+        return bool(self.fs.get_file_info(self.path(relative)).type == pafs.FileType.File)
+
     def read_bytes(self, relative: str) -> bytes | None:
         """Returns the bytes of a file under the root, or None when there is none."""
         try:
