@@ -8,7 +8,6 @@ module imports only click, so that any command module can use it without loading
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import click
 
@@ -24,21 +23,22 @@ def cannot_listen(host: str, port: int, exc: OSError) -> UserError:
 
 db_option = click.option(
     "--db",
-    type=click.Path(path_type=Path),
+    # Text, not a Path: a Path would turn an s3:// lake into s3:/.
+    type=click.Path(path_type=str),
     default=None,
-    help="Store: a DuckDB file, or for reading a lake folder of date=YYYY-MM-DD/*.parquet files "
-    "(default: $AURIKO_OBS_DB or ./auriko_obs.duckdb).",
+    help="Store: a DuckDB file, or for reading a lake: a folder of date=YYYY-MM-DD/*.parquet files or "
+    "s3://bucket/prefix (default: $AURIKO_OBS_DB or ./auriko_obs.duckdb).",
 )
 
 
-def db_path(db: Path | None) -> str:
+def db_path(db: str | os.PathLike[str] | None) -> str:
     """Returns the store path a command uses: ``--db``, else ``$AURIKO_OBS_DB``, else ``./auriko_obs.duckdb``."""
     from .store import default_path
 
     return os.fspath(db) if db else default_path()
 
 
-def readable_db_path(db: Path | None) -> str:
+def readable_db_path(db: str | os.PathLike[str] | None) -> str:
     """Returns the absolute path of an existing store for a command that reads it; anything else is a UserError."""
     from .store import check_readable
 
@@ -48,7 +48,7 @@ def readable_db_path(db: Path | None) -> str:
         raise UserError(str(exc)) from None
 
 
-def writable_db_path(db: Path | None) -> str:
+def writable_db_path(db: str | os.PathLike[str] | None) -> str:
     """Returns the absolute store path for a command that writes to it; a file that cannot be a store is a UserError."""
     from .store import check_writable, is_lake
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -77,3 +78,35 @@ def test_an_s3_outage_holds_files_in_memory_and_publishes_them_once_s3_is_back(t
         assert len(lake_rows(lake)) == 10
     finally:
         server.stop()
+
+
+def test_an_s3_lake_reads_as_the_store_in_every_analysis_and_command(s3_env, sim, client, tmp_path, capsys):
+    from auriko_obs import Store, analysis
+    from auriko_obs.cli import main
+
+    bucket = s3_env.bucket("reading")
+    db, lake = str(tmp_path / "spend.duckdb"), f"{bucket}/lake"
+    auriko_obs.instrument(db=db, lake=lake)
+    try:
+        for _ in range(3):
+            client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        sim.inject("rate_limit_exceeded")
+        with pytest.raises(Exception):  # noqa: B017  (the caller's own error; what is recorded is the subject)
+            client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        assert auriko_obs.flush() is True
+    finally:
+        auriko_obs.uninstrument()
+    on_s3, in_file = Store(lake), Store(db)
+    assert on_s3.is_lake and on_s3.path == lake
+    assert on_s3.calls().equals(in_file.calls())
+    for run in (analysis.provider_mix, analysis.errors, analysis.latency, lambda s: analysis.cost_by("provider", s)):
+        assert run(on_s3).equals(run(in_file))
+    assert main(["sql", "--db", lake, "--format", "json", "SELECT count(*) AS calls FROM llm_calls"]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"calls": 4}]
+
+
+def test_an_empty_s3_lake_reads_as_empty_tables(s3_env):
+    from auriko_obs import Store
+
+    lake = f"{s3_env.bucket('empty')}/lake"
+    assert Store(lake).calls().empty

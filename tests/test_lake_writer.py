@@ -70,6 +70,33 @@ def test_instrumented_calls_land_in_the_lake_with_the_rows_the_store_gets(sim, c
     assert rows["date"].astype(str).tolist() == rows["start_time"].dt.strftime("%Y-%m-%d").tolist()
 
 
+def test_analyses_of_the_written_lake_equal_those_of_the_store(sim, client, tmp_path):
+    from auriko_obs import Store, analysis
+
+    db, lake = str(tmp_path / "spend.duckdb"), str(tmp_path / "lake")
+    auriko_obs.instrument(db=db, lake=lake)
+    try:
+        for model in ("gpt-4o", "gpt-4o-mini", "gpt-4o"):
+            client.chat.completions.create(model=model, messages=MESSAGES)
+        sim.inject("upstream_error")
+        with pytest.raises(Exception):  # noqa: B017  (the caller's own error; what is recorded is the subject)
+            client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        assert auriko_obs.flush() is True
+    finally:
+        auriko_obs.uninstrument()
+    in_lake, in_file = Store(lake), Store(db)
+    assert in_lake.is_lake and in_lake.calls().equals(in_file.calls())
+    cases = {
+        "provider_mix": analysis.provider_mix,
+        "errors": analysis.errors,
+        "latency": analysis.latency,
+        "cost_by model": lambda s: analysis.cost_by("model", s),
+        "summary": lambda s: s.summary(),
+    }
+    for name, run in cases.items():
+        pd.testing.assert_frame_equal(run(in_lake), run(in_file), obj=name)
+
+
 def test_lake_only_instrumentation_makes_no_store_file(sim, client, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("AURIKO_OBS_DB", raising=False)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -150,7 +151,7 @@ class Connection:
 
 
 _T = TypeVar("_T")
-_VANISHED_RETRIES = 3
+_VANISHED_RETRIES = 5
 _VANISHED = ("No such file or directory", "Cannot open file", "NoSuchKey", "FileNotFoundError", "Not Found")
 
 
@@ -195,6 +196,7 @@ class DuckDBConnection(Connection):
             except Exception as exc:
                 if not self.partitioned or attempt == _VANISHED_RETRIES or not _file_vanished(exc):
                     raise
+            time.sleep(0.05 * 2**attempt)  # a compaction deletes its replaced files one by one: let it finish
         raise AssertionError("unreachable")
 
     def register(self, name: str, table: pa.Table) -> None:
@@ -325,7 +327,14 @@ class DuckDBLake(Engine):
                 con.register_filesystem(fsspec_s3_filesystem())
             con.execute("SET TimeZone = 'UTC'")
             con.execute("SET disabled_optimizers = 'compressed_materialization'")  # see _files.connect
-            _duckdb_lake_views(con, self.root)
+            for attempt in range(_VANISHED_RETRIES + 1):  # reading the files' columns opens them too
+                try:
+                    _duckdb_lake_views(con, self.root)
+                    break
+                except Exception as exc:
+                    if attempt == _VANISHED_RETRIES or not _file_vanished(exc):
+                        raise
+                time.sleep(0.05 * 2**attempt)
             yield DuckDBConnection(con, partitioned=True)
         finally:
             con.close()

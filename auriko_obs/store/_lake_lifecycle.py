@@ -11,7 +11,8 @@ by start time, with each span once. It is safe while writers append and readers 
   and deleted by a later run once ``grace_s`` has passed (an hour by default). A reader that listed a folder
   before the merged file existed therefore still finds every file it listed, however slowly it lists, as long
   as its query takes less than the grace period; and no listing can miss both a merged file and the files it
-  replaces. Files that wait for deletion are not merged again.
+  replaces. Files that wait for deletion are not merged again. (A query that opens a listed file after it was
+  deleted fails rather than answer wrongly; DuckDB's lake reader runs it again, ``_engines``.)
 
 A compaction that stops half-way (a crash, an S3 outage) leaves merged files beside the files they copy:
 duplicates that readers count once and the next run merges away. Two compactions of one lake at once lose
