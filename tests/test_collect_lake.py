@@ -61,6 +61,7 @@ def _start_collector(lake: str, log_dir: str) -> tuple[subprocess.Popen, int]:
         stderr=subprocess.PIPE,
         text=True,
     )
+    assert proc.stderr is not None
     line = proc.stderr.readline()
     match = re.search(r"127\.0\.0\.1:(\d+)/v1/traces", line)
     assert match, line
