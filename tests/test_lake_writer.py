@@ -356,3 +356,15 @@ def test_instrument_with_a_lake_in_a_forked_child_writes_its_own_files(sim, tmp_
     assert len(rows) == 2 and rows["span_id"].is_unique
     pids = sorted(os.path.basename(f).rsplit("-", 3)[1] for f in rows["file"])
     assert pids == sorted([parent, child])
+
+
+def test_a_process_that_wrote_a_lake_can_still_start_programs_that_fork(tmp_path):
+    """Before: the child of a fork (subprocess with preexec_fn, as pyspark starts Java) closed the DuckDB connection
+    it inherited from the lake writer, and crashed."""
+    raw = raw_rows(make_store(str(tmp_path / "s.duckdb"), [call("2026-06-01T10:00:00Z")]))
+    writer = LakeWriter(tmp_path / "lake")
+    writer.write(raw)  # the writer's DuckDB connection is open now
+    assert writer.flush()
+    for _ in range(3):
+        done = subprocess.run([sys.executable, "-c", "print('ran')"], preexec_fn=lambda: None, capture_output=True)
+        assert done.returncode == 0 and done.stdout.strip() == b"ran"

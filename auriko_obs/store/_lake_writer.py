@@ -510,6 +510,8 @@ class LakeSpanExporter(LakeWriter):
 
 
 _WRITERS: weakref.WeakSet[LakeWriter] = weakref.WeakSet()
+# DuckDB connections a forked child inherited from its parent's writers: kept, never used nor closed.
+_INHERITED_CONNECTIONS: list[Any] = []
 
 
 def _flush_at_exit() -> None:
@@ -530,7 +532,9 @@ def _after_fork_in_child() -> None:
         writer._lock = threading.Lock()
         writer._publish_lock = threading.Lock()
         writer._convert_lock = threading.Lock()
-        writer._con = None
+        if writer._con is not None:  # never closed here: closing DuckDB in a forked child can crash it
+            _INHERITED_CONNECTIONS.append(writer._con)
+            writer._con = None
         writer._thread = None
         writer._parts = {}
         writer._buffered_rows = writer._buffered_bytes = 0
