@@ -15,6 +15,7 @@ EXTRA_ARGS = {
     "collect": ["--port", "0"],
     "dashboard": ["--port", "0"],
     "demo": ["--calls", "1"],
+    "lake export": ["--to", "{tmp}/lake"],
     "report": [],
     "schedule": ["--config", "{tmp}/schedule.toml"],
     "sql": ["SELECT 1"],
