@@ -1,259 +1,124 @@
-"""The ``auriko-obs`` command. Thin: each command parses its arguments and calls a library function.
+"""The ``auriko-obs`` command: every command is added here, and loaded only when it runs.
+
+Each command is defined beside what it drives: ``_core_commands`` (demo, simulate, sql, schema),
+``otlp/_commands`` (collect), ``reports/_commands`` (report, schedule, budget), ``store/_commands`` (lake)
+and ``dashboard/_commands`` (dashboard). ``COMMANDS`` below names them with their one-line help, so that
+``auriko-obs --help`` imports none of them (``tests/test_cli.py`` checks that the lines match).
 
 Bad input exits 2 with a one-line message on stderr, never a traceback.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
-from pathlib import Path
+from dataclasses import dataclass
+from typing import Any
 
 import click
 
-from .demo import EXTRA_CALLS
+from ._cli_shared import UserError
 
 
-@click.group(name="auriko-obs", context_settings={"help_option_names": ["-h", "--help"]})
+@dataclass(frozen=True)
+class LazyCommand:
+    """A command known by where it is defined (``module:attribute``) and by its summary line."""
+
+    target: str
+    summary: str  # the command's help up to its first full stop, as ``auriko-obs --help`` lists it
+
+    def load(self) -> click.Command:
+        """Returns the command, importing its module."""
+        module_name, _, attribute = self.target.partition(":")
+        command = getattr(importlib.import_module(module_name), attribute)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{self.target} is not a click command")
+        return command
+
+
+COMMANDS = {
+    "budget": LazyCommand(
+        "auriko_obs.reports._commands:budget", "Budgets: check them against spend (monitoring-plugin exit codes)."
+    ),
+    "collect": LazyCommand(
+        "auriko_obs.otlp._commands:collect",
+        "Receive OTLP traces (HTTP, optionally gRPC) from any instrumentation into the store.",
+    ),
+    "dashboard": LazyCommand(
+        "auriko_obs.dashboard._commands:dashboard",
+        "Serve the dashboards as local web pages that refresh while spans arrive.",
+    ),
+    "demo": LazyCommand(
+        "auriko_obs._core_commands:demo",
+        "Run a realistic mixed workload through an instrumented client and summarise it.",
+    ),
+    "lake": LazyCommand(
+        "auriko_obs.store._commands:lake", "A lake of Parquet files: compact it, drop old days, move a store into it."
+    ),
+    "report": LazyCommand(
+        "auriko_obs.reports._commands:report",
+        "Build a spend report for a period and deliver it to a file, a webhook or email.",
+    ),
+    "schedule": LazyCommand(
+        "auriko_obs.reports._commands:schedule",
+        "Run scheduled reports until interrupted (a long-running process, e.g. a systemd service).",
+    ),
+    "schema": LazyCommand("auriko_obs._core_commands:schema", "Print the documented llm_calls schema (Markdown)."),
+    "simulate": LazyCommand(
+        "auriko_obs._core_commands:simulate", "Serve the local Auriko-compatible simulator until interrupted."
+    ),
+    "sql": LazyCommand(
+        "auriko_obs._core_commands:sql",
+        "Run a SQL QUERY over the store (tables spans and llm_calls) and print the result.",
+    ),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose commands are imported only when one of them runs or shows its own help.
+
+    This is the lazy group of click's documentation, except that the group's own help lists the
+    commands from their summaries instead of importing every command to ask it.
+    """
+
+    def __init__(self, *args: Any, lazy_commands: dict[str, LazyCommand], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = lazy_commands
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy_commands])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        lazy = self.lazy_commands.get(cmd_name)
+        return lazy.load() if lazy is not None else super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # As click.Group.format_commands, with a stand-in carrying each summary: click shortens it the same way.
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            lazy = self.lazy_commands.get(name)
+            command = click.Command(name, help=lazy.summary) if lazy else super().get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(
+    name="auriko-obs",
+    cls=LazyGroup,
+    lazy_commands=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(package_name="auriko-obs", prog_name="auriko-obs")
 def app() -> None:
     """Make LLM spend and routing through the Auriko router visible: spans → DuckDB → analyses."""
 
-
-class UserError(Exception):
-    """Bad input or an unusable environment: reported in one line, exit code 2."""
-
-
-def cannot_listen(host: str, port: int, exc: OSError) -> UserError:
-    """Returns the one-line error for a server that cannot bind ``host:port`` (port taken, unknown host…)."""
-    return UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
-
-
-db_option = click.option(
-    "--db",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Store path (default: $AURIKO_OBS_DB or ./auriko_obs.duckdb).",
-)
-
-
-def _db_path(db: Path | None) -> str:
-    from .store import default_path
-
-    return os.fspath(db) if db else default_path()
-
-
-def _readable_db_path(db: Path | None) -> str:
-    """Returns the absolute path of an existing store for a command that reads it; anything else is a UserError."""
-    from .store import check_readable
-
-    try:
-        return check_readable(_db_path(db))
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-
-
-def _writable_db_path(db: Path | None) -> str:
-    """Returns the absolute store path for a command that writes to it; a file that cannot be a store is a UserError."""
-    from .store import check_writable
-
-    try:
-        return check_writable(_db_path(db))
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-
-
-@app.command()
-@db_option
-@click.option(
-    "--calls",
-    type=click.IntRange(1, 100_000),
-    default=60,
-    show_default=True,
-    help=f"Chat calls in the workload (plus {EXTRA_CALLS} others).",
-)
-@click.option(
-    "--seed", type=int, default=0, show_default=True, help="Simulator seed: the same seed gives the same run."
-)
-@click.option("--live", is_flag=True, help="Send the workload to the real Auriko API (needs AURIKO_API_KEY).")
-def demo(db: Path | None, calls: int, seed: int, live: bool) -> None:
-    """Run a realistic mixed workload through an instrumented client and summarise it."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from .demo import SUMMARY_SQL, run_demo
-    from .store import Store
-
-    if live and not os.environ.get("AURIKO_API_KEY"):
-        raise UserError("--live needs AURIKO_API_KEY in the environment")
-    path = _writable_db_path(db)
-    console = Console(stderr=True)
-    target = "the real Auriko API" if live else "the local Auriko simulator"
-    console.print(f"Running {calls + EXTRA_CALLS} calls against {target}, storing spans in {path}")
-    with Progress(
-        TextColumn("{task.description:<44}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    ) as progress:
-        task = progress.add_task("starting", total=None)
-        result = run_demo(
-            path,
-            calls=calls,
-            seed=seed,
-            live=live,
-            on_total=lambda n: progress.update(task, total=n),
-            on_step=lambda label: progress.update(task, advance=1, description=label[:44]),
-        )
-        progress.update(task, description="done")
-    frame = Store(path).sql(SUMMARY_SQL, [result.started_at])
-    _print_summary(frame, result)
-
-
-def _print_summary(frame, result) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="LLM calls in this run, by provider (tokens; USD)")
-    table.add_column("provider", no_wrap=True)
-    for column in ("calls", "errors", "input", "cached", "output", "cost $", "saved $"):
-        table.add_column(column, justify="right")
-    for row in frame.itertuples(index=False):
-        table.add_row(
-            row.provider,
-            f"{row.calls:,}",
-            f"{row.errors:,}",
-            f"{row.input_tokens:,}",
-            f"{row.cached_tokens:,}",
-            f"{row.output_tokens:,}",
-            f"{row.cost_usd:,.4f}",
-            f"{row.cache_savings_usd:,.4f}",
-        )
-    totals = frame.sum(numeric_only=True)
-    table.add_row(
-        "total",
-        f"{int(totals.get('calls', 0)):,}",
-        f"{int(totals.get('errors', 0)):,}",
-        f"{int(totals.get('input_tokens', 0)):,}",
-        f"{int(totals.get('cached_tokens', 0)):,}",
-        f"{int(totals.get('output_tokens', 0)):,}",
-        f"{totals.get('cost_usd', 0):,.4f}",
-        f"{totals.get('cache_savings_usd', 0):,.4f}",
-        style="bold",
-    )
-    console = Console()
-    console.print(table)
-    errors = ", ".join(f"{n} × {code}" for code, n in sorted(result.errors_seen.items())) or "none"
-    console.print(f"Errors seen by the caller: {errors}")
-    for note in result.notes:
-        console.print(note)
-    console.print(
-        f'Query it: auriko-obs sql "SELECT provider, sum(cost_usd) FROM llm_calls GROUP BY 1" --db {result.db_path}'
-    )
-
-
-@app.command()
-@click.option(
-    "--port", type=click.IntRange(0, 65535), default=8787, show_default=True, help="Port (0 picks a free one)."
-)
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (loopback by default).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for reproducible runs.")
-@click.option("--drift", is_flag=True, help="Emit the older [DRIFT] shapes (402 budget_exceeded, legacy routing keys).")
-@click.option("--openai-mode", is_flag=True, help="Behave like a plain OpenAI server (no routing_metadata).")
-@click.option("--latency-ms", type=click.FloatRange(0), default=0.0, help="Added latency per response.")
-@click.option("--error-rate", type=click.FloatRange(0, 1), default=0.0, help="Share of requests failing with a 5xx.")
-@click.option("--rpm-limit", type=click.IntRange(1), default=None, help="Requests per minute per API key.")
-@click.option(
-    "--credits-usd", type=click.FloatRange(0), default=100.0, show_default=True, help="Starting credit balance."
-)
-@click.option("--budget", multiple=True, help="Budget as SCOPE:PERIOD:LIMIT_USD, e.g. workspace:daily:5 (repeatable).")
-def simulate(
-    port: int,
-    host: str,
-    seed: int,
-    drift: bool,
-    openai_mode: bool,
-    latency_ms: float,
-    error_rate: float,
-    rpm_limit: int | None,
-    credits_usd: float,
-    budget: tuple[str, ...],
-) -> None:
-    """Serve the local Auriko-compatible simulator until interrupted."""
-    from .simulator import SimulatorConfig, serve
-
-    config = SimulatorConfig(
-        seed=seed,
-        drift=drift,
-        openai_mode=openai_mode,
-        latency_ms=latency_ms,
-        error_rate_5xx=error_rate,
-        rpm_limit=rpm_limit,
-        credits_usd=credits_usd,
-        budgets=[_parse_budget(b) for b in budget],
-    )
-    try:
-        serve(host=host, port=port, config=config, ready=lambda message: print(message, flush=True))
-    except OSError as exc:
-        raise cannot_listen(host, port, exc) from None
-
-
-def _parse_budget(text: str) -> dict:
-    parts = text.split(":")
-    if (
-        len(parts) != 3
-        or parts[0] not in ("workspace", "api_key", "byok_provider")
-        or parts[1] not in ("daily", "weekly", "monthly")
-    ):
-        raise UserError(
-            f"bad --budget {text!r}: use SCOPE:PERIOD:LIMIT_USD, scope workspace|api_key|byok_provider, "
-            "period daily|weekly|monthly"
-        )
-    try:
-        limit = float(parts[2])
-    except ValueError:
-        raise UserError(f"bad --budget {text!r}: the limit must be a number of USD") from None
-    return {"scope_type": parts[0], "period": parts[1], "limit_usd": limit, "enforce": True}
-
-
-@app.command()
-@click.argument("query")
-@db_option
-@click.option("--format", "output", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-def sql(query: str, db: Path | None, output: str) -> None:
-    """Run a SQL QUERY over the store (tables spans and llm_calls) and print the result."""
-    import duckdb
-
-    from .store import Store
-
-    path = _readable_db_path(db)
-    try:
-        frame = Store(path).sql(query)
-    except duckdb.Error as exc:
-        raise UserError(f"query failed: {str(exc).splitlines()[0]}") from None
-    if output == "csv":
-        frame.to_csv(sys.stdout, index=False)
-    elif output == "json":
-        print(frame.to_json(orient="records", date_format="iso"))
-    else:
-        with __import__("pandas").option_context("display.max_rows", 200, "display.width", 200):
-            print(frame.to_string(index=False))
-
-
-@app.command()
-def schema() -> None:
-    """Print the documented llm_calls schema (Markdown)."""
-    from . import fields
-    from .store import SCHEMA_VERSION
-
-    print(f"Schema version {SCHEMA_VERSION}. llm_calls columns:\n")
-    print(fields.schema_markdown())
-
-
-from .otlp import _commands as _otlp_commands  # noqa: E402,F401
-from .reports import _commands as _reports_commands  # noqa: E402,F401  (report, schedule, budget, dashboard)
 
 # click ≥ 8.2 raises this for a bare `auriko-obs`; its message is the whole help, shown as click shows it.
 _NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())

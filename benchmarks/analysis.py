@@ -1,6 +1,7 @@
 """Times every analysis over 10 million synthetic calls, and reports peak memory.
 
     python benchmarks/analysis.py [--rows 10000000] [--db /tmp/analysis-bench.duckdb] [--threads 2]
+                                  [--engine file|lake|spark] [--lake /tmp/analysis-bench-lake]
 
 The rows are generated inside DuckDB by one set-based INSERT straight into ``span_rows`` (the table behind
 the ``spans`` view) of a store made by the real schema code: 30 days of calls over 5 models served by 15
@@ -199,6 +200,45 @@ def build(path: str, rows: int) -> float:
     return time.perf_counter() - began
 
 
+def write_lake(db: str, root: str) -> float:
+    """Returns the seconds it took to write the store's spans as a lake at ``root`` (one folder per UTC date)."""
+    from auriko_obs import fields
+    from auriko_obs.store._lake import prices_path
+
+    began = time.perf_counter()
+    columns = [f'CAST("{n}" AS VARCHAR) AS "{n}"' if t == "JSON" else f'"{n}"' for n, t in fields.spans_columns()]
+    with connect(db, read_only=True, wait_s=10) as con:
+        con.execute(
+            f"COPY (SELECT {', '.join(columns)}, CAST(start_time AS DATE) AS date FROM spans) TO '{root}' "
+            "(FORMAT parquet, PARTITION_BY (date), COMPRESSION zstd, OVERWRITE_OR_IGNORE)"
+        )
+        os.makedirs(os.path.dirname(prices_path(root)), exist_ok=True)
+        con.execute(f"COPY provider_prices TO '{prices_path(root)}' (FORMAT parquet)")
+    return time.perf_counter() - began
+
+
+def open_store(args: argparse.Namespace) -> Store:
+    """Returns the store the cases run on: the file, or the lake read by DuckDB or by Spark local[2]."""
+    if args.engine == "file":
+        return Store(args.db)
+    if not os.path.isdir(args.lake):
+        print(f"wrote the lake {args.lake} in {write_lake(args.db, args.lake):.1f} s")
+    if args.engine == "lake":
+        return Store(args.lake)
+    from pyspark.sql import SparkSession
+
+    began = time.perf_counter()
+    spark = (
+        SparkSession.builder.master(f"local[{args.threads}]")
+        .config("spark.driver.memory", args.spark_memory)
+        .config("spark.ui.showConsoleProgress", "false")
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    print(f"Spark session started in {time.perf_counter() - began:.1f} s")
+    return Store.spark(spark, args.lake)
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -210,6 +250,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--reuse", action="store_true", help="keep an existing store at --db instead of generating")
+    parser.add_argument(
+        "--engine",
+        choices=("file", "lake", "spark"),
+        default="file",
+        help="read the store file (default), or a lake of the same calls (--lake, written from --db when missing) "
+        "with DuckDB or with Spark local[2]",
+    )
+    parser.add_argument("--lake", default="/tmp/auriko-obs-analysis-bench-lake")
+    parser.add_argument("--spark-memory", default="4g", help="spark.driver.memory for --engine spark")
     args = parser.parse_args()
     import duckdb
 
@@ -234,7 +283,7 @@ def main() -> None:
             f"generated {args.rows:,} calls in {seconds:.1f} s wall, {time.process_time() - cpu:.1f} s CPU "
             f"({os.path.getsize(args.db) / 1e6:,.0f} MB), load average {os.getloadavg()[0]:.2f}"
         )
-    store = Store(args.db)
+    store = open_store(args)
     budgets = [
         analysis.Budget("workspace daily", 5000, "daily"),
         analysis.Budget("workspace monthly", 90000),

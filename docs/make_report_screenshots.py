@@ -22,8 +22,8 @@ from auriko_obs import analysis  # noqa: E402
 from auriko_obs.dashboard import make_server  # noqa: E402
 from auriko_obs.reports import build_report, render, report_period  # noqa: E402
 from auriko_obs.simulator import Simulator, SimulatorConfig  # noqa: E402
+from tests.browser import CHROMIUM_FLAGS  # noqa: E402
 from tests.spend_history import history, insert_calls  # noqa: E402
-from tests.test_dashboard import CHROMIUM_FLAGS  # noqa: E402
 
 MAX_BYTES = 200_000
 

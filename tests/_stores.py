@@ -30,7 +30,7 @@ def call(start: str, **values: Any) -> dict:
         raise KeyError(f"not spans columns: {sorted(unknown)}")
     n = next(_ids)
     begin = utc(start)
-    row = {
+    row: dict[str, Any] = {
         "trace_id": f"{n:032x}",
         "span_id": f"{n:016x}",
         "start_time": begin,

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
-import pytest
+from .conftest import system_program
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 _READ = """figs => figs.map(id => {
   const el = document.getElementById(id);
@@ -24,13 +31,10 @@ _READ = """figs => figs.map(id => {
 
 
 def chromium() -> str:
-    """Returns Debian's chromium; skips the test without it, unless CI requires system tools."""
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path:
-        return path
-    if os.environ.get("AURIKO_OBS_REQUIRE_SYSTEM_TOOLS"):
-        pytest.fail("chromium is required (apt-get install chromium) but missing")
-    pytest.skip("chromium is not installed (apt-get install chromium)")
+    """Returns Debian's chromium, for a test marked ``browser`` (conftest.py skips it when chromium is missing)."""
+    path = system_program("browser")
+    assert path is not None, "a test that drives chromium must be marked browser"
+    return path
 
 
 def drawn(figures: list[Any], tmp_path: Path) -> list[dict]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 
@@ -61,6 +62,18 @@ def attrs(row) -> dict:
 
 
 @pytest.fixture(autouse=True)
+def fresh_internal_errors(monkeypatch):
+    """Counts internal errors from zero in every test: the counters are process-wide, so a test that checks
+    that none happened (or that a kind is logged on its first occurrence) must see only its own."""
+    from collections import Counter
+
+    from auriko_obs._internal_errors import INTERNAL_ERRORS
+
+    monkeypatch.setattr(INTERNAL_ERRORS, "counts", Counter())
+    return INTERNAL_ERRORS
+
+
+@pytest.fixture(autouse=True)
 def _no_real_api(monkeypatch):
     # Tests never reach the internet; the live test opts back in explicitly.
     if not os.environ.get("AURIKO_OBS_LIVE_TEST"):
@@ -74,9 +87,30 @@ SDK_INDEPENDENT_MODULES = {
     "test_analysis.py",
     "test_analysis_routing.py",
     "test_budget_check.py",
+    "test_engine_conformance.py",
+    "test_spark_connect.py",
     "test_report_delivery.py",
     "test_schedule.py",
 }
+
+
+# The Debian programs that tests marked `browser` or `prometheus` drive (the markers are in pyproject.toml).
+SYSTEM_PROGRAMS = {"browser": ("chromium", "chromium-browser"), "prometheus": ("prometheus",)}
+
+
+def system_program(marker: str) -> str | None:
+    """Returns the path of the program a marked test drives, or None when it is not installed."""
+    return next((path for name in SYSTEM_PROGRAMS[marker] if (path := shutil.which(name))), None)
+
+
+def pytest_runtest_setup(item):
+    # A marked test skips without its program, or fails when CI requires it (AURIKO_OBS_REQUIRE_SYSTEM_TOOLS=1).
+    for marker, names in SYSTEM_PROGRAMS.items():
+        if item.get_closest_marker(marker) is not None and system_program(marker) is None:
+            message = f"needs Debian's {names[0]} (apt-get install {names[0]})"
+            if os.environ.get("AURIKO_OBS_REQUIRE_SYSTEM_TOOLS") == "1":
+                pytest.fail(f"{message}, which AURIKO_OBS_REQUIRE_SYSTEM_TOOLS=1 requires")
+            pytest.skip(message)
 
 
 def pytest_collection_modifyitems(config, items):

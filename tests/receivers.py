@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
+import socketserver
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def serve_in_background(server: socketserver.TCPServer) -> Callable[[], None]:
+    """Serves on a daemon thread; returns what stops it at once and closes it."""
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def stop() -> None:
+        # shutdown() waits until serve_forever looks (every 0.5 s); shutting the listening socket wakes it now.
+        stopping = threading.Thread(target=server.shutdown)
+        stopping.start()
+        with contextlib.suppress(OSError):
+            server.socket.shutdown(socket.SHUT_RDWR)
+        stopping.join()
+        server.server_close()
+
+    return stop
 
 
 class WebhookReceiver:
@@ -42,11 +60,7 @@ class WebhookReceiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/services/T000/B000/s3cr3t"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.close = serve_in_background(self.server)
 
 
 def free_port() -> int:

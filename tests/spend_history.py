@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import uuid
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from auriko_obs.store import connect
 
@@ -25,7 +26,7 @@ def list_cost(model: str, provider: str, tokens_in: int, tokens_out: int) -> flo
 
 def call(start: datetime, **values) -> dict:
     """Returns one llm_calls row with defaults for what ``values`` leaves out."""
-    row = {
+    row: dict[str, Any] = {
         "trace_id": uuid.uuid4().hex,
         "span_id": uuid.uuid4().hex[:16],
         "start_time": start,
@@ -155,5 +156,5 @@ def history(
     return rows
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=timezone.utc)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=timezone.utc)

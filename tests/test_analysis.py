@@ -377,6 +377,39 @@ def test_errors_by_http_status_is_refused_rather_than_naming_two_columns_alike(s
         analysis.errors(store, by="http_status")  # DuckDB raised 'Ambiguous reference to column name'
 
 
+def _bare_gateway_errors(tmp_path) -> Store:
+    """A store with two failed calls whose answer had no Auriko error body: a 502 from a proxy in front of the
+    router (only the status is known) and a 503 the SDK named (error.type ServiceUnavailableError)."""
+    return Store(
+        make_store(
+            str(tmp_path / "bare.duckdb"),
+            [
+                call("2026-06-01T02:00:00Z", status="error", http_status=502, duration_ms=30.0),
+                call(
+                    "2026-06-01T02:01:00Z",
+                    status="error",
+                    http_status=503,
+                    duration_ms=30.0,
+                    attributes={"error.type": "ServiceUnavailableError"},
+                ),
+            ],
+        )
+    )
+
+
+@pytest.mark.parametrize("by", ["error_code", "error_type"])
+def test_errors_grouped_by_error_code_or_type_still_name_errors_without_an_auriko_body(tmp_path, by):
+    # The group column is "(none)" (no Auriko code or type), but each error's own code and type still come
+    # from the status and the error.type attribute: a group named like a column must not replace the column.
+    frame = analysis.errors(_bare_gateway_errors(tmp_path), by=by, period=None)
+    errors = frame[frame["kind"] == "error"].sort_values("code")
+    assert errors[by].tolist() == ["(none)", "(none)"]
+    assert errors["code"].tolist() == ["ServiceUnavailableError", "http_502"]
+    assert [None if t != t else t for t in errors["type"]] == ["ServiceUnavailableError", None]
+    assert errors["http_status"].tolist() == [503, 502]
+    assert errors["count"].tolist() == [1, 1] and errors["calls"].tolist() == [2, 2]
+
+
 def test_errors_per_hour_fall_in_the_hour_of_the_call(store):
     frame = analysis.errors(store, period="hour", by="service")
     assert set(frame["period_start"]) == {utc("2026-06-01T02:00:00Z")}
@@ -560,3 +593,14 @@ def test_spend_by_service_tier_and_by_api_tells_the_tiers_and_the_apis_apart(tmp
     assert by_tier.loc["(none)", "calls"] == 1  # embeddings report no tier
     by_api = analysis.cost_by("api", store).set_index("api")
     assert dict(by_api["calls"]) == {"responses": 2, "chat_completions": 1, "embeddings": 1}
+
+
+def test_a_store_file_from_before_a_column_existed_is_analysed_with_that_column_null(tmp_path):
+    import duckdb
+
+    path = make_store(str(tmp_path / "older.duckdb"), five_calls())
+    with duckdb.connect(path) as con:  # as an auriko-obs from before service_tier left the file
+        con.execute("ALTER TABLE spans DROP COLUMN service_tier")
+    frame = analysis.cost_by("service_tier", path)  # read-only: nothing migrates the file
+    assert frame[["service_tier", "calls"]].values.tolist() == [["(none)", 5]]
+    assert analysis.provider_mix(path, period=None)["calls"].sum() == 5

@@ -147,12 +147,57 @@ def test_live_demo_without_a_key_is_refused(monkeypatch, capsys):
     assert "AURIKO_API_KEY" in capsys.readouterr().err
 
 
-def test_every_command_has_help():
-    for command in ("demo", "simulate", "sql", "schema"):
-        result = subprocess.run(
-            [sys.executable, "-m", "auriko_obs.cli", command, "--help"], capture_output=True, text=True, timeout=60
-        )
-        assert result.returncode == 0 and "Usage:" in result.stdout, result.stderr
+def test_every_command_has_help(capsys):
+    from auriko_obs.cli import COMMANDS
+
+    for name in COMMANDS:
+        assert main([name, "--help"]) == 0, name
+        assert capsys.readouterr().out.startswith(f"Usage: auriko-obs {name} "), name
+    assert main(["budget", "check", "--help"]) == 0
+    assert "BUDGET UNKNOWN" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("module", ["auriko_obs", "auriko_obs.cli"])
+def test_python_dash_m_runs_every_command(module):
+    # `python -m auriko_obs.cli` runs cli.py as __main__, a second copy of the module: the commands of
+    # subpackages registered themselves on the other copy and were missing ("No such command 'report'").
+    result = subprocess.run(
+        [sys.executable, "-m", module, "report", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0 and result.stdout.startswith("Usage: auriko-obs report "), result.stderr
+
+
+def test_help_lists_each_command_with_the_summary_of_its_own_help():
+    import click
+
+    from auriko_obs.cli import COMMANDS, app
+
+    for name, lazy in COMMANDS.items():
+        command = lazy.load()
+        assert command.name == name and lazy.summary == command.get_short_help_str(limit=10**6), name
+    eager = click.Group(name="auriko-obs", commands={name: lazy.load() for name, lazy in COMMANDS.items()})
+    for width in (40, 80, 200):
+        shown = app.get_help(click.Context(app, info_name="auriko-obs", terminal_width=width))
+        listed = eager.get_help(click.Context(eager, info_name="auriko-obs", terminal_width=width))
+        assert shown.split("Commands:")[1] == listed.split("Commands:")[1], width
+
+
+def test_help_imports_only_click_and_the_command_line():
+    code = (
+        "import sys; before = set(sys.modules); from auriko_obs.cli import main; main(['--help']); "
+        "print(' '.join(sorted(set(sys.modules) - before)))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    loaded = set(result.stdout.splitlines()[-1].split())  # after the help text
+    assert {m for m in loaded if m.startswith("auriko_obs")} == {
+        "auriko_obs",
+        "auriko_obs._cli_shared",
+        "auriko_obs._version",
+        "auriko_obs.cli",
+    }
+    packages = {m.partition(".")[0] for m in loaded}
+    third_party = {p for p in packages if p not in sys.stdlib_module_names and p != "auriko_obs"}
+    assert third_party == {"click"}
 
 
 def test_simulate_serves_until_terminated(tmp_path):

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -16,27 +13,10 @@ import pytest
 import auriko_obs
 from auriko_obs.dashboard import DashboardError, load_dashboard, load_dashboards, make_server
 
+from .browser import CHROMIUM_FLAGS, chromium
+from .receivers import serve_in_background
+
 DASHBOARDS = Path(__file__).resolve().parents[1] / "dashboards"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def chromium() -> str:
-    """Returns Debian's chromium; skips the test without it, unless CI requires system tools."""
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path:
-        return path
-    if os.environ.get("AURIKO_OBS_REQUIRE_SYSTEM_TOOLS"):
-        pytest.fail("chromium is required (apt-get install chromium) but missing")
-    pytest.skip("chromium is not installed (apt-get install chromium)")
 
 
 def _workload(client, sim, calls: int, seed: int = 0) -> None:
@@ -64,11 +44,9 @@ def served(instrumented, client, sim):
     _workload(client, sim, 8)
     assert auriko_obs.flush(30)
     server = make_server(instrumented, host="127.0.0.1", port=0, folder=DASHBOARDS)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    stop = serve_in_background(server)
     yield f"http://127.0.0.1:{server.server_address[1]}", server
-    server.shutdown()
-    server.server_close()
+    stop()
 
 
 def test_shipped_definitions_load_and_every_panel_has_sql():
@@ -146,6 +124,7 @@ def test_server_binds_loopback_by_default(instrumented):
         server.server_close()
 
 
+@pytest.mark.browser
 def test_pages_render_every_panel_in_headless_chromium_and_refresh(served, client, sim, tmp_path):
     executable = chromium()
     from playwright.sync_api import sync_playwright

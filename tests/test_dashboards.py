@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 import socket
 import subprocess
 import time
@@ -22,7 +20,7 @@ import openai
 import auriko_obs
 from auriko_obs.otlp._metrics import DURATION_BUCKETS
 
-from .conftest import calls
+from .conftest import calls, system_program
 
 DASHBOARD = Path(__file__).resolve().parent.parent / "dashboards" / "grafana" / "auriko-obs-genai.json"
 LONG_SYSTEM = "You answer questions about an online bookshop's orders. " * 120
@@ -30,13 +28,10 @@ LONG_SYSTEM = "You answer questions about an online bookshop's orders. " * 120
 GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__range": "5m", "$model": ".*", "$provider": ".*"}
 
 
-def require_tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} is not installed (apt-get install {name})"
-        if os.environ.get("AURIKO_OBS_REQUIRE_SYSTEM_TOOLS") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+def prometheus_binary() -> str:
+    """Returns Debian's prometheus, for a test marked ``prometheus`` (conftest.py skips it when it is missing)."""
+    path = system_program("prometheus")
+    assert path is not None, "a test that runs prometheus must be marked prometheus"
     return path
 
 
@@ -134,8 +129,9 @@ def _value(sample: dict) -> float:
     return float(sample["value"][1])
 
 
+@pytest.mark.prometheus
 def test_every_dashboard_expression_returns_correct_results(tmp_path, sim, client, db_path):
-    binary = require_tool("prometheus")
+    binary = prometheus_binary()
     active = auriko_obs.instrument(db=db_path, prometheus=0, otlp=False)
     prometheus = Prometheus(binary, active.export.prometheus_port, tmp_path)
     try:

@@ -580,17 +580,6 @@ def test_semconv_names_match_the_installed_package():
 # ---------------------------------------------------------------- settings from the environment
 
 
-@pytest.fixture
-def fresh_internal_errors(monkeypatch):
-    """Counts internal errors from zero, so that a kind logged by an earlier test is logged again."""
-    from collections import Counter
-
-    from auriko_obs._internal_errors import INTERNAL_ERRORS
-
-    monkeypatch.setattr(INTERNAL_ERRORS, "counts", Counter())
-    return INTERNAL_ERRORS
-
-
 def _warnings(caplog, where_text):
     return [r for r in caplog.records if r.name.startswith("auriko_obs") and where_text in r.getMessage()]
 

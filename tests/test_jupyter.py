@@ -251,8 +251,8 @@ def test_sql_and_report_before_any_call_say_there_is_no_store_yet(loaded, db_pat
     [
         ("%auriko_obs --help", "usage: %auriko_obs [COMMAND] [--help]"),
         ("%auriko_obs status --help", "usage: %auriko_obs status"),
-        ("%auriko_obs report --help", "usage: %auriko_obs report [--since SINCE] [--by BY] [--session]"),
-        ("%auriko_obs sql --help", "usage: %auriko_obs sql [query ...]"),
+        ("%auriko_obs report --help", "usage: %auriko_obs report [--since SINCE] [--by BY] [--session] [--db DB]"),
+        ("%auriko_obs sql --help", "usage: %auriko_obs sql [--db DB] [query ...]"),
         ("%auriko_obs budget --help", "usage: %auriko_obs budget [usd]"),
         ("%auriko_obs footer -h", "usage: %auriko_obs footer [{on,off}]"),
         ("%%auriko_obs_track --help\npass", "usage: %%auriko_obs_track name"),
@@ -556,18 +556,15 @@ def terminal_ipython(sim, db_path: str, cells: str) -> str:
 CALL_LINE = "r = client.chat.completions.create(model='gpt-4o-mini', messages=[{'role': 'user', 'content': 'hi'}])\n"
 
 
-def test_terminal_ipython_prints_the_footer_as_text(sim, tmp_path):
-    out = terminal_ipython(sim, str(tmp_path / "t.duckdb"), CALL_LINE + "x = 1\n")
+def test_terminal_ipython_prints_the_footer_as_text_and_the_whole_report_table(sim, tmp_path):
+    # One IPython process for both (each start-up imports openai, the SDK and the extension).
+    db_path = str(tmp_path / "t.duckdb")
+    out = terminal_ipython(sim, db_path, CALL_LINE + "x = 1\n" + "%auriko_obs report --by model\n")
     footers = [line for line in out.splitlines() if "auriko-obs · In[" in line]
-    assert len(footers) == 1, out
+    assert len(footers) == 1, out  # only the cell that made a call has one
     assert "In [4]: auriko-obs · In[4]: 1 call" in footers[0] and "openai ×1" in footers[0]
     assert "<div" not in out
-
-
-def test_terminal_ipython_shows_the_whole_report_table(sim, tmp_path):
-    db_path = str(tmp_path / "t.duckdb")
-    out = terminal_ipython(sim, db_path, CALL_LINE + "%auriko_obs report --by model\n")
-    report = out[out.index("In [5]: ") :]
+    report = out[out.index("In [6]: ") :]
     assert "..." not in report, report
     for column in (
         "model",

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import socket
 import statistics
-import threading
 import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +25,7 @@ from auriko_obs.otlp._metrics import DURATION_BUCKETS, TOKEN_BUCKETS
 from auriko_obs.otlp._receiver import Receiver, start_grpc, start_http
 
 from .conftest import calls
+from .receivers import serve_in_background
 
 TOKEN = "export-token"
 OTEL_VARS = (
@@ -70,7 +70,7 @@ def collector(tmp_path):
 
 def collected(receiver: Receiver, n: int):
     deadline = time.monotonic() + 20
-    while receiver.accepted_spans < n and time.monotonic() < deadline:
+    while receiver.stats()["accepted_spans"] < n and time.monotonic() < deadline:
         time.sleep(0.02)
     assert receiver.flush(20)
     return Store(receiver.path).sql("SELECT * FROM spans ORDER BY start_time")
@@ -319,14 +319,14 @@ def test_metrics_go_out_over_otlp_with_the_semconv_names_and_buckets(monkeypatch
 
     _MetricsSink.received = []
     sink = ThreadingHTTPServer(("127.0.0.1", 0), _MetricsSink)
-    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    stop = serve_in_background(sink)
     try:
         auriko_obs.instrument(db=db_path, otlp=f"http://127.0.0.1:{sink.server_address[1]}")
         for _ in range(3):
             _chat(client)
         auriko_obs.uninstrument()  # the final collection is exported at shutdown
     finally:
-        sink.shutdown()
+        stop()
     requests = [ExportMetricsServiceRequest.FromString(b) for p, b in _MetricsSink.received if p == "/v1/metrics"]
     assert requests
     metrics = {m.name: m for r in requests for rm in r.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
@@ -357,10 +357,10 @@ def otlp_sink():
     """A local OTLP/HTTP server that records each request's path and body; yields its base URL."""
     _MetricsSink.received = []
     sink = ThreadingHTTPServer(("127.0.0.1", 0), _MetricsSink)
-    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    stop = serve_in_background(sink)
     yield f"http://127.0.0.1:{sink.server_address[1]}"
-    sink.shutdown()
-    sink.server_close()
+    auriko_obs.uninstrument()  # while the sink still listens: shutting down flushes to it
+    stop()
 
 
 @pytest.mark.parametrize(

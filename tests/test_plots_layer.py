@@ -117,6 +117,7 @@ def one_hour(db_path):
     return db_path
 
 
+@pytest.mark.browser
 def test_a_report_with_one_hour_of_data_shows_that_hour_on_its_axis(one_hour, tmp_path):
     period = report_period("day", since=utc(2026, 11, 24, 6), until=utc(2026, 11, 24, 7))
     report = build_report(one_hour, period, now=utc(2026, 11, 24, 8))
@@ -132,6 +133,7 @@ def test_a_report_with_one_hour_of_data_shows_that_hour_on_its_axis(one_hour, tm
     assert shown["xticks"] == ["2026-11-24 06:00"]
 
 
+@pytest.mark.browser
 def test_a_dashboard_and_a_notebook_with_one_bucket_tick_that_bucket(db_path, tmp_path):
     hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
     calls = [call(hour + timedelta(minutes=5, seconds=s), cost_usd=0.5, provider="openai") for s in (1, 40)]

@@ -490,8 +490,9 @@ def test_report_of_real_spans_agrees_with_the_simulator_ledger(instrumented, tmp
     assert report["totals"]["users"] == 4
 
 
+@pytest.mark.browser
 def test_html_report_draws_its_figures_offline_in_headless_chromium(known, tmp_path):
-    from .test_dashboard import CHROMIUM_FLAGS, chromium
+    from .browser import CHROMIUM_FLAGS, chromium
 
     executable = chromium()
     from playwright.sync_api import sync_playwright

@@ -16,11 +16,10 @@ import sys
 import threading
 import time
 from datetime import datetime, timezone
+from importlib import import_module
+from importlib.util import find_spec
+from typing import Any
 
-try:  # openai 3.x ships httpx2, 2.x ships httpx: test with whichever the installed SDK uses
-    import httpx2 as httpx
-except ImportError:
-    import httpx
 import openai
 import pydantic
 import pytest
@@ -30,13 +29,16 @@ from openai.types.responses import Response, ResponseStreamEvent
 
 from auriko_obs.simulator import Simulator, SimulatorConfig
 
+# openai 3.x ships httpx2, 2.x ships httpx: test with whichever the installed SDK uses.
+httpx = import_module("httpx2" if find_spec("httpx2") else "httpx")
+
 API_KEY = "ak_test_simulator_0123456789"
 OTHER_KEY = "ak_test_someone_else_987654"
 USER = [{"role": "user", "content": "Say hello."}]
 LONG_SYSTEM = "Reference manual. " + " ".join(
     f"Section {i}: answer briefly, cite the catalogue, and never invent prices." for i in range(90)
 )
-LOOKUP_TOOL = {
+LOOKUP_TOOL: dict[str, Any] = {
     "type": "function",
     "function": {
         "name": "lookup_order",
@@ -47,7 +49,7 @@ LOOKUP_TOOL = {
         },
     },
 }
-WEATHER_TOOL = {
+WEATHER_TOOL: dict[str, Any] = {
     "type": "function",
     "function": {
         "name": "get_weather",
@@ -94,7 +96,7 @@ def _routed(client, model, **routing):
     return response.model_extra["routing_metadata"]
 
 
-def _sse(response: httpx.Response) -> list[tuple[str | None, str]]:
+def _sse(response: Any) -> list[tuple[str | None, str]]:
     """Returns the (event, data) pairs of an SSE body."""
     events, event, data = [], None, []
     for line in response.iter_lines():
@@ -137,7 +139,7 @@ def _conforms(value, schema: dict, root: dict) -> bool:
         "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
         "null": lambda v: v is None,
     }
-    return checks.get(kind, lambda v: True)(value)
+    return checks.get(str(kind), lambda v: True)(value)
 
 
 # ---------------------------------------------------------------- chat completions

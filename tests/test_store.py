@@ -223,7 +223,8 @@ def _span_counts(path: str) -> tuple[int, int, int]:
         "SELECT count(*) AS n, count(DISTINCT (trace_id, span_id)) AS spans, "
         "(SELECT count(*) FROM llm_calls) AS calls FROM spans"
     )
-    return tuple(int(frame.iloc[0][c]) for c in ("n", "spans", "calls"))
+    row = frame.iloc[0]
+    return int(row["n"]), int(row["spans"]), int(row["calls"])
 
 
 def test_a_span_delivered_twice_is_stored_once(instrumented, client, tmp_path):

@@ -22,9 +22,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..store import parse_time, unmerged_attribute_sql
+from ..store import parse_time
 from ._forecast import forecast
-from ._query import HOUR_SQL, StoreLike, TimeLike, Values, Where, run, session, where
+from ._query import Session, StoreLike, TimeLike, Values, Where, _ibis, session, where
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -72,12 +72,13 @@ class Budget:
     def where(self, base: Where) -> Where:
         """Returns ``base`` narrowed to the calls this budget counts."""
         w = base
+        match, service = self.match, self.service
         if self.scope == "tag":
-            w = w.and_("list_contains(tags, ?)", self.match)
+            w = w.and_(lambda t: t.tags.contains(match))
         elif self.scope == "user":
-            w = w.and_("user_id = ?", self.match)
-        if self.service is not None:
-            w = w.and_("service_name = ?", self.service)
+            w = w.and_(lambda t: t.user_id == match)
+        if service is not None:
+            w = w.and_(lambda t: t.service_name == service)
         return w
 
 
@@ -160,16 +161,23 @@ def _budgets(budgets: Budget | Iterable[Budget] | str | os.PathLike[str] | None)
     return list(budgets)
 
 
-def _hourly(store: StoreLike, w: Where, start: datetime, now: datetime) -> pd.DataFrame:
+def _hourly(s: Session, w: Where, start: datetime, now: datetime) -> pd.DataFrame:
     """Returns hourly spend of the budget's calls in [start, now], and when its first call ever was."""
-    query = f"""
-SELECT to_timestamp(_hour * 3600) AS hour, cost_usd, calls,
-       (SELECT min(start_time) FROM llm_calls WHERE {w.sql}) AS first_call
-FROM (SELECT {HOUR_SQL} AS _hour, coalesce(sum(cost_usd), 0) AS cost_usd, count(*) AS calls
-      FROM llm_calls WHERE {w.sql} AND start_time >= ? AND start_time <= ? GROUP BY 1)
-ORDER BY 1
-"""
-    return run(store, query, [*w.params, *w.params, start, now])
+    ibis = _ibis()
+    inside = w.between(start, now + timedelta(microseconds=1)).apply(s)
+    hourly = inside.group_by(_hour=inside.start_hour).aggregate(
+        cost_usd=inside.cost_usd.sum().coalesce(0.0), calls=inside.count()
+    )
+    everything = w.apply(s)
+    first = everything.aggregate(first_call=everything.start_time.min())
+    out = hourly.cross_join(first)
+    out = out.select(
+        hour=(out._hour * 3600).as_timestamp("s").cast("timestamp('UTC')"),
+        cost_usd=out.cost_usd,
+        calls=out.calls,
+        first_call=out.first_call,
+    )
+    return s.run(out.order_by(ibis.asc("hour")))
 
 
 def _series(frame: pd.DataFrame, start: datetime, now: datetime) -> tuple[list[datetime], list[float]]:
@@ -184,35 +192,38 @@ def _series(frame: pd.DataFrame, start: datetime, now: datetime) -> tuple[list[d
     return hours, values
 
 
-def _observed(store: StoreLike, budget: Budget, w: Where, period_start: datetime, now: datetime) -> dict:
+def _observed(s: Session, budget: Budget, w: Where, period_start: datetime, now: datetime) -> dict:
     """Returns what Auriko's headers said in this period: its spend and limit, credits, and the local spend then."""
     if budget.scope not in ("workspace", "api_key"):
         return {}
-    spend = unmerged_attribute_sql(f"auriko.budget.{budget.period}.spend_usd")
-    limit = unmerged_attribute_sql(f"auriko.budget.{budget.period}.limit_usd")
-    # From `spans` (llm_calls' rows), whose extra_attributes hold these header attributes without a merge.
-    query = f"""
-WITH recent AS (
-    SELECT start_time, {spend} AS spend, {limit} AS spend_limit, credits_balance_usd FROM spans
-    WHERE operation IS NOT NULL AND {w.sql} AND start_time >= ? AND start_time <= ? AND cost_source = 'auriko'
-    ORDER BY start_time DESC LIMIT {_HEADER_SEARCH_CALLS}
-),
-header AS (
-    SELECT start_time AS observed_at,
-           TRY_CAST(spend AS DOUBLE) AS observed_spend_usd,
-           TRY_CAST(spend_limit AS DOUBLE) AS observed_limit_usd
-    FROM recent WHERE spend IS NOT NULL
-    ORDER BY start_time DESC LIMIT 1
-)
-SELECT h.*, (SELECT coalesce(sum(cost_usd), 0) FROM llm_calls
-             WHERE {w.sql} AND start_time >= ? AND start_time <= h.observed_at) AS local_spend_at_observed_usd,
-       (SELECT credits_balance_usd FROM recent WHERE credits_balance_usd IS NOT NULL
-        ORDER BY start_time DESC LIMIT 1) AS credits_balance_usd
-FROM (SELECT 1) AS one LEFT JOIN header AS h ON TRUE
-"""
-    params = [*w.params, period_start, now, *w.params, period_start]
-    row = run(store, query, params).iloc[0].to_dict()
-    return {k: (None if _missing(v) else v) for k, v in row.items()}
+    ibis = _ibis()
+    spend_key, limit_key = f"budget_{budget.period}_spend_usd", f"budget_{budget.period}_limit_usd"
+    window = w.between(period_start, now + timedelta(microseconds=1))
+    calls = window.apply(s)
+    recent = (
+        calls.filter(calls.cost_source == "auriko")
+        .order_by(ibis.desc("start_time"))
+        .limit(_HEADER_SEARCH_CALLS)
+        .select("start_time", "credits_balance_usd", spend_key, limit_key)
+    )
+    has_header = recent[spend_key].notnull()
+    has_credits = recent.credits_balance_usd.notnull()
+    found = s.run(
+        recent.aggregate(
+            observed_at=recent.start_time.max(where=has_header),
+            observed_spend_usd=recent[spend_key].argmax(recent.start_time, where=has_header),
+            observed_limit_usd=recent[limit_key].argmax(recent.start_time, where=has_header),
+            credits_balance_usd=recent.credits_balance_usd.argmax(recent.start_time, where=has_credits),
+        )
+    )
+    row = {k: (None if _missing(v) else v) for k, v in found.iloc[0].to_dict().items()}
+    row["local_spend_at_observed_usd"] = None
+    if row["observed_at"] is not None:
+        observed_at = row["observed_at"].to_pydatetime()
+        upto = w.between(period_start, observed_at + timedelta(microseconds=1)).apply(s)
+        spent = s.run(upto.aggregate(spend=upto.cost_usd.sum().coalesce(0.0)))
+        row["local_spend_at_observed_usd"] = float(spent["spend"].iloc[0])
+    return row
 
 
 def _missing(value: Any) -> bool:
@@ -229,7 +240,7 @@ def _at(now: datetime, hours: float) -> datetime | None:
 
 
 def _burn(
-    store: StoreLike, budget: Budget, base: Where, now: datetime, lookback: timedelta, half_life_h: float, seed: int
+    store: Session, budget: Budget, base: Where, now: datetime, lookback: timedelta, half_life_h: float, seed: int
 ) -> tuple[dict, dict]:
     """Returns (the summary row, the hourly series and forecast bands) of one budget."""
     period_start, period_end = period_bounds(budget.period, now)

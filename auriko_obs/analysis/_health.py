@@ -5,22 +5,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ..store import unmerged_attribute_sql
 from ._query import (
+    Grouping,
+    Session,
     StoreLike,
     TimeLike,
     Values,
-    calls_source,
-    dimension_sql,
+    Where,
+    _ibis,
+    group_sum,
     grouping,
-    leading,
+    label,
     out_name,
-    run,
+    raw_dimension,
     session,
     where,
 )
 
 if TYPE_CHECKING:
+    import ibis.expr.types as ir
     import pandas as pd
 
 # metric column → unit, in the order latency() returns them.
@@ -36,6 +39,7 @@ def latency(
     until: TimeLike = None,
     by: str | Sequence[str] = ("provider", "model"),
     include_errors: bool = False,
+    exact: bool | None = None,
     model: Values = None,
     provider: Values = None,
     service: Values = None,
@@ -47,40 +51,63 @@ def latency(
     Answers: how long calls take end to end, how soon the first token arrives as the client sees it
     (``ttft_ms``, streams only) and as the gateway reports it (``provider_ttft_ms``), and how fast
     providers generate (``throughput_tps``). Only successful calls count unless ``include_errors``.
-    Percentiles are exact (``quantile_cont``, linear interpolation).
+    Percentiles are exact on DuckDB (linear interpolation between the two nearest values). On Spark they
+    are approximate by default (``percentile_approx`` with its default accuracy 10000: each is a value of the
+    data whose rank is within 1/10000 of the group's calls of the exact rank), since exact percentiles make
+    Spark sort every group; ``exact=True`` asks for exact ones (``percentile``) there too, ``exact=False``
+    for approximate ones on DuckDB (``approx_quantile``).
 
     Columns: one per ``by`` dimension (NULL shown as ``(none)``; none for ``by=[]``: all calls together),
     ``metric`` (duration_ms, ttft_ms, provider_ttft_ms, throughput_tps), ``unit`` (ms or tokens/s),
     ``calls`` (calls with a value), ``mean``, ``p05``, ``p25``, ``p50``, ``p75``, ``p90``, ``p99``.
     Groups without any value for a metric have no row for it.
     """
-    dims = [by] if isinstance(by, str) else list(by)
     w = where(since, until, model=model, provider=provider, service=service, tag=tag, user=user)
     if not include_errors:
-        w = w.and_("status = 'ok'")
-    keys = [f'{dimension_sql(d)} AS "{out_name(d)}"' for d in dims]
-    names = [f'"{out_name(d)}"' for d in dims]
-    quantiles = ", ".join(repr(q) for q in QUANTILES)
-    aggregates = ", ".join(
-        f"count({m}) AS n_{m}, avg({m}) AS mean_{m}, quantile_cont({m}, [{quantiles}]) AS q_{m}"
-        for m in LATENCY_METRICS
-    )
-    unpivot = "\nUNION ALL\n".join(
-        f"SELECT {leading(names)}'{m}' AS metric, '{unit}' AS unit, {i} AS metric_order, n_{m} AS calls, "
-        f"mean_{m} AS mean, "
-        + ", ".join(f"q_{m}[{j + 1}] AS {q}" for j, q in enumerate(_Q_NAMES))
-        + f" FROM agg WHERE n_{m} > 0"
-        for i, (m, unit) in enumerate(LATENCY_METRICS.items())
-    )
-    query = f"""
-WITH agg AS (
-    SELECT {leading(keys)}{aggregates}
-    FROM {calls_source(w, dims)} GROUP BY ALL
-)
-SELECT * EXCLUDE (metric_order) FROM ({unpivot}) ORDER BY {leading(names)}metric_order
-"""
+        w = w.and_(lambda t: t.status == "ok")
+    g = grouping(by, None)
     with session(store) as s:
-        return run(s, query, w.params)
+        return s.run(_latency(s, w, g, exact))
+
+
+def _latency(s: Session, w: Where, g: Grouping, exact: bool | None) -> ir.Table:
+    ibis = _ibis()
+    calls = w.apply(s)
+    names = g.names
+    # Label per call (a call with several tags counts under each), then aggregate every metric in one pass.
+    calls = calls.mutate(**{out_name(d): label(raw_dimension(calls, d), d) for d in g.dims})
+    approximate = exact is False or (exact is None and s.engine == "spark")
+    aggregates = {}
+    for m in LATENCY_METRICS:
+        column = calls[m]
+        aggregates[f"n_{m}"] = column.count()
+        aggregates[f"mean_{m}"] = column.mean()
+        aggregates[f"q_{m}"] = (
+            column.approx_quantile(list(QUANTILES)) if approximate else column.quantile(list(QUANTILES))
+        )
+    agg = group_sum(calls, names, **aggregates)
+    # One row per (group, metric) with values: unnest an array of one struct per metric.
+    rows = ibis.array(
+        [
+            ibis.struct(
+                {
+                    "metric": ibis.literal(m),
+                    "unit": ibis.literal(unit),
+                    "metric_order": ibis.literal(i),
+                    "calls": agg[f"n_{m}"],
+                    "mean": agg[f"mean_{m}"],
+                    **{q: agg[f"q_{m}"][j] for j, q in enumerate(_Q_NAMES)},
+                }
+            )
+            for i, (m, unit) in enumerate(LATENCY_METRICS.items())
+        ]
+    )
+    long = agg.select(*names, row=rows.unnest())
+    out = long.select(
+        *names, **{k: long.row[k] for k in ("metric", "unit", "metric_order", "calls", "mean", *_Q_NAMES)}
+    )
+    out = out.filter(out.calls > 0).order_by([*names, "metric_order"])
+    return out.drop("metric_order")
 
 
 def errors(
@@ -120,51 +147,99 @@ def errors(
             "group by another dimension, such as error_code or status"
         )
     w = where(since, until, model=model, provider=provider, service=service, tag=tag, user=user)
-    name = f'"{out_name(by)}"'
-    pre, labelled, _ = grouping([by], period)
-    if period is None:
-        labelled.insert(0, "NULL::TIMESTAMPTZ AS period_start")
-    head = "period_start, " if period is not None else ""
-    warning_types = "'$.\"auriko.routing.warning_types\"'"
-    # Totals are summed per raw key first; the events come from the few calls that failed, retried or carry
-    # warnings, so that JSON and list work touches only those.
-    query = f"""
-WITH totals AS (
-    SELECT period_start, {name}, sum(n)::BIGINT AS calls
-    FROM (SELECT {", ".join(labelled)}, n
-          FROM (SELECT {", ".join(pre)}, count(*) AS n FROM llm_calls WHERE {w.sql} GROUP BY ALL))
-    GROUP BY ALL
-),
-base AS (
-    SELECT {", ".join(labelled)}, status, error_type, error_code, http_status, warnings,
-           greatest(coalesce(http_attempts, 1) - 1, 0) AS extra_attempts, retry_after_s,
-           CASE WHEN status = 'error' THEN {unmerged_attribute_sql("error.type")} END AS otel_error_type,
-           CASE WHEN len(warnings) > 0 THEN extra_attributes END AS extra_attributes
-    FROM (SELECT {", ".join(pre)}, status, error_type, error_code, http_status, warnings, http_attempts,
-                 retry_after_s, extra_attributes
-          FROM spans WHERE operation IS NOT NULL AND {w.sql}
-          AND (status = 'error' OR http_attempts > 1 OR len(warnings) > 0))
-),
-events AS (
-    SELECT period_start, {name}, 'error' AS kind, coalesce(error_type, otel_error_type) AS type,
-           coalesce(error_code, otel_error_type, 'http_' || http_status, 'error') AS code,
-           extra_attempts, retry_after_s, http_status
-    FROM base WHERE status = 'error'
-    UNION ALL
-    SELECT period_start, {name}, 'retry', NULL, 'retried', extra_attempts, retry_after_s, http_status
-    FROM base WHERE extra_attempts > 0
-    UNION ALL
-    SELECT period_start, {name}, 'warning', unnest(from_json(json_extract(extra_attributes, {warning_types}),
-                                                            '["VARCHAR"]')),
-           unnest(warnings), 0, NULL, http_status
-    FROM base WHERE len(warnings) > 0
-)
-SELECT {"e.period_start AS period_start, " if period is not None else ""}e.{name} AS {name}, kind, type, code,
-       any_value(t.calls) AS calls, count(*) AS count, count(*) / any_value(t.calls) AS rate,
-       sum(extra_attempts)::BIGINT AS retries, coalesce(sum(retry_after_s), 0) AS retry_after_s,
-       mode(http_status) AS http_status
-FROM events AS e JOIN totals AS t ON e.period_start IS NOT DISTINCT FROM t.period_start AND e.{name} = t.{name}
-GROUP BY ALL ORDER BY {head}{name}, kind, count DESC, code
-"""
+    g = grouping([by], period)
     with session(store) as s:
-        return run(s, query, [*w.params, *w.params])  # the filter appears twice: totals and base
+        return s.run(_errors(s, w, g))
+
+
+def _errors(s: Session, w: Where, g: Grouping) -> ir.Table:
+    ibis = _ibis()
+    calls = w.apply(s)
+    names = g.names
+    # Totals are summed per raw key first; the events come from the few calls that failed, retried or carry
+    # warnings, so that JSON and list work touches only those. The calls' own columns get names of their own
+    # (_status, _error_code…): a group column such as error_code must never be confused with them.
+    keys = g.keys(calls)
+    pre = calls.group_by(**keys).aggregate(n=calls.count())
+    labelled = pre.select(**g.labels(pre), n=pre.n)
+    totals = labelled.group_by(names).aggregate(calls=labelled.n.sum().cast("int64"))
+    eventful = calls.filter((calls.status == "error") | (calls.http_attempts > 1) | (calls.warnings.length() > 0))
+    facts = dict(
+        _status=eventful.status,
+        _error_type=eventful.error_type,
+        _error_code=eventful.error_code,
+        _http_status=eventful.http_status,
+        _warnings=eventful.warnings,
+        _warning_types=eventful.warning_types,
+        _extra=ibis.greatest(eventful.http_attempts.coalesce(1) - 1, 0).cast("int64"),
+        _retry_after_s=eventful.retry_after_s,
+        _otel_type=ibis.cases((eventful.status == "error", eventful.otel_error_type), else_=ibis.null("string")),
+    )
+    raw = eventful.select(**g.keys(eventful), **facts)
+    base = raw.select(*facts, **g.labels(raw))
+    failed = base.filter(base._status == "error")
+    errors = failed.select(
+        *names,
+        kind=ibis.literal("error"),
+        type=failed._error_type.coalesce(failed._otel_type),
+        code=failed._error_code.coalesce(
+            failed._otel_type, ibis.literal("http_") + failed._http_status.cast("string"), ibis.literal("error")
+        ),
+        extra=failed._extra,
+        retry_after_s=failed._retry_after_s,
+        http_status=failed._http_status,
+    )
+    retried = base.filter(base._extra > 0)
+    retries = retried.select(
+        *names,
+        kind=ibis.literal("retry"),
+        type=ibis.null("string"),
+        code=ibis.literal("retried"),
+        extra=retried._extra,
+        retry_after_s=retried._retry_after_s,
+        http_status=retried._http_status,
+    )
+    warned = base.filter(base._warnings.length() > 0)
+    # Codes and types pair up by position (zip), never as a cross product.
+    pairs = warned.select(
+        *names,
+        pair=warned._warnings.zip(warned._warning_types.coalesce(ibis.literal([], type="array<string>"))).unnest(),
+        http_status=warned._http_status,
+    )
+    warnings = pairs.select(
+        *names,
+        kind=ibis.literal("warning"),
+        type=pairs.pair.f2,
+        code=pairs.pair.f1,
+        extra=ibis.literal(0).cast("int64"),
+        retry_after_s=ibis.null("float64"),
+        http_status=pairs.http_status,
+    )
+    events = errors.union(retries).union(warnings)
+    row = [*names, "kind", "type", "code"]
+    # Per row and HTTP status first; the row's http_status is its most common one (ties: the lowest).
+    per_status = events.group_by([*row, "http_status"]).aggregate(
+        k=events.count(), extra=events.extra.sum(), retry_after=events.retry_after_s.sum()
+    )
+    whole = ibis.window(group_by=row)
+    first = ibis.window(
+        group_by=row,
+        order_by=[per_status.http_status.isnull(), ibis.desc(per_status.k), per_status.http_status],
+    )
+    rows = per_status.mutate(
+        count=per_status.k.sum().over(whole).cast("int64"),
+        retries=per_status.extra.sum().over(whole).cast("int64"),
+        retry_after_s=per_status.retry_after.sum().over(whole).coalesce(0.0),
+        r=ibis.row_number().over(first),
+    ).filter(lambda x: x.r == 0)
+    joined = rows.inner_join(totals, names)
+    out = joined.select(
+        *row,
+        calls=joined.calls,
+        count=joined["count"],
+        rate=joined["count"].cast("float64") / joined.calls,
+        retries=joined.retries,
+        retry_after_s=joined.retry_after_s,
+        http_status=joined.http_status.cast("int32"),
+    )
+    return out.order_by([*names, "kind", ibis.desc("count"), "code", ibis.asc("type", nulls_first=False)])

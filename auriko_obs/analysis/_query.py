@@ -1,7 +1,11 @@
-"""What every analysis shares: the store argument, the WHERE clause of its filters, periods and dimensions.
+"""What every analysis shares: the store argument, the engine session, the filters, periods and dimensions.
 
-User values only ever reach DuckDB as query parameters. Names that must be spliced into SQL (a
-dimension, a period) are checked against fixed sets first: the ``llm_calls`` columns of ``fields.py``.
+Each analysis is one Ibis expression over the relation ``auriko_obs_calls`` (``llm_calls`` plus the helper
+columns of ``store._engines``), compiled for the engine that reads the store: DuckDB (a store file or a lake)
+or Apache Spark (a lake). Users' values reach the SQL only as Ibis literals, which Ibis quotes; names that
+become columns (a dimension, a period) are checked against fixed sets first: the ``llm_calls`` columns of
+``fields.py``. Results come back as Arrow, are cast to the expression's schema and turned into pandas the
+way DuckDB does it, so a frame has the same columns and dtypes whichever engine made it.
 """
 
 from __future__ import annotations
@@ -9,14 +13,15 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from .. import fields
-from ..store import Store, parse_time, read_connection
+from ..store import CALLS_VIEW, HELPER_COLUMNS, PARTITION_COLUMN, PRICES_COLUMNS, Connection, Store, parse_time
 
 if TYPE_CHECKING:
+    import ibis.expr.types as ir
     import pandas as pd
 
 StoreLike: TypeAlias = "Store | str | os.PathLike[str] | None"
@@ -26,13 +31,11 @@ Values: TypeAlias = "str | Sequence[str] | None"
 NONE_LABEL = "(none)"  # the group of rows whose dimension is NULL (for example calls not routed by Auriko)
 OTHER_LABEL = "other"  # what cost_by folds the rows beyond its top N into
 
-# The model a call is about: Auriko's canonical id, else what the caller asked for (non-Auriko endpoints).
-MODEL_SQL = "coalesce(model_canonical, request_model)"
-
 PERIODS = ("hour", "day", "week", "month")
+_TRUNCATE_UNITS = {"day": "D", "week": "W", "month": "M"}
 
 # Short names accepted for dimensions, beside the llm_calls column names themselves.
-_ALIASES = {"model": MODEL_SQL, "user": "user_id", "service": "service_name"}
+_ALIASES = {"model": "model", "user": "user_id", "service": "service_name"}
 _GROUPABLE_TYPES = ("VARCHAR", "BOOLEAN", "INTEGER")
 _GROUPABLE = {c.name for c in fields.LLM_CALL_COLUMNS if c.sql_type in _GROUPABLE_TYPES} - {
     "trace_id",
@@ -42,43 +45,81 @@ _GROUPABLE = {c.name for c in fields.LLM_CALL_COLUMNS if c.sql_type in _GROUPABL
 }
 DIMENSIONS = tuple(sorted(_GROUPABLE | set(_ALIASES) | {"tag", "tags"}))
 
+_IBIS_TYPES = {
+    "VARCHAR": "string",
+    "TIMESTAMPTZ": "timestamp('UTC')",
+    "DOUBLE": "float64",
+    "BIGINT": "int64",
+    "INTEGER": "int32",
+    "BOOLEAN": "boolean",
+    "VARCHAR[]": "array<string>",
+    "JSON": "string",
+    "DATE": "date",
+}
+
 
 def store_of(store: StoreLike) -> Store:
     """Returns ``store`` as a Store: a Store passes through, a path (or None for the default) is opened."""
     return store if isinstance(store, Store) else Store(store)
 
 
-class Session:
-    """One open connection to the store, so that an analysis's several queries open the file once."""
+def _ibis() -> Any:
+    import ibis
 
-    def __init__(self, con: Any) -> None:
+    return ibis
+
+
+class Session:
+    """One open engine over the store, so that an analysis's several queries open the file (or list the lake) once.
+
+    ``calls`` and ``prices`` are the Ibis tables the analyses build on; ``run`` executes an expression.
+    """
+
+    def __init__(self, con: Connection, engine: str) -> None:
         self.con = con
+        self.engine = engine  # duckdb or spark
+        self.partitioned = con.partitioned
+        ibis = _ibis()
+        schema = {c.name: _IBIS_TYPES[c.sql_type] for c in fields.LLM_CALL_COLUMNS}
+        schema.update({name: _IBIS_TYPES[sql_type] for name, (_, sql_type) in HELPER_COLUMNS.items()})
+        if self.partitioned:
+            schema[PARTITION_COLUMN] = "date"
+        self.calls = ibis.table(schema, name=CALLS_VIEW)
+        self.prices = ibis.table({n: _IBIS_TYPES[t] for n, t in PRICES_COLUMNS}, name="provider_prices")
+        if con.dialect == "pyspark":
+            ibis.pyspark  # noqa: B018  (loading the backend registers the options its compiler reads)
+
+    def compile(self, expr: ir.Table) -> str:
+        """Returns the expression as SQL of this session's engine."""
+        return _ibis().to_sql(expr, dialect=self.con.dialect)
+
+    def run(self, expr: ir.Table) -> pd.DataFrame:
+        """Returns the rows of an Ibis table expression as a DataFrame typed by the expression's schema."""
+        from ibis.expr import operations as ops
+
+        for node in expr.op().find(ops.InMemoryTable):  # small tables worked out in Python
+            self.con.register(node.name, node.data.to_pyarrow(node.schema))
+        table = self.con.arrow(self.compile(expr))
+        return self.con.to_pandas(table.cast(expr.schema().to_pyarrow()))
 
     def sql(self, query: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
-        return self.con.execute(query, list(params or [])).df()
+        """Returns the result of a query in the engine's own SQL dialect."""
+        return self.con.df(query, params)
 
 
 @contextmanager
 def session(store: StoreLike | Session) -> Iterator[Session]:
-    """Yields a Session over the store (a Session passes through): read-only, spooled rows included, as
-    ``Store.sql`` reads. DuckDB runs each aggregation with ``preserve_insertion_order`` off: every query
-    here ends in its own ORDER BY, and without the order constraint DuckDB aggregates with less memory."""
+    """Yields a Session over the store (a Session passes through): a store file read-only with its spooled rows
+    included, as ``Store.sql`` reads. DuckDB runs each aggregation with ``preserve_insertion_order`` off: every
+    query here ends in its own ORDER BY, and without the order constraint DuckDB aggregates with less memory."""
     if isinstance(store, Session):
         yield store
         return
-    import pandas  # noqa: F401  (DuckDB's .df() needs it; loaded here, not at import)
-
     target = store_of(store)
-    with read_connection(target.path, wait_s=target.lock_wait_s) as con:
-        con.execute("SET preserve_insertion_order = false")
-        yield Session(con)
-
-
-def run(store: StoreLike | Session, query: str, params: Sequence[Any]) -> pd.DataFrame:
-    """Returns the result of a parameterised query over the store (or an open Session)."""
-    if isinstance(store, Session):
-        return store.sql(query, params)
-    return store_of(store).sql(query, list(params))
+    with target.engine.open() as con:
+        if con.dialect == "duckdb":
+            con.df("SET preserve_insertion_order = false")
+        yield Session(con, target.engine.name)
 
 
 def _as_list(values: Values) -> list[str] | None:
@@ -87,19 +128,55 @@ def _as_list(values: Values) -> list[str] | None:
     return [values] if isinstance(values, str) else [str(v) for v in values]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Where:
-    """A WHERE clause over ``llm_calls`` and its parameters, built from an analysis's common arguments."""
+    """The calls an analysis reads: start_time in [since, until), the filters, and any further predicates."""
 
-    clauses: list[str]
-    params: list[Any]
+    since: datetime | None = None
+    until: datetime | None = None
+    values: dict[str, list[str]] = field(default_factory=dict)  # column or alias → accepted values
+    tags: list[str] | None = None
+    extra: tuple[Any, ...] = ()  # functions of the calls table returning a boolean column
 
-    @property
-    def sql(self) -> str:
-        return " AND ".join(self.clauses) if self.clauses else "TRUE"
+    def and_(self, predicate: Any) -> Where:
+        """Returns this filter narrowed by ``predicate``, a function of the calls table."""
+        return Where(self.since, self.until, self.values, self.tags, (*self.extra, predicate))
 
-    def and_(self, clause: str, *params: Any) -> Where:
-        return Where([*self.clauses, clause], [*self.params, *params])
+    def between(self, since: datetime | None, until: datetime | None) -> Where:
+        """Returns this filter with start_time also in [since, until) (either may be None)."""
+        start = since if self.since is None or (since is not None and since > self.since) else self.since
+        end = until if self.until is None or (until is not None and until < self.until) else self.until
+        return Where(start, end, self.values, self.tags, self.extra)
+
+    def apply(self, s: Session) -> ir.Table:
+        """Returns the session's calls that pass the filter; on a lake, ``since``/``until`` also prune dates."""
+        t = s.calls
+        predicates = []
+        if self.since is not None:
+            predicates.append(t.start_time >= self.since)
+        if self.until is not None:
+            predicates.append(t.start_time < self.until)
+        if s.partitioned:
+            predicates += _date_predicates(t, self.since, self.until)
+        for dim, listed in self.values.items():
+            predicates.append(raw_dimension(t, dim).isin(listed))
+        if self.tags is not None:
+            ibis = _ibis()
+            predicates.append(
+                ibis.or_(*(t.tags.contains(tag) for tag in self.tags)) if self.tags else ibis.literal(False)
+            )
+        predicates += [p(t) for p in self.extra]
+        return t.filter(*predicates) if predicates else t
+
+
+def _date_predicates(t: ir.Table, since: datetime | None, until: datetime | None) -> list[Any]:
+    """Returns the partition predicates that keep the UTC dates of [since, until)."""
+    out = []
+    if since is not None:
+        out.append(t[PARTITION_COLUMN] >= since.astimezone(timezone.utc).date())
+    if until is not None:
+        out.append(t[PARTITION_COLUMN] <= (until.astimezone(timezone.utc) - timedelta(microseconds=1)).date())
+    return out
 
 
 def where(
@@ -123,110 +200,60 @@ def where(
         raise ValueError(
             f"since ({start.isoformat()}) must be before until ({end.isoformat()}): [since, until) holds no calls"
         )
-    clauses: list[str] = []
-    params: list[Any] = []
-    for op, bound in ((">=", start), ("<", end)):
-        if bound is not None:
-            clauses.append(f"start_time {op} ?")
-            params.append(bound)
-    for expr, values in ((MODEL_SQL, model), ("provider", provider), ("service_name", service), ("user_id", user)):
-        listed = _as_list(values)
+    values = {}
+    for dim, given in (("model", model), ("provider", provider), ("service", service), ("user", user)):
+        listed = _as_list(given)
         if listed is not None:
-            clauses.append(f"list_contains(?::VARCHAR[], {expr})")
-            params.append(listed)
-    tags = _as_list(tag)
-    if tags is not None:
-        clauses.append("list_has_any(tags, ?::VARCHAR[])")
-        params.append(tags)
-    return Where(clauses, params)
+            values[dim] = listed
+    return Where(start, end, values, _as_list(tag))
 
 
-def period_sql(period: str | None) -> str:
-    """Returns the SQL of the UTC period start of each call (``date_trunc``; weeks start on Monday)."""
-    if period is None:
-        return "NULL::TIMESTAMPTZ"
-    if period not in PERIODS:
+def check_period(period: str | None) -> None:
+    """Raises ValueError for a period that is not hour, day, week, month or None."""
+    if period is not None and period not in PERIODS:
         raise ValueError(f"period must be one of {', '.join(PERIODS)} or None, not {period!r}")
-    return f"date_trunc('{period}', start_time)"
 
 
-# The UTC hour of each call as an integer: the finest period, and cheap to group by (date_trunc on a
-# TIMESTAMPTZ goes through the ICU calendar for every row). Every UTC day, week and month starts on an hour.
-HOUR_SQL = "epoch_us(start_time) // 3600000000"
+def period_of_hour(hour: Any, period: str) -> Any:
+    """Returns the UTC start of the period holding an integer hour (hours since the epoch, as ``start_hour``).
+
+    Grouping by the integer hour first is cheap; only the few groups are then turned into timestamps."""
+    check_period(period)
+    stamp = (hour * 3600).as_timestamp("s")
+    if period != "hour":
+        stamp = stamp.truncate(_TRUNCATE_UNITS[period])
+    return stamp.cast("timestamp('UTC')")
 
 
-def period_of_hour_sql(period: str, hour: str = "_hour") -> str:
-    """Returns the SQL of the UTC period start of an integer hour column made by ``HOUR_SQL``."""
-    period_sql(period)  # validates
-    return f"date_trunc('{period}', to_timestamp({hour} * 3600))"
-
-
-def raw_dimension_sql(dim: str) -> str:
-    """Returns the SQL of a dimension's raw value (tags: the list), to group by before labelling it."""
-    if dim in ("tag", "tags"):
-        return "tags"
-    dimension_sql(dim)  # validates
-    return _ALIASES.get(dim, f'"{dim}"')
-
-
-def label_sql(dim: str, raw: str) -> str:
-    """Returns the SQL of a dimension's label from its raw value ``raw`` (made by ``raw_dimension_sql``).
-
-    For tags this is an ``unnest``: one row per (group, tag), ``(none)`` for a call without tags."""
-    if dim in ("tag", "tags"):
-        return f"unnest(CASE WHEN len({raw}) > 0 THEN {raw} ELSE ['{NONE_LABEL}'] END)"
-    return f"coalesce(CAST({raw} AS VARCHAR), '{NONE_LABEL}')"
-
-
-def grouping(dims: Sequence[str], period: str | None) -> tuple[list[str], list[str], list[str]]:
-    """Returns (pre-aggregation keys, their labelled SELECT expressions, output names) for aggregate-first SQL.
-
-    Analyses group the filtered calls by the raw keys first (an integer hour, raw columns, the tags list),
-    then label those few groups and sum them up again: per-row work stays minimal."""
-    pre = [f"{raw_dimension_sql(d)} AS _d{i}" for i, d in enumerate(dims)]
-    labelled = [f'{label_sql(d, f"_d{i}")} AS "{out_name(d)}"' for i, d in enumerate(dims)]
-    names = [f'"{out_name(d)}"' for d in dims]
-    if period is not None:
-        pre.insert(0, f"{HOUR_SQL} AS _hour")
-        labelled.insert(0, f"{period_of_hour_sql(period)} AS period_start")
-        names.insert(0, "period_start")
-    return pre, labelled, names
-
-
-def leading(items: Sequence[str]) -> str:
-    """Returns SQL list items to stand before more of them: ``"a, b, "``, or ``""`` for none (an empty ``by``)."""
-    return "".join(f"{item}, " for item in items)
-
-
-def order_by(names: Sequence[str]) -> str:
-    """Returns the ORDER BY clause of output columns, or ``""`` for none (the overall totals are one row)."""
-    return f"ORDER BY {', '.join(names)}" if names else ""
-
-
-def dimension_sql(dim: str) -> str:
-    """Returns the SQL of a grouping dimension as VARCHAR, NULL shown as ``(none)``; ``tag`` is handled by callers.
-
-    Raises ValueError for a name that is neither an ``llm_calls`` column fit for grouping nor an alias.
-    """
-    if dim in ("tag", "tags"):
-        return "tag"
+def check_dimension(dim: str) -> None:
+    """Raises ValueError for a name that is neither an ``llm_calls`` column fit for grouping nor an alias."""
     if dim not in DIMENSIONS:
         raise ValueError(f"cannot group by {dim!r}; use one of {', '.join(DIMENSIONS)}")
-    expr = _ALIASES.get(dim, f'"{dim}"')
-    return f"coalesce(CAST({expr} AS VARCHAR), '{NONE_LABEL}')"
 
 
-def calls_source(w: Where, dims: Sequence[str]) -> str:
-    """Returns a FROM source over the filtered calls; with a ``tag`` dimension, one row per (call, tag).
+def model_of(t: ir.Table) -> Any:
+    """Returns the model a call is about: Auriko's canonical id, else the requested one (non-Auriko endpoints)."""
+    return t.model_canonical.coalesce(t.request_model)
 
-    A call with several tags then counts once under each of them; a call without tags under ``(none)``.
-    """
-    if any(d in ("tag", "tags") for d in dims):
-        return (
-            f"(SELECT *, unnest(CASE WHEN len(tags) > 0 THEN tags ELSE ['{NONE_LABEL}'] END) AS tag "
-            f"FROM llm_calls WHERE {w.sql})"
-        )
-    return f"(SELECT * FROM llm_calls WHERE {w.sql})"
+
+def raw_dimension(t: ir.Table, dim: str) -> Any:
+    """Returns a dimension's raw value (tags: the list), to group by before labelling it."""
+    check_dimension(dim)
+    if dim in ("tag", "tags"):
+        return t.tags
+    if dim == "model":
+        return model_of(t)
+    return t[_ALIASES.get(dim, dim)]
+
+
+def label(raw: Any, dim: str) -> Any:
+    """Returns a dimension's label from its raw value: text, ``(none)`` for NULL. For tags this unnests: one row
+    per (group, tag), ``(none)`` for a call without tags."""
+    ibis = _ibis()
+    if dim in ("tag", "tags"):
+        none = ibis.literal([NONE_LABEL], type="array<string>")
+        return ibis.cases((raw.length() > 0, raw), else_=none).unnest()
+    return raw.cast("string").coalesce(NONE_LABEL)
 
 
 def out_name(dim: str) -> str:
@@ -234,7 +261,45 @@ def out_name(dim: str) -> str:
     return "tag" if dim == "tags" else dim
 
 
-def table_exists(store: StoreLike | Session, name: str) -> bool:
-    """Returns whether the store has a table (older store files may lack one until a writer migrates them)."""
-    frame = run(store, "SELECT count(*) AS n FROM information_schema.tables WHERE table_name = ?", [name])
-    return bool(frame["n"].iloc[0])
+@dataclass(frozen=True)
+class Grouping:
+    """Aggregate-first grouping: the raw keys to group the calls by, and how to label the few groups after."""
+
+    dims: tuple[str, ...]
+    period: str | None
+
+    @property
+    def names(self) -> list[str]:
+        """Returns the output columns: ``period_start`` (with a period), then one per dimension."""
+        return (["period_start"] if self.period else []) + [out_name(d) for d in self.dims]
+
+    def keys(self, t: ir.Table) -> dict[str, Any]:
+        """Returns the raw keys (``_hour``, ``_d0``, …) as expressions over the calls ``t``."""
+        keys = {"_hour": t.start_hour} if self.period else {}
+        keys.update({f"_d{i}": raw_dimension(t, d) for i, d in enumerate(self.dims)})
+        return keys
+
+    def labels(self, t: ir.Table) -> dict[str, Any]:
+        """Returns the labelled output columns over a table that has the raw keys."""
+        out = {"period_start": period_of_hour(t._hour, self.period)} if self.period else {}
+        out.update({out_name(d): label(t[f"_d{i}"], d) for i, d in enumerate(self.dims)})
+        return out
+
+
+def grouping(dims: str | Sequence[str], period: str | None) -> Grouping:
+    """Returns the Grouping of ``dims`` (one or several dimensions) per ``period``; checks both."""
+    listed = (dims,) if isinstance(dims, str) else tuple(dims)
+    for dim in listed:
+        check_dimension(dim)
+    check_period(period)
+    return Grouping(listed, period)
+
+
+def group_sum(t: ir.Table, names: Sequence[str], **aggregates: Any) -> ir.Table:
+    """Returns ``t`` aggregated by ``names`` (all rows together when there are none)."""
+    return t.group_by(list(names)).aggregate(**aggregates) if names else t.aggregate(**aggregates)
+
+
+def ordered(t: ir.Table, names: Sequence[str]) -> ir.Table:
+    """Returns ``t`` ordered by ``names`` (unchanged without names: the totals are one row)."""
+    return t.order_by(list(names)) if names else t

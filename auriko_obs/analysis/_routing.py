@@ -2,28 +2,34 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from ..prices import fetch_auriko_prices
-from ..store import connect
+from ..store import PRICES_COLUMNS, connect, is_remote, prices_path
 from ._query import (
-    MODEL_SQL,
+    Grouping,
     Session,
     StoreLike,
     TimeLike,
     Values,
+    Where,
+    _ibis,
+    group_sum,
     grouping,
-    leading,
-    order_by,
-    run,
+    model_of,
+    ordered,
     session,
     store_of,
-    table_exists,
     where,
 )
 
 if TYPE_CHECKING:
+    import ibis.expr.types as ir
     import pandas as pd
 
 PRICES_TABLE = "provider_prices"
@@ -54,12 +60,22 @@ def refresh_prices(
     """Returns the price table after replacing the store's cached prices with a fresh ``GET /v1/models``.
 
     ``base_url`` is the API root the openai client uses (``https://api.auriko.ai/v1``, or a simulator's
-    ``base_url``). The whole table is replaced in one transaction, stamped with ``fetched_at``.
+    ``base_url``). The whole table is replaced in one transaction, stamped with ``fetched_at``; in a lake,
+    ``provider_prices.parquet`` at its root is replaced at once (written aside, then renamed).
     """
     rows = fetch_auriko_prices(base_url, api_key, timeout_s=timeout_s)
     if not rows:
         raise ValueError(f"{base_url}/models listed no provider prices")
     target = store_of(store)
+    if target.is_lake:
+        _write_lake_prices(
+            target.path,
+            [
+                {**asdict(p), "source": base_url, "fetched_at": datetime.fromisoformat(p.as_of.replace("Z", "+00:00"))}
+                for p in rows
+            ],
+        )
+        return prices(target)
     with connect(target.path, read_only=False, wait_s=target.lock_wait_s) as con:
         con.execute("BEGIN TRANSACTION")
         try:
@@ -87,19 +103,33 @@ def refresh_prices(
     return prices(target)
 
 
+def _write_lake_prices(root: str, rows: list[dict]) -> None:
+    """Replaces a local lake's price file: written under a temporary name, then renamed over the old one."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if is_remote(root):
+        raise NotImplementedError(f"writing prices to a lake on an object store ({root}) comes with the lake writer")
+    types = {
+        "VARCHAR": pa.string(),
+        "INTEGER": pa.int32(),
+        "DOUBLE": pa.float64(),
+        "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"),
+    }
+    schema = pa.schema([(name, types[sql_type]) for name, sql_type in PRICES_COLUMNS])
+    table = pa.Table.from_pylist([{name: r.get(name) for name in schema.names} for r in rows], schema=schema)
+    os.makedirs(os.path.dirname(prices_path(root)), exist_ok=True)
+    target = prices_path(root)
+    temporary = f"{target}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
+    pq.write_table(table, temporary, compression="zstd")
+    os.replace(temporary, target)
+
+
 def prices(store: StoreLike | Session = None) -> pd.DataFrame:
     """Returns the cached provider prices: model, provider, position, input_usd_per_1m, output_usd_per_1m,
     data_policy, source, fetched_at (empty when none were fetched yet)."""
-    if not table_exists(store, PRICES_TABLE):
-        return run(
-            store,
-            "SELECT NULL::VARCHAR AS model, NULL::VARCHAR AS provider, NULL::INTEGER AS position, "
-            "NULL::DOUBLE AS input_usd_per_1m, NULL::DOUBLE AS output_usd_per_1m, "
-            "NULL::VARCHAR AS data_policy, NULL::VARCHAR AS source, "
-            "NULL::TIMESTAMPTZ AS fetched_at LIMIT 0",
-            [],
-        )
-    return run(store, f"SELECT * FROM {PRICES_TABLE} ORDER BY model, position", [])
+    with session(store) as s:
+        return s.run(s.prices.order_by(["model", "position"]))
 
 
 def routing_savings(
@@ -135,108 +165,154 @@ def routing_savings(
 
     Raises ValueError when no prices are cached.
     """
-    with session(store) as s:
-        return _routing_savings(s, since, until, by, period, model, provider, service, tag, user)
-
-
-def _routing_savings(
-    store: Session,
-    since: TimeLike,
-    until: TimeLike,
-    by: str | Sequence[str],
-    period: str | None,
-    model: Values,
-    provider: Values,
-    service: Values,
-    tag: Values,
-    user: Values,
-) -> pd.DataFrame:
-    if prices(store).empty:
-        raise ValueError("no provider prices in the store: call auriko_obs.analysis.refresh_prices(store, base_url)")
-    dims = [by] if isinstance(by, str) else list(by)
     w = where(since, until, model=model, provider=provider, service=service, tag=tag, user=user)
-    pre, labelled, names = grouping(dims, period)
-    # The model and serving provider are grouping keys too; when they are also dimensions, group by them once.
-    aliases = dict(p.rsplit(" AS ", 1) for p in pre)
-    model_key, provider_key = aliases.get(MODEL_SQL, "call_model"), aliases.get('"provider"', "served_by")
-    keys = [*aliases.values(), *(k for k, key in (("call_model", model_key), ("served_by", provider_key)) if k == key)]
-    # Exact, yet without pricing every call at every provider. A call's cost at a provider,
-    # (input × i + output × o) / 1e6, ranks its model's providers by the call's input share
-    # t = input / (input + output) alone, and that ranking changes only at the few t where two providers'
-    # costs cross. Between two crossings (a segment) the most expensive and the median provider are fixed,
-    # so the calls are summed per (key, model, serving provider, segment) and each sum of tokens is priced
-    # at its segment's max and median prices: the same sum as per call, since cost is linear in tokens.
-    offers = f"""
-offers AS (
-    SELECT model, provider, input_usd_per_1m AS i, coalesce(output_usd_per_1m, 0) AS o, row_number() OVER () AS k
-    FROM {PRICES_TABLE} WHERE input_usd_per_1m IS NOT NULL
-),
-crossings AS (
-    SELECT x_model, list(DISTINCT t ORDER BY t) AS ts
-    FROM (SELECT a.model AS x_model, (b.o - a.o) / ((a.i - b.i) - (a.o - b.o)) AS t
-          FROM offers AS a JOIN offers AS b ON a.model = b.model AND a.k < b.k
-          WHERE (a.i - b.i) <> (a.o - b.o))
-    WHERE t > 0 AND t < 1 GROUP BY x_model
-)"""
-    # Each call finds its segment by counting the crossings of its model below its t (few models have any).
-    crossed = run(store, f"WITH {offers} SELECT x_model, ts FROM crossings ORDER BY x_model", [])
-    segment, segment_params = "0", []
-    if len(crossed):
-        whens = []
-        for x_model, ts in zip(crossed["x_model"], crossed["ts"], strict=True):
-            whens.append("WHEN ? THEN " + " + ".join("(_t > ?)::INTEGER" for _ in ts))
-            segment_params += [x_model, *(float(t) for t in ts)]
-        segment = f"CASE call_model {' '.join(whens)} ELSE 0 END"
-    # HAVING: without groups (by=[], period=None) an aggregate of no calls would still make a row of zeros.
-    query = f"""
-WITH {offers},
-segments AS (
-    SELECT model, segment,
-           (CASE WHEN segment = 0 THEN 0 ELSE ts[segment] END + coalesce(ts[segment + 1], 1)) / 2 AS t
-    FROM (SELECT m.model, x.ts, unnest(range(len(coalesce(x.ts, [])) + 1)) AS segment
-          FROM (SELECT DISTINCT model FROM offers) AS m LEFT JOIN crossings AS x ON x.x_model = m.model)
-),
-ranked AS (
-    SELECT s.model, s.segment, o.i, o.o,
-           row_number() OVER (PARTITION BY s.model, s.segment ORDER BY s.t * o.i + (1 - s.t) * o.o) AS r,
-           count(*) OVER (PARTITION BY s.model, s.segment) AS n
-    FROM segments AS s JOIN offers AS o ON o.model = s.model
-),
-segment_prices AS (
-    SELECT model, segment, any_value(i) FILTER (WHERE r = n) AS max_i, any_value(o) FILTER (WHERE r = n) AS max_o,
-           avg(i) FILTER (WHERE r IN ((n + 1) // 2, n // 2 + 1)) AS med_i,
-           avg(o) FILTER (WHERE r IN ((n + 1) // 2, n // 2 + 1)) AS med_o
-    FROM ranked GROUP BY ALL
-),
-served AS (
-    SELECT model, provider, CASE WHEN count(*) = 1 THEN any_value(input_usd_per_1m) END AS i,
-           coalesce(any_value(output_usd_per_1m), 0) AS o
-    FROM {PRICES_TABLE} GROUP BY ALL
-),
-pre AS (
-    SELECT {", ".join(keys)}, segment, {model_key} AS call_model, {provider_key} AS served_by, count(*) AS n,
-           sum(inp) AS inp, sum(outp) AS outp, sum(cost_usd) AS cost
-    FROM (SELECT {leading(pre)}{MODEL_SQL} AS call_model, provider AS served_by, cost_usd,
-                 coalesce(input_tokens, 0) AS inp, coalesce(output_tokens, 0) AS outp,
-                 inp / (inp + outp) AS _t, {segment} AS segment  -- _t is NULL for a call without tokens
-          FROM llm_calls WHERE {w.sql})
-    GROUP BY {", ".join(keys)}, segment
-),
-priced AS (
-    SELECT {leading(labelled)}n, inp, outp, cost,
-           (inp * v.i + outp * v.o) / 1e6 AS list_cost, (inp * p.max_i + outp * p.max_o) / 1e6 AS max_cost,
-           (inp * p.med_i + outp * p.med_o) / 1e6 AS med_cost
-    FROM pre LEFT JOIN segment_prices AS p ON p.model = pre.call_model AND p.segment = coalesce(pre.segment, 0)
-             LEFT JOIN served AS v ON v.model = pre.call_model AND v.provider = pre.served_by
-)
-SELECT {leading(names)}sum(n)::BIGINT AS calls,
-       coalesce(sum(n) FILTER (WHERE list_cost IS NOT NULL), 0)::BIGINT AS priced_calls,
-       sum(inp)::BIGINT AS input_tokens, sum(outp)::BIGINT AS output_tokens, coalesce(sum(cost), 0) AS cost_usd,
-       coalesce(sum(list_cost), 0) AS list_cost_usd,
-       coalesce(sum(max_cost) FILTER (WHERE list_cost IS NOT NULL), 0) AS max_cost_usd,
-       coalesce(sum(med_cost) FILTER (WHERE list_cost IS NOT NULL), 0) AS median_cost_usd,
-       coalesce(sum(max_cost - list_cost), 0) AS savings_vs_max_usd,
-       coalesce(sum(med_cost - list_cost), 0) AS savings_vs_median_usd
-FROM priced GROUP BY ALL HAVING count(*) > 0 {order_by(names)}
-"""
-    return run(store, query, [*segment_params, *w.params])
+    g = grouping(by, period)
+    with session(store) as s:
+        table = prices(s)
+        if table.empty:
+            raise ValueError(
+                "no provider prices in the store: call auriko_obs.analysis.refresh_prices(store, base_url)"
+            )
+        return s.run(_routing_savings(s, w, g, table))
+
+
+@dataclass(frozen=True)
+class _Segment:
+    """The providers' ranking of one model between two crossings: its most expensive and median prices."""
+
+    model: str
+    segment: int
+    max_i: float
+    max_o: float
+    med_i: float
+    med_o: float
+
+
+def _segments(table: pd.DataFrame) -> tuple[dict[str, list[float]], list[_Segment]]:
+    """Returns each model's crossings (the input shares where two providers' costs cross, ascending) and the
+    max and median prices of every segment between them.
+
+    A call's cost at a provider, (input × i + output × o) / 1e6, ranks its model's providers by the call's
+    input share t = input / (input + output) alone, and that ranking changes only at the t where two
+    providers' costs cross. The price table is small, so this is worked out here, once per analysis."""
+    offers: dict[str, list[tuple[float, float]]] = {}
+    columns = (table[name].tolist() for name in ("model", "input_usd_per_1m", "output_usd_per_1m"))
+    for model, input_price, output_price in zip(*columns, strict=True):
+        if input_price is not None and input_price == input_price:  # not NULL, not NaN
+            output = 0.0 if output_price is None or output_price != output_price else float(output_price)
+            offers.setdefault(model, []).append((float(input_price), output))
+    crossings: dict[str, list[float]] = {}
+    segments = []
+    for model_id, listed in offers.items():
+        found = set()
+        for a, (ai, ao) in enumerate(listed):
+            for bi, bo in listed[a + 1 :]:
+                if (ai - bi) != (ao - bo):
+                    t = (bo - ao) / ((ai - bi) - (ao - bo))
+                    if 0 < t < 1:
+                        found.add(t)
+        ts = sorted(found)
+        if ts:
+            crossings[model_id] = ts
+        bounds = [0.0, *ts, 1.0]
+        for k in range(len(bounds) - 1):
+            mid = (bounds[k] + bounds[k + 1]) / 2
+            ranked = sorted(listed, key=_cost_at(mid))
+            n = len(ranked)
+            middle = ranked[(n + 1) // 2 - 1], ranked[n // 2]
+            segments.append(
+                _Segment(
+                    model_id,
+                    k,
+                    ranked[-1][0],
+                    ranked[-1][1],
+                    (middle[0][0] + middle[1][0]) / 2,
+                    (middle[0][1] + middle[1][1]) / 2,
+                )
+            )
+    return crossings, segments
+
+
+def _cost_at(share: float) -> Any:
+    """Returns the cost per token of an offer (input price, output price) at a call's input share."""
+
+    def cost(offer: tuple[float, float]) -> float:
+        return share * offer[0] + (1 - share) * offer[1]
+
+    return cost
+
+
+def _routing_savings(s: Session, w: Where, g: Grouping, table: pd.DataFrame) -> ir.Table:
+    ibis = _ibis()
+    crossings, segments = _segments(table)
+    calls = w.apply(s)
+    inp, outp = calls.input_tokens.coalesce(0), calls.output_tokens.coalesce(0)
+    share = ibis.cases((inp + outp > 0, inp.cast("float64") / (inp + outp)), else_=ibis.null("float64"))
+    call_model = model_of(calls)
+    # Each call finds its segment by counting the crossings of its model below its input share t (NULL for a
+    # call without tokens, which is then priced at segment 0: it costs nothing anywhere).
+    segment: Any = ibis.literal(0)
+    if crossings:
+        segment = ibis.cases(
+            *(
+                (call_model == m, sum(((share > t).cast("int32") for t in ts), ibis.literal(0)))
+                for m, ts in crossings.items()
+            ),
+            else_=ibis.literal(0),
+        )
+    pre = calls.group_by(**g.keys(calls), segment=segment, call_model=call_model, served_by=calls.provider).aggregate(
+        n=calls.count(), inp=inp.sum(), outp=outp.sum(), cost=calls.cost_usd.sum()
+    )
+    seg = ibis.memtable(
+        {
+            "s_model": [x.model for x in segments],
+            "s_segment": [x.segment for x in segments],
+            "max_i": [x.max_i for x in segments],
+            "max_o": [x.max_o for x in segments],
+            "med_i": [x.med_i for x in segments],
+            "med_o": [x.med_o for x in segments],
+        },
+        schema={
+            "s_model": "string",
+            "s_segment": "int32",
+            "max_i": "float64",
+            "max_o": "float64",
+            "med_i": "float64",
+            "med_o": "float64",
+        },
+    )
+    p = s.prices
+    served = p.group_by(v_model=p.model, v_provider=p.provider).aggregate(
+        i=ibis.cases((p.count() == 1, p.input_usd_per_1m.max()), else_=ibis.null("float64")),
+        o=p.output_usd_per_1m.max().coalesce(0.0),
+    )
+    priced = pre.left_join(seg, (pre.call_model == seg.s_model) & (pre.segment.coalesce(0) == seg.s_segment)).left_join(
+        served, (pre.call_model == served.v_model) & (pre.served_by == served.v_provider)
+    )
+    base = priced.select(
+        **g.labels(priced),
+        n=priced.n,
+        inp=priced.inp,
+        outp=priced.outp,
+        cost=priced.cost,
+        list_cost=(priced.inp * priced.i + priced.outp * priced.o) / 1e6,
+        max_cost=(priced.inp * priced.max_i + priced.outp * priced.max_o) / 1e6,
+        med_cost=(priced.inp * priced.med_i + priced.outp * priced.med_o) / 1e6,
+    )
+    listed = base.list_cost.notnull()
+    out = group_sum(
+        base,
+        g.names,
+        calls=base.n.sum().cast("int64"),
+        priced_calls=base.n.sum(where=listed).coalesce(0).cast("int64"),
+        input_tokens=base.inp.sum().cast("int64"),
+        output_tokens=base.outp.sum().cast("int64"),
+        cost_usd=base.cost.sum().coalesce(0.0),
+        list_cost_usd=base.list_cost.sum().coalesce(0.0),
+        max_cost_usd=base.max_cost.sum(where=listed).coalesce(0.0),
+        median_cost_usd=base.med_cost.sum(where=listed).coalesce(0.0),
+        savings_vs_max_usd=(base.max_cost - base.list_cost).sum().coalesce(0.0),
+        savings_vs_median_usd=(base.med_cost - base.list_cost).sum().coalesce(0.0),
+    )
+    # Without groups (by=[], period=None) an aggregate of no calls would still make a row of zeros.
+    return ordered(out.filter(out.calls > 0), g.names)

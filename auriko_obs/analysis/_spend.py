@@ -6,22 +6,25 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ._query import (
-    MODEL_SQL,
     OTHER_LABEL,
+    Grouping,
+    Session,
     StoreLike,
     TimeLike,
     Values,
+    Where,
+    _ibis,
+    group_sum,
     grouping,
-    leading,
-    order_by,
+    model_of,
+    ordered,
     out_name,
-    run,
     session,
     where,
 )
-from ._routing import PRICES_TABLE, prices
 
 if TYPE_CHECKING:
+    import ibis.expr.types as ir
     import pandas as pd
 
 
@@ -51,52 +54,69 @@ def provider_mix(
     calls whose default is known), ``top_strategy`` (the most used ``routing_strategy``).
     """
     w = where(since, until, model=model, provider=provider, service=service, tag=tag, user=user)
-    pre, labelled, names = grouping([by], period)
+    g = grouping([by], period)
     with session(store) as s:
-        has_defaults = not prices(s).empty
-        defaults = (
-            f"(SELECT model AS d_model, provider AS default_provider FROM {PRICES_TABLE} WHERE position = 0)"
-            if has_defaults
-            else "(SELECT NULL::VARCHAR AS d_model, NULL::VARCHAR AS default_provider LIMIT 0)"
-        )
-        off = "served_by IS NOT NULL AND default_provider IS NOT NULL AND served_by <> default_provider"
-        known = "served_by IS NOT NULL AND default_provider IS NOT NULL"
-        partition = "PARTITION BY base.period_start" if period is not None else ""
-        # Aggregate first: per raw key, serving provider, model and strategy; then label, join the defaults and
-        # rank strategies over those few groups (ties to the alphabetically first strategy).
-        query = f"""
-WITH pre AS (
-    SELECT {", ".join(pre)}, provider AS served_by, {MODEL_SQL} AS call_model, routing_strategy,
-           count(*) AS n, sum(input_tokens) AS i, sum(output_tokens) AS o,
-           sum(coalesce(total_tokens, coalesce(input_tokens, 0) + coalesce(output_tokens, 0))) AS t, sum(cost_usd) AS c
-    FROM llm_calls WHERE {w.sql} GROUP BY ALL
-),
-base AS (
-    SELECT {", ".join(labelled)}, served_by, call_model, routing_strategy, n, i, o, t, c FROM pre
-),
-strategies AS (
-    SELECT {", ".join(names)}, routing_strategy, sum(n) AS uses FROM base
-    WHERE routing_strategy IS NOT NULL GROUP BY ALL
-),
-top AS (
-    SELECT {", ".join(names)}, arg_min(routing_strategy, (-uses, routing_strategy)) AS top_strategy
-    FROM strategies GROUP BY ALL
-)
-SELECT {", ".join(f"base.{n} AS {n}" for n in names)}, sum(n)::BIGINT AS calls,
-       coalesce(sum(i), 0)::BIGINT AS input_tokens, coalesce(sum(o), 0)::BIGINT AS output_tokens,
-       coalesce(sum(t), 0)::BIGINT AS total_tokens, coalesce(sum(c), 0) AS cost_usd,
-       sum(n)::DOUBLE / sum(sum(n)) OVER ({partition}) AS call_share,
-       coalesce(sum(c), 0) / nullif(sum(coalesce(sum(c), 0)) OVER ({partition}), 0) AS cost_share,
-       CASE WHEN {"TRUE" if has_defaults else "FALSE"} THEN coalesce(sum(n) FILTER (WHERE {off}), 0)::BIGINT END
-           AS off_default_calls,
-       coalesce(sum(n) FILTER (WHERE {off}), 0)::DOUBLE / nullif(coalesce(sum(n) FILTER (WHERE {known}), 0), 0)
-           AS off_default_share,
-       any_value(top.top_strategy) AS top_strategy
-FROM base LEFT JOIN {defaults} AS d ON d.d_model = base.call_model
-     LEFT JOIN top ON {" AND ".join(f"top.{n} = base.{n}" for n in names)}
-GROUP BY {", ".join(f"base.{n}" for n in names)} ORDER BY {", ".join(f"base.{n}" for n in names)}
-"""
-        return run(s, query, w.params)
+        return s.run(_provider_mix(s, w, g))
+
+
+def _provider_mix(s: Session, w: Where, g: Grouping) -> ir.Table:
+    ibis = _ibis()
+    calls = w.apply(s)
+    names = g.names
+    # Aggregate first: per raw key, serving provider, model and strategy; then label, join the default providers
+    # and rank strategies over those few groups.
+    total = calls.total_tokens.coalesce(calls.input_tokens.coalesce(0) + calls.output_tokens.coalesce(0))
+    pre = calls.group_by(
+        **g.keys(calls), served_by=calls.provider, call_model=model_of(calls), strategy=calls.routing_strategy
+    ).aggregate(
+        n=calls.count(), i=calls.input_tokens.sum(), o=calls.output_tokens.sum(), t=total.sum(), c=calls.cost_usd.sum()
+    )
+    base = pre.select(
+        **g.labels(pre),
+        served_by=pre.served_by,
+        call_model=pre.call_model,
+        strategy=pre.strategy,
+        n=pre.n,
+        i=pre.i,
+        o=pre.o,
+        t=pre.t,
+        c=pre.c,
+    )
+    prices = s.prices
+    defaults = prices.filter(prices.position == 0).select(d_model=prices.model, default_provider=prices.provider)
+    has_defaults = defaults.count().as_scalar() > 0
+    joined = base.left_join(defaults, base.call_model == defaults.d_model)
+    known = joined.served_by.notnull() & joined.default_provider.notnull()
+    off = known & (joined.served_by != joined.default_provider)
+    totals = joined.group_by(names).aggregate(
+        calls=joined.n.sum().cast("int64"),
+        input_tokens=joined.i.sum().coalesce(0).cast("int64"),
+        output_tokens=joined.o.sum().coalesce(0).cast("int64"),
+        total_tokens=joined.t.sum().coalesce(0).cast("int64"),
+        cost_usd=joined.c.sum().coalesce(0.0),
+        off_n=joined.n.sum(where=off).coalesce(0).cast("int64"),
+        known_n=joined.n.sum(where=known).coalesce(0).cast("int64"),
+    )
+    # The most used strategy of each group; ties go to the alphabetically first.
+    used = base.filter(base.strategy.notnull()).group_by([*names, "strategy"]).aggregate(uses=base.n.sum())
+    rank = ibis.row_number().over(group_by=names, order_by=[ibis.desc(used.uses), used.strategy])
+    top = used.mutate(r=rank).filter(lambda x: x.r == 0).select(*names, top_strategy="strategy")
+    out = totals.left_join(top, names)
+    period = ibis.window(group_by="period_start") if g.period else ibis.window()
+    result = out.select(
+        *names,
+        calls=out.calls,
+        input_tokens=out.input_tokens,
+        output_tokens=out.output_tokens,
+        total_tokens=out.total_tokens,
+        cost_usd=out.cost_usd,
+        call_share=out.calls.cast("float64") / out.calls.sum().over(period),
+        cost_share=out.cost_usd / out.cost_usd.sum().over(period).nullif(0.0),
+        off_default_calls=ibis.cases((has_defaults, out.off_n), else_=ibis.null("int64")),
+        off_default_share=out.off_n.cast("float64") / out.known_n.nullif(0),
+        top_strategy=out.top_strategy,
+    )
+    return result.order_by(names)
 
 
 def cost_by(
@@ -126,34 +146,44 @@ def cost_by(
     if int(top) < 1:
         raise ValueError(f"top must be at least 1, not {top!r}")
     w = where(since, until, model=model, provider=provider, service=service, tag=tag, user=user)
-    name = f'"{out_name(dim)}"'
-    pre, labelled, _ = grouping([dim], period)
-    head = "period_start, " if period is not None else ""
-    partition = "PARTITION BY period_start" if period is not None else ""
-    query = f"""
-WITH pre AS (
-    SELECT {", ".join(pre)}, count(*) AS n, sum(input_tokens) AS i, sum(output_tokens) AS o, sum(cost_usd) AS c
-    FROM llm_calls WHERE {w.sql} GROUP BY ALL
-),
-base AS (SELECT {", ".join(labelled)}, n, i, o, c FROM pre),
-ranked AS (
-    SELECT {name} AS k, row_number() OVER (ORDER BY coalesce(sum(c), 0) DESC, sum(n) DESC, {name}) AS r
-    FROM base GROUP BY {name}
-),
-folded AS (
-    SELECT CASE WHEN r <= ? THEN k ELSE '{OTHER_LABEL}' END AS {name},
-           CASE WHEN r <= ? THEN r END AS rank, base.* EXCLUDE ({name})
-    FROM base JOIN ranked ON ranked.k = base.{name}
-)
-SELECT {head}{name}, rank, sum(n)::BIGINT AS calls,
-       coalesce(sum(i), 0)::BIGINT AS input_tokens,
-       coalesce(sum(o), 0)::BIGINT AS output_tokens,
-       coalesce(sum(c), 0) AS cost_usd,
-       coalesce(sum(c), 0) / nullif(sum(coalesce(sum(c), 0)) OVER ({partition}), 0) AS cost_share
-FROM folded GROUP BY {head}{name}, rank ORDER BY {head}rank NULLS LAST
-"""
+    g = grouping([dim], period)
     with session(store) as s:
-        return run(s, query, [*w.params, int(top), int(top)])
+        return s.run(_cost_by(s, w, g, int(top)))
+
+
+def _cost_by(s: Session, w: Where, g: Grouping, top: int) -> ir.Table:
+    ibis = _ibis()
+    calls = w.apply(s)
+    name = out_name(g.dims[0])
+    pre = calls.group_by(**g.keys(calls)).aggregate(
+        n=calls.count(), i=calls.input_tokens.sum(), o=calls.output_tokens.sum(), c=calls.cost_usd.sum()
+    )
+    base = pre.select(**g.labels(pre), n=pre.n, i=pre.i, o=pre.o, c=pre.c)
+    # Rank the values over the whole window: by cost, then calls, then name.
+    per_value = base.group_by(k=base[name]).aggregate(kc=base.c.sum().coalesce(0.0), kn=base.n.sum())
+    order = [ibis.desc(per_value.kc), ibis.desc(per_value.kn), per_value.k]
+    ranked = per_value.select(k=per_value.k, r=ibis.row_number().over(order_by=order) + 1)
+    joined = base.inner_join(ranked, base[name] == ranked.k)
+    kept = joined.r <= top
+    folded = joined.select(
+        *(["period_start"] if g.period else []),
+        **{name: ibis.cases((kept, joined.k), else_=OTHER_LABEL)},
+        rank=ibis.cases((kept, joined.r), else_=ibis.null("int64")),
+        n=joined.n,
+        i=joined.i,
+        o=joined.o,
+        c=joined.c,
+    )
+    head = ["period_start"] if g.period else []
+    out = folded.group_by([*head, name, "rank"]).aggregate(
+        calls=folded.n.sum().cast("int64"),
+        input_tokens=folded.i.sum().coalesce(0).cast("int64"),
+        output_tokens=folded.o.sum().coalesce(0).cast("int64"),
+        cost_usd=folded.c.sum().coalesce(0.0),
+    )
+    period = ibis.window(group_by="period_start") if g.period else ibis.window()
+    out = out.mutate(cost_share=out.cost_usd / out.cost_usd.sum().over(period).nullif(0.0))
+    return out.order_by([*head, ibis.asc("rank", nulls_first=False)])
 
 
 def cache_savings(
@@ -182,26 +212,40 @@ def cache_savings(
     ``cost_usd``, ``cache_savings_usd``, ``cost_without_cache_usd`` (= cost + savings),
     ``savings_percent`` (100 × savings / cost without cache).
     """
-    dims = [by] if isinstance(by, str) else list(by)
     w = where(since, until, model=model, provider=provider, service=service, tag=tag, user=user)
-    pre, labelled, names = grouping(dims, period)
-    # HAVING: without groups (by=[], period=None) an aggregate of no calls would still make a row of zeros.
-    query = f"""
-WITH pre AS (
-    SELECT {leading(pre)}count(*) AS n, sum(coalesce(input_tokens, 0)) AS input_tokens,
-           sum(coalesce(cached_tokens, 0)) AS cached, sum(coalesce(cache_write_tokens, 0)) AS written,
-           sum(coalesce(cost_usd, 0)) AS cost, sum(coalesce(cache_savings_usd, 0)) AS saved
-    FROM llm_calls WHERE {w.sql} GROUP BY ALL
-),
-base AS (SELECT {leading(labelled)}n, input_tokens, cached, written, cost, saved FROM pre)
-SELECT {leading(names)}sum(n)::BIGINT AS calls,
-       sum(input_tokens)::BIGINT AS input_tokens, sum(cached)::BIGINT AS cached_tokens,
-       (sum(input_tokens) - sum(cached))::BIGINT AS uncached_input_tokens,
-       sum(written)::BIGINT AS cache_write_tokens,
-       (sum(cached) / nullif(sum(input_tokens), 0))::DOUBLE AS cache_hit_ratio,
-       sum(cost) AS cost_usd, sum(saved) AS cache_savings_usd, sum(cost) + sum(saved) AS cost_without_cache_usd,
-       100 * sum(saved) / nullif(sum(cost) + sum(saved), 0) AS savings_percent
-FROM base GROUP BY ALL HAVING sum(n) > 0 {order_by(names)}
-"""
+    g = grouping(by, period)
     with session(store) as s:
-        return run(s, query, w.params)
+        return s.run(_cache_savings(s, w, g))
+
+
+def _cache_savings(s: Session, w: Where, g: Grouping) -> ir.Table:
+    calls = w.apply(s)
+    aggregates = {
+        "n": calls.count(),
+        "inp": calls.input_tokens.coalesce(0).sum(),
+        "cached": calls.cached_tokens.coalesce(0).sum(),
+        "written": calls.cache_write_tokens.coalesce(0).sum(),
+        "cost": calls.cost_usd.coalesce(0.0).sum(),
+        "saved": calls.cache_savings_usd.coalesce(0.0).sum(),
+    }
+    keys = g.keys(calls)
+    pre = calls.group_by(**keys).aggregate(**aggregates) if keys else calls.aggregate(**aggregates)
+    base = pre.select(
+        **g.labels(pre), n=pre.n, inp=pre.inp, cached=pre.cached, written=pre.written, cost=pre.cost, saved=pre.saved
+    )
+    out = group_sum(
+        base,
+        g.names,
+        calls=base.n.sum().cast("int64"),
+        input_tokens=base.inp.sum().cast("int64"),
+        cached_tokens=base.cached.sum().cast("int64"),
+        uncached_input_tokens=(base.inp.sum() - base.cached.sum()).cast("int64"),
+        cache_write_tokens=base.written.sum().cast("int64"),
+        cache_hit_ratio=base.cached.sum().cast("float64") / base.inp.sum().nullif(0),
+        cost_usd=base.cost.sum(),
+        cache_savings_usd=base.saved.sum(),
+        cost_without_cache_usd=base.cost.sum() + base.saved.sum(),
+        savings_percent=100 * base.saved.sum() / (base.cost.sum() + base.saved.sum()).nullif(0.0),
+    )
+    # Without groups (by=[], period=None) an aggregate of no calls would still make a row of zeros.
+    return ordered(out.filter(out.calls > 0), g.names)

@@ -1,4 +1,4 @@
-"""The ``auriko-obs dashboard`` command."""
+"""The ``auriko-obs dashboard`` command (added to ``auriko-obs`` by ``auriko_obs.cli``)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
-from ..cli import UserError, _db_path, _readable_db_path, app, cannot_listen, db_option
+from .._cli_shared import UserError, cannot_listen, db_option, db_path, readable_db_path
 
 
-@app.command()
+@click.command()
 @db_option
 @click.option(
     "--port", type=click.IntRange(0, 65535), default=8050, show_default=True, help="Port (0 picks a free one)."
@@ -28,9 +28,9 @@ def dashboard(db: Path | None, port: int, host: str, folder: str | None) -> None
     from ._definitions import DashboardError
     from ._web_app import serve
 
-    path = _db_path(db)
+    path = db_path(db)
     if os.path.exists(path):  # a store yet to be made is fine: the page waits for the first spans
-        path = _readable_db_path(db)
+        path = readable_db_path(db)
     try:
         serve(path, host=host, port=port, folder=folder, ready=lambda line: print(line, flush=True))
     except DashboardError as exc:

@@ -29,10 +29,12 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from ..plots import PANEL_KINDS as PANEL_TYPES
 
 _KEYS = {"title", "type", "sql", "x", "y", "color", "width", "prefix", "description"}
+_Number = TypeVar("_Number", int, float)
 
 
 class DashboardError(ValueError):
@@ -62,7 +64,7 @@ class Dashboard:
     path: str = field(default="", compare=False)
 
 
-def _toml(path: Path) -> dict:
+def _toml(path: Path) -> dict[str, Any]:
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover
@@ -116,12 +118,13 @@ def load_dashboard(path: str | os.PathLike[str]) -> Dashboard:
     )
 
 
-def _positive(value: object, kind: type, what: str) -> int | float:
+def _positive(value: object, kind: type[_Number], what: str) -> _Number:
     """Returns ``value`` as a positive ``kind`` (int or float); raises DashboardError naming ``what`` otherwise."""
-    allowed = (int,) if kind is int else (int, float)
-    if isinstance(value, bool) or not isinstance(value, allowed) or not value > 0:
-        raise DashboardError(f"{what} must be a positive {'whole ' if kind is int else ''}number, not {value!r}")
-    return kind(value)
+    whole = kind is int
+    number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    if number is None or (whole and not isinstance(number, int)) or not number > 0:
+        raise DashboardError(f"{what} must be a positive {'whole ' if whole else ''}number, not {value!r}")
+    return kind(number)
 
 
 def dashboards_dir(explicit: str | os.PathLike[str] | None = None) -> Path:

@@ -88,15 +88,13 @@ class DashboardApp:
 
     def _frames(self, dashboard: Dashboard) -> list[Any]:
         """Returns each panel's query result (a DataFrame, or the exception it raised), over one connection."""
-        import pandas  # noqa: F401  (DuckDB's .df() needs it)
-
-        from ..store import read_connection
+        from ..store import Store
 
         results: list[Any] = []
-        with read_connection(self.db_path, wait_s=10) as con:
+        with Store(self.db_path, lock_wait_s=10).engine.open() as con:  # a store file or a lake
             for panel in dashboard.panels:
                 try:
-                    results.append(con.execute(panel.sql).df())
+                    results.append(con.df(panel.sql))
                 except Exception as exc:  # a bad query shows in its panel; the others still render
                     results.append(exc)
         return results
@@ -138,7 +136,8 @@ def _handler(app: DashboardApp) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             host = (self.headers.get("Host") or "").rsplit(":", 1)[0]
-            if host not in _LOCAL_HOSTS and host != self.server.server_address[0]:
+            bound = self.server.server_address
+            if host not in _LOCAL_HOSTS and host != (bound[0] if isinstance(bound, tuple) else None):
                 return self._send(403, b"forbidden host", "text/plain")  # DNS rebinding guard
             path = urlsplit(self.path).path.rstrip("/") or "/"
             try:

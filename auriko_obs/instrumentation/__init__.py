@@ -8,6 +8,8 @@ and ``.parse`` (``.stream()`` and ``with_raw_response`` go through them), ``resp
 
 Configuration:
 - ``AURIKO_OBS_DB``: the store path when ``instrument(db=None)``.
+- ``AURIKO_OBS_LAKE_FLUSH_MB`` / ``AURIKO_OBS_LAKE_FLUSH_S``: how much, and how long, ``instrument(lake=…)``
+  buffers before it publishes a file; ``AWS_*``: how it reaches an ``s3://`` lake (``auriko_obs.store._lake_location``).
 - ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES``: the spans' resource.
 - ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true``: record prompts and completions
   (off by default; ``capture_content=True`` does the same).
@@ -24,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
 from ._call_record import EXTRA, INTERNAL_ERRORS, CallRecord
@@ -39,6 +41,9 @@ from ._patch import (
     wrap_instance_methods,
 )
 from ._pipeline import Pipeline
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.resources import Resource
 
 __all__ = [
     "CallRecord",
@@ -62,16 +67,25 @@ _CAPTURE_VALUES = {"true", "1", "span_only", "span_and_event"}
 class Instrumentation:
     """The active instrumentation: where spans go and how many got there."""
 
-    def __init__(self, pipeline: Pipeline, db_path: str | None, service_name: str, capture_content: bool) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        db_path: str | None,
+        service_name: str,
+        capture_content: bool,
+        lake: str | None = None,
+    ) -> None:
         self.pipeline = pipeline
         self.db_path = db_path
+        self.lake = lake  # the lake's root, when spans are written to one
         self.service_name = service_name
         self.capture_content = capture_content
         self.export: Any = None  # auriko_obs.otlp._setup.Export: OTLP, metrics, the app's provider
         self.config: Any = None
 
     def __repr__(self) -> str:
-        return f"Instrumentation(db={self.db_path!r}, service_name={self.service_name!r})"
+        lake = f", lake={self.lake!r}" if self.lake else ""
+        return f"Instrumentation(db={self.db_path!r}{lake}, service_name={self.service_name!r})"
 
     def flush(self, timeout_s: float | None = 30.0) -> bool:
         """Returns True once every finished call is in the store and sent over OTLP (spans and metrics).
@@ -86,7 +100,8 @@ class Instrumentation:
         return done
 
     def flush_store(self, timeout_s: float | None = 30.0) -> bool:
-        """Returns True once every finished call is in the store; it does not wait on a collector.
+        """Returns True once every finished call is in the store (and in the lake's published files); it does not
+        wait on a collector.
 
         False (never an exception) when ``timeout_s`` ran out, or when any call finished since the previous
         flush is not in the store: a span it refused, batches waiting in memory for a full disk…
@@ -99,6 +114,9 @@ class Instrumentation:
         if store is not None:  # batches held in memory for an unwritable store are tried once more
             done = store.force_flush() and done
             store.release()
+        lake = self.lake_exporter
+        if lake is not None:  # buffered rows become files now; files held for an unreachable lake are tried again
+            done = lake.force_flush() and done
         if self.export is not None:  # other instrumentations' GenAI spans, from the app's provider
             done = self.export.flush_store(_time_left(timeout_s, started)) and done
         return done
@@ -108,15 +126,22 @@ class Instrumentation:
         """Returns the exporter into the DuckDB store, or None (``instrument(db=False)``)."""
         return next((e for e in self.pipeline.exporters if hasattr(e, "spooled_spans")), None)
 
+    @property
+    def lake_exporter(self) -> Any:
+        """Returns the exporter into the lake, or None (no ``instrument(lake=…)``)."""
+        return next((e for e in self.pipeline.exporters if hasattr(e, "published_spans")), None)
+
     def stats(self) -> dict[str, Any]:
         """Returns counters: spans exported and dropped, export failures, internal errors, the store's.
 
         ``exported_spans`` counts spans that every exporter took (DuckDB: written, or spooled while another
         process held the file); ``export_failures`` the spans each exporter could not take, for DuckDB those
         not in the store (a file it cannot write, whose batches wait in the spool or in memory; rows it
-        refused). ``store`` has the DuckDB writer's own counters (``StoreWriter.stats``).
+        refused). ``store`` has the DuckDB writer's own counters (``StoreWriter.stats``), ``lake`` the lake
+        writer's (``LakeWriter.stats``).
         """
         store = self.store_exporter
+        lake = self.lake_exporter
         return {
             "exported_spans": self.pipeline.exported,
             "dropped_spans": self.pipeline.dropped,
@@ -124,6 +149,7 @@ class Instrumentation:
             "internal_errors": dict(INTERNAL_ERRORS.counts),
             "spooled_spans": getattr(store, "spooled_spans", 0),
             **({"store": store.stats()} if store is not None else {}),
+            **({"lake": lake.stats()} if lake is not None else {}),
             **(self.export.stats() if self.export is not None else {}),
         }
 
@@ -141,7 +167,7 @@ def _capture_from_env() -> bool:
     return os.environ.get("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "").strip().lower() in _CAPTURE_VALUES
 
 
-def _resource(service_name: str | None):
+def _resource(service_name: str | None) -> Resource:
     from opentelemetry.sdk.resources import Resource
 
     if service_name:
@@ -161,6 +187,7 @@ def _start(
     tracer_provider: Any = None,
     metrics: Any = None,
     prometheus: Any = None,
+    lake: str | os.PathLike[str] | None = None,
 ) -> Instrumentation:
     from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
@@ -168,10 +195,17 @@ def _start(
 
     exporters: list[Any] = []
     db_path = None
-    if db is not False:
-        exporter = DuckDBSpanExporter(default_path() if db in (None, True) else db)
+    if db is not False and not (lake is not None and db is None):
+        exporter = DuckDBSpanExporter(default_path() if db is None or db is True else db)
         db_path = exporter.path
         exporters.append(exporter)
+    lake_root = None
+    if lake is not None:
+        from ..store import LakeSpanExporter
+
+        lake_exporter = LakeSpanExporter(lake)
+        lake_root = lake_exporter.root
+        exporters.append(lake_exporter)
     export = None
     if _wants_otel(otlp, tracer_provider, metrics, prometheus):
         from ..otlp import setup_export
@@ -191,7 +225,7 @@ def _start(
     pipeline = Pipeline(exporters, resource, InstrumentationScope("auriko_obs", __version__), capture_content=capture)
     HOOKS.submit = pipeline.submit
     HOOKS.capture_content = capture
-    active = Instrumentation(pipeline, db_path, str(resource.attributes.get("service.name")), capture)
+    active = Instrumentation(pipeline, db_path, str(resource.attributes.get("service.name")), capture, lake_root)
     active.export = export
     return active
 
@@ -224,6 +258,7 @@ def _wants_otel(otlp: Any, tracer_provider: Any, metrics: Any, prometheus: Any) 
 def instrument(
     db: str | os.PathLike[str] | bool | None = None,
     *,
+    lake: str | os.PathLike[str] | None = None,
     service_name: str | None = None,
     otlp: Any = None,
     capture_content: bool = False,
@@ -235,6 +270,11 @@ def instrument(
 
     ``db``: the DuckDB store path (default ``$AURIKO_OBS_DB`` or ``./auriko_obs.duckdb``; ``False``
     for none). Calling it again is harmless; with different arguments it first flushes, then switches.
+
+    ``lake``: also (or, without ``db``, only) write the spans into a lake: a folder, or ``s3://bucket/prefix``,
+    of zstd Parquet files, one folder per UTC date, that many processes and hosts write at once and DuckDB,
+    Spark or any Parquet reader read (``docs/guides/scaling-out.md``). Rows are published as files every
+    ``$AURIKO_OBS_LAKE_FLUSH_S`` seconds (60) or ``$AURIKO_OBS_LAKE_FLUSH_MB`` MiB (64), and by ``flush()``.
 
     ``otlp``: also send spans (and GenAI metrics) to an OTLP collector. ``None`` (default): when the
     standard variables ask for it (``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``..._TRACES_ENDPOINT`` set, or
@@ -265,9 +305,15 @@ def instrument(
         prometheus if prometheus is not None else os.environ.get("AURIKO_OBS_PROMETHEUS"),
     )
     with _lock:
-        wanted_db = None if db is False else os.path.abspath(os.fspath(default_path() if db in (None, True) else db))
+        wanted_db = (
+            None if db is False else os.path.abspath(os.fspath(default_path() if db is None or db is True else db))
+        )
+        if lake is not None and db is None:
+            wanted_db = None
+        wanted_lake = None if lake is None else _lake_root(lake)
         if _active is not None and (
             _active.db_path != wanted_db
+            or _active.lake != wanted_lake
             or _active.capture_content != capture
             or (service_name and service_name != _active.service_name)
             or _active.config != config
@@ -275,10 +321,16 @@ def instrument(
             _shutdown(_active)
             _active = None
         if _active is None:
-            _active = _start(db, service_name, capture, otlp, tracer_provider, metrics, prometheus)
+            _active = _start(db, service_name, capture, otlp, tracer_provider, metrics, prometheus, lake)
             _active.config = config
         _patcher.apply(OPENAI_TARGETS + AURIKO_TARGETS + HTTP_TARGETS + STREAM_HELPER_TARGETS)
         return _active
+
+
+def _lake_root(lake: str | os.PathLike[str]) -> str:
+    from ..store import lake_root
+
+    return lake_root(lake)
 
 
 def _key(value: Any) -> Any:

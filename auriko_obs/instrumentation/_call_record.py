@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextvars
 from typing import Any
 
-from .._internal_errors import INTERNAL_ERRORS  # noqa: F401  (re-exported: the hot path's modules count here)
+from .._internal_errors import INTERNAL_ERRORS as INTERNAL_ERRORS  # re-exported: the hot path's modules count here
 
 # The call being made in this context, so that lower-level hooks (the HTTP response, retries) can
 # attach what they see to it, and nested instrumented methods don't record the same call twice.
@@ -103,7 +103,7 @@ class CallRecord:
         "usage_resent",
     )
 
-    def __init__(self, kind: str, api: str, kwargs: dict, client: Any, t0_ns: int, context: Any) -> None:
+    def __init__(self, kind: str, api: str, kwargs: dict[str, Any], client: Any, t0_ns: int, context: Any) -> None:
         self.kind = kind  # chat | responses | embeddings
         self.api = api  # openai | auriko
         self.kwargs = kwargs
@@ -116,13 +116,13 @@ class CallRecord:
         # the body. Plain data rather than the response object, so queued records hold few objects
         # for the garbage collector to trace.
         self.status: int | None = None
-        self.headers: list | None = None
+        self.headers: list[tuple[bytes, bytes]] | None = None
         self.content: bytes | None = None
-        self.http = None  # the response itself, only while its body is still unread (with_streaming_response)
+        self.http: Any = None  # the response itself, only while its body is still unread (with_streaming_response)
         self.attempts = 0
-        self.result = None
+        self.result: Any = None
         self.error: BaseException | None = None
-        self.chunks: list | None = None
+        self.chunks: list[Any] | None = None
         self.first_chunk_ns = 0
         self.last_chunk_ns = 0
         self.stream_end: str | None = None
@@ -130,4 +130,4 @@ class CallRecord:
         self.injected_usage = False
         self.caller_stream_options: Any = None  # what the caller passed, restored when a server rejects ours
         self.usage_resent = False  # a server rejected our include_usage: the call was sent again as written
-        self.messages = None
+        self.messages: Any = None

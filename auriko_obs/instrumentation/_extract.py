@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -22,7 +22,7 @@ from ._streams import field
 Attributes = dict[str, Any]
 
 
-def _as_dict(value: Any) -> dict | None:
+def _as_dict(value: Any) -> dict[str, Any] | None:
     if isinstance(value, dict):
         return value
     dump = getattr(value, "model_dump", None)
@@ -42,16 +42,16 @@ def _str(value: Any) -> str | None:
 def _num(value: Any) -> float | int | None:
     kind = type(value)  # exact types: bool is not a number here
     if kind is int:
-        return value
+        return cast(int, value)
     if kind is float:
-        return value if math.isfinite(value) else None
+        return cast(float, value) if math.isfinite(value) else None
     return None
 
 
 def _int(value: Any) -> int | None:
     kind = type(value)
     if kind is int:
-        return value
+        return cast(int, value)
     if kind is float and math.isfinite(value):
         return int(value)
     return None
@@ -134,7 +134,7 @@ def _request_attributes(record: CallRecord, attrs: Attributes) -> None:
     _server_attributes(record.client, attrs)
 
 
-def _output_type(kw: dict) -> str | None:
+def _output_type(kw: dict[str, Any]) -> str | None:
     response_format = _given(kw.get("response_format"))
     if isinstance(response_format, dict):
         kind = response_format.get("type")
@@ -147,7 +147,7 @@ def _output_type(kw: dict) -> str | None:
     return None
 
 
-def _gateway_attributes(kw: dict, attrs: Attributes) -> None:
+def _gateway_attributes(kw: dict[str, Any], attrs: Attributes) -> None:
     extra_body = _given(kw.get("extra_body"))
     extra_body = extra_body if isinstance(extra_body, dict) else {}
     gateway = _as_dict(_given(kw.get("gateway"))) or _as_dict(extra_body.get("gateway")) or {}
@@ -355,7 +355,7 @@ def _warning_attributes(warnings: Any, attrs: Attributes) -> None:
         attrs["auriko.routing.warning_types"] = tuple(types)
 
 
-def _body_attributes(kind: str, body: dict, attrs: Attributes) -> None:
+def _body_attributes(kind: str, body: dict[str, Any], attrs: Attributes) -> None:
     _put(attrs, F.GEN_AI_RESPONSE_ID, _str(body.get("id")))
     _put(attrs, F.GEN_AI_RESPONSE_MODEL, _str(body.get("model")))
     if body.get("status") not in ("queued", "in_progress"):  # until it ends, a response names the tier asked for
@@ -434,7 +434,7 @@ def _embedding_dimensions(data: Any) -> int | None:
     return None
 
 
-def _non_stream_body(record: CallRecord) -> dict | None:
+def _non_stream_body(record: CallRecord) -> dict[str, Any] | None:
     content = record.content
     if content is None and record.http is not None:
         try:
@@ -443,8 +443,8 @@ def _non_stream_body(record: CallRecord) -> dict | None:
             content = None
     if content:
         try:
-            body = orjson.loads(content)
-            return body if isinstance(body, dict) else None
+            decoded = orjson.loads(content)
+            return decoded if isinstance(decoded, dict) else None
         except orjson.JSONDecodeError:
             pass
     result = record.result
@@ -454,7 +454,7 @@ def _non_stream_body(record: CallRecord) -> dict | None:
     return body
 
 
-def _stream_body(record: CallRecord) -> dict:
+def _stream_body(record: CallRecord) -> dict[str, Any]:
     """Returns a response-like dict assembled from a stream's chunks (last non-null wins)."""
     chunks = record.chunks or []
     body: dict[str, Any] = {}
@@ -583,7 +583,7 @@ def request_texts(kwargs: dict[str, Any]) -> list[str]:
     return texts
 
 
-def _stream_error(record: CallRecord) -> dict | None:
+def _stream_error(record: CallRecord) -> dict[str, Any] | None:
     """Returns the error object of a Responses stream that failed in-band (an `error` or `response.failed` event)."""
     for event in reversed(record.chunks or []):
         kind = field(event, "type")
@@ -652,12 +652,12 @@ def build_attributes(record: CallRecord, capture_content: bool = False) -> tuple
 
 
 class _InBandError(Exception):
-    def __init__(self, body: dict) -> None:
+    def __init__(self, body: dict[str, Any]) -> None:
         super().__init__(body.get("message") or "stream failed")
         self.body = body
 
 
-def _content_attributes(record: CallRecord, body: dict | None, attrs: Attributes) -> None:
+def _content_attributes(record: CallRecord, body: dict[str, Any] | None, attrs: Attributes) -> None:
     messages = record.messages
     if messages is not None:
         attrs[F.GEN_AI_INPUT_MESSAGES] = _json_text(messages)
@@ -671,7 +671,7 @@ def _content_attributes(record: CallRecord, body: dict | None, attrs: Attributes
         )
 
 
-def _output_text(record: CallRecord, body: dict | None) -> str | None:
+def _output_text(record: CallRecord, body: dict[str, Any] | None) -> str | None:
     if record.chunks is not None:
         pieces = []
         for chunk in record.chunks:

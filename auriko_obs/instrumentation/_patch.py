@@ -32,6 +32,9 @@ from ._streams import (
     close_helper_stream,
 )
 
+# What wrapt calls in place of a patched method: (the original, its instance, args, kwargs).
+Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
+
 
 class Hooks:
     """Where finished records go (None: not instrumented), whether content is captured, and the checks run
@@ -49,7 +52,7 @@ class StopCall(Exception):
 HOOKS = Hooks()
 
 
-def _begin(kind: str, api: str, resource: Any, kwargs: dict) -> CallRecord:
+def _begin(kind: str, api: str, resource: Any, kwargs: dict[str, Any]) -> CallRecord:
     record = CallRecord(kind, api, kwargs, getattr(resource, "_client", None), time_ns(), otel_context.get_current())
     if (
         record.streaming
@@ -175,9 +178,9 @@ def _fail(record: CallRecord, exc: BaseException, submit: Callable[[CallRecord],
         INTERNAL_ERRORS.record("fail", inner)
 
 
-def _start(kind: str, api: str, instance: Any, kwargs: dict) -> CallRecord | None:
-    """Returns a record for a call to instrument, or None to pass the call straight through."""
-    if HOOKS.submit is None or CURRENT.get() is not None:
+def _start(kind: str, api: str, instance: Any, kwargs: dict[str, Any]) -> CallRecord | None:
+    """Returns a record for a call to instrument (while instrumented), or None to pass it straight through."""
+    if CURRENT.get() is not None:
         return None
     try:
         return _begin(kind, api, instance, kwargs)
@@ -199,12 +202,14 @@ def _before_call(record: CallRecord, submit: Callable[[CallRecord], None]) -> No
             INTERNAL_ERRORS.record("before_call", exc)
 
 
-def sync_wrapper(kind: str, api: str) -> Callable:
-    def wrapper(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+def sync_wrapper(kind: str, api: str) -> Wrapper:
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        submit = HOOKS.submit
+        if submit is None:  # not instrumented (any more)
+            return wrapped(*args, **kwargs)
         record = _start(kind, api, instance, kwargs)
         if record is None:
             return wrapped(*args, **kwargs)
-        submit = HOOKS.submit
         if HOOKS.before_call:
             _before_call(record, submit)
         token = CURRENT.set(record)
@@ -220,12 +225,14 @@ def sync_wrapper(kind: str, api: str) -> Callable:
     return wrapper
 
 
-def async_wrapper(kind: str, api: str) -> Callable:
-    async def wrapper(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+def async_wrapper(kind: str, api: str) -> Wrapper:
+    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        submit = HOOKS.submit
+        if submit is None:  # not instrumented (any more)
+            return await wrapped(*args, **kwargs)
         record = _start(kind, api, instance, kwargs)
         if record is None:
             return await wrapped(*args, **kwargs)
-        submit = HOOKS.submit
         if HOOKS.before_call:
             _before_call(record, submit)
         token = CURRENT.set(record)
@@ -241,7 +248,9 @@ def async_wrapper(kind: str, api: str) -> Callable:
     return wrapper
 
 
-def _capture_http_response(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+def _capture_http_response(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
     # openai builds an (Legacy)APIResponse around the final HTTP response of every call: take its
     # status, headers and (when already read) body.
     result = wrapped(*args, **kwargs)
@@ -260,7 +269,7 @@ def _capture_http_response(wrapped: Callable, instance: Any, args: tuple, kwargs
     return result
 
 
-def _count_attempt(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+def _count_attempt(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     record = CURRENT.get()
     if record is not None:
         record.attempts += 1
@@ -271,10 +280,10 @@ def _count_attempt(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) 
 class Target:
     module: str
     path: str  # "Class.method"
-    make: Callable[[], Callable]
+    make: Callable[[], Wrapper]
 
 
-def _call(kind: str, api: str, is_async: bool) -> Callable[[], Callable]:
+def _call(kind: str, api: str, is_async: bool) -> Callable[[], Wrapper]:
     return (lambda: async_wrapper(kind, api)) if is_async else (lambda: sync_wrapper(kind, api))
 
 
@@ -355,7 +364,9 @@ def _resolve(target: Target) -> tuple[type, str, Any] | None:
         return None
     class_name, name = target.path.split(".")
     owner = getattr(module, class_name, None)
-    original = owner.__dict__.get(name) if owner is not None else None
+    if not isinstance(owner, type):
+        return None
+    original = owner.__dict__.get(name)
     if original is None:
         return None
     return owner, name, original

@@ -175,9 +175,8 @@ class Pipeline:
     def _finished(self, record: CallRecord) -> _Finished | None:
         try:
             name, attributes, error = build_attributes(record, self.capture_content)
-            parent = trace.get_current_span(record.context).get_span_context()
-            if not parent.is_valid:
-                parent = None
+            current = trace.get_current_span(record.context).get_span_context()
+            parent = current if current.is_valid else None
             trace_id = parent.trace_id if parent is not None else self._ids.generate_trace_id()
             make_row = self._make_row or self._load_rows()
             row = make_row(

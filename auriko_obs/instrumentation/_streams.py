@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from time import time_ns
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import wrapt
 
@@ -21,6 +21,11 @@ _CONTENT_EVENT_SUFFIX = ".delta"
 
 
 _MISSING = object()
+
+if TYPE_CHECKING:  # wrapt's stubs make the proxy generic; wrapt 1.x classes cannot be subscripted
+    _ObjectProxy = wrapt.ObjectProxy[Any]
+else:
+    _ObjectProxy = wrapt.ObjectProxy
 
 # Streams whose span has not ended yet (record → where it goes), so that the exit flush can end them.
 OPEN_STREAMS: dict[CallRecord, Callable[[CallRecord], None]] = {}
@@ -44,7 +49,7 @@ def field(obj: Any, name: str) -> Any:
     return getattr(obj, name, None)
 
 
-def _keep_chat_chunk(chunk: Any, kept: list) -> bool:
+def _keep_chat_chunk(chunk: Any, kept: list[Any]) -> bool:
     """Returns whether the worker needs this chunk: the first, and any with usage, metadata or a finish
     reason. Plain content deltas are dropped so that long streams stay cheap to hold."""
     if not kept:
@@ -55,7 +60,7 @@ def _keep_chat_chunk(chunk: Any, kept: list) -> bool:
     return any(field(choice, "finish_reason") for choice in choices)
 
 
-def _keep_event(event: Any, kept: list) -> bool:
+def _keep_event(event: Any, kept: list[Any]) -> bool:
     event_type = field(event, "type")
     return not kept or not (isinstance(event_type, str) and event_type.endswith(_CONTENT_EVENT_SUFFIX))
 
@@ -78,19 +83,20 @@ def _sent_unasked(record: CallRecord) -> bool:
     return True
 
 
-class _StreamProxyBase(wrapt.ObjectProxy):
+class _StreamProxyBase(_ObjectProxy):
     def __init__(
         self, wrapped: Any, record: CallRecord, submit: Callable[[CallRecord], None], keep_all: bool = False
     ) -> None:
         super().__init__(wrapped)
-        record.chunks = []
+        self._self_chunks: list[Any] = []
+        record.chunks = self._self_chunks
         if record.api == "auriko":  # the auriko SDK's streams keep headers and routing metadata themselves
             record.result = wrapped
         responses = record.kind == "responses"
         self._self_keep = _keep_event if responses else _keep_chat_chunk
         self._self_record = record
         self._self_submit = submit
-        self._self_next = None
+        self._self_next: Callable[[], Any] | None = None
         self._self_keep_all = keep_all
         OPEN_STREAMS[record] = submit
 
@@ -102,8 +108,9 @@ class _StreamProxyBase(wrapt.ObjectProxy):
             record.last_chunk_ns = now
             if not record.first_chunk_ns:  # the conventions' time to first chunk: any chunk, content or not
                 record.first_chunk_ns = now
-            if self._self_keep_all or self._self_keep(chunk, record.chunks):
-                record.chunks.append(chunk)
+            chunks = self._self_chunks
+            if self._self_keep_all or self._self_keep(chunk, chunks):
+                chunks.append(chunk)
             return not (record.injected_usage and _is_injected_usage_chunk(chunk) and not _sent_unasked(record))
         except Exception as exc:
             INTERNAL_ERRORS.record("stream.chunk", exc)
@@ -139,7 +146,7 @@ def _exception(exc_info: tuple[Any, ...]) -> BaseException | None:
     return error if isinstance(error, Exception) else None
 
 
-class RawStreamProxy(wrapt.ObjectProxy):
+class RawStreamProxy(_ObjectProxy):
     """Proxies the raw response of a streamed ``with_raw_response`` / ``with_streaming_response`` call.
 
     Headers and the rest read as the SDK's own; ``parse()`` hands out a stream proxy (the same one each
@@ -202,7 +209,9 @@ def end_open_streams() -> None:
         _end(record, submit, "abandoned")
 
 
-def close_helper_stream(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+def close_helper_stream(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
     """Wraps ``close()`` of the SDK's ``.stream()`` helpers, which close the HTTP response, not our proxy."""
     try:
         return wrapped(*args, **kwargs)
@@ -210,7 +219,9 @@ def close_helper_stream(wrapped: Callable, instance: Any, args: tuple, kwargs: d
         _close_raw_stream(instance)
 
 
-async def aclose_helper_stream(wrapped: Callable, instance: Any, args: tuple, kwargs: dict) -> Any:
+async def aclose_helper_stream(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
     """The async twin of ``close_helper_stream``."""
     try:
         return await wrapped(*args, **kwargs)

@@ -52,7 +52,7 @@ class SessionLedger:
     spent_usd: float = 0.0
     recorded: int = 0
     priced: int = 0
-    by_model: dict[str, tuple[float, int]] = field(default_factory=dict)  # request model → (cost, priced calls)
+    by_model: dict[str | None, tuple[float, int]] = field(default_factory=dict)  # request model → (cost, priced)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def export(self, spans: Any) -> Any:
@@ -63,7 +63,8 @@ class SessionLedger:
             if attributes.get(SESSION_ATTR) != self.session:
                 continue
             cost = attributes.get("auriko.cost.usd")
-            model = attributes.get("gen_ai.request.model")
+            requested = attributes.get("gen_ai.request.model")
+            model = requested if isinstance(requested, str) else None
             with self.lock:
                 self.recorded += 1
                 if isinstance(cost, (int, float)):
@@ -79,7 +80,7 @@ class SessionLedger:
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True
 
-    def estimate_usd(self, model: Any) -> float:
+    def estimate_usd(self, model: str | None) -> float:
         """Returns the expected cost of one more call: the session's mean for that model, else its overall mean."""
         with self.lock:
             total, n = self.by_model.get(model, (0.0, 0))
@@ -320,6 +321,8 @@ class Extension:
         # Spend recorded so far, plus what the calls already sent but not yet recorded and this one are
         # expected to cost (the session's mean cost per call, per model when known).
         ledger, budget = self.ledger, self.budget_usd
+        if budget is None:  # no session budget set
+            return
         spent = ledger.spent_usd
         pending = max(started - 1 - ledger.recorded, 0)
         estimate = ledger.estimate_usd(record.kwargs.get("model"))

@@ -5,6 +5,7 @@ Every command parses its arguments with IPython's ``magic_arguments`` and answer
 
 from __future__ import annotations
 
+import argparse
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -43,11 +44,13 @@ def _status(self: Any, line: str) -> None:
     "default provider",
 )
 @argument("--session", action="store_true", help="only this session's calls (default: the whole store)")
+@argument("--db", default=None, help="another store: a DuckDB file or a lake folder (default: this kernel's store)")
 def _report(self: Any, line: str) -> None:
     """Shows spend grouped by a column, as a table and a Plotly figure of cost over time."""
 
 
 @magic_arguments()
+@argument("--db", default=None, help="another store: a DuckDB file or a lake folder (default: this kernel's store)")
 @argument("query", nargs="*", help="any SQL over the store: tables spans, view llm_calls")
 def _sql(self: Any, line: str) -> None:
     """Returns the result of a SQL query over the store as a DataFrame (``%%auriko_obs sql`` takes the cell)."""
@@ -86,25 +89,33 @@ def _plain(text: str) -> str:
     return text.replace("``", "")
 
 
-def _plain_parser(func: Callable, prog: str) -> None:
-    func.parser.prog = prog
-    func.parser.formatter_class = _PlainHelpFormatter
+def _parser(func: Callable[..., Any]) -> argparse.ArgumentParser:
+    """Returns the argument parser that IPython's ``@magic_arguments`` attached to ``func``."""
+    parser: argparse.ArgumentParser = func.parser  # type: ignore[attr-defined]  # set at run time by the decorator
+    return parser
 
 
-_COMMANDS: dict[str, Callable] = {
+def _plain_parser(func: Callable[..., Any], prog: str) -> None:
+    _parser(func).prog = prog
+    _parser(func).formatter_class = _PlainHelpFormatter
+
+
+_COMMANDS: dict[str, Callable[..., Any]] = {
     "status": _status,
     "report": _report,
     "sql": _sql,
     "budget": _budget,
     "footer": _footer,
 }
-_SUMMARIES = {name: _plain(func.parser.description.strip().splitlines()[0]) for name, func in _COMMANDS.items()}
+_SUMMARIES = {
+    name: _plain((_parser(func).description or "").strip().splitlines()[0]) for name, func in _COMMANDS.items()
+}
 for _name, _func in _COMMANDS.items():
     _plain_parser(_func, f"%auriko_obs {_name}")
 
 
-def _help(func: Callable) -> str:
-    return func.parser.format_help()
+def _help(func: Callable[..., Any]) -> str:
+    return _parser(func).format_help()
 
 
 def _top_help() -> str:
@@ -159,7 +170,8 @@ class AurikoObsMagics(Magics):
         args = parse_argstring(self.auriko_obs_track, line)
         if cell is not None:
             # Only a direct run_cell_magic() call gets here: typed cells are rewritten by track_cell_as_line.
-            self.shell.run_cell(f"%auriko_obs_track {line}\n{cell}")
+            if self.shell is not None:  # always, for a magic that runs
+                self.shell.run_cell(f"%auriko_obs_track {line}\n{cell}")
             return
         run = self.extension.cell
         if run is None:
@@ -189,12 +201,11 @@ class AurikoObsMagics(Magics):
 
         args = parse_argstring(_report, rest)
         ext = self.extension
-        if ext.store_path is None:
-            raise UsageError("no store: the instrumentation was started with db=False")
+        store = args.db or ext.store_path
+        if store is None:
+            raise UsageError("no store: the instrumentation was started with db=False (--db names one)")
         with _usage_errors(ValueError, FileNotFoundError):
-            table, figure = report(
-                ext.store_path, by=args.by, since=args.since, session=ext.session if args.session else None
-            )
+            table, figure = report(store, by=args.by, since=args.since, session=ext.session if args.session else None)
         ext.last_report = (table, figure)
         # Plain text too: pandas' own repr cuts the columns to a terminal's width with "...".
         _display({"text/plain": frame_text(table), "text/html": frame_html(table)}, raw=True)
@@ -207,14 +218,20 @@ class AurikoObsMagics(Magics):
         from ..instrumentation import flush_store
         from ..store import Store
 
+        store = self.extension.store_path
+        words = rest.split(None, 2)
+        if words[:1] == ["--db"]:  # --db PATH first; the query is the rest of the line, or the cell
+            if len(words) < 2:
+                raise UsageError("--db needs a path: a DuckDB file or a lake folder")
+            store, rest = words[1], words[2] if len(words) > 2 else ""
         query = (cell or "").strip() or rest
         if not query:
             raise UsageError("%auriko_obs sql needs a query, e.g. %auriko_obs sql SELECT count(*) FROM llm_calls")
-        if self.extension.store_path is None:
-            raise UsageError("no store: the instrumentation was started with db=False")
+        if store is None:
+            raise UsageError("no store: the instrumentation was started with db=False (--db names one)")
         flush_store(10)
         with _usage_errors(duckdb.Error, FileNotFoundError):  # DuckDB's message says what is wrong with the query
-            return Store(self.extension.store_path).sql(query)
+            return Store(store).sql(query)
 
     def _budget(self, rest: str, cell: str | None) -> None:
         args = parse_argstring(_budget, rest)

@@ -1,72 +1,75 @@
-"""Returns ``%auriko_obs report``'s table (spend grouped by one dimension, computed in DuckDB) and its figure."""
+"""Returns ``%auriko_obs report``'s table (spend grouped by one dimension, computed by the store's engine) and
+its figure."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from ..analysis import DIMENSIONS, label_sql, out_name, raw_dimension_sql, where
-from ..store import Store
-from ._summary import SESSION_ATTR, attribute_sql
+from ..analysis import DIMENSIONS, Session, label, out_name, raw_dimension, where
+from ..analysis import session as open_session
 
 if TYPE_CHECKING:
+    import ibis.expr.types as ir
     import pandas as pd
 
-# Dimensions read from span attributes, beside those of the analyses (whose SQL, labels such as
-# "(none)" included, the report shares, so that both show the same groups).
-_ATTRIBUTES = {
-    "experiment": attribute_sql("auriko.experiment"),
-    "notebook": attribute_sql("auriko.notebook.path"),
-}
+# Dimensions read from span attributes (helper columns of the store's engines), beside those of the analyses
+# (whose labels, "(none)" included, the report shares, so that both show the same groups).
+_ATTRIBUTES = {"experiment": "experiment", "notebook": "notebook_path"}
 _GROUPABLE = tuple(sorted(set(DIMENSIONS) | set(_ATTRIBUTES)))
-
-_TABLE_SQL = """
-SELECT dim AS "{by}", count(*) AS calls, count(*) FILTER (WHERE status = 'error') AS errors,
-       coalesce(sum(input_tokens), 0)::BIGINT AS input_tokens,
-       coalesce(sum(cached_tokens), 0)::BIGINT AS cached_tokens,
-       coalesce(sum(output_tokens), 0)::BIGINT AS output_tokens,
-       sum(cost_usd) AS cost_usd,
-       coalesce(sum(cache_savings_usd), 0) AS cache_savings_usd,
-       sum(cost_usd) / nullif(sum(sum(cost_usd)) OVER (), 0) AS cost_share
-FROM picked GROUP BY dim ORDER BY cost_usd DESC NULLS LAST, calls DESC, dim
-"""
-
-_SERIES_SQL = """
-SELECT date_trunc('{unit}', start_time) AS period, dim AS "{by}", count(*) AS calls,
-       coalesce(sum(cost_usd), 0) AS cost_usd
-FROM picked GROUP BY ALL ORDER BY period, dim
-"""
+_UNITS = {"minute": "m", "hour": "h", "day": "D"}
 
 
-def _picked(by: str, since: Any, session: str | None) -> tuple[str, list]:
-    """Returns the CTE selecting the calls to report, with a ``dim`` column, and its parameters."""
+def _picked(s: Session, by: str, since: Any, notebook_session: str | None) -> ir.Table:
+    """Returns the calls to report, with a ``dim`` column (one row per tag when grouping by tag)."""
     if by not in _GROUPABLE:
         raise ValueError(f"cannot group by {by!r}; one of: {', '.join(_GROUPABLE)}")
     w = where(since)
-    if session is not None:
-        w = w.and_(f"{attribute_sql(SESSION_ATTR)} = ?", session)
-    dim = label_sql(by, _ATTRIBUTES.get(by) or raw_dimension_sql(by))
-    return f"WITH picked AS (SELECT *, {dim} AS dim FROM llm_calls WHERE {w.sql})", w.params
+    if notebook_session is not None:
+        w = w.and_(lambda t: t.notebook_session == notebook_session)
+    calls = w.apply(s)
+    raw = calls[_ATTRIBUTES[by]] if by in _ATTRIBUTES else raw_dimension(calls, by)
+    return calls.mutate(dim=label(raw, by))
 
 
-def _unit(store: Store, cte: str, params: list) -> str:
-    frame = store.sql(f"{cte} SELECT epoch(max(start_time)) - epoch(min(start_time)) AS seconds FROM picked", params)
-    seconds = frame["seconds"].iloc[0]
-    seconds = 0.0 if seconds != seconds or seconds is None else float(seconds)
+def _unit(s: Session, picked: ir.Table) -> str:
+    span = s.run(picked.aggregate(first=picked.start_time.min(), last=picked.start_time.max())).iloc[0]
+    seconds = 0.0 if span["first"] != span["first"] else (span["last"] - span["first"]) / timedelta(seconds=1)
     return "minute" if seconds <= 3 * 3600 else "hour" if seconds <= 4 * 86400 else "day"
 
 
 def report(
-    store_path: str, *, by: str = "provider", since: Any = None, session: str | None = None
+    store_path: Any, *, by: str = "provider", since: Any = None, session: str | None = None
 ) -> tuple[pd.DataFrame, Any]:
-    """Returns (table, figure): spend per ``by`` value, and a Plotly bar chart of cost over time (None when empty)."""
-    store = Store(store_path)
-    cte, params = _picked(by, since, session)
+    """Returns (table, figure): spend per ``by`` value, and a Plotly bar chart of cost over time (None when empty).
+
+    ``store_path`` is a store file, a lake, or a Store (``Store.spark`` too); ``session`` keeps one notebook
+    session's calls."""
+    import ibis
+
     name = out_name(by)
-    table = store.sql(cte + _TABLE_SQL.format(by=name), params)
-    if table.empty:
-        return table, None
-    unit = _unit(store, cte, params)
-    series = store.sql(cte + _SERIES_SQL.format(by=name, unit=unit), params)
+    with open_session(store_path) as s:
+        picked = _picked(s, by, since, session)
+        grouped = picked.group_by(name=picked.dim).aggregate(
+            calls=picked.count(),
+            errors=picked.count(where=picked.status == "error"),
+            input_tokens=picked.input_tokens.sum().coalesce(0).cast("int64"),
+            cached_tokens=picked.cached_tokens.sum().coalesce(0).cast("int64"),
+            output_tokens=picked.output_tokens.sum().coalesce(0).cast("int64"),
+            cost_usd=picked.cost_usd.sum(),
+            cache_savings_usd=picked.cache_savings_usd.sum().coalesce(0.0),
+        )
+        grouped = grouped.mutate(cost_share=grouped.cost_usd / grouped.cost_usd.sum().over().nullif(0.0))
+        order = [ibis.desc(grouped.cost_usd, nulls_first=False), ibis.desc(grouped.calls), grouped.name]
+        table = s.run(grouped.order_by(order).rename({name: "name"}))
+        if table.empty:
+            return table, None
+        unit = _unit(s, picked)
+        per = picked.mutate(period=picked.start_time.truncate(_UNITS[unit]).cast("timestamp('UTC')"))
+        series = per.group_by(["period", per.dim.name(name)]).aggregate(
+            calls=per.count(), cost_usd=per.cost_usd.sum().coalesce(0.0)
+        )
+        series = s.run(series.order_by(["period", name]))
     return table, _figure(series, name, unit)
 
 

@@ -1,4 +1,4 @@
-"""``auriko-obs collect``: receive OTLP traces into the DuckDB store."""
+"""The ``auriko-obs collect`` command: receive OTLP traces into the DuckDB store (added by ``auriko_obs.cli``)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,20 @@ from pathlib import Path
 
 import click
 
-from ..cli import UserError, _writable_db_path, app, db_option
+from .._cli_shared import UserError, db_option, writable_db_path
 
 
-@app.command()
+def _writable_lake(lake: str) -> str:
+    """Returns the root of a lake that the collector can write to; anything else is a UserError."""
+    from ..store import check_lake_writable
+
+    try:
+        return check_lake_writable(lake)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+@click.command()
 @db_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (both HTTP and gRPC).")
 @click.option(
@@ -43,11 +53,59 @@ from ..cli import UserError, _writable_db_path, app, db_option
     help="Largest request body accepted (413 above it).",
 )
 @click.option(
+    "--max-decoded-mb",
+    type=click.FloatRange(0.001, 4096),
+    default=64.0,
+    show_default=True,
+    help="Largest request after gunzip (413 above it).",
+)
+@click.option(
+    "--max-spans-per-request",
+    type=click.IntRange(1, 100_000_000),
+    default=100_000,
+    show_default=True,
+    help="Most spans in one request, counted before decoding it (413 above it).",
+)
+@click.option(
+    "--max-parsing",
+    type=click.IntRange(1, 1024),
+    default=2,
+    show_default=True,
+    help="Requests decoded at once; more wait up to 1 s, then get 503 + Retry-After.",
+)
+@click.option(
+    "--read-timeout",
+    type=click.FloatRange(0.1, 3600),
+    default=30.0,
+    show_default=True,
+    help="Seconds a connection may stay silent, and a request body may take to arrive (408 after it).",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(1, 100_000),
+    default=256,
+    show_default=True,
+    help="Open HTTP connections (one thread each); past it a new connection gets 503 + Retry-After.",
+)
+@click.option(
     "--queue-spans",
     type=click.IntRange(1, 10_000_000),
     default=200_000,
     show_default=True,
     help="Spans accepted but not yet written before the receiver answers 503 + Retry-After.",
+)
+@click.option(
+    "--lake",
+    default=None,
+    metavar="URI",
+    help="Write into a lake instead of a store file: a folder or s3://bucket/prefix that many collectors share "
+    "(S3 settings from AWS_* variables, endpoint from AWS_ENDPOINT_URL).",
+)
+@click.option(
+    "--log-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="With --lake: the folder on this host's disk for the request log (default ./auriko-obs-collect).",
 )
 @click.option(
     "--flush-interval",
@@ -63,13 +121,23 @@ def collect(
     grpc_port: int | None,
     token: str | None,
     max_request_mb: float,
+    max_decoded_mb: float,
+    max_spans_per_request: int,
+    max_parsing: int,
+    read_timeout: float,
+    max_connections: int,
     queue_spans: int,
+    lake: str | None,
+    log_dir: Path | None,
     flush_interval: float,
 ) -> None:
     """Receive OTLP traces (HTTP, optionally gRPC) from any instrumentation into the store.
 
-    GenAI spans from OpenLLMetry, OpenInference or Logfire land in llm_calls beside ours. Stop it with
-    Ctrl-C or SIGTERM: every span already acknowledged is written before it exits.
+    GenAI spans from OpenLLMetry, OpenInference or Logfire land in llm_calls beside ours. A request is
+    acknowledged once it is fsynced to a log beside the store (STORE.collect-log/); after a crash the next
+    collect on the store writes what the log holds. Stop it with Ctrl-C or SIGTERM: every span already
+    acknowledged is written before it exits. With --lake, any number of collectors on any number of hosts
+    write one lake of Parquet files (their request logs stay on each host's disk, under --log-dir).
     """
     try:
         # What decodes the requests loads on first use: import it now, so that a missing extra stops the
@@ -83,13 +151,37 @@ def collect(
             f"collect needs the otlp extra: pip install 'auriko-obs[otlp]' ({exc.name} is missing)"
         ) from None
 
-    path = _writable_db_path(db)
+    if lake is not None:
+        if db is not None:
+            raise UserError("give --db or --lake, not both")
+        path = _writable_lake(lake)
+    elif log_dir is not None:
+        raise UserError("--log-dir goes with --lake (a store's request log is beside the store)")
+    else:
+        path = writable_db_path(db)
     if host not in ("127.0.0.1", "localhost", "::1") and not token:
         click.echo(f"warning: listening on {host} without --token: anyone who can reach it can write spans", err=True)
     max_body = int(max_request_mb * 1024 * 1024)
-    receiver = Receiver(path, max_queue_spans=queue_spans, flush_interval_s=flush_interval)
+    receiver = Receiver(
+        None if lake else path,
+        lake=lake,
+        log_dir=os.fspath(log_dir) if log_dir is not None else None,
+        max_queue_spans=queue_spans,
+        flush_interval_s=flush_interval,
+        max_decoded=int(max_decoded_mb * 1024 * 1024),
+        max_spans_per_request=max_spans_per_request,
+        max_parsing=max_parsing,
+    )
     try:
-        http = start_http(receiver, host, port, token=token, max_body=max_body)
+        http = start_http(
+            receiver,
+            host,
+            port,
+            token=token,
+            max_body=max_body,
+            read_timeout_s=read_timeout,
+            max_connections=max_connections,
+        )
     except OSError as exc:
         receiver.close()
         raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None

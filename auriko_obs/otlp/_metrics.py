@@ -104,6 +104,11 @@ class GenAIMetrics:
         self._flushable = list(flushable)  # providers whose readers push (OTLP)
         self.recorded_spans = 0
 
+    @property
+    def prometheus_port(self) -> int | None:
+        """Returns the port of the Prometheus endpoint this serves, or None when it serves none."""
+        return int(self._servers[0].server_address[1]) if self._servers else None
+
     def export(self, spans: Sequence[Any]) -> SpanExportResult:
         for span in spans:
             try:
@@ -209,9 +214,7 @@ def build_metrics(
         providers.append(app_provider)
     if not providers:
         return None
-    metrics = GenAIMetrics(providers, owned=owned, servers=servers, flushable=flushable)
-    metrics.prometheus_port = servers[0].server_address[1] if servers else None
-    return metrics
+    return GenAIMetrics(providers, owned=owned, servers=servers, flushable=flushable)
 
 
 def _start_prometheus(listen: Any) -> Any:

@@ -42,7 +42,7 @@ def _dims(frame: pd.DataFrame, first_metric: str) -> list[str]:
 
 def _label(frame: pd.DataFrame, dims: list[str]) -> pd.Series:
     if not dims:
-        return frame.index.map(lambda _: "all calls")
+        return frame.index.to_series(index=frame.index).map(lambda _: "all calls")
     return frame[dims].astype(str).agg(" · ".join, axis=1)
 
 

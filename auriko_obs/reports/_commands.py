@@ -1,4 +1,4 @@
-"""CLI commands ``report``, ``schedule``, ``budget check`` and ``dashboard`` (registered by ``auriko_obs.cli``)."""
+"""The commands ``report``, ``schedule`` and ``budget check`` (added to ``auriko-obs`` by ``auriko_obs.cli``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ..cli import UserError, _db_path, _readable_db_path, app, db_option
+from .._cli_shared import UserError, db_option, db_path, readable_db_path
 
 
 def _time(value: str | None, option: str):
@@ -20,7 +20,7 @@ def _time(value: str | None, option: str):
         raise UserError(f"{option}: {exc}") from None
 
 
-@app.command()
+@click.command()
 @db_option
 @click.option(
     "--period",
@@ -100,7 +100,7 @@ def report(
     if cron_line:
         _print_cron_line(click.get_current_context(), cron_expression)
         return
-    path = _readable_db_path(db)
+    path = readable_db_path(db)
     email_to = email_to or tuple(a.strip() for a in os.environ.get("AURIKO_OBS_EMAIL_TO", "").split(",") if a.strip())
     if not to and out is None:
         _print_report(path, period, since, until, fmt, top_n, budgets_config)
@@ -140,7 +140,7 @@ def _print_cron_line(ctx: click.Context, expression: str | None) -> None:
     from ._schedule import cron_line
 
     p = ctx.params
-    argv = ["--db", os.path.abspath(_db_path(p["db"])), "--period", p["period"], "--format", p["fmt"]]
+    argv = ["--db", os.path.abspath(db_path(p["db"])), "--period", p["period"], "--format", p["fmt"]]
     for option, key in (
         ("--since", "since"),
         ("--until", "until"),
@@ -175,7 +175,7 @@ def _print_report(path: str, period: str, since, until, fmt: str, top_n: int, bu
     sys.stdout.write(render(build_report(path, chosen, top_n=top_n, budgets=budgets), fmt))
 
 
-@app.command()
+@click.command()
 @click.option(
     "--config",
     "config",
@@ -198,7 +198,7 @@ def schedule(config: str, db: Path | None) -> None:
         raise UserError(str(exc)) from None
 
 
-@app.group()
+@click.group()
 def budget() -> None:
     """Budgets: check them against spend (monitoring-plugin exit codes)."""
 
@@ -253,10 +253,7 @@ def check(
     from ._budget_verdicts import check_budgets
 
     code, line = check_budgets(
-        _db_path(db), config=config, names=names, now=now, warning_pct=warning_pct, critical_pct=critical_pct
+        db_path(db), config=config, names=names, now=now, warning_pct=warning_pct, critical_pct=critical_pct
     )
     click.echo(line)
     raise click.exceptions.Exit(code)
-
-
-from ..dashboard import _commands as _dashboard_commands  # noqa: E402,F401  (the `dashboard` command)

@@ -104,7 +104,7 @@ def errors(store: Store, period: Period, calls: int) -> dict:
 
     frame = analysis.errors(store, since=period.start, until=period.end, by="api", period=None)
     frame = frame[frame["kind"] == "error"]
-    by_code = []
+    by_code: list[dict[str, Any]] = []
     if len(frame):
         grouped = frame.groupby("code", as_index=False).agg(
             calls=("count", "sum"), http_status=("http_status", "first"), retry_after_s=("retry_after_s", "sum")
@@ -180,6 +180,13 @@ def _floor(moment: datetime, granularity: str) -> datetime:
     return moment if granularity == "hour" else moment.replace(hour=0)
 
 
+def _bucket_iso(bucket: Any) -> str:
+    moment = iso(bucket)
+    if moment is None:  # generate_series gives every bucket a time
+        raise ValueError("a spend bucket without a time")
+    return moment
+
+
 def spend_series(store: Store, period: Period, granularity: str, window: int) -> tuple[list[tuple[str, float]], int]:
     """Returns gap-free (bucket start, cost) from ``window`` buckets before the period (or the store's first
     call, if later) to its end, and the index of the period's first bucket.
@@ -208,8 +215,11 @@ def spend_series(store: Store, period: Period, granularity: str, window: int) ->
         ORDER BY bucket""",
         [start, period.end, start, period_bucket, period.start, period.end],
     )
-    series = [(iso(r.bucket), float(r.cost_usd)) for r in frame.itertuples()]
-    first_in_period = next((i for i, (b, _) in enumerate(series) if b >= iso(period_bucket)), len(series))
+    series = [
+        (_bucket_iso(bucket), float(cost)) for bucket, cost in zip(frame["bucket"], frame["cost_usd"], strict=True)
+    ]
+    first_bucket = _bucket_iso(period_bucket)
+    first_in_period = next((i for i, (b, _) in enumerate(series) if b >= first_bucket), len(series))
     return series, first_in_period
 
 

@@ -23,9 +23,19 @@ import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from ..store import connect
+from ..store import connect, is_lake, lake_root
 
 CLAIM_TTL = timedelta(minutes=15)
+
+
+def log_path(db_path: str) -> str:
+    """Returns the DuckDB file that keeps the delivery log: the store itself, or for a lake (whose Parquet files
+    are only ever added) a store file of its own in the lake's ``_auriko_obs`` folder."""
+    if is_lake(db_path):
+        return os.path.join(lake_root(db_path), "_auriko_obs", "deliveries.duckdb")
+    return db_path
+
+
 _KEY = "report = ? AND period_key = ? AND destination = ?"
 _TABLE = "auriko_obs_report_deliveries"
 
@@ -75,7 +85,7 @@ def claim(db_path: str, report: str, period_key: str, destination: str, *, force
 
     Not when it was delivered, is being sent by a live run, or was interrupted (unless ``force``)."""
     now = datetime.now(timezone.utc)
-    with connect(db_path, read_only=False, wait_s=30) as con:
+    with connect(log_path(db_path), read_only=False, wait_s=30) as con:
         con.execute("BEGIN TRANSACTION")
         row = con.execute(
             f"SELECT status, delivered_at, detail FROM {_TABLE} WHERE {_KEY}", [report, period_key, destination]
@@ -133,12 +143,12 @@ def record_failure(db_path: str, report: str, period_key: str, destination: str,
 
 def release(db_path: str, report: str, period_key: str, destination: str) -> None:
     """Drops the claim of a delivery that was never attempted (building the report failed)."""
-    with connect(db_path, read_only=False, wait_s=30) as con:
+    with connect(log_path(db_path), read_only=False, wait_s=30) as con:
         con.execute(f"DELETE FROM {_TABLE} WHERE {_KEY} AND status = 'sending'", [report, period_key, destination])
 
 
 def _set(db_path: str, report: str, period_key: str, destination: str, status: str, detail: str) -> None:
-    with connect(db_path, read_only=False, wait_s=30) as con:
+    with connect(log_path(db_path), read_only=False, wait_s=30) as con:
         con.execute(
             f"UPDATE {_TABLE} SET status = ?, delivered_at = ?, detail = ? WHERE {_KEY}",
             [status, datetime.now(timezone.utc), detail, report, period_key, destination],
@@ -149,7 +159,7 @@ def owed(db_path: str, report: str, destination: str, kind: str) -> tuple[str | 
     """Returns, for one report and destination, the key of the newest delivered period of ``kind`` (None
     when none was), and the keys of the periods of ``kind`` that failed or were interrupted."""
     prefix = f"{kind}:%"
-    with connect(db_path, read_only=False, wait_s=30) as con:
+    with connect(log_path(db_path), read_only=False, wait_s=30) as con:
         newest = con.execute(
             f"SELECT max(period_key) FROM {_TABLE} WHERE report = ? AND destination = ? AND period_key LIKE ? "
             "AND status = 'delivered'",
@@ -165,7 +175,7 @@ def owed(db_path: str, report: str, destination: str, kind: str) -> tuple[str | 
 
 def deliveries(db_path: str) -> list[tuple]:
     """Returns every completed delivery as (report, period_key, destination, delivered_at, detail)."""
-    with connect(db_path, read_only=False, wait_s=30) as con:
+    with connect(log_path(db_path), read_only=False, wait_s=30) as con:
         return con.execute(
             "SELECT report, period_key, destination, delivered_at, detail "
             f"FROM {_TABLE} WHERE status = 'delivered' ORDER BY delivered_at"

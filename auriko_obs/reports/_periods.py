@@ -96,11 +96,11 @@ def report_period(
 
 
 def _range(kind: str, now: datetime, since: datetime | None, until: datetime | None) -> Period:
-    if since is None:
-        until = _utc(until)
+    if since is None:  # (report_period answers when neither is given)
+        end = _utc(until or now)
         # the period of this kind that ends at `until`, then aligned back by one length
-        length = current_period(kind, until).end - current_period(kind, until).start
-        return Period("custom", until - length, until)
+        length = current_period(kind, end).end - current_period(kind, end).start
+        return Period("custom", end - length, end)
     since, until = _utc(since), _utc(until) if until is not None else now
     if until <= since:
         raise ValueError(f"--until ({until.isoformat()}) must be after --since ({since.isoformat()})")

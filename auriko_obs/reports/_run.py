@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from ..store import check_writable
 from ._budget_verdicts import load as load_budgets
 from ._deliver import DeliveryError, Retry, SmtpSettings, build_email, deliver_email, deliver_file, deliver_webhook
-from ._delivery_log import claim, owed, record_delivery, record_failure, release
+from ._delivery_log import claim, log_path, owed, record_delivery, record_failure, release
 from ._periods import PERIOD_KINDS, Period, report_period
 from ._render import FORMATS, render, summary_lines, summary_text, usd
 
@@ -61,23 +61,32 @@ class ReportSpec:
         load_budgets(self.budgets_config)
         if not os.path.exists(self.db):  # opening it to record the delivery would create an empty store
             raise ValueError(f"no auriko-obs store at {os.path.abspath(self.db)}")
-        check_writable(self.db)  # the delivery log is kept in the store
+        check_writable(log_path(self.db))  # the delivery log is kept in the store (for a lake, beside it)
 
-    def _check_out(self) -> None:
+    def out_template(self) -> str:
+        """Returns ``out``; raises ValueError when there is none (file delivery needs it)."""
         if not self.out:
             raise ValueError("--to file needs --out FILE")
+        return self.out
+
+    def webhook(self) -> str:
+        """Returns ``webhook_url``; raises ValueError when there is none (webhook delivery needs it)."""
+        if not self.webhook_url:
+            raise ValueError("--to webhook needs --webhook-url or $AURIKO_OBS_WEBHOOK_URL")
+        return self.webhook_url
+
+    def _check_out(self) -> None:
+        template = self.out_template()
         known = ", ".join("{" + name + "}" for name in OUT_PLACEHOLDERS)
         try:  # what _out_path does, with every placeholder a string as there
-            self.out.format(**dict.fromkeys(OUT_PLACEHOLDERS, ""))
+            template.format(**dict.fromkeys(OUT_PLACEHOLDERS, ""))
         except KeyError as exc:
             raise ValueError(f"--out {self.out!r}: unknown placeholder {{{exc.args[0]}}} (known: {known})") from None
         except (IndexError, ValueError, AttributeError) as exc:
             raise ValueError(f"--out {self.out!r}: bad placeholder ({exc}; known: {known})") from None
 
     def _check_webhook_url(self) -> None:
-        if not self.webhook_url:
-            raise ValueError("--to webhook needs --webhook-url or $AURIKO_OBS_WEBHOOK_URL")
-        parsed = urllib.parse.urlsplit(self.webhook_url)
+        parsed = urllib.parse.urlsplit(self.webhook())
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise ValueError("the webhook URL must be an http:// or https:// URL with a host")
 
@@ -100,7 +109,7 @@ class Outcome:
 
 def _out_path(spec: ReportSpec, period: Period) -> str:
     return os.path.abspath(
-        (spec.out or "").format(  # ReportSpec.check requires --out for a file
+        spec.out_template().format(
             name=spec.name,
             period=period.kind,
             format=spec.format,
@@ -113,9 +122,9 @@ def _out_path(spec: ReportSpec, period: Period) -> str:
 def _destination_id(kind: str, spec: ReportSpec) -> str:
     """Returns the destination as the delivery log knows it: the same for every period."""
     if kind == "file":
-        return f"file:{os.path.abspath(spec.out or '')}"
+        return f"file:{os.path.abspath(spec.out_template())}"
     if kind == "webhook":  # the URL is a secret: keep a digest only
-        return f"webhook:{hashlib.sha256((spec.webhook_url or '').encode()).hexdigest()[:16]}"
+        return f"webhook:{hashlib.sha256(spec.webhook().encode()).hexdigest()[:16]}"
     return "email:" + ",".join(sorted(spec.email_to))
 
 
@@ -228,7 +237,7 @@ def _deliver(kind: str, spec: ReportSpec, period: Period, report: dict, rendered
         payload = {"text": summary_text(report), "report": report, "idempotency_key": key}
         if spec.format in ("md", "csv"):
             payload.update(format=spec.format, content=rendered)
-        return deliver_webhook(payload, spec.webhook_url or "", retry=spec.retry, idempotency_key=key)
+        return deliver_webhook(payload, spec.webhook(), retry=spec.retry, idempotency_key=key)
     settings = SmtpSettings.from_env()
     html = rendered if spec.format == "html" else render(report, "html")
     message = build_email(

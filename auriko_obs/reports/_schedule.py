@@ -73,9 +73,8 @@ def _cron_weekdays(field: str) -> str:
             first, last = 0, 6
         else:
             low, _, high = span.partition("-")
-            first, last = _weekday(low), _weekday(high) if high else None
-            if last is None:
-                last = 6 if step else first
+            first = _weekday(low)
+            last = _weekday(high) if high else 6 if step else first
             if last < first:  # "fri-mon" wraps around the week (and 7 counts as Sunday at the end)
                 last += 7
         days.update(day % 7 for day in range(first, last + 1, step or 1))

@@ -250,7 +250,7 @@ class Accounts:
 
     def settle(self, call: Call, block_hashes: list[bytes]) -> None:
         """Reads and writes the prompt cache, prices the call, and adds its cost to spend and balance."""
-        provider = call.provider
+        provider = call.routed_provider
         with self.lock:
             shared = self._cache_blocks(call, block_hashes) if block_hashes else 0
             if shared * CACHE_BLOCK_TOKENS >= CACHE_MIN_TOKENS:
@@ -277,7 +277,7 @@ class Accounts:
 
     def _cache_blocks(self, call: Call, block_hashes: list[bytes]) -> int:
         """Returns how many leading blocks were cached for (key, provider), then stores all of them (lock held)."""
-        entries = self._cache.setdefault((call.key_hash or "", call.provider.name), {})
+        entries = self._cache.setdefault((call.key_hash or "", call.routed_provider.name), {})
         now, shared = call.started_s, 0
         for block in block_hashes:
             last_used = entries.get(block)
@@ -290,7 +290,7 @@ class Accounts:
 
     def _add_spend(self, call: Call) -> None:
         self._spent_usd += call.cost_usd
-        scopes = [("workspace", WORKSPACE_ID), ("byok_provider", call.provider.name)]
+        scopes = [("workspace", WORKSPACE_ID), ("byok_provider", call.routed_provider.name)]
         if call.key_hash:
             scopes.append(("api_key", key_id(call.key_hash)))
         for period in PERIODS:

@@ -42,7 +42,7 @@ def routing_metadata(call: Call) -> dict | None:
         return None
     if config.metadata_fault == "malformed":
         return dict(_MALFORMED_METADATA)
-    provider, jitter = call.provider, random.Random(call.content_seed ^ 0x5EED)
+    provider, jitter = call.routed_provider, random.Random(call.content_seed ^ 0x5EED)
     cost: dict[str, Any] = {"usd": call.cost_usd}
     if call.cache_savings_usd > 0:
         cost["cache_savings_usd"] = call.cache_savings_usd
@@ -50,7 +50,7 @@ def routing_metadata(call: Call) -> dict | None:
     metadata: dict[str, Any] = {
         "provider": provider.name,
         "provider_model_id": provider.provider_model_id,
-        "model_canonical": call.model.id,
+        "model_canonical": call.routed_model.id,
         "routing_strategy": call.strategy,
         "cost": cost,
     }
@@ -68,7 +68,9 @@ def routing_metadata(call: Call) -> dict | None:
 
 def _add_legacy_metadata(call: Call, metadata: dict, ttft_ms: float) -> None:
     """Adds the [DRIFT] keys of the older, richer routing_metadata shape."""
-    generation_ms = 1000 * call.output_tokens / call.provider.throughput_tps if call.provider.throughput_tps else 0
+    generation_ms = (
+        1000 * call.output_tokens / call.routed_provider.throughput_tps if call.routed_provider.throughput_tps else 0
+    )
     metadata.update(
         {
             "tier": "standard",
@@ -113,28 +115,28 @@ def _with_metadata(call: Call, body: dict) -> dict:
 def _tool_calls(call: Call) -> list[dict]:
     return [
         {"id": tc["id"], "type": "function", "function": {"name": tc["name"], "arguments": tc["arguments"]}}
-        for tc in call.answer.tool_calls
+        for tc in call.composed_answer.tool_calls
     ]
 
 
 def _finish_fields(call: Call) -> dict:
-    finish = call.answer.finish_reason
+    finish = call.composed_answer.finish_reason
     fields = {"finish_reason": finish}
     if not call.config.openai_mode:
-        fields["native_finish_reason"] = _NATIVE_FINISH.get(call.provider.family, {}).get(finish, finish)
+        fields["native_finish_reason"] = _NATIVE_FINISH.get(call.routed_provider.family, {}).get(finish, finish)
     return fields
 
 
 def chat_completion(call: Call) -> dict:
     """Returns the ``chat.completion`` body."""
-    message: dict[str, Any] = {"role": "assistant", "content": call.answer.text, "refusal": None}
-    if call.answer.tool_calls:
+    message: dict[str, Any] = {"role": "assistant", "content": call.composed_answer.text, "refusal": None}
+    if call.composed_answer.tool_calls:
         message["tool_calls"] = _tool_calls(call)
     body = {
         "id": f"chatcmpl-{_suffix(call)}",
         "object": "chat.completion",
         "created": int(call.started_s),
-        "model": call.provider.provider_model_id,
+        "model": call.routed_provider.provider_model_id,
         "choices": [{"index": 0, "message": message, "logprobs": None, **_finish_fields(call)}],
         "usage": chat_usage(call),
     }
@@ -167,14 +169,14 @@ def chat_chunks(call: Call) -> Iterator[dict]:
         "id": f"chatcmpl-{_suffix(call)}",
         "object": "chat.completion.chunk",
         "created": int(call.started_s),
-        "model": call.provider.provider_model_id,
+        "model": call.routed_provider.provider_model_id,
     }
 
     def chunk(delta: dict, finish: dict | None = None) -> dict:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None, **(finish or {})}
         return {**base, "choices": [choice]}
 
-    answer = call.answer
+    answer = call.composed_answer
     yield chunk({"role": "assistant", "content": None if answer.tool_calls else ""})
     for piece in _text_pieces(answer.text or ""):
         yield chunk({"content": piece})
@@ -216,10 +218,10 @@ def _responses_usage(call: Call) -> dict:
 
 def response_output(call: Call) -> list[dict]:
     """Returns the ``output`` items: a reasoning item for reasoning models, then function calls or a message."""
-    suffix, answer = _suffix(call), call.answer
+    suffix, answer = _suffix(call), call.composed_answer
     status = "incomplete" if answer.finish_reason == "length" else "completed"
     items: list[dict] = []
-    if call.model.reasoning:
+    if call.routed_model.reasoning:
         items.append({"type": "reasoning", "id": f"rs_{suffix}", "summary": []})
     for index, tc in enumerate(answer.tool_calls):
         items.append(
@@ -262,7 +264,7 @@ def response_object(call: Call, status: str) -> dict:
         "object": "response",
         "created_at": int(call.started_s),
         "status": status,
-        "model": call.provider.provider_model_id,
+        "model": call.routed_provider.provider_model_id,
         "output": response_output(call) if terminal else [],
         "parallel_tool_calls": body.get("parallel_tool_calls", True),
         "tool_choice": _echoed_tool_choice(call),
@@ -275,7 +277,7 @@ def response_object(call: Call, status: str) -> dict:
         "top_p": body.get("top_p", 1.0),
         "max_output_tokens": body.get("max_output_tokens"),
         "previous_response_id": body.get("previous_response_id"),
-        "reasoning": {"effort": effort, "summary": None} if call.model.reasoning else None,
+        "reasoning": {"effort": effort, "summary": None} if call.routed_model.reasoning else None,
         "text": text,
         "truncation": "disabled",
         "store": False,
@@ -288,7 +290,7 @@ def response_object(call: Call, status: str) -> dict:
 
 
 def response_terminal_status(call: Call) -> str:
-    return "incomplete" if call.answer.finish_reason == "length" else "completed"
+    return "incomplete" if call.composed_answer.finish_reason == "length" else "completed"
 
 
 def response_events(call: Call) -> Iterator[dict]:
@@ -359,7 +361,7 @@ def response_body(call: Call) -> dict:
 
 def _vector(call: Call, item: Any, dimensions: int) -> list[float]:
     """Returns a unit vector determined by the seed, the model and the input (float32 precision)."""
-    digest = hashlib.sha256(f"{call.config.seed}|{call.model.id}|{item}".encode()).digest()
+    digest = hashlib.sha256(f"{call.config.seed}|{call.routed_model.id}|{item}".encode()).digest()
     rng = random.Random(int.from_bytes(digest[:8], "big"))
     raw = [rng.gauss(0.0, 1.0) for _ in range(dimensions)]
     norm = math.sqrt(sum(v * v for v in raw)) or 1.0
@@ -379,7 +381,7 @@ def embeddings_body(call: Call) -> dict:
     body = {
         "object": "list",
         "data": data,
-        "model": call.provider.provider_model_id,
+        "model": call.routed_provider.provider_model_id,
         "usage": {"prompt_tokens": call.input_tokens, "total_tokens": call.input_tokens},
     }
     return _with_metadata(call, body)

@@ -56,6 +56,27 @@ class Call:
         return self.http_status == 200 and self.error_code is None
 
     @property
+    def routed_model(self) -> Model:
+        """Returns the model the request resolved to; raises RuntimeError before routing (a simulator bug)."""
+        if self.model is None:
+            raise RuntimeError(f"request {self.request_id} has no model yet")
+        return self.model
+
+    @property
+    def routed_provider(self) -> Provider:
+        """Returns the provider routing chose; raises RuntimeError before routing (a simulator bug)."""
+        if self.provider is None:
+            raise RuntimeError(f"request {self.request_id} has no provider yet")
+        return self.provider
+
+    @property
+    def composed_answer(self) -> Answer:
+        """Returns what the model answered; raises RuntimeError before the answer is composed (a simulator bug)."""
+        if self.answer is None:
+            raise RuntimeError(f"request {self.request_id} has no answer yet")
+        return self.answer
+
+    @property
     def output_tokens(self) -> int:
         return self.answer.output_tokens if self.answer else 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict
 
 CATALOG_CREATED_S = 1_735_689_600  # 2025-01-01T00:00:00Z, the `created` of every model
 
@@ -86,7 +87,13 @@ PROVIDER_NAMES: dict[str, str] = {
     "deepseek": "DeepSeek",
 }
 
-_ANTHROPIC = {"json_object": False, "family": "anthropic"}
+
+class _Dialect(TypedDict):
+    json_object: bool
+    family: str
+
+
+_ANTHROPIC: _Dialect = {"json_object": False, "family": "anthropic"}
 
 MODELS: tuple[Model, ...] = (
     Model(

@@ -88,7 +88,7 @@ def _message_text(message: dict) -> tuple[str, int]:
 
 def _role_of(item: dict) -> str:
     kinds = {"function_call": "assistant", "function_call_output": "tool"}
-    return str(item.get("role") or kinds.get(item.get("type"), "user"))
+    return str(item.get("role") or kinds.get(str(item.get("type")), "user"))
 
 
 def _chat_messages(body: dict) -> list[dict]:
@@ -164,7 +164,8 @@ def requested_tools(call: Call) -> tuple[list[Tool], str]:
     tools = []
     for tool in raw_tools or []:
         if isinstance(tool, dict) and tool.get("type", "function") == "function":
-            spec = tool.get("function") if isinstance(tool.get("function"), dict) else tool
+            function = tool.get("function")
+            spec = function if isinstance(function, dict) else tool
             if spec.get("name"):
                 tools.append(Tool(str(spec["name"]), spec.get("parameters") or {"type": "object", "properties": {}}))
     return tools, _choice_name(choice)
@@ -185,7 +186,8 @@ def _choice_name(choice: Any) -> str:
     if isinstance(choice, str):
         return choice
     if isinstance(choice, dict):  # {"type":"function","function":{"name"}} | {"type":"function","name"} | {"name"}
-        spec = choice.get("function") if isinstance(choice.get("function"), dict) else choice
+        function = choice.get("function")
+        spec = function if isinstance(function, dict) else choice
         if spec.get("name"):
             return str(spec["name"])
         if choice.get("type") in ("none", "auto", "required"):
@@ -287,7 +289,7 @@ def _prose(rng: random.Random, target_tokens: int) -> str:
 
 
 def _reasoning_tokens(call: Call, rng: random.Random) -> int:
-    if call.model is None or not call.model.reasoning:
+    if call.model is None or not call.routed_model.reasoning:
         return 0
     scale = _EFFORT_SCALE.get(reasoning_effort(call) or "medium", 1.0)
     return int((64 + rng.randrange(192)) * scale)

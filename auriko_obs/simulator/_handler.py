@@ -10,7 +10,7 @@ import socket
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from . import _bodies as bodies
@@ -21,6 +21,9 @@ from ._config import DEFAULT_RPM_LIMIT, public_view
 from ._content import compose_answer, content_seed, read_prompt
 from ._errors import SimError
 from ._routing import route
+
+if TYPE_CHECKING:
+    from ._simulator import _Server
 
 INFERENCE_PATHS = {
     "/v1/chat/completions": "chat.completions",
@@ -56,7 +59,7 @@ def ledger_entry(call: Call) -> dict:
         "endpoint": call.endpoint,
         "key_hash": call.key_hash,
         "model": call.requested_model,
-        "model_canonical": call.model.id if call.model else None,
+        "model_canonical": call.routed_model.id if call.model else None,
         "provider": call.provider.name if call.provider else None,
         "streaming": call.streaming,
         "http_status": call.http_status,
@@ -81,6 +84,8 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "auriko-simulator/1"
     timeout = 300  # idle keep-alive connections are closed after this many seconds
     accounts: Accounts
+    server: _Server
+    _headers_buffer: list[bytes]  # BaseHTTPRequestHandler's own, undeclared in its stubs
 
     def setup(self) -> None:
         super().setup()
@@ -268,10 +273,11 @@ class Handler(BaseHTTPRequestHandler):
         route(call)
         read_prompt(call)
         call.answer = compose_answer(call) if call.endpoint != "embeddings" else Answer(None, [], "stop", 0, 0)
-        if call.input_tokens > call.model.context_window:
+        model = call.routed_model
+        if call.input_tokens > model.context_window:
             raise SimError(
                 "context_length_exceeded",
-                f"The prompt has {call.input_tokens} tokens; {call.model.id} accepts {call.model.context_window}.",
+                f"The prompt has {call.input_tokens} tokens; {model.id} accepts {model.context_window}.",
                 param="messages" if call.endpoint == "chat.completions" else "input",
             )
         if not call.config.openai_mode:
@@ -288,7 +294,7 @@ class Handler(BaseHTTPRequestHandler):
         if rng.random() >= rate:
             return
         code = rng.choice(FAILURES_5XX)
-        provider = call.provider.name if code == "upstream_error" else None
+        provider = call.routed_provider.name if code == "upstream_error" else None
         raise SimError(code, _INJECTED_MESSAGES[code], provider=provider)
 
     def _fail(self, call: Call, err: SimError) -> None:
@@ -305,7 +311,7 @@ class Handler(BaseHTTPRequestHandler):
         else:
             call.error_code = mid_stream_code  # served with 200, fails mid-stream, never billed
         self.accounts.record(ledger_entry(call))
-        headers = self._common_headers(call.request_id, call.key_hash, call.provider.name)
+        headers = self._common_headers(call.request_id, call.key_hash, call.routed_provider.name)
         self._sleep_latency(call.config.latency_ms)
         if call.streaming:
             return self._stream(call, headers, mid_stream_code)
@@ -399,7 +405,8 @@ class Handler(BaseHTTPRequestHandler):
         raise SimError("resource_not_found", f"No resource at {path}.")
 
     def _models(self, query: str) -> dict:
-        endpoint = (parse_qs(query).get("endpoint") or [None])[0]
+        endpoints = parse_qs(query).get("endpoint")
+        endpoint = endpoints[0] if endpoints else None
         return {
             "object": "list",
             "data": [model_json(m) for m in listed_models(endpoint)],

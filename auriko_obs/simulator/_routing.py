@@ -153,14 +153,17 @@ def _eligible(call: Call, models: list[Model], routing: dict) -> list[Pair]:
     that has any."""
     endpoint_ok = [m for m in models if _endpoint_error(call, m) is None]
     if not endpoint_ok:
-        raise _endpoint_error(call, models[0])
+        unserved = _endpoint_error(call, models[0])
+        assert unserved is not None  # models[0] is not in endpoint_ok
+        raise unserved
     if routing.get("mode") == "fallback":
-        first_error = None
+        first_error: SimError | None = None
         for model in endpoint_ok:
             try:
                 return _filtered(call, [(model, p) for p in model.providers], routing)
             except SimError as err:
                 first_error = first_error or err
+        assert first_error is not None  # endpoint_ok is not empty, and every model raised
         raise first_error
     return _filtered(call, [(m, p) for m in endpoint_ok for p in m.providers], routing)
 
@@ -374,7 +377,7 @@ def _normaliser(values: list[float]) -> Callable[[float], float]:
 
 def _warnings(call: Call) -> list[dict]:
     """Returns the structured warnings for what the router dropped or ignored for the chosen provider."""
-    provider, warnings = call.provider, []
+    provider, warnings = call.routed_provider, []
     for param in sorted(DROPPED_PARAMETERS.get(provider.family, frozenset()) & set(call.body)):
         warnings.append(
             {
@@ -383,12 +386,12 @@ def _warnings(call: Call) -> list[dict]:
                 "message": f"{param} is not supported by {provider.name} and was dropped.",
             }
         )
-    if reasoning_effort(call) not in (None, "none", "off") and not call.model.reasoning:
+    if reasoning_effort(call) not in (None, "none", "off") and not call.routed_model.reasoning:
         warnings.append(
             {
                 "type": "unsupported_parameter",
                 "code": "reasoning_effort_ignored",
-                "message": f"{call.model.id} is not a reasoning model; reasoning effort was ignored.",
+                "message": f"{call.routed_model.id} is not a reasoning model; reasoning effort was ignored.",
             }
         )
     for kind in hosted_tools(call):
@@ -414,7 +417,10 @@ def _extension_warnings(call: Call) -> list[dict]:
             param="extensions.thinking",
             suggestion="Use the top-level reasoning_effort instead.",
         )
-    served_by = {call.provider.name, "google" if call.provider.name == "vertex_ai" else call.provider.name}
+    served_by = {
+        call.routed_provider.name,
+        "google" if call.routed_provider.name == "vertex_ai" else call.routed_provider.name,
+    }
     warnings = []
     for name in extensions:
         if name not in PROVIDER_NAMES and name != "google":
@@ -430,7 +436,7 @@ def _extension_warnings(call: Call) -> list[dict]:
                 {
                     "type": "ignored_extension",
                     "code": "extension_not_applied",
-                    "message": f"extensions.{name} ignored: the request was served by {call.provider.name}.",
+                    "message": f"extensions.{name} ignored: the request was served by {call.routed_provider.name}.",
                 }
             )
     return warnings

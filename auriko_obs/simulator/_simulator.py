@@ -72,7 +72,13 @@ class Simulator:
         server, self._server = self._server, None
         if server is None:
             return
-        server.shutdown()
+        # shutdown() returns once serve_forever has noticed, which it does between two waits on the
+        # listening socket (up to the poll interval). Shutting that socket down wakes the wait at once.
+        stopping = threading.Thread(target=server.shutdown, name="auriko-simulator-stop")
+        stopping.start()
+        with contextlib.suppress(OSError):  # where a listening socket cannot be shut down: the poll interval
+            server.socket.shutdown(socket.SHUT_RDWR)
+        stopping.join()
         server.server_close()
         server.close_connections()
         if self._thread is not None:

@@ -6,7 +6,10 @@ The read side loads DuckDB only (pandas when a DataFrame is made):
 - ``read_connection(path)``: a read-only DuckDB connection whose ``spans`` and ``llm_calls`` include the
   rows waiting in the spool; ``connect(path, read_only=…)``: a plain short-lived connection (writable ones
   have the schema migrated), waiting out other processes' locks;
-- ``default_path()``, ``spool_dir()``, ``parse_time()``, ``SCHEMA_VERSION``, ``ensure_schema()``.
+- ``default_path()``, ``spool_dir()``, ``parse_time()``, ``SCHEMA_VERSION``, ``ensure_schema()``;
+- lakes (date-partitioned Parquet, ``_lake``): ``is_lake()``, ``lake_root()``, ``is_remote()``, ``prices_path()``,
+  ``PARTITION_COLUMN``, ``PRICES_COLUMNS``; the engines behind ``Store`` (``_engines``): an open engine is a
+  ``Connection`` whose ``CALLS_VIEW`` holds ``llm_calls`` and the ``HELPER_COLUMNS``.
 
 The write side is loaded on first use (``DuckDBSpanExporter`` brings in the OpenTelemetry SDK):
 
@@ -19,6 +22,9 @@ The write side is loaded on first use (``DuckDBSpanExporter`` brings in the Open
   cannot be read and rows that the store refuses; ``fold_spool()`` moves them into the store;
 - ``write_isolating()`` and ``HeldBatches``: a batch written with its bad rows isolated, and batches held in
   memory, bounded; like ``Spool`` they know nothing of DuckDB, for any other writer of Arrow batches.
+- ``LakeWriter`` and ``LakeSpanExporter``: the same rows, typed the same way, written into a lake
+  (date-partitioned zstd Parquet on a file system or S3) by any number of writers at once; ``is_lake()`` and
+  ``lake_root()`` tell a lake's location from a store file's.
 
 Several processes may write to one store file at once: see ``_files`` for how, and ``_writer`` for what
 happens to a batch when the file is locked, unwritable or on a full disk.
@@ -29,6 +35,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._engines import CALLS_VIEW, HELPER_COLUMNS, Connection
 from ._files import (
     StoreLockedError,
     check_readable,
@@ -39,6 +46,8 @@ from ._files import (
     spool_dir,
 )
 from ._isolation import HeldBatches, write_isolating
+from ._lake import PARTITION_COLUMN, PRICES_COLUMNS, is_lake, is_remote, lake_root, prices_path
+from ._lake_location import check_lake_writable
 from ._layout import EXTRA_ATTRIBUTES, STORED_TABLE, attributes_sql, stored_columns, unmerged_attribute_sql
 from ._migrations import SCHEMA_VERSION, applied_version, ensure_schema
 from ._read import read_connection
@@ -48,6 +57,7 @@ from ._store import Store, parse_time
 if TYPE_CHECKING:
     from ._exporter import DuckDBSpanExporter
     from ._ingest import Ingested, fold_spool, ingest_spool
+    from ._lake_writer import LakeSpanExporter, LakeWriter
     from ._rows import (
         LEGACY_RAW_SCHEMA,
         RAW_SCHEMA,
@@ -63,14 +73,21 @@ if TYPE_CHECKING:
     from ._writer import StoreWriter, WriteOutcome
 
 __all__ = [
+    "CALLS_VIEW",
     "EXTRA_ATTRIBUTES",
+    "HELPER_COLUMNS",
     "LEGACY_RAW_SCHEMA",
+    "PARTITION_COLUMN",
+    "PRICES_COLUMNS",
     "RAW_SCHEMA",
     "SCHEMA_VERSION",
     "STORED_TABLE",
+    "Connection",
     "DuckDBSpanExporter",
     "HeldBatches",
     "Ingested",
+    "LakeSpanExporter",
+    "LakeWriter",
     "Origin",
     "SpanRow",
     "Spool",
@@ -80,6 +97,7 @@ __all__ = [
     "WriteOutcome",
     "applied_version",
     "attributes_sql",
+    "check_lake_writable",
     "check_readable",
     "check_writable",
     "conform",
@@ -91,9 +109,13 @@ __all__ = [
     "ensure_schema",
     "fold_spool",
     "ingest_spool",
+    "is_lake",
+    "is_remote",
+    "lake_root",
     "lock_path",
     "origin_of",
     "parse_time",
+    "prices_path",
     "quarantined_in_process",
     "read_connection",
     "spans_to_table",
@@ -110,6 +132,8 @@ _LAZY = {
     "Ingested": "._ingest",
     "fold_spool": "._ingest",
     "ingest_spool": "._ingest",
+    "LakeSpanExporter": "._lake_writer",
+    "LakeWriter": "._lake_writer",
     "RAW_SCHEMA": "._rows",
     "LEGACY_RAW_SCHEMA": "._rows",
     "Origin": "._rows",

@@ -191,7 +191,12 @@ def configure(con: duckdb.DuckDBPyConnection) -> None:
 def check_readable(path: str | os.PathLike[str], *, wait_s: float = 5.0) -> str:
     """Returns the store's absolute path once it has been opened read-only and found to be an auriko-obs
     store; raises ValueError saying, in one line, why it cannot be read as one (missing, not a DuckDB file,
-    another program's database). A store that a writer holds passes: readers wait for it anyway."""
+    another program's database). A store that a writer holds passes: readers wait for it anyway. A lake (a
+    folder of Parquet files) is returned as its root once DuckDB has read its files' columns."""
+    from . import _lake
+
+    if _lake.is_lake(path):
+        return _check_readable_lake(_lake.lake_root(path))
     path = os.path.abspath(os.fspath(path))
     if not os.path.exists(path):
         raise ValueError(f"no auriko-obs store at {path}")
@@ -203,6 +208,20 @@ def check_readable(path: str | os.PathLike[str], *, wait_s: float = 5.0) -> str:
     except (duckdb.Error, OSError) as exc:
         raise ValueError(f"cannot read {path} as an auriko-obs store: {_first_line(exc)}") from None
     return path
+
+
+def _check_readable_lake(root: str) -> str:
+    from . import _lake
+    from ._engines import DuckDBLake
+
+    if not _lake.is_remote(root) and not os.path.isdir(root):
+        raise ValueError(f"no lake at {root}")
+    try:
+        with DuckDBLake(root).open():
+            pass
+    except (duckdb.Error, OSError, NotImplementedError) as exc:
+        raise ValueError(f"cannot read {root} as a lake: {_first_line(exc)}") from None
+    return root
 
 
 class _NotOurs(duckdb.Error):

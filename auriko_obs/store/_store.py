@@ -1,4 +1,4 @@
-"""The Store: read the DuckDB store as pandas DataFrames."""
+"""The Store: read a DuckDB store file, or a Parquet lake with DuckDB or Apache Spark, as pandas DataFrames."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import os
 import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
+from . import _engines, _lake
 from ._files import connect, default_path
 from ._migrations import SCHEMA_VERSION, applied_version
-from ._read import read_connection
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -19,6 +19,10 @@ _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
+@overload
+def parse_time(value: None, *, now: datetime | None = None) -> None: ...
+@overload
+def parse_time(value: datetime | str, *, now: datetime | None = None) -> datetime: ...
 def parse_time(value: datetime | str | None, *, now: datetime | None = None) -> datetime | None:
     """Returns an aware UTC datetime for a datetime, an ISO-8601 string, or a span back from now ("1h", "7d")."""
     if value is None:
@@ -40,18 +44,22 @@ def parse_time(value: datetime | str | None, *, now: datetime | None = None) -> 
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
+# Plain SQL that DuckDB and Spark both read.
 _SUMMARY_SQL = """
-SELECT CASE WHEN grouping(coalesce(provider, '(not routed)')) = 1 THEN 'total'
-            ELSE coalesce(provider, '(not routed)') END AS provider, count(*) AS calls,
-       count(*) FILTER (WHERE status = 'error') AS errors,
-       coalesce(sum(input_tokens), 0)::BIGINT AS input_tokens,
-       coalesce(sum(cached_tokens), 0)::BIGINT AS cached_tokens,
-       coalesce(sum(output_tokens), 0)::BIGINT AS output_tokens,
-       sum(cost_usd) AS cost_usd, coalesce(sum(cache_savings_usd), 0) AS cache_savings_usd,
-       min(start_time) AS first_call, max(start_time) AS last_call
-FROM llm_calls
-GROUP BY ROLLUP (coalesce(provider, '(not routed)'))
-ORDER BY grouping(coalesce(provider, '(not routed)')), sum(cost_usd) DESC NULLS LAST, 1
+SELECT provider, calls, errors, input_tokens, cached_tokens, output_tokens, cost_usd, cache_savings_usd,
+       first_call, last_call
+FROM (
+    SELECT CASE WHEN grouping(served_by) = 1 THEN 'total' ELSE served_by END AS provider, count(*) AS calls,
+           count(*) FILTER (WHERE status = 'error') AS errors,
+           CAST(coalesce(sum(input_tokens), 0) AS BIGINT) AS input_tokens,
+           CAST(coalesce(sum(cached_tokens), 0) AS BIGINT) AS cached_tokens,
+           CAST(coalesce(sum(output_tokens), 0) AS BIGINT) AS output_tokens,
+           sum(cost_usd) AS cost_usd, coalesce(sum(cache_savings_usd), 0) AS cache_savings_usd,
+           min(start_time) AS first_call, max(start_time) AS last_call, grouping(served_by) AS total_row
+    FROM (SELECT *, coalesce(provider, '(not routed)') AS served_by FROM llm_calls)
+    GROUP BY ROLLUP (served_by)
+) AS rolled
+ORDER BY total_row, cost_usd DESC NULLS LAST, provider
 """
 
 
@@ -60,28 +68,58 @@ def _minute(value: Any) -> str:
 
 
 class Store:
-    """A DuckDB store of LLM-call spans. Opens the file read-only, only for the moment of each query.
+    """A store of LLM-call spans: a DuckDB file, or a lake of date-partitioned Parquet files.
 
-    Queries see the spans that wait in the store's spool too (``read_connection``).
-
-    ``Store(path)`` with no path uses ``$AURIKO_OBS_DB`` or ``./auriko_obs.duckdb``.
+    ``Store(path)`` opens a DuckDB store file, or with DuckDB a lake: a folder (or ``file://`` URI) of
+    ``date=YYYY-MM-DD/*.parquet`` files. With no path it uses ``$AURIKO_OBS_DB`` or ``./auriko_obs.duckdb``.
+    ``Store.spark(session, path)`` reads a lake with Apache Spark instead. Every query opens the file
+    read-only (or lists the lake's files) for its own moment only, so the store never stays locked and new
+    spans count; a store file's queries see the spans waiting in its spool too (``read_connection``).
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, lock_wait_s: float = 30.0) -> None:
-        self.path = os.path.abspath(os.fspath(path or default_path()))
+        location = os.fspath(path or default_path())
         self.lock_wait_s = lock_wait_s
+        self.engine: _engines.Engine
+        if _lake.is_lake(location):
+            self.path = _lake.lake_root(location)
+            self.engine = _engines.DuckDBLake(self.path)
+        else:
+            self.path = os.path.abspath(location)
+            self.engine = _engines.DuckDBFile(self.path, lock_wait_s)
+
+    @classmethod
+    def spark(cls, session: Any, path: str | os.PathLike[str]) -> Store:
+        """Returns the lake at ``path`` read by Apache Spark through ``session`` (a ``pyspark.sql.SparkSession``:
+        local, a cluster's, or Spark Connect's from ``SparkSession.builder.remote("sc://host:15002")``).
+
+        Queries register temporary views in the session (``spans``, ``llm_calls``, ``provider_prices``,
+        ``auriko_obs_calls``) and set its ``spark.sql.session.timeZone`` to UTC. ``sql`` takes Spark SQL.
+        """
+        store = cls.__new__(cls)
+        store.lock_wait_s = 0.0
+        store.path = _lake.lake_root(path)
+        store.engine = _engines.Spark(session, store.path)
+        return store
+
+    @property
+    def is_lake(self) -> bool:
+        """Returns whether the store is a lake of Parquet files rather than a DuckDB file."""
+        return not isinstance(self.engine, _engines.DuckDBFile)
 
     def __repr__(self) -> str:
+        if isinstance(self.engine, _engines.Spark):
+            return f"Store.spark(<SparkSession>, {self.path!r})"
         return f"Store({self.path!r})"
 
     def _query(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
-        import pandas  # noqa: F401  (DuckDB's .df() needs it; loaded here, not at import)
-
-        with read_connection(self.path, wait_s=self.lock_wait_s) as con:  # spooled rows included
-            return con.execute(sql, params or []).df()
+        with self.engine.open() as con:
+            return con.df(sql, params)
 
     def sql(self, query: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
-        """Returns the result of any SQL query over the store (tables ``spans``, view ``llm_calls``)."""
+        """Returns the result of any SQL query over the store (tables ``spans``, ``provider_prices``, view
+        ``llm_calls``), in the engine's dialect (DuckDB's, or Spark SQL for ``Store.spark``), ``?`` for each of
+        ``params``."""
         return self._query(query, params)
 
     def calls(self, since: datetime | str | None = None, until: datetime | str | None = None) -> pd.DataFrame:
@@ -122,7 +160,10 @@ class Store:
 
     @property
     def schema_version(self) -> int:
-        """Returns the number of schema migrations the store file has applied."""
+        """Returns the number of schema migrations the store file has applied (a lake has no migrations: its
+        readers fill the columns its files lack, so it is always at the latest version)."""
+        if self.is_lake:
+            return SCHEMA_VERSION
         with connect(self.path, read_only=True, wait_s=self.lock_wait_s) as con:
             return applied_version(con)
 

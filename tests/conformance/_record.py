@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.metrics.export import Histogram, InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -49,10 +49,10 @@ def _metrics(reader: InMemoryMetricReader) -> dict[str, Any]:
     for resource_metrics in data.resource_metrics if data else ():
         for scope_metrics in resource_metrics.scope_metrics:
             for metric in scope_metrics.metrics:
-                if metric.name not in METRICS:
+                if metric.name not in METRICS or not isinstance(metric.data, Histogram):
                     continue
                 points = sorted(
-                    ((tuple(sorted(p.attributes.items())), p.count, p.sum) for p in metric.data.data_points),
+                    ((tuple(sorted((p.attributes or {}).items())), p.count, p.sum) for p in metric.data.data_points),
                     key=repr,
                 )
                 boundaries = {tuple(p.explicit_bounds) for p in metric.data.data_points}
@@ -97,4 +97,4 @@ def ours(call: Call, db_path: str) -> tuple[Recorded, dict[str, Any]]:
         auriko_obs.uninstrument()
     rows = auriko_obs.Store(db_path).calls().to_dict("records")
     assert len(rows) == 1
-    return Recorded(_only_span(exporter), _metrics(reader), outcome), rows[0]
+    return Recorded(_only_span(exporter), _metrics(reader), outcome), {str(k): v for k, v in rows[0].items()}

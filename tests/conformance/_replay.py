@@ -12,6 +12,8 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass, field
+from importlib import import_module
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +23,8 @@ import yaml
 CASSETTES = Path(__file__).parent / "cassettes"
 BASE_URL = "https://api.openai.com/v1"
 
-try:  # openai 3.x is built on httpx2, openai 2.x on httpx
-    import httpx2 as http_lib
-except ImportError:  # pragma: no cover - the openai 2.x leg
-    import httpx as http_lib
+# openai 3.x is built on httpx2, openai 2.x on httpx
+http_lib = import_module("httpx2" if find_spec("httpx2") else "httpx")
 
 
 @dataclass(frozen=True)

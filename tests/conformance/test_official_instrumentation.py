@@ -158,7 +158,7 @@ def _metric_differences(official: dict[str, Any], ours: dict[str, Any], call: Ca
 
 
 def _expected_column(column: fields.Column, attributes: dict[str, Any]) -> Any:
-    value = attributes.get(column.attribute)
+    value = attributes.get(column.attribute) if column.attribute is not None else None
     if value is None:
         return {"false": False}.get(column.default) if column.default else None
     if column.first:

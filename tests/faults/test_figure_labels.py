@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import plotly.io
+import pytest
 
 from auriko_obs import analysis, plots
 from auriko_obs.dashboard._web_app import DashboardApp
@@ -41,6 +42,7 @@ sql = "SELECT provider, model_canonical, user_id FROM llm_calls"
 """
 
 
+@pytest.mark.browser
 def test_hostile_names_in_every_figure_are_drawn_as_text_not_links(db_path, tmp_path):
     hostile_store(db_path)
     (tmp_path / "dashboards").mkdir()

@@ -152,6 +152,7 @@ def _collect(db_path: str) -> tuple[subprocess.Popen, str]:
         stderr=subprocess.PIPE,
         text=True,
     )
+    assert proc.stderr is not None
     line = proc.stderr.readline()
     assert "receiving OTLP traces on http://" in line, line
     return proc, line.split(" on ", 1)[1].split(" into ", 1)[0]

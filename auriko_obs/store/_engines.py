@@ -1,0 +1,421 @@
+"""The engines that read a store: DuckDB over the store file, DuckDB over a lake, and Apache Spark over a lake.
+
+Each engine, once opened, offers the same relations under the same names:
+
+- ``spans`` and ``llm_calls`` as in the DuckDB store (on a lake, a span stored twice appears once),
+- ``provider_prices`` (empty when no prices were fetched),
+- ``auriko_obs_calls``, which the analyses read: ``llm_calls`` plus the helper columns of ``HELPER_COLUMNS``
+  (the UTC hour of the start as an integer, and the few span attributes the analyses need, read from the
+  ``attributes`` JSON) and, on a lake, the ``date`` partition column.
+
+The helper columns are the only SQL written per dialect: Ibis, which writes every analysis once for all
+engines, reads JSON keys that contain dots wrongly (``$.error.type``) and does it through Python UDFs on
+Spark, and its epoch-of-a-TIMESTAMPTZ goes through DuckDB's ICU calendar on every row (6× slower than
+``epoch_us``). Each is a plain column here, computed only for the rows a query touches.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .. import fields
+from . import _lake
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+CALLS_VIEW = "auriko_obs_calls"
+
+# Helper columns of auriko_obs_calls: name → (the span attribute it reads, or None; its DuckDB type).
+HELPER_COLUMNS: dict[str, tuple[str | None, str]] = {
+    "start_hour": (None, "BIGINT"),  # hours since 1970-01-01 00:00 UTC of start_time
+    "otel_error_type": (fields.ERROR_TYPE, "VARCHAR"),  # failed calls only
+    "warning_types": ("auriko.routing.warning_types", "VARCHAR[]"),  # calls with routing warnings only
+    **{
+        f"budget_{period}_{what}_usd": (f"auriko.budget.{period}.{what}_usd", "DOUBLE")
+        for period in ("daily", "weekly", "monthly")
+        for what in ("spend", "limit")
+    },
+    # what the notebook report groups and filters by
+    "experiment": ("auriko.experiment", "VARCHAR"),
+    "notebook_path": ("auriko.notebook.path", "VARCHAR"),
+    "notebook_session": ("auriko.notebook.session", "VARCHAR"),
+}
+
+
+# The JSON of the two columns read per call is parsed only for the calls that can have the attribute: a
+# projection that DuckDB evaluates before a filter otherwise parses every call's JSON (10 s on 10M calls).
+_GUARDS = {
+    "otel_error_type": {"duckdb": "status = 'error'", "spark": "status = 'error'"},
+    "warning_types": {"duckdb": "len(warnings) > 0", "spark": "size(warnings) > 0"},
+}
+
+
+def _guarded(name: str, sql: str, engine: str) -> str:
+    guard = _GUARDS.get(name, {}).get(engine)
+    return f"CASE WHEN {guard} THEN {sql} END" if guard else sql
+
+
+def _duckdb_helper(name: str, json_column: str = "attributes") -> str:
+    # A store file's `spans` also has `extra_attributes`, which holds these attributes (none has a column of its
+    # own) without the merge that its `attributes` costs every row (store/_layout.py).
+    attribute, sql_type = HELPER_COLUMNS[name]
+    if attribute is None:
+        return "epoch_us(start_time) // 3600000000"
+    path = f"'$.\"{attribute}\"'"
+    if sql_type == "VARCHAR[]":
+        return _guarded(name, f"from_json(json_extract({json_column}, {path}), '[\"VARCHAR\"]')", "duckdb")
+    text = f"json_extract_string({json_column}, {path})"
+    return _guarded(name, text if sql_type == "VARCHAR" else f"TRY_CAST({text} AS {sql_type})", "duckdb")
+
+
+_SPARK_TYPES = {
+    "VARCHAR": "string",
+    "TIMESTAMPTZ": "timestamp",
+    "DOUBLE": "double",
+    "BIGINT": "bigint",
+    "INTEGER": "int",
+    "BOOLEAN": "boolean",
+    "VARCHAR[]": "array<string>",
+    "JSON": "string",
+    "DATE": "date",
+}
+
+
+def _spark_helper(name: str) -> str:
+    attribute, sql_type = HELPER_COLUMNS[name]
+    if attribute is None:
+        return "CAST(floor(unix_micros(start_time) / 3600000000) AS BIGINT)"
+    text = f"get_json_object(attributes, '$[\\'{attribute}\\']')"
+    if sql_type == "VARCHAR[]":
+        return _guarded(name, f"from_json({text}, 'array<string>')", "spark")
+    return _guarded(name, text if sql_type == "VARCHAR" else f"try_cast({text} AS {_SPARK_TYPES[sql_type]})", "spark")
+
+
+def _calls_view_sql(helper: Any, spans: str, extra: str = "", present: set[str] | None = None) -> str:
+    """Returns the SELECT of auriko_obs_calls over the relation ``spans``, with ``extra`` columns; a column not
+    ``present`` (a store file written before it existed, opened read-only) reads as NULL."""
+    columns = ", ".join(
+        c.name if present is None or c.name in present else f"CAST(NULL AS {c.sql_type}) AS {c.name}"
+        for c in fields.LLM_CALL_COLUMNS
+    )
+    helpers = ", ".join(f"{helper(name)} AS {name}" for name in HELPER_COLUMNS)
+    return f"SELECT {columns}{extra}, {helpers} FROM {spans} WHERE operation IS NOT NULL"
+
+
+_converters = threading.local()
+
+
+def arrow_to_pandas(table: pa.Table, con: Any = None) -> pd.DataFrame:
+    """Returns an Arrow table as DuckDB's ``.df()`` makes it (the dtypes every analysis has always returned:
+    nullable integers only where a NULL is, ``str`` text, UTC datetimes), whichever engine made the table.
+
+    ``con`` is a DuckDB connection set to UTC to convert with; without one, this thread's own in-memory one
+    (opening a DuckDB database costs tens of milliseconds, so it is kept)."""
+    import pandas  # noqa: F401  (DuckDB's .df() needs it)
+
+    if con is None:
+        con = getattr(_converters, "con", None)
+        if con is None:
+            import duckdb
+
+            con = _converters.con = duckdb.connect()
+            con.execute("SET TimeZone = 'UTC'")
+    frame: pd.DataFrame = con.from_arrow(table).df()
+    return frame
+
+
+class Connection:
+    """An open engine: runs queries in its own SQL dialect over the relations named in the module docstring."""
+
+    dialect: str
+    partitioned: bool
+
+    def arrow(self, query: str) -> pa.Table:
+        raise NotImplementedError
+
+    def df(self, query: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
+        raise NotImplementedError
+
+    def to_pandas(self, table: pa.Table) -> pd.DataFrame:
+        """Returns a result of this engine as a DataFrame (``arrow_to_pandas``)."""
+        return arrow_to_pandas(table)
+
+    def register(self, name: str, table: pa.Table) -> None:
+        """Makes a small Arrow table (one an analysis worked out in Python) a relation named ``name``."""
+        raise NotImplementedError
+
+
+_T = TypeVar("_T")
+_VANISHED_RETRIES = 5
+_VANISHED = ("No such file or directory", "Cannot open file", "NoSuchKey", "FileNotFoundError", "Not Found")
+
+
+def _file_vanished(exc: BaseException) -> bool:
+    import duckdb
+
+    return isinstance(exc, (duckdb.IOException, duckdb.InvalidInputException, FileNotFoundError)) and any(
+        text in str(exc) for text in _VANISHED
+    )
+
+
+class DuckDBConnection(Connection):
+    dialect = "duckdb"
+
+    def __init__(self, con: Any, *, partitioned: bool) -> None:
+        self.con = con
+        self.partitioned = partitioned
+
+    def arrow(self, query: str) -> pa.Table:
+        def run() -> pa.Table:
+            relation = self.con.sql(query)
+            return relation.to_arrow_table() if hasattr(relation, "to_arrow_table") else relation.arrow()
+
+        return self._again_if_a_file_vanished(run)
+
+    def df(self, query: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
+        import pandas  # noqa: F401  (DuckDB's .df() needs it)
+
+        def run() -> pd.DataFrame:
+            frame: pd.DataFrame = self.con.execute(query, list(params or [])).df()
+            return frame
+
+        return self._again_if_a_file_vanished(run)
+
+    def _again_if_a_file_vanished(self, run: Callable[[], _T]) -> _T:
+        """Returns ``run()``, run again when a lake file it had listed was gone when it opened it: compaction
+        deletes the files it replaced once its grace period has passed (``_lake_lifecycle``), and the lake's
+        views list the files anew on each run. Such a run failed; it never answered wrongly."""
+        for attempt in range(_VANISHED_RETRIES + 1):
+            try:
+                return run()
+            except Exception as exc:
+                if not self.partitioned or attempt == _VANISHED_RETRIES or not _file_vanished(exc):
+                    raise
+            time.sleep(0.05 * 2**attempt)  # a compaction deletes its replaced files one by one: let it finish
+        raise AssertionError("unreachable")
+
+    def register(self, name: str, table: pa.Table) -> None:
+        self.con.register(name, table)
+
+    def to_pandas(self, table: pa.Table) -> pd.DataFrame:
+        return arrow_to_pandas(table, self.con)
+
+
+class Engine:
+    """Where a store's rows are, and how to open an engine over them."""
+
+    name: str  # duckdb or spark
+
+    @contextmanager
+    def open(self) -> Iterator[Connection]:
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+
+class DuckDBFile(Engine):
+    """DuckDB over the store file (spooled batches folded in first, so that readers see every finished span)."""
+
+    name = "duckdb"
+
+    def __init__(self, path: str, lock_wait_s: float) -> None:
+        self.path = path
+        self.lock_wait_s = lock_wait_s
+
+    @contextmanager
+    def open(self) -> Iterator[Connection]:
+        from ._read import read_connection
+
+        with read_connection(self.path, wait_s=self.lock_wait_s) as con:  # spooled rows included
+            columns = con.execute(
+                "SELECT table_name, column_name FROM information_schema.columns "
+                "WHERE table_name IN ('spans', 'provider_prices')"
+            ).fetchall()
+            present = {column for table, column in columns if table == "spans"}
+            if not any(table == "provider_prices" for table, _ in columns):
+                # a store file from before the price cache, opened read-only
+                empty = ", ".join(f"NULL::{t} AS {n}" for n, t in _lake.PRICES_COLUMNS)
+                con.execute(f"CREATE OR REPLACE TEMP VIEW provider_prices AS SELECT {empty} LIMIT 0")
+            json_column = "extra_attributes" if "extra_attributes" in present else "attributes"
+            view = _calls_view_sql(lambda name: _duckdb_helper(name, json_column), "spans", present=present)
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {CALLS_VIEW} AS {view}")
+            yield DuckDBConnection(con, partitioned=False)
+
+
+def _duckdb_lake_views(con: Any, root: str) -> None:
+    """Creates the views of a lake in a DuckDB connection: typed columns (NULL for those no file has yet), one row
+    per span and date, the prices file when there is one."""
+    columns = _lake.spans_columns()
+    if _has_files(root):
+        source = (
+            f"read_parquet('{_lake.files_glob(root)}', hive_partitioning = true, union_by_name = true, "
+            f"hive_types = {{'{_lake.PARTITION_COLUMN}': DATE}})"
+        )
+        present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+    else:
+        source, present = "(SELECT 1 LIMIT 0)", set()
+    date = _lake.PARTITION_COLUMN
+    keys = (date, "trace_id", "span_id")
+
+    def typed(name: str, sql_type: str) -> str:
+        value = f'CAST("{name}" AS {sql_type})' if name in present else f"NULL::{sql_type}"
+        return f'{value} AS "{name}"' if name in keys else f'any_value({value}) AS "{name}"'
+
+    # Copies of a span are alike: one row per (date, trace_id, span_id), any copy's values. Grouping measured
+    # 2x faster than a row_number() window here; the date leads the keys, so that a filter on it goes below
+    # the grouping and prunes whole folders.
+    selected = [typed(name, sql_type) for name, sql_type in [*columns, (date, "DATE")]]
+    con.execute(
+        f"CREATE OR REPLACE VIEW auriko_obs_spans AS SELECT {', '.join(selected)} FROM {source} "
+        f"GROUP BY {', '.join(keys)}"
+    )
+    names = ", ".join(f'"{name}"' for name, _ in columns)
+    con.execute(f"CREATE OR REPLACE VIEW spans AS SELECT {names} FROM auriko_obs_spans")
+    con.execute(
+        f"CREATE OR REPLACE VIEW llm_calls AS SELECT {fields.llm_calls_select_list()} FROM spans "
+        "WHERE operation IS NOT NULL"
+    )
+    con.execute(
+        f"CREATE OR REPLACE VIEW {CALLS_VIEW} AS {_calls_view_sql(_duckdb_helper, 'auriko_obs_spans', f', {date}')}"
+    )
+    prices = _lake.prices_path(root)
+    if _prices_exist(root):
+        con.execute(f"CREATE OR REPLACE VIEW provider_prices AS SELECT * FROM read_parquet('{prices}')")
+    else:
+        empty = ", ".join(f"NULL::{t} AS {n}" for n, t in _lake.PRICES_COLUMNS)
+        con.execute(f"CREATE OR REPLACE VIEW provider_prices AS SELECT {empty} LIMIT 0")
+
+
+def _has_files(root: str) -> bool:
+    """Returns whether the lake holds a data file (an empty lake reads as empty tables), on S3 too."""
+    if not _lake.is_remote(root):
+        return _lake.has_files(root)
+    from ._lake_location import LakeLocation
+
+    lake = LakeLocation(root)
+    return any(lake.files(day) for day in lake.dates())
+
+
+def _prices_exist(root: str) -> bool:
+    if not _lake.is_remote(root):
+        return os.path.exists(_lake.prices_path(root))
+    from ._lake_location import LakeLocation
+
+    return LakeLocation(root).exists(_lake.PRICES_FILE)
+
+
+class DuckDBLake(Engine):
+    """DuckDB over a lake, in a connection of its own (in memory) that lives for one query or analysis."""
+
+    name = "duckdb"
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+
+    @contextmanager
+    def open(self) -> Iterator[Connection]:
+        import duckdb
+
+        con = duckdb.connect()
+        try:
+            if _lake.is_remote(self.root):  # through fsspec's s3fs: DuckDB's httpfs extension is a download
+                from ._lake_location import fsspec_s3_filesystem
+
+                con.register_filesystem(fsspec_s3_filesystem())
+            con.execute("SET TimeZone = 'UTC'")
+            con.execute("SET disabled_optimizers = 'compressed_materialization'")  # see _files.connect
+            for attempt in range(_VANISHED_RETRIES + 1):  # reading the files' columns opens them too
+                try:
+                    _duckdb_lake_views(con, self.root)
+                    break
+                except Exception as exc:
+                    if attempt == _VANISHED_RETRIES or not _file_vanished(exc):
+                        raise
+                time.sleep(0.05 * 2**attempt)
+            yield DuckDBConnection(con, partitioned=True)
+        finally:
+            con.close()
+
+
+class SparkConnection(Connection):
+    dialect = "pyspark"
+    partitioned = True
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+
+    def arrow(self, query: str) -> pa.Table:
+        return self.session.sql(query).toArrow()
+
+    def df(self, query: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
+        frame = self.session.sql(query, args=list(params)) if params else self.session.sql(query)
+        return arrow_to_pandas(frame.toArrow())
+
+    def register(self, name: str, table: pa.Table) -> None:
+        self.session.createDataFrame(table.to_pandas(), schema=_spark_ddl_of(table)).createOrReplaceTempView(name)
+
+
+def _spark_ddl_of(table: pa.Table) -> str:
+    import pyarrow as pa
+
+    names = {pa.string(): "string", pa.float64(): "double", pa.int64(): "bigint", pa.int32(): "int"}
+    return ", ".join(f"`{f.name}` {names[f.type]}" for f in table.schema)
+
+
+def spark_schema_ddl() -> str:
+    """Returns the Spark DDL schema of a lake's files, the partition column last."""
+    columns = [f"`{name}` {_SPARK_TYPES[sql_type]}" for name, sql_type in _lake.spans_columns()]
+    return ", ".join([*columns, f"`{_lake.PARTITION_COLUMN}` date"])
+
+
+class Spark(Engine):
+    """Apache Spark over a lake, in the caller's SparkSession (local, a cluster, or Spark Connect).
+
+    Opening registers temporary views in the session (``spans``, ``llm_calls``, ``provider_prices`` and
+    ``auriko_obs_calls``), re-reading the lake's file list so that new files count, and sets the session's
+    time zone to UTC (as Ibis does): UTC periods and timestamps do not depend on where the driver runs.
+    """
+
+    name = "spark"
+
+    def __init__(self, session: Any, root: str) -> None:
+        self.session = session
+        self.root = root
+
+    @contextmanager
+    def open(self) -> Iterator[Connection]:
+        session = self.session
+        session.conf.set("spark.sql.session.timeZone", "UTC")
+        schema = spark_schema_ddl()
+        if _lake.is_remote(self.root) or _lake.has_files(self.root):
+            # Spark discovers the date folders itself, and skips names starting with _ or . (the price file's
+            # folder, writers' temporary files).
+            raw = session.read.schema(schema).parquet(self.root)
+        else:
+            raw = session.createDataFrame([], schema)
+        date = _lake.PARTITION_COLUMN
+        names = ", ".join(f"`{name}`" for name, _ in _lake.spans_columns())
+        # One row per (date, trace_id, span_id): a filter on the date still prunes folders below it.
+        raw.dropDuplicates([date, "trace_id", "span_id"]).createOrReplaceTempView("auriko_obs_spans")
+        session.sql(f"SELECT {names} FROM auriko_obs_spans").createOrReplaceTempView("spans")
+        session.sql(
+            f"SELECT {fields.llm_calls_select_list()} FROM spans WHERE operation IS NOT NULL"
+        ).createOrReplaceTempView("llm_calls")
+        session.sql(_calls_view_sql(_spark_helper, "auriko_obs_spans", f", {date}")).createOrReplaceTempView(CALLS_VIEW)
+        prices_ddl = ", ".join(f"`{n}` {_SPARK_TYPES[t]}" for n, t in _lake.PRICES_COLUMNS)
+        frame = session.createDataFrame([], prices_ddl)
+        prices = _lake.prices_path(self.root)
+        if _lake.is_remote(self.root) or os.path.exists(prices):
+            try:
+                frame = session.read.schema(prices_ddl).parquet(prices)
+            except Exception as exc:  # no price file on the object store: no prices, as in a local lake
+                if "PATH_NOT_FOUND" not in str(exc) and "does not exist" not in str(exc):
+                    raise
+        frame.createOrReplaceTempView("provider_prices")
+        yield SparkConnection(session)

@@ -1,0 +1,331 @@
+"""A lake's lifecycle: merging a day's small files (compaction), dropping old days (retention), and moving a
+store file into a lake (export).
+
+**Compaction** merges the small files of each date (under ``target_bytes`` each) into a few large ones, sorted
+by start time, with each span once. It is safe while writers append and readers query:
+
+- writers only ever add files under new names, and compaction reads only the files it listed;
+- a merged file is published whole before anything else happens, so from then on every row is in it *and* in
+  the files it replaces: readers, which keep one row per (date, trace_id, span_id), count each once;
+- the replaced files are not deleted then: they are recorded in ``_auriko_obs/compaction/replaced-*.json``
+  and deleted by a later run once ``grace_s`` has passed (an hour by default). A reader that listed a folder
+  before the merged file existed therefore still finds every file it listed, however slowly it lists, as long
+  as its query takes less than the grace period; and no listing can miss both a merged file and the files it
+  replaces. Files that wait for deletion are not merged again. (A query that opens a listed file after it was
+  deleted fails rather than answer wrongly; DuckDB's lake reader runs it again, ``_engines``.)
+
+A compaction that stops half-way (a crash, an S3 outage) leaves merged files beside the files they copy:
+duplicates that readers count once and the next run merges away. Two compactions of one lake at once lose
+nothing either, but may leave duplicates for the next run: run one (a cron job) per lake.
+
+**Retention** (``prune``) deletes every file of the dates before the cut-off: those days are gone for readers.
+
+**Export** writes a store file's spans (the rows waiting in its spool included) into a lake, one file per date
+(more for days over ``rows_per_file``), as the lake writer would have written them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+from .. import fields
+from ._lake_location import DATE_PREFIX, FileNames, LakeFile, LakeLocation
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+
+COMPACTION_FOLDER = "_auriko_obs/compaction"
+DEFAULT_TARGET_BYTES = 128 << 20
+DEFAULT_GRACE_S = 3600.0
+DEFAULT_ROWS_PER_FILE = 4_000_000
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> float:
+    """Returns the seconds of a duration like ``90s``, ``10m``, ``1h``, ``400d`` or ``2w``; raises ValueError."""
+    match = _DURATION.match(str(text))
+    if not match:
+        raise ValueError(f"not a duration: {text!r} (use a number and s, m, h, d or w, like 1h or 400d)")
+    return float(match.group(1)) * _SECONDS[match.group(2)]
+
+
+@dataclass
+class DayCompaction:
+    """What compaction did to one date's partition."""
+
+    date: str
+    files_in: int = 0
+    rows_in: int = 0
+    bytes_in: int = 0
+    files_out: int = 0
+    rows_out: int = 0
+    bytes_out: int = 0
+
+
+@dataclass
+class CompactionReport:
+    """What one ``compact`` run did: the days merged, replaced files deleted, days dropped by retention."""
+
+    lake: str
+    days: list[DayCompaction] = field(default_factory=list)
+    deleted_files: int = 0  # replaced by an earlier run, past the grace period
+    waiting_files: int = 0  # replaced, waiting for the grace period to pass
+    pruned_dates: list[str] = field(default_factory=list)
+    pruned_files: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+
+def _connection(lake: LakeLocation) -> duckdb.DuckDBPyConnection:
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET preserve_insertion_order = false")  # the ORDER BY says what order the files need
+    if lake.remote:
+        from ._lake_location import fsspec_s3_filesystem
+
+        con.register_filesystem(fsspec_s3_filesystem())
+    return con
+
+
+def _columns_sql(present: set[str]) -> str:
+    """Returns the SELECT list of a lake file's columns, each in its type (NULL where an older file lacks it)."""
+    out = []
+    for name, sql_type in fields.spans_columns():
+        stored = "VARCHAR" if sql_type == "JSON" else sql_type
+        out.append(f'CAST("{name}" AS {stored}) AS "{name}"' if name in present else f'NULL::{stored} AS "{name}"')
+    return ", ".join(out)
+
+
+def _sql_list(lake: LakeLocation, files: list[LakeFile]) -> str:
+    return "[" + ", ".join("'" + lake.uri(f.path).replace("'", "''") + "'" for f in files) + "]"
+
+
+def _batches(con: duckdb.DuckDBPyConnection, sql: str, batch_rows: int = 200_000) -> Iterator[pa.RecordBatch]:
+    relation: Any = con.sql(sql)  # DuckDB 2 streams Arrow with to_arrow_reader, 1.x with record_batch
+    yield from (
+        relation.to_arrow_reader(batch_rows)
+        if hasattr(relation, "to_arrow_reader")
+        else relation.record_batch(batch_rows)
+    )
+
+
+def _write_stream(
+    lake: LakeLocation, folder: str, names: FileNames, batches: Iterator[pa.RecordBatch], rows_per_file: int
+) -> list[tuple[str, int, int]]:
+    """Returns (path, rows, bytes) of each file published from the batches, at most ``rows_per_file`` rows each."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ._lake_writer import PARQUET_OPTIONS, lake_schema
+
+    schema = lake_schema()
+    published: list[tuple[str, int, int]] = []
+    pending: list[pa.RecordBatch] = []
+    pending_rows = 0
+
+    def publish() -> None:
+        nonlocal pending, pending_rows
+        if not pending_rows:
+            return
+        table = pa.Table.from_batches(pending).cast(schema)
+        name = names.next()
+        size = lake.publish(folder, name, lambda out: pq.write_table(table, out, **PARQUET_OPTIONS))
+        published.append((lake.path(folder, name), table.num_rows, size))
+        pending, pending_rows = [], 0
+
+    for batch in batches:
+        while batch.num_rows:
+            take = min(batch.num_rows, rows_per_file - pending_rows)
+            pending.append(batch.slice(0, take))
+            pending_rows += take
+            batch = batch.slice(take)
+            if pending_rows >= rows_per_file:
+                publish()
+    publish()
+    return published
+
+
+# ---------------------------------------------------------------------------------------------- compaction
+
+
+def _records(lake: LakeLocation) -> list[tuple[LakeFile, dict[str, Any]]]:
+    """Returns the compaction records (replaced files waiting for deletion) with their content."""
+    out = []
+    for record in lake.list_relative(COMPACTION_FOLDER):
+        if not (record.name.startswith("replaced-") and record.name.endswith(".json")):
+            continue
+        raw = lake.read_bytes(f"{COMPACTION_FOLDER}/{record.name}")
+        if raw is None:
+            continue
+        try:
+            out.append((record, json.loads(raw)))
+        except ValueError:
+            continue  # not ours, or cut short: its files stay (duplicates that readers count once)
+    return out
+
+
+def _delete_replaced(lake: LakeLocation, grace_s: float, now_s: float, report: CompactionReport) -> set[str]:
+    """Deletes the files that earlier runs replaced more than ``grace_s`` ago; returns the paths that still wait."""
+    waiting: set[str] = set()
+    for record, content in _records(lake):
+        files = [lake.path(relative) for relative in content.get("files", [])]
+        if now_s - float(content.get("replaced_at_s", now_s)) < grace_s:
+            waiting.update(files)
+            continue
+        if all(lake.delete(path) for path in files):
+            report.deleted_files += len(files)
+            lake.delete(record.path)
+        else:
+            waiting.update(files)
+    report.waiting_files = len(waiting)
+    return waiting
+
+
+def _compact_day(
+    lake: LakeLocation, day: str, files: list[LakeFile], con: duckdb.DuckDBPyConnection, rows_per_file: int
+) -> DayCompaction:
+    result = DayCompaction(day, files_in=len(files), bytes_in=sum(f.size for f in files))
+    sources = _sql_list(lake, files)
+    described = con.execute(f"DESCRIBE SELECT * FROM read_parquet({sources}, union_by_name = true)").fetchall()
+    present = {row[0] for row in described}
+    result.rows_in = _rows(con, lake, files)
+    # Each span once (copies of a span are alike: any one of them), oldest first.
+    sql = (
+        f"SELECT {_columns_sql(present)} FROM (SELECT DISTINCT ON (trace_id, span_id) * "
+        f"FROM read_parquet({sources}, union_by_name = true)) ORDER BY start_time, trace_id, span_id"
+    )
+    published = _write_stream(lake, f"{DATE_PREFIX}{day}", FileNames("compacted"), _batches(con, sql), rows_per_file)
+    result.files_out = len(published)
+    result.rows_out = sum(rows for _, rows, _ in published)
+    result.bytes_out = sum(size for _, _, size in published)
+    return result
+
+
+def _record_replaced(lake: LakeLocation, files: list[LakeFile], now_s: float) -> None:
+    base = lake.path("")
+    relative = [f.path[len(base) :] for f in files]
+    content = json.dumps({"replaced_at_s": now_s, "files": relative}).encode()
+    name = FileNames("replaced").next().removesuffix(".parquet") + ".json"
+    lake.publish(COMPACTION_FOLDER, name, lambda out: out.write(content))
+
+
+def compact(
+    location: str | os.PathLike[str],
+    *,
+    dates: list[str] | None = None,
+    target_bytes: int = DEFAULT_TARGET_BYTES,
+    grace_s: float = DEFAULT_GRACE_S,
+    keep_s: float | None = None,
+    now: datetime | None = None,
+) -> CompactionReport:
+    """Returns what was done after compacting the lake (module docstring): files replaced more than ``grace_s``
+    ago deleted, each date's (or each of ``dates``') files under ``target_bytes`` merged into files of about
+    that size, and with ``keep_s``, the dates older than that dropped (``prune``)."""
+    lake = LakeLocation(location)
+    now_s = (now or datetime.now(timezone.utc)).timestamp()
+    report = CompactionReport(lake.root)
+    if keep_s is not None:
+        pruned = prune(lake, keep_s, now=now)
+        report.pruned_dates, report.pruned_files = pruned
+    waiting = _delete_replaced(lake, grace_s, now_s, report)
+    con = _connection(lake)
+    try:
+        for day in dates if dates is not None else lake.dates():
+            files = [f for f in lake.files(day) if f.size < target_bytes and f.path not in waiting]
+            if len(files) < 2:
+                continue
+            bytes_per_row = max(1, sum(f.size for f in files)) / max(1, _rows(con, lake, files))
+            rows_per_file = max(1, int(target_bytes / bytes_per_row))
+            result = _compact_day(lake, day, files, con, rows_per_file)
+            _record_replaced(lake, files, now_s)
+            report.days.append(result)
+            report.waiting_files += len(files)
+            for stale in lake.stale_temporaries(day):
+                lake.delete(stale.path)
+    finally:
+        con.close()
+    if grace_s <= 0:  # nothing to wait for: delete what this run replaced now
+        report.waiting_files = 0
+        _delete_replaced(lake, 0.0, now_s + 1, report)
+    return report
+
+
+def _rows(con: duckdb.DuckDBPyConnection, lake: LakeLocation, files: list[LakeFile]) -> int:
+    metadata = f"parquet_file_metadata({_sql_list(lake, files)})"
+    [(rows,)] = con.execute(
+        f"SELECT sum(num_rows) FROM (SELECT DISTINCT file_name, num_rows FROM {metadata})"
+    ).fetchall()
+    return int(rows or 0)
+
+
+# ---------------------------------------------------------------------------------------------- retention
+
+
+def prune(
+    location: str | os.PathLike[str] | LakeLocation, keep_s: float, *, now: datetime | None = None
+) -> tuple[list[str], int]:
+    """Returns (the dates dropped, how many files were deleted) after deleting every file of the dates that end
+    more than ``keep_s`` seconds before ``now``."""
+    lake = location if isinstance(location, LakeLocation) else LakeLocation(location)
+    cutoff = ((now or datetime.now(timezone.utc)) - timedelta(seconds=keep_s)).date()
+    dropped, deleted = [], 0
+    for day in lake.dates():
+        if date.fromisoformat(day) >= cutoff:
+            continue
+        for stale in lake.stale_temporaries(day, older_than_s=0):
+            lake.delete(stale.path)
+        for f in lake.files(day):
+            deleted += lake.delete(f.path)
+        lake.remove_empty_date(day)
+        dropped.append(day)
+    return dropped, deleted
+
+
+# ---------------------------------------------------------------------------------------------- export
+
+
+def export_store(
+    db: str | os.PathLike[str], location: str | os.PathLike[str], *, rows_per_file: int = DEFAULT_ROWS_PER_FILE
+) -> tuple[int, int]:
+    """Returns (rows, files) written after exporting the spans of the store at ``db`` into the lake at
+    ``location``, one date at a time. Exporting twice writes every span twice: readers count each once, and
+    compaction drops the copies."""
+    from ._read import read_connection
+
+    lake = LakeLocation(location)
+    names = FileNames("exported")
+    columns = ", ".join(
+        f'CAST("{n}" AS VARCHAR) AS "{n}"' if t == "JSON" else f'"{n}"' for n, t in fields.spans_columns()
+    )
+    rows = files = 0
+    with read_connection(db) as con:
+        con.execute("SET TimeZone = 'UTC'")
+        day_sql = "coalesce(CAST(start_time AS DATE), DATE '1970-01-01')"
+        days = [row[0] for row in con.execute(f"SELECT DISTINCT {day_sql} FROM spans ORDER BY 1").fetchall()]
+        for day in days:
+            # A range on start_time itself, so that DuckDB skips the row groups of other days.
+            window = (
+                f"start_time >= TIMESTAMPTZ '{day.isoformat()} 00:00:00+00' "
+                f"AND start_time < TIMESTAMPTZ '{(day + timedelta(days=1)).isoformat()} 00:00:00+00'"
+            )
+            if day == date(1970, 1, 1):
+                window = f"({window} OR start_time IS NULL)"
+            sql = f"SELECT {columns} FROM spans WHERE {window} ORDER BY start_time"
+            published = _write_stream(lake, f"{DATE_PREFIX}{day.isoformat()}", names, _batches(con, sql), rows_per_file)
+            rows += sum(n for _, n, _ in published)
+            files += len(published)
+    return rows, files

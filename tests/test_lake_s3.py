@@ -1,0 +1,112 @@
+"""Issue 14, items 1 and 2: a lake on S3, against moto's S3-compatible server that these tests start on
+127.0.0.1 (``AWS_ENDPOINT_URL`` points the writer and the reader at it, as it would at MinIO or R2)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import auriko_obs
+from auriko_obs.store import LakeWriter
+
+from ._lake_files import MotoS3, lake_rows, moto_s3, raw_rows, store_rows
+from ._stores import call, make_store
+from .test_lake_writer import MESSAGES, _frames_equal, _writer_script
+
+
+@pytest.fixture(scope="module")
+def s3():
+    with moto_s3() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_env(s3, monkeypatch):
+    for name, value in s3.env().items():
+        monkeypatch.setenv(name, value)
+    return s3
+
+
+def test_instrumented_calls_land_in_an_s3_lake_with_the_rows_the_store_gets(s3_env, sim, client, tmp_path):
+    bucket = s3_env.bucket("calls")
+    db, lake = str(tmp_path / "spend.duckdb"), f"{bucket}/team/llm"
+    auriko_obs.instrument(db=db, lake=lake)
+    try:
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        client.embeddings.create(model="text-embedding-3-small", input="hi")
+        assert auriko_obs.flush() is True
+        assert auriko_obs.stats()["lake"]["published_files"] == 1
+    finally:
+        auriko_obs.uninstrument()
+    [key] = s3_env.keys("calls")
+    assert key.startswith("team/llm/date=") and key.endswith(".parquet") and "/part-" in key
+    _frames_equal(lake_rows(lake), store_rows(db))
+
+
+def test_many_processes_write_one_s3_lake_without_coordination(s3_env, tmp_path):
+    lake = f"{s3_env.bucket('fleet')}/lake"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _writer_script(lake, 300, 4, seed)], stderr=subprocess.PIPE)
+        for seed in range(3)
+    ]
+    for proc in procs:
+        assert proc.wait(180) == 0, proc.stderr.read().decode()[-2000:]
+    rows = lake_rows(lake, "trace_id, span_id")
+    assert len(rows) == 3 * 4 * 300 and rows["trace_id"].is_unique
+    assert len(s3_env.keys("fleet")) == 12
+
+
+def test_an_s3_outage_holds_files_in_memory_and_publishes_them_once_s3_is_back(tmp_path, monkeypatch):
+    raw = raw_rows(make_store(str(tmp_path / "s.duckdb"), [call(f"2026-06-01T10:00:{i:02d}Z") for i in range(10)]))
+    server = MotoS3().start()
+    try:
+        for name, value in server.env().items():
+            monkeypatch.setenv(name, value)
+        lake = f"{server.bucket('outage')}/lake"
+        writer = LakeWriter(lake, flush_interval_s=3600)
+        server.stop()
+        writer.write(raw)
+        assert writer.flush() is False
+        assert writer.stats()["held_spans"] == 10 and writer.stats()["failed_publishes"] >= 1
+        server.start()  # the same endpoint; a new server has lost the bucket
+        server.bucket("outage")
+        assert writer.flush() is True
+        assert writer.stats()["held_spans"] == 0 and writer.stats()["published_spans"] == 10
+        assert len(lake_rows(lake)) == 10
+    finally:
+        server.stop()
+
+
+def test_an_s3_lake_reads_as_the_store_in_every_analysis_and_command(s3_env, sim, client, tmp_path, capsys):
+    from auriko_obs import Store, analysis
+    from auriko_obs.cli import main
+
+    bucket = s3_env.bucket("reading")
+    db, lake = str(tmp_path / "spend.duckdb"), f"{bucket}/lake"
+    auriko_obs.instrument(db=db, lake=lake)
+    try:
+        for _ in range(3):
+            client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        sim.inject("rate_limit_exceeded")
+        with pytest.raises(Exception):  # noqa: B017  (the caller's own error; what is recorded is the subject)
+            client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        assert auriko_obs.flush() is True
+    finally:
+        auriko_obs.uninstrument()
+    on_s3, in_file = Store(lake), Store(db)
+    assert on_s3.is_lake and on_s3.path == lake
+    assert on_s3.calls().equals(in_file.calls())
+    for run in (analysis.provider_mix, analysis.errors, analysis.latency, lambda s: analysis.cost_by("provider", s)):
+        assert run(on_s3).equals(run(in_file))
+    assert main(["sql", "--db", lake, "--format", "json", "SELECT count(*) AS calls FROM llm_calls"]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"calls": 4}]
+
+
+def test_an_empty_s3_lake_reads_as_empty_tables(s3_env):
+    from auriko_obs import Store
+
+    lake = f"{s3_env.bucket('empty')}/lake"
+    assert Store(lake).calls().empty
