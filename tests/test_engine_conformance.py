@@ -46,11 +46,11 @@ PRICES = [
 # request (400), 86 upstream (500, Auriko body), 87 bad gateway (502, no body, no error.type), 88 unavailable
 # (503, no body, SDK's error.type), 89 gateway timeout (504, body with a type and no code), 90-99 ok again.
 GENERATE = """
-INSERT INTO spans (trace_id, span_id, start_time, end_time, duration_ms, service_name, operation, streaming,
+INSERT INTO span_rows (trace_id, span_id, start_time, end_time, duration_ms, service_name, operation, streaming,
     request_model, response_model, model_canonical, provider, routing_strategy, input_tokens, output_tokens,
     total_tokens, cached_tokens, cache_write_tokens, cost_usd, cost_source, cache_savings_usd, ttft_ms,
     provider_ttft_ms, throughput_tps, finish_reason, status, http_status, error_type, error_code, retry_after_s,
-    budget_exceeded_scope, http_attempts, credits_balance_usd, warnings, tags, user_id, attributes, name, kind)
+    budget_exceeded_scope, http_attempts, credits_balance_usd, warnings, tags, user_id, extra_attributes, name, kind)
 WITH r AS (
     SELECT i, h, $start + to_microseconds((i * $step)::BIGINT) AS ts, h % 100 AS k,
            (h >> 8) % 10 AS routed_pick, (h >> 12) % 4 AS model_pick, (h >> 16) % 4 AS provider_pick,

@@ -1,11 +1,12 @@
 """Writing span rows into a lake: zstd Parquet files, one folder per UTC date, published whole.
 
 ``LakeWriter.write(table)`` takes an Arrow table of span rows (``RAW_SCHEMA``, as the pipeline and
-``encode_spans`` build them, typed when encoded; the legacy layout the OTLP receiver builds is typed by DuckDB
-with the store's own SQL) and turns it into the lake's rows: the ``spans`` columns of ``fields.py``, with
+``encode_spans`` build them, typed when encoded; the legacy layout the OTLP receiver builds is typed by
+DuckDB with the store's own SQL) and turns it into the lake's rows: the ``spans`` columns of ``fields.py``, with
 ``attributes`` merged back from the typed columns and ``extra_attributes`` (``attributes_sql``), so that a value
 out of its column's type is NULL there and stays as sent in ``attributes``. Rows that even that refuses
-(``extra_attributes`` that is not JSON) are isolated (``write_isolating``) and set aside under ``_auriko_obs/quarantine/`` in the lake; the rest
+(``extra_attributes`` that is not JSON) are isolated (``write_isolating``) and set aside under
+``_auriko_obs/quarantine/`` in the lake; the rest
 of the batch goes on.
 
 Rows wait in memory, per date, until ``flush_bytes`` of them wait or the oldest has waited
@@ -43,7 +44,7 @@ from .._internal_errors import INTERNAL_ERRORS
 from ._isolation import HeldBatches, write_isolating
 from ._lake_location import FileNames, LakeLocation
 from ._layout import attributes_sql
-from ._rows import RAW_SCHEMA, conform, encode_spans, first_of_each_span
+from ._rows import conform, encode_spans, first_of_each_span
 from ._writer import WriteOutcome, max_held_bytes_from_env
 
 if TYPE_CHECKING:
