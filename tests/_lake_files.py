@@ -26,7 +26,7 @@ S3_ENV = {
 
 
 def lake_connection(root: str) -> duckdb.DuckDBPyConnection:
-    """Returns an in-memory DuckDB connection that reads the lake's files (S3 through s3fs)."""
+    """Returns an in-memory DuckDB connection that reads the lake's files (S3 through fsspec over pyarrow's client)."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     if root.startswith("s3://"):
@@ -125,7 +125,7 @@ class MotoS3:
         return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
 
     def env(self) -> dict[str, str]:
-        """Returns the variables that point the AWS SDKs (pyarrow's, s3fs's) at this server."""
+        """Returns the variables that point the AWS SDKs (pyarrow's, boto3's) at this server."""
         return {**S3_ENV, "AWS_ENDPOINT_URL": self.endpoint}
 
 

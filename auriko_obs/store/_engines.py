@@ -324,7 +324,9 @@ class DuckDBLake(Engine):
 
         con = duckdb.connect()
         try:
-            if _lake.is_remote(self.root):  # through fsspec's s3fs: DuckDB's httpfs extension is a download
+            if _lake.is_remote(
+                self.root
+            ):  # through fsspec over pyarrow's S3 client: DuckDB's httpfs extension is a download
                 from ._lake_location import fsspec_s3_filesystem
 
                 con.register_filesystem(fsspec_s3_filesystem())

@@ -79,21 +79,21 @@ def arrow_s3_filesystem() -> pafs.S3FileSystem:
 
 
 def fsspec_s3_filesystem() -> Any:
-    """Returns an fsspec ``s3fs`` file system from the same variables, for DuckDB's ``register_filesystem``
-    (DuckDB reads ``s3://`` through it, without its httpfs extension)."""
+    """Returns an fsspec file system over pyarrow's S3 client (``arrow_s3_filesystem``), for DuckDB's
+    ``register_filesystem``: DuckDB reads ``s3://`` through it, without its httpfs extension (a download).
+
+    One S3 client for writing and reading, and no s3fs: its aiobotocore pins botocore to a few patch
+    releases, which sent pip's resolver backtracking without end beside moto's boto3. pyarrow keeps no
+    listing cache, so a reader sees the files published since its last query."""
     try:
-        import s3fs
+        from fsspec.implementations.arrow import ArrowFSWrapper
     except ImportError:
-        raise ValueError("reading a lake on S3 needs s3fs: pip install 'auriko-obs[s3]'") from None
-    client: dict[str, Any] = {}
-    endpoint = s3_endpoint()
-    if endpoint:
-        client["endpoint_url"] = endpoint if "://" in endpoint else f"https://{endpoint}"
-    region = s3_region() or ("us-east-1" if endpoint else None)
-    if region:
-        client["region_name"] = region
-    # Listings are not cached: a reader must see the files published since its last query.
-    return s3fs.S3FileSystem(client_kwargs=client, use_listings_cache=False, skip_instance_cache=True)
+        raise ValueError("reading a lake on S3 needs fsspec: pip install 'auriko-obs[s3]'") from None
+
+    class _S3(ArrowFSWrapper):  # type: ignore[misc]
+        protocol = ("s3", "s3a")
+
+    return _S3(arrow_s3_filesystem())
 
 
 @dataclass(frozen=True)
