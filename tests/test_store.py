@@ -10,7 +10,7 @@ import duckdb
 import pytest
 
 import auriko_obs
-from auriko_obs import fields
+from auriko_obs import analysis, fields
 from auriko_obs.store import SCHEMA_VERSION, ensure_schema, parse_time
 
 DESIGN_COLUMNS = [
@@ -350,3 +350,91 @@ def test_migration_gives_existing_rows_the_api_and_records_responses_calls_as_ch
         (None, None, "GET /health", None, None, None),
     ]
     assert in_view == 4
+
+
+def _store_as_schema_5_left_it(path: str, rows) -> None:
+    """Writes a store as schema 5 left it (before span_rows): one `spans` table with the typed columns and
+    every attribute in `attributes`, and an `llm_calls` view of it; ``rows``: Arrow rows of `spans`."""
+    from auriko_obs.store._migrations import MIGRATIONS
+
+    con = duckdb.connect(path)
+    con.execute("CREATE TABLE auriko_obs_migrations (version INTEGER, name VARCHAR, applied_at TIMESTAMPTZ)")
+    for number, step in enumerate(MIGRATIONS[:5], start=1):
+        step(con)
+        con.execute("INSERT INTO auriko_obs_migrations VALUES (?, ?, now())", [number, step.__name__])
+    existing = {r[0] for r in con.execute("DESCRIBE spans").fetchall()}
+    for name, sql_type in fields.spans_columns():  # the columns fields.py had gained by then
+        if name not in existing:
+            con.execute(f'ALTER TABLE spans ADD COLUMN "{name}" {sql_type}')
+    con.execute(
+        f"CREATE VIEW llm_calls AS SELECT {fields.llm_calls_select_list()} FROM spans WHERE operation IS NOT NULL"
+    )
+    con.register("old_rows", rows)
+    con.execute("INSERT INTO spans BY NAME SELECT * FROM old_rows")
+    con.close()
+
+
+def _spans_as_read(path: str, table: str) -> list[dict]:
+    from auriko_obs.store import connect
+
+    with connect(path, read_only=True, wait_s=5) as con:
+        # spans: its columns in every layout (extra_attributes differs by layout, and is new in m006)
+        columns = ", ".join(f'"{n}"' for n, _ in fields.spans_columns()) if table == "spans" else "*"
+        rows = con.sql(f"SELECT {columns} FROM {table} ORDER BY span_id").to_arrow_table()
+    return [{**row, "attributes": json.loads(row["attributes"])} for row in rows.to_pylist()]
+
+
+def test_a_store_from_before_span_rows_migrates_reads_the_same_and_takes_new_spans(instrumented, client, sim, tmp_path):
+    """m006: the `spans` table of a schema-5 store becomes `span_rows` behind the `spans` view, its
+    `attributes` becoming `extra_attributes` without a row rewritten."""
+    import openai
+    import pyarrow as pa
+
+    from auriko_obs.store import DuckDBSpanExporter, connect
+
+    client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    for _ in client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}], stream=True):
+        pass
+    sim.inject("rate_limit_exceeded")
+    with pytest.raises(openai.RateLimitError):
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    assert auriko_obs.flush()
+    spans, calls = _spans_as_read(instrumented, "spans"), _spans_as_read(instrumented, "llm_calls")
+    assert len(spans) == 3 and all(len(s["attributes"]) > 10 for s in spans)
+    old = str(tmp_path / "schema5.duckdb")
+    with connect(instrumented, read_only=True, wait_s=5) as con:
+        as_stored_then = con.sql("SELECT * EXCLUDE (extra_attributes) FROM spans").to_arrow_table()
+    _store_as_schema_5_left_it(old, as_stored_then)
+
+    # A reader never migrates: it reads the file as it is, and the analyses too.
+    assert auriko_obs.Store(old).schema_version == 5
+    assert _spans_as_read(old, "spans") == spans and _spans_as_read(old, "llm_calls") == calls
+    analysed = {"cost": analysis.cost_by("model", instrumented), "errors": analysis.errors(instrumented)}
+    assert analysed["errors"]["calls"].sum() >= 1  # the 429's error.type is an attribute without a column
+    assert analysis.cost_by("model", old).equals(analysed["cost"])
+    assert analysis.errors(old).equals(analysed["errors"])
+    table = _stored_raw_rows(instrumented)
+    new_ids = pa.array([f"{i:016x}" for i in range(1, 4)])
+    DuckDBSpanExporter(old).export_table(table.set_column(1, "span_id", new_ids))  # a writer migrates
+    assert auriko_obs.Store(old).schema_version == SCHEMA_VERSION
+    assert analysis.errors(old)["calls"].sum() == 2 * analysed["errors"]["calls"].sum()
+    assert _span_counts(old) == (6, 6, 6)
+    assert [s for s in _spans_as_read(old, "spans") if s["span_id"] not in new_ids.to_pylist()] == spans
+    with connect(old, read_only=True, wait_s=5) as con:  # migrated rows keep every attribute where they were
+        [(kept,)] = con.execute(
+            "SELECT count(*) FROM spans WHERE len(json_keys(extra_attributes)) = len(json_keys(attributes)) "
+            "AND span_id NOT IN (SELECT unnest(?))",
+            [new_ids.to_pylist()],
+        ).fetchall()
+    assert kept == 3
+    written_after = {s["span_id"]: s for s in _spans_as_read(old, "spans") if s["span_id"] in new_ids.to_pylist()}
+    assert [written_after[f"{i:016x}"] for i in range(1, 4)] == [
+        {**s, "span_id": f"{i:016x}"} for i, s in enumerate(_spans_as_read_in_order(instrumented), start=1)
+    ]
+
+
+def _spans_as_read_in_order(path: str) -> list[dict]:
+    """The spans of ``path`` in the order of ``_stored_raw_rows`` (start time)."""
+    ids = _stored_raw_rows(path).column("span_id").to_pylist()
+    by_id = {s["span_id"]: s for s in _spans_as_read(path, "spans")}
+    return [by_id[i] for i in ids]

@@ -634,9 +634,11 @@ def build_attributes(record: CallRecord, capture_content: bool = False) -> tuple
     in_band = _stream_error(record) if record.kind == "responses" and record.chunks else None
     if error is not None and record.stream_end == "closed":  # the caller's own exception left its `with` block
         attrs[F.ERROR_TYPE] = exception_type(error)
-    elif error is not None or in_band:  # the request's text, to withhold messages quoting it, only on failure
-        texts = None if capture_content else request_texts(record.kwargs)
-        _error_attributes(error if error is not None else _InBandError(in_band), attrs, texts)
+    else:
+        failure = error if error is not None else (_InBandError(in_band) if in_band else None)
+        if failure is not None:  # the request's text, to withhold messages quoting it, only on failure
+            texts = None if capture_content else request_texts(record.kwargs)
+            _error_attributes(failure, attrs, texts)
     _cost_estimate(attrs)
     _remember_auriko(record, attrs)
     attrs[F.GEN_AI_PROVIDER_NAME] = attrs.get("auriko.routing.provider") or "openai"

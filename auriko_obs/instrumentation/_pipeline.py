@@ -267,8 +267,8 @@ class Pipeline:
             for sink in sinks:
                 failures[type(sink).__name__] += len(finished)
             return
-        for _, exc in unencodable:
-            INTERNAL_ERRORS.record("store.rows", exc)
+        for _, error in unencodable:
+            INTERNAL_ERRORS.record("store.rows", error)
         for sink in sinks:
             name = type(sink).__name__
             try:

@@ -482,7 +482,9 @@ def spans_to_table(spans: Iterable[Any]) -> pa.Table:
     return encode_rows(rows_of_spans(spans))
 
 
-def encode_isolating(rows: Sequence[Any], to_rows: Callable[[list[Any]], list[SpanRow]]) -> tuple[pa.Table, list]:
+def encode_isolating(
+    rows: Sequence[Any], to_rows: Callable[[list[Any]], list[SpanRow]]
+) -> tuple[pa.Table, list[tuple[Any, Exception]]]:
     """Returns (table, failures): the span rows of every item that can be encoded, and each item that
     cannot with its error. A batch is encoded at once; only when that fails is each item encoded alone, so
     that one bad item costs only itself (and an item whose typed values cannot be encoded is tried once more
