@@ -236,9 +236,19 @@ def deliver_webhook(
 
 
 def _redact(url: str) -> str:
-    # Webhook URLs carry their secret in the path (Slack: /services/T…/B…/secret): show the host only.
+    """Returns ``url`` cut down to ``scheme://host[:port]/…``.
+
+    Webhook URLs carry their secret in the path (Slack: /services/T…/B…/secret), the query (?token=…) or
+    the userinfo (https://user:secret@host/), and this text goes to stderr and into the delivery log."""
     parsed = urllib.parse.urlsplit(url)
-    return f"{parsed.scheme}://{parsed.netloc}/…" if parsed.path not in ("", "/") else url
+    host = parsed.hostname or ""
+    if ":" in host:  # an IPv6 address
+        host = f"[{host}]"
+    try:
+        port = f":{parsed.port}" if parsed.port is not None else ""
+    except ValueError:  # not a number: it could be anything, a secret included
+        port = ""
+    return f"{parsed.scheme}://{host}{port}/…"
 
 
 @dataclass(frozen=True)
