@@ -20,6 +20,7 @@ STARTTLS is always used, and the server certificate is always verified.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import http.client
 import json
@@ -212,11 +213,14 @@ def deliver_webhook(
     headers = {"Content-Type": "application/json", "User-Agent": "auriko-obs-report"}
     if idempotency_key:
         headers["Idempotency-Key"] = idempotency_key
+    target, authorization = _without_userinfo(url)
+    if authorization:
+        headers["Authorization"] = authorization
     last = "no attempt"
     for attempt in range(1, retry.attempts + 1):
         wait_hint = None
         try:
-            status = _post_once(url, body, headers, retry.timeout_s)
+            status = _post_once(target, body, headers, retry.timeout_s)
             return f"posted to {_redact(url)}: HTTP {status} after {attempt} attempt(s)"
         except urllib.error.HTTPError as exc:
             last = f"HTTP {exc.code}"
@@ -233,6 +237,19 @@ def deliver_webhook(
         if attempt < retry.attempts:
             sleep(retry.delay(attempt, wait_hint))
     raise DeliveryError(f"webhook {_redact(url)} failed after {retry.attempts} attempts: {last}")
+
+
+def _without_userinfo(url: str) -> tuple[str, str | None]:
+    """Returns the URL without its ``user:password@``, and that as a Basic Authorization header (None when
+    there is none): urllib would look the whole ``user:password@host`` up as a host name, in DNS."""
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.username is None:
+        return url, None
+    netloc = parsed.netloc.rpartition("@")[2]
+    user = urllib.parse.unquote(parsed.username)
+    password = urllib.parse.unquote(parsed.password or "")
+    credentials = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return urllib.parse.urlunsplit(parsed._replace(netloc=netloc)), f"Basic {credentials}"
 
 
 def _redact(url: str) -> str:
