@@ -605,7 +605,7 @@ def test_a_store_file_from_before_a_column_existed_is_analysed_with_that_column_
         con.execute("ALTER TABLE span_rows RENAME TO spans")
         con.execute("ALTER TABLE spans RENAME COLUMN extra_attributes TO attributes")  # every attribute, as then
         con.execute("ALTER TABLE spans DROP COLUMN service_tier")
-        con.execute("DELETE FROM auriko_obs_migrations WHERE version = 6")
+        con.execute("DELETE FROM auriko_obs_migrations WHERE version = 7")
     frame = analysis.cost_by("service_tier", path)  # read-only: nothing migrates the file
     assert frame[["service_tier", "calls"]].values.tolist() == [["(none)", 5]]
     assert analysis.provider_mix(path, period=None)["calls"].sum() == 5

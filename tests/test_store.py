@@ -313,20 +313,22 @@ def _store_from_before_the_api_column(path: str) -> None:
         con.execute("INSERT INTO auriko_obs_migrations VALUES (?, ?, now())", [number, step.__name__])
     con.execute("ALTER TABLE spans DROP COLUMN api")
     con.execute("ALTER TABLE spans DROP COLUMN service_tier")
-    for n, (operation, name, extra) in enumerate(
+    for n, (operation, name, extra, scope) in enumerate(
         [
-            ("responses", "responses gpt-4o-mini", {}),
-            ("chat", "chat gpt-4o", {}),
-            ("embeddings", "embeddings text-embedding-3-small", {}),
-            ("chat", "chat gpt-4o", {"openai.api.type": "responses"}),  # another instrumentation's span
-            (None, "GET /health", {}),  # not a model call
+            ("responses", "responses gpt-4o-mini", {}, "auriko_obs"),
+            ("chat", "chat gpt-4o", {}, "auriko_obs"),
+            ("embeddings", "embeddings text-embedding-3-small", {}, "auriko_obs"),
+            ("chat", "chat gpt-4o", {"openai.api.type": "responses"}, "opentelemetry.instrumentation.openai_v2"),
+            (None, "GET /health", {}, "opentelemetry.instrumentation.flask"),  # not a model call
+            ("chat", "openai.chat", {}, "opentelemetry.instrumentation.openai.v1"),  # OpenLLMetry, via collect
+            ("chat", "anthropic.chat", {}, "opentelemetry.instrumentation.anthropic"),
         ]
     ):
         attributes = {"gen_ai.operation.name": operation, **extra} if operation else {"http.route": "/health"}
         con.execute(
-            "INSERT INTO spans (trace_id, span_id, start_time, end_time, operation, name, status, attributes) "
-            "VALUES (?, ?, now(), now(), ?, ?, 'ok', ?)",
-            [f"{n:032x}", f"{n:016x}", operation, name, json.dumps(attributes)],
+            "INSERT INTO spans (trace_id, span_id, start_time, end_time, operation, name, status, attributes, "
+            "scope_name) VALUES (?, ?, now(), now(), ?, ?, 'ok', ?, ?)",
+            [f"{n:032x}", f"{n:016x}", operation, name, json.dumps(attributes), scope],
         )
     con.close()
 
@@ -348,20 +350,60 @@ def test_migration_gives_existing_rows_the_api_and_records_responses_calls_as_ch
         ("embeddings", "embeddings", "embeddings text-embedding-3-small", "embeddings", "embeddings", None),
         ("chat", "responses", "chat gpt-4o", "chat", "responses", None),
         (None, None, "GET /health", None, None, None),
+        # other instrumentations' chat spans do not say which API they called: NULL, as collect gives new ones
+        ("chat", None, "openai.chat", "chat", None, None),
+        ("chat", None, "anthropic.chat", "chat", None, None),
     ]
-    assert in_view == 4
+    assert in_view == 6
 
 
-def _store_as_schema_5_left_it(path: str, rows) -> None:
-    """Writes a store as schema 5 left it (before span_rows): one `spans` table with the typed columns and
-    every attribute in `attributes`, and an `llm_calls` view of it; ``rows``: Arrow rows of `spans`."""
+def test_a_store_whose_migration_marked_foreign_chat_spans_chat_completions_is_put_right(tmp_path):
+    path = str(tmp_path / "migrated.duckdb")
+    con = duckdb.connect(path)
+    _migrated_up_to(con, 5)  # then written by the first release of m005
+    rows = [  # (scope, attributes as the first release of m005 left them)
+        ("auriko_obs", {"gen_ai.operation.name": "chat", "auriko.openai_api": "chat_completions"}),
+        (
+            "opentelemetry.instrumentation.openai_v2",  # says its API itself: kept
+            {
+                "gen_ai.operation.name": "chat",
+                "openai.api.type": "chat_completions",
+                "auriko.openai_api": "chat_completions",
+            },
+        ),
+        (
+            "opentelemetry.instrumentation.openai.v1",
+            {"gen_ai.operation.name": "chat", "auriko.openai_api": "chat_completions"},
+        ),
+    ]
+    for n, (scope, attributes) in enumerate(rows):
+        con.execute(
+            "INSERT INTO spans (trace_id, span_id, start_time, end_time, operation, api, name, status, attributes, "
+            "scope_name) VALUES (?, ?, now(), now(), 'chat', 'chat_completions', 'chat', 'ok', ?, ?)",
+            [f"{n:032x}", f"{n:016x}", json.dumps(attributes), scope],
+        )
+    assert ensure_schema(con) == SCHEMA_VERSION
+    fixed = con.execute("SELECT api, attributes ->> '$.\"auriko.openai_api\"' FROM spans ORDER BY span_id").fetchall()
+    con.close()
+    assert fixed == [("chat_completions", "chat_completions"), ("chat_completions", "chat_completions"), (None, None)]
+
+
+def _migrated_up_to(con: duckdb.DuckDBPyConnection, version: int) -> None:
+    """Applies the first ``version`` migrations, as an auriko-obs of that schema version did."""
     from auriko_obs.store._migrations import MIGRATIONS
 
-    con = duckdb.connect(path)
     con.execute("CREATE TABLE auriko_obs_migrations (version INTEGER, name VARCHAR, applied_at TIMESTAMPTZ)")
-    for number, step in enumerate(MIGRATIONS[:5], start=1):
+    for number, step in enumerate(MIGRATIONS[:version], start=1):
         step(con)
         con.execute("INSERT INTO auriko_obs_migrations VALUES (?, ?, now())", [number, step.__name__])
+
+
+def _store_as_schema_6_left_it(path: str, rows) -> None:
+    """Writes a store as schema 6 left it (before span_rows): one `spans` table with the typed columns and
+    every attribute in `attributes`, and an `llm_calls` view of it; ``rows``: Arrow rows of `spans`."""
+
+    con = duckdb.connect(path)
+    _migrated_up_to(con, 6)
     existing = {r[0] for r in con.execute("DESCRIBE spans").fetchall()}
     for name, sql_type in fields.spans_columns():  # the columns fields.py had gained by then
         if name not in existing:
@@ -378,14 +420,14 @@ def _spans_as_read(path: str, table: str) -> list[dict]:
     from auriko_obs.store import connect
 
     with connect(path, read_only=True, wait_s=5) as con:
-        # spans: its columns in every layout (extra_attributes differs by layout, and is new in m006)
+        # spans: its columns in every layout (extra_attributes differs by layout, and is new in m007)
         columns = ", ".join(f'"{n}"' for n, _ in fields.spans_columns()) if table == "spans" else "*"
         rows = con.sql(f"SELECT {columns} FROM {table} ORDER BY span_id").to_arrow_table()
     return [{**row, "attributes": json.loads(row["attributes"])} for row in rows.to_pylist()]
 
 
 def test_a_store_from_before_span_rows_migrates_reads_the_same_and_takes_new_spans(instrumented, client, sim, tmp_path):
-    """m006: the `spans` table of a schema-5 store becomes `span_rows` behind the `spans` view, its
+    """m007: the `spans` table of a schema-6 store becomes `span_rows` behind the `spans` view, its
     `attributes` becoming `extra_attributes` without a row rewritten."""
     import openai
     import pyarrow as pa
@@ -401,13 +443,13 @@ def test_a_store_from_before_span_rows_migrates_reads_the_same_and_takes_new_spa
     assert auriko_obs.flush()
     spans, calls = _spans_as_read(instrumented, "spans"), _spans_as_read(instrumented, "llm_calls")
     assert len(spans) == 3 and all(len(s["attributes"]) > 10 for s in spans)
-    old = str(tmp_path / "schema5.duckdb")
+    old = str(tmp_path / "schema6.duckdb")
     with connect(instrumented, read_only=True, wait_s=5) as con:
         as_stored_then = con.sql("SELECT * EXCLUDE (extra_attributes) FROM spans").to_arrow_table()
-    _store_as_schema_5_left_it(old, as_stored_then)
+    _store_as_schema_6_left_it(old, as_stored_then)
 
     # A reader never migrates: it reads the file as it is, and the analyses too.
-    assert auriko_obs.Store(old).schema_version == 5
+    assert auriko_obs.Store(old).schema_version == 6
     assert _spans_as_read(old, "spans") == spans and _spans_as_read(old, "llm_calls") == calls
     analysed = {"cost": analysis.cost_by("model", instrumented), "errors": analysis.errors(instrumented)}
     assert analysed["errors"]["calls"].sum() >= 1  # the 429's error.type is an attribute without a column

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _BATCH = "_auriko_obs_batch"
-STORED_TABLE = "span_rows"  # the table behind the `spans` view (see _migrations.m006)
+STORED_TABLE = "span_rows"  # the table behind the `spans` view (see _migrations.m007)
 # The errors that belong to a row rather than to the file or the machine.
 _ROW_ERRORS = (duckdb.DataError, duckdb.InvalidInputException, duckdb.ConstraintException)
 

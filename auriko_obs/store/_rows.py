@@ -17,14 +17,14 @@ So every attribute is in the row exactly once as itself, either in its column or
 and ``attributes_sql()`` gives the SQL expression that merges them back into the JSON object of *every*
 attribute: the store's ``spans`` view shows it as ``attributes``, and a reader of any other sink (Parquet
 files of a lake) must do the same. Rows whose ``extra_attributes`` hold every attribute (the store's rows
-before schema version 6, legacy tables) merge to the same object, so old and new rows read alike.
+before schema version 7, legacy tables) merge to the same object, so old and new rows read alike.
 
 Why: the attributes JSON of every attribute (about 1.4 KB a call) was most of what the store wrote, and
 DuckDB typing the columns from it was most of what the insert cost (issue 15); a row now carries about
 400 bytes of JSON and its typed values, which DuckDB appends as they are.
 
 ``LEGACY_RAW_SCHEMA`` is the older layout (span-level columns and ``attributes`` with every attribute, the
-typed columns filled by DuckDB): spool files written before schema version 6 have it, and a producer may
+typed columns filled by DuckDB): spool files written before schema version 7 have it, and a producer may
 still hand it to ``StoreWriter.write``; ``conform()`` turns either layout into ``RAW_SCHEMA``.
 """
 
@@ -59,7 +59,7 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
 
 RAW_SCHEMA = pa.schema([(name, _ARROW_TYPES[sql]) for name, sql in stored_columns()])
 
-# The layout before schema version 6: span-level columns, and `attributes` with every attribute.
+# The layout before schema version 7: span-level columns, and `attributes` with every attribute.
 LEGACY_RAW_SCHEMA = pa.schema(
     [
         ("trace_id", pa.string()),
@@ -211,6 +211,13 @@ def _converter(column: fields.Column) -> Callable[[Any], tuple[Any, bool]]:
         return scaled
     if column.default is not None:
         return lambda v: (plain(v)[0], False)
+    if column.count:  # a negative count is NULL in its column, kept in extra_attributes
+
+        def count(v: Any) -> tuple[Any, bool]:
+            value, verbatim = plain(v)
+            return (None, False) if value is not _ODD and value is not None and value < 0 else (value, verbatim)
+
+        return count
     return plain
 
 
@@ -226,6 +233,8 @@ def _slot(index: int, column: fields.Column) -> tuple[int, Any, int, int, Callab
     low, high = (
         _INTEGER_RANGE if column.sql_type == "INTEGER" else _BIGINT_RANGE if column.sql_type == "BIGINT" else _NO_RANGE
     )
+    if column.count:  # held verbatim only from 0 up
+        low = 0
     return index, fast, low, high, _converter(column)
 
 
@@ -256,7 +265,7 @@ def encode_rows(rows: Sequence[SpanRow]) -> pa.Table:
             column, fast, low, high, convert = slot
             kind = type(value)
             if kind is fast and (
-                kind is str or kind is bool or (kind is int and low <= value <= high) or value - value == 0.0
+                (low <= value <= high) if kind is int else (kind is not float or value - value == 0.0)
             ):  # held verbatim: the common case, decided without a call (a finite float minus itself is 0)
                 typed[column][i] = value
                 continue
@@ -362,6 +371,8 @@ def _typed_select(source: str) -> str:
         value = f'_typed."{column.attribute}"'
         if column.first:
             value = f"{value}[1]"
+        if column.count:
+            value = f"CASE WHEN {value} >= 0 THEN {value} END"
         if column.scale is not None:
             value = f"{value} * {column.scale!r}"
         if column.default is not None:

@@ -16,17 +16,6 @@ import pytest
 API_KEY = "ak_test_faults"
 
 
-@pytest.fixture(autouse=True)
-def _own_internal_error_counts(monkeypatch):
-    # INTERNAL_ERRORS is process-wide, and these tests make errors on purpose: later tests in the same
-    # worker must not see them (and each test here sees its own first warning of each kind logged).
-    from collections import Counter
-
-    from auriko_obs._internal_errors import INTERNAL_ERRORS
-
-    monkeypatch.setattr(INTERNAL_ERRORS, "counts", Counter())
-
-
 def _completion(usage: dict) -> bytes:
     return json.dumps(
         {
@@ -43,6 +32,7 @@ def _completion(usage: dict) -> bytes:
 class HostileValuesServer:
     """An OpenAI-compatible chat endpoint on 127.0.0.1 whose answer is chosen by the request's
     ``metadata.answer``: ``tokens_2_64`` (usage.prompt_tokens = 2**64), ``tokens_1e20`` (1e20, a JSON float),
+    ``tokens_negative`` (usage.prompt_tokens = -5),
     ``remaining_25_digits`` (a 25-digit X-RateLimit-Remaining-Requests header), anything else a plain answer."""
 
     def __init__(self) -> None:
@@ -60,6 +50,8 @@ class HostileValuesServer:
                     usage = {**usage, "prompt_tokens": 2**64, "total_tokens": 2**64 + 2}
                 elif answer == "tokens_1e20":
                     usage = {**usage, "prompt_tokens": 1e20}
+                elif answer == "tokens_negative":
+                    usage = {**usage, "prompt_tokens": -5}
                 body = _completion(usage)
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")

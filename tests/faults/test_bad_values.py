@@ -48,6 +48,17 @@ def test_integers_beyond_a_columns_type_become_null_and_the_raw_value_stays_in_a
     assert (plain["input_tokens"] == 5).all() and len(plain) == 40
 
 
+def test_a_negative_token_count_is_null_in_its_column_and_kept_in_attributes(instrumented, hostile_client):
+    for answer in ["plain", "tokens_negative", "plain"]:
+        ask(hostile_client, answer)
+    assert auriko_obs.flush() is True
+    calls = auriko_obs.Store(instrumented).calls()
+    negative = calls[calls["attributes"].str.contains('"gen_ai.usage.input_tokens":-5')]
+    assert len(calls) == 3 and len(negative) == 1  # a negative count is never summed into spend
+    assert pd.isna(negative.iloc[0]["input_tokens"]) and negative.iloc[0]["output_tokens"] == 2
+    assert (calls.drop(negative.index)["input_tokens"] == 5).all()
+
+
 def test_a_span_that_cannot_be_encoded_costs_only_itself_and_flush_says_so(instrumented, hostile_client):
     # A lone surrogate in the model name: the SDK refuses to send it (the caller's own error, which reaches
     # it unchanged), and the span of that failed call has a name that cannot be UTF-8 in Arrow.
