@@ -488,6 +488,22 @@ def _call_records(count: int) -> list[Any]:
     return records
 
 
+def _spans_like_the_pipeline(count: int) -> tuple[list[Any], float]:
+    """Returns ``count`` ReadableSpans built by the pipeline (``build_spans``) from real call records (half
+    plain, half streamed), fresh ids each, and the µs that building one took (``collect.py`` and ``lake.py``
+    send or write them)."""
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+    from auriko_obs.instrumentation import _pipeline, _resource
+
+    records = _call_records(min(count, 2000))
+    pipeline = _pipeline.Pipeline([], _resource("bench"), InstrumentationScope("auriko_obs", "bench"))
+    pipeline.shutdown()
+    start = time.perf_counter()
+    spans = pipeline.build_spans([records[i % len(records)] for i in range(count)])
+    return spans, (time.perf_counter() - start) / count * 1e6
+
+
 def _timed(work: Callable[[], Any]) -> tuple[float, float]:
     cpu, wall = time.process_time(), time.perf_counter()
     work()

@@ -113,6 +113,8 @@ SDK_DATA_ONLY_MODULES = {
     "test_lake_s3.py": "calls give the S3 lake rows; the writer's handling of each kind is test_lake_writer's",
     "test_prices.py": "calls give the price estimate rows to price; the cost attributes are test_instrumentation's",
     "test_reports.py": "calls give a report its rows and an error; recording them is test_instrumentation's",
+    "test_store.py": "a streamed call and a 429 give a store from before m007 every kind of row to migrate; "
+    "recording them is test_instrumentation's",
 }
 
 
