@@ -152,7 +152,14 @@ class Connection:
 
 _T = TypeVar("_T")
 _VANISHED_RETRIES = 5
-_VANISHED = ("No such file or directory", "Cannot open file", "NoSuchKey", "FileNotFoundError", "Not Found")
+_VANISHED = (
+    "No such file or directory",
+    "No files found that match the pattern",
+    "Cannot open file",
+    "NoSuchKey",
+    "FileNotFoundError",
+    "Not Found",
+)
 
 
 def _file_vanished(exc: BaseException) -> bool:
@@ -166,9 +173,10 @@ def _file_vanished(exc: BaseException) -> bool:
 class DuckDBConnection(Connection):
     dialect = "duckdb"
 
-    def __init__(self, con: Any, *, partitioned: bool) -> None:
+    def __init__(self, con: Any, *, partitioned: bool, relist: Callable[[], None] | None = None) -> None:
         self.con = con
         self.partitioned = partitioned
+        self.relist = relist  # makes the views again over the files there are now (a lake)
 
     def arrow(self, query: str) -> pa.Table:
         def run() -> pa.Table:
@@ -188,10 +196,12 @@ class DuckDBConnection(Connection):
 
     def _again_if_a_file_vanished(self, run: Callable[[], _T]) -> _T:
         """Returns ``run()``, run again when a lake file it had listed was gone when it opened it: compaction
-        deletes the files it replaced once its grace period has passed (``_lake_lifecycle``), and the lake's
-        views list the files anew on each run. Such a run failed; it never answered wrongly."""
+        deletes the files it replaced once its grace period has passed (``_lake_lifecycle``); the lake's
+        views are made again over the files there are now first. Such a run failed; it never answered wrongly."""
         for attempt in range(_VANISHED_RETRIES + 1):
             try:
+                if attempt and self.relist is not None:
+                    self.relist()
                 return run()
             except Exception as exc:
                 if not self.partitioned or attempt == _VANISHED_RETRIES or not _file_vanished(exc):
@@ -245,39 +255,54 @@ class DuckDBFile(Engine):
             yield DuckDBConnection(con, partitioned=False)
 
 
+def _read_parquet(paths: Sequence[str]) -> str:
+    listed = ", ".join("'" + path.replace("'", "''") + "'" for path in paths)
+    return (
+        f"read_parquet([{listed}], hive_partitioning = true, union_by_name = true, "
+        f"hive_types = {{'{_lake.PARTITION_COLUMN}': DATE}})"
+    )
+
+
 def _duckdb_lake_views(con: Any, root: str) -> None:
     """Creates the views of a lake in a DuckDB connection: typed columns (NULL for those no file has yet), one row
-    per span and date, the prices file when there is one."""
-    columns = _lake.spans_columns()
-    if _has_files(root):
-        source = (
-            f"read_parquet('{_lake.files_glob(root)}', hive_partitioning = true, union_by_name = true, "
-            f"hive_types = {{'{_lake.PARTITION_COLUMN}': DATE}})"
-        )
+    per span and date, the prices file when there is one.
+
+    The dates that compaction found to hold each span once are read as they are; only the others are grouped
+    by (date, trace_id, span_id) (``_lake_unique``). The files are listed here, once per connection: a lake
+    connection lives for one query or analysis, and runs ``_duckdb_lake_views`` again when a listed file has
+    gone meanwhile."""
+    from ._lake_location import LakeLocation
+    from ._lake_unique import split_lake
+
+    lake = LakeLocation(root)
+    once, grouped = split_lake(lake)
+    columns = [*_lake.spans_columns(), (_lake.PARTITION_COLUMN, "DATE")]
+    keys = (_lake.PARTITION_COLUMN, "trace_id", "span_id")
+    parts = []
+    for files, group in ((once, False), (grouped, True)):
+        if not files:
+            continue
+        source = _read_parquet([lake.uri(f.path) for f in files])
         present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
-    else:
-        source, present = "(SELECT 1 LIMIT 0)", set()
-    date = _lake.PARTITION_COLUMN
-    keys = (date, "trace_id", "span_id")
-
-    def typed(name: str, sql_type: str) -> str:
-        value = f'CAST("{name}" AS {sql_type})' if name in present else f"NULL::{sql_type}"
-        return f'{value} AS "{name}"' if name in keys else f'any_value({value}) AS "{name}"'
-
-    # Copies of a span are alike: one row per (date, trace_id, span_id), any copy's values. Grouping measured
-    # 2x faster than a row_number() window here; the date leads the keys, so that a filter on it goes below
-    # the grouping and prunes whole folders.
-    selected = [typed(name, sql_type) for name, sql_type in [*columns, (date, "DATE")]]
-    con.execute(
-        f"CREATE OR REPLACE VIEW auriko_obs_spans AS SELECT {', '.join(selected)} FROM {source} "
-        f"GROUP BY {', '.join(keys)}"
-    )
-    names = ", ".join(f'"{name}"' for name, _ in columns)
+        selected = []
+        for name, sql_type in columns:
+            value = f'CAST("{name}" AS {sql_type})' if name in present else f"NULL::{sql_type}"
+            # Copies of a span are alike: one row per (date, trace_id, span_id), any copy's values. Grouping
+            # measured 2x faster than a row_number() window; the date leads the keys, so that a filter on it
+            # goes below the grouping and prunes whole folders.
+            selected.append(f'any_value({value}) AS "{name}"' if group and name not in keys else f'{value} AS "{name}"')
+        grouping = f" GROUP BY {', '.join(keys)}" if group else ""
+        parts.append(f"SELECT {', '.join(selected)} FROM {source}{grouping}")
+    if not parts:  # an empty lake reads as empty tables
+        parts.append("SELECT " + ", ".join(f'NULL::{t} AS "{n}"' for n, t in columns) + " LIMIT 0")
+    con.execute(f"CREATE OR REPLACE VIEW auriko_obs_spans AS {' UNION ALL '.join(parts)}")
+    names = ", ".join(f'"{name}"' for name, _ in _lake.spans_columns())
     con.execute(f"CREATE OR REPLACE VIEW spans AS SELECT {names} FROM auriko_obs_spans")
     con.execute(
         f"CREATE OR REPLACE VIEW llm_calls AS SELECT {fields.llm_calls_select_list()} FROM spans "
         "WHERE operation IS NOT NULL"
     )
+    date = _lake.PARTITION_COLUMN
     con.execute(
         f"CREATE OR REPLACE VIEW {CALLS_VIEW} AS {_calls_view_sql(_duckdb_helper, 'auriko_obs_spans', f', {date}')}"
     )
@@ -287,16 +312,6 @@ def _duckdb_lake_views(con: Any, root: str) -> None:
     else:
         empty = ", ".join(f"NULL::{t} AS {n}" for n, t in _lake.PRICES_COLUMNS)
         con.execute(f"CREATE OR REPLACE VIEW provider_prices AS SELECT {empty} LIMIT 0")
-
-
-def _has_files(root: str) -> bool:
-    """Returns whether the lake holds a data file (an empty lake reads as empty tables), on S3 too."""
-    if not _lake.is_remote(root):
-        return _lake.has_files(root)
-    from ._lake_location import LakeLocation
-
-    lake = LakeLocation(root)
-    return any(lake.files(day) for day in lake.dates())
 
 
 def _prices_exist(root: str) -> bool:
@@ -337,7 +352,7 @@ class DuckDBLake(Engine):
                     if attempt == _VANISHED_RETRIES or not _file_vanished(exc):
                         raise
                 time.sleep(0.05 * 2**attempt)
-            yield DuckDBConnection(con, partitioned=True)
+            yield DuckDBConnection(con, partitioned=True, relist=lambda: _duckdb_lake_views(con, self.root))
         finally:
             con.close()
 
