@@ -101,8 +101,7 @@ def split_lake(lake: LakeLocation) -> tuple[list[LakeFile], list[LakeFile]]:
     unique = read_unique(lake)
     once: list[LakeFile] = []
     grouped: list[LakeFile] = []
-    for day in lake.dates():
-        listed = lake.files(day)
+    for day, listed in lake.files_by_date().items():
         entry = unique.get(day)
         if entry is None:
             grouped += listed
