@@ -80,17 +80,39 @@ def _no_real_api(monkeypatch):
         monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
 
 
-# CI's second leg (openai 2.x with the auriko SDK, AURIKO_OBS_SDK_LEG=1) reruns every test that makes a
-# call through the openai or auriko SDK (directly, through instrument(), or in a notebook kernel); these
-# modules never do (they build stores from rows, or read them) and ran in the first leg with the same code.
-SDK_INDEPENDENT_MODULES = {
-    "test_analysis.py",
-    "test_analysis_routing.py",
-    "test_budget_check.py",
-    "test_engine_conformance.py",
-    "test_spark_connect.py",
-    "test_report_delivery.py",
-    "test_schedule.py",
+# CI's second leg (openai 2.x with the auriko SDK, AURIKO_OBS_SDK_LEG=1) reruns the modules whose subject is
+# the call through the SDK: what the instrumentation records of each kind of call (plain, streamed, raw,
+# async, Responses, embeddings, errors), the auriko SDK, the simulator as the SDKs see it, the caller's
+# experience (never broken, never slowed), the notebook kernel and OTLP export. Every other module ran in
+# the first leg with the same code: it builds stores from rows, or makes plain calls only to have data for
+# what it tests (a report, a dashboard, the receiver), and what those calls record is checked here on both
+# SDKs. tests/test_ci_legs.py keeps the list honest: a module that makes any SDK-specific kind of call must
+# be in it, or in SDK_DATA_ONLY_MODULES with the reason its calls don't depend on the SDK.
+SDK_LEG_MODULES = {
+    "test_auriko_sdk.py",
+    "test_ci_legs.py",
+    "test_concurrency.py",
+    "test_import.py",
+    "test_instrumentation.py",
+    "test_jupyter.py",
+    "test_lake_writer.py",
+    "test_live.py",
+    "test_otlp_export.py",
+    "test_simulator.py",
+    "test_bad_values.py",
+    "test_disk_full.py",
+    "test_error_message_secrets.py",
+    "test_stream_usage_request.py",
+    "test_cassettes.py",
+    "test_official_instrumentation.py",
+}
+SDK_DATA_ONLY_MODULES = {
+    "test_collect.py": "a script's calls feed OpenLLMetry and our exporter; the subject is the receiver",
+    "test_dashboard.py": "an injected 429 gives the page an error to show; recording it is test_instrumentation's",
+    "test_dashboards.py": "an injected 502 gives the dashboards an error row; recording it is test_instrumentation's",
+    "test_lake_s3.py": "calls give the S3 lake rows; the writer's handling of each kind is test_lake_writer's",
+    "test_prices.py": "calls give the price estimate rows to price; the cost attributes are test_instrumentation's",
+    "test_reports.py": "calls give a report its rows and an error; recording them is test_instrumentation's",
 }
 
 
@@ -116,8 +138,8 @@ def pytest_runtest_setup(item):
 def pytest_collection_modifyitems(config, items):
     if os.environ.get("AURIKO_OBS_SDK_LEG") != "1":
         return
-    keep = [item for item in items if item.path.name not in SDK_INDEPENDENT_MODULES]
-    dropped = [item for item in items if item.path.name in SDK_INDEPENDENT_MODULES]
+    keep = [item for item in items if item.path.name in SDK_LEG_MODULES]
+    dropped = [item for item in items if item.path.name not in SDK_LEG_MODULES]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = keep

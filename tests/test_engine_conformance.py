@@ -2,7 +2,7 @@
 show, gives the same frame on (a) the DuckDB store file, (b) DuckDB over a lake of the same calls and (c) Spark
 local[2] over that lake.
 
-The calls are synthetic (120,000 over 9 days across a week and a month boundary) and hold the edge cases:
+The calls are synthetic (100,000 over 9 days across a week and a month boundary) and hold the edge cases:
 several routing warnings on one call (and more codes than types), NULL and empty lists, every error kind
 (Auriko bodies with 4xx and 5xx, 502/503/504 with no Auriko body, with and without the SDK's error.type),
 calls with and without routing, four services, calls with no, one and two tags, users and no user, and in
@@ -29,7 +29,7 @@ from auriko_obs.store._files import connect
 
 from ._lakes import lake_from_store, spark_session
 
-CALLS = 120_000
+CALLS = 100_000  # the fleet issue asks for at least 100k; Spark's time is per query more than per row
 START = datetime(2026, 11, 27, tzinfo=timezone.utc)  # a Friday: the 9 days cross a week and a month boundary
 DAYS = 9
 NOW = datetime(2026, 12, 5, 15, 30, tzinfo=timezone.utc)
