@@ -16,17 +16,6 @@ import pytest
 API_KEY = "ak_test_faults"
 
 
-@pytest.fixture(autouse=True)
-def _own_internal_error_counts(monkeypatch):
-    # INTERNAL_ERRORS is process-wide, and these tests make errors on purpose: later tests in the same
-    # worker must not see them (and each test here sees its own first warning of each kind logged).
-    from collections import Counter
-
-    from auriko_obs._internal_errors import INTERNAL_ERRORS
-
-    monkeypatch.setattr(INTERNAL_ERRORS, "counts", Counter())
-
-
 def _completion(usage: dict) -> bytes:
     return json.dumps(
         {
