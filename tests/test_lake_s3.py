@@ -110,3 +110,28 @@ def test_an_empty_s3_lake_reads_as_empty_tables(s3_env):
 
     lake = f"{s3_env.bucket('empty')}/lake"
     assert Store(lake).calls().empty
+
+
+def test_an_s3_date_compaction_left_is_read_without_grouping_until_a_copy_of_a_span_arrives(s3_env, tmp_path):
+    from auriko_obs import Store
+    from auriko_obs.store._lake_lifecycle import compact
+
+    raw = raw_rows(make_store(str(tmp_path / "s.duckdb"), [call(f"2026-06-01T10:00:{i:02d}Z") for i in range(6)]))
+    lake = f"{s3_env.bucket('compacted')}/lake"
+
+    def write(table):
+        writer = LakeWriter(lake)
+        writer.write(table)
+        assert writer.flush()
+
+    def read() -> tuple[int, bool]:
+        store = Store(lake)
+        plan = "".join(store.sql("EXPLAIN SELECT count(*) FROM spans")["explain_value"]).upper().replace("_", " ")
+        return int(store.sql("SELECT count(*) AS n FROM spans")["n"][0]), "GROUP BY" in plan
+
+    write(raw.slice(0, 3))
+    write(raw.slice(3))
+    assert compact(lake, grace_s=3600).days[0].files_out == 1
+    assert read() == (6, False)  # the merged file alone; the two it replaced, still there, are not read
+    write(raw.slice(0, 2))  # late copies of two spans
+    assert read() == (6, True)

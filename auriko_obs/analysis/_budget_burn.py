@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 SCOPES = ("workspace", "api_key", "tag", "user")
 PERIODS = ("daily", "weekly", "monthly")
 CONFIG_FILE = "auriko_obs.toml"
-# How many of the period's latest Auriko-routed calls are searched for budget headers.
+# How many of the period's latest Auriko-routed calls are searched for budget headers (with any that started at
+# the same instant as the last of them).
 _HEADER_SEARCH_CALLS = 500
 
 
@@ -200,11 +201,14 @@ def _observed(s: Session, budget: Budget, w: Where, period_start: datetime, now:
     spend_key, limit_key = f"budget_{budget.period}_spend_usd", f"budget_{budget.period}_limit_usd"
     window = w.between(period_start, now + timedelta(microseconds=1))
     calls = window.apply(s)
-    recent = (
-        calls.filter(calls.cost_source == "auriko")
-        .order_by(ibis.desc("start_time"))
-        .limit(_HEADER_SEARCH_CALLS)
-        .select("start_time", "credits_balance_usd", spend_key, limit_key)
+    auriko = calls.filter(calls.cost_source == "auriko")
+    # The newest calls are those from the start time of the _HEADER_SEARCH_CALLS-th newest on: found on the start
+    # times alone, so that the header columns (read from JSON) are worked out for those calls only, where an
+    # ORDER BY … LIMIT over the calls made the engine read them for every call of the period (17 s of 18 on a
+    # lake of 10M calls).
+    newest = auriko.select("start_time").order_by(ibis.desc("start_time")).limit(_HEADER_SEARCH_CALLS)
+    recent = auriko.filter(auriko.start_time >= newest.start_time.min()).select(
+        "start_time", "credits_balance_usd", spend_key, limit_key
     )
     has_header = recent[spend_key].notnull()
     has_credits = recent.credits_balance_usd.notnull()
