@@ -77,6 +77,7 @@ class Column:
     scale: float | None = None  # column = attribute × scale (seconds → milliseconds)
     first: bool = False  # column = first element of an array attribute
     default: str | None = None  # SQL literal for a span without the attribute (its conventional meaning)
+    count: bool = False  # a count: a negative value (another instrumentation's bug) gets NULL, kept in attributes
 
 
 def _a(name: str, sql_type: str, attribute: str, source: str, **kw: object) -> Column:
@@ -107,22 +108,42 @@ LLM_CALL_COLUMNS: tuple[Column, ...] = (
     _a("provider", "VARCHAR", "auriko.routing.provider", "routing_metadata.provider"),
     _a("provider_model_id", "VARCHAR", "auriko.routing.provider_model_id", "routing_metadata.provider_model_id"),
     _a("routing_strategy", "VARCHAR", "auriko.routing.strategy", "routing_metadata.routing_strategy"),
-    _a("input_tokens", "BIGINT", GEN_AI_USAGE_INPUT_TOKENS, "usage.prompt_tokens / input_tokens (includes cached)"),
+    _a(
+        "input_tokens",
+        "BIGINT",
+        GEN_AI_USAGE_INPUT_TOKENS,
+        "usage.prompt_tokens / input_tokens (includes cached)",
+        count=True,
+    ),
     _a(
         "output_tokens",
         "BIGINT",
         GEN_AI_USAGE_OUTPUT_TOKENS,
         "usage.completion_tokens / output_tokens (includes reasoning)",
+        count=True,
     ),
-    _a("total_tokens", "BIGINT", "auriko.usage.total_tokens", "usage.total_tokens"),
-    _a("cached_tokens", "BIGINT", GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, "usage.*_tokens_details.cached_tokens"),
+    _a("total_tokens", "BIGINT", "auriko.usage.total_tokens", "usage.total_tokens", count=True),
+    _a(
+        "cached_tokens",
+        "BIGINT",
+        GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+        "usage.*_tokens_details.cached_tokens",
+        count=True,
+    ),
     _a(
         "cache_write_tokens",
         "BIGINT",
         GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
         "usage.*_tokens_details.cache_write_tokens",
+        count=True,
     ),
-    _a("reasoning_tokens", "BIGINT", GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, "usage.*_tokens_details.reasoning_tokens"),
+    _a(
+        "reasoning_tokens",
+        "BIGINT",
+        GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
+        "usage.*_tokens_details.reasoning_tokens",
+        count=True,
+    ),
     _a("service_tier", "VARCHAR", OPENAI_RESPONSE_SERVICE_TIER, "response `service_tier` (the tier that served it)"),
     _a("cost_usd", "DOUBLE", "auriko.cost.usd", "routing_metadata.cost.usd, else a price-table estimate"),
     _a("cost_source", "VARCHAR", "auriko.cost.source", "auriko (router-reported) or estimate (price table)"),

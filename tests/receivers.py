@@ -48,7 +48,12 @@ class WebhookReceiver:
                     self.end_headers()
                     return
                 receiver.bodies.append(
-                    {"path": self.path, "content_type": self.headers.get("Content-Type"), "json": json.loads(body)}
+                    {
+                        "path": self.path,
+                        "content_type": self.headers.get("Content-Type"),
+                        "authorization": self.headers.get("Authorization"),
+                        "json": json.loads(body),
+                    }
                 )
                 self.send_response(200)
                 self.send_header("Content-Length", "2")

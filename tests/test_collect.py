@@ -516,6 +516,23 @@ def test_a_span_time_past_what_the_store_holds_is_rejected_and_the_rest_stored(c
     assert collector.receiver.stats()["rejected_spans"] == 2
 
 
+def test_a_negative_token_count_from_another_instrumentation_is_null_and_kept_in_attributes(collector):
+    span = _json_span("eee19b7ec3c1b174")
+    span["attributes"] = [
+        {"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
+        {"key": "gen_ai.usage.input_tokens", "value": {"intValue": "-5"}},
+        {"key": "gen_ai.usage.output_tokens", "value": {"intValue": "7"}},
+        {"key": "gen_ai.usage.cache_read.input_tokens", "value": {"intValue": "-1"}},
+    ]
+    assert _post(collector.url, _json_request(span), "application/json")[0] == 200
+    [row] = collector.rows(
+        "SELECT input_tokens, output_tokens, cached_tokens, "
+        "attributes ->> '$.\"gen_ai.usage.input_tokens\"' AS raw_input FROM spans"
+    ).itertuples()
+    assert pd.isna(row.input_tokens) and pd.isna(row.cached_tokens)  # before, -5 and -1 were summed into spend
+    assert row.output_tokens == 7 and row.raw_input == "-5"
+
+
 def test_spans_that_cannot_be_converted_get_400_and_the_receiver_keeps_running(collector, monkeypatch):
     """No payload that decodes is known to fail conversion any more; a failing converter stands in for
     whatever may."""

@@ -73,6 +73,17 @@ def test_webhook_gets_slack_text_and_the_report_json(store, webhook):
     assert "s3cr3t" not in outcome.detail  # the webhook's secret path is never logged
 
 
+def test_a_webhook_urls_user_and_password_go_as_basic_auth_not_into_the_host_name(webhook):
+    import base64
+
+    receiver = webhook()
+    url = receiver.url.replace("http://", "http://hook-user:p%40ss-S3CRET@")
+    detail = deliver_webhook({"text": "hi"}, url, retry=FAST)
+    [got] = receiver.bodies  # before, urllib looked up "hook-user:p@ss-S3CRET@127.0.0.1" as a host name
+    assert got["authorization"] == "Basic " + base64.b64encode(b"hook-user:p@ss-S3CRET").decode()
+    assert "S3CRET" not in detail and detail.startswith("posted to http://127.0.0.1:")
+
+
 def test_webhook_retries_with_backoff_then_succeeds(store, webhook):
     receiver = webhook(fail_first=2, fail_status=503)
     waits = []

@@ -310,20 +310,22 @@ def _store_from_before_the_api_column(path: str) -> None:
     con.execute("ALTER TABLE spans DROP COLUMN api")
     con.execute("ALTER TABLE spans DROP COLUMN service_tier")
     con.execute("DELETE FROM auriko_obs_migrations WHERE version >= 5")
-    for n, (operation, name, extra) in enumerate(
+    for n, (operation, name, extra, scope) in enumerate(
         [
-            ("responses", "responses gpt-4o-mini", {}),
-            ("chat", "chat gpt-4o", {}),
-            ("embeddings", "embeddings text-embedding-3-small", {}),
-            ("chat", "chat gpt-4o", {"openai.api.type": "responses"}),  # another instrumentation's span
-            (None, "GET /health", {}),  # not a model call
+            ("responses", "responses gpt-4o-mini", {}, "auriko_obs"),
+            ("chat", "chat gpt-4o", {}, "auriko_obs"),
+            ("embeddings", "embeddings text-embedding-3-small", {}, "auriko_obs"),
+            ("chat", "chat gpt-4o", {"openai.api.type": "responses"}, "opentelemetry.instrumentation.openai_v2"),
+            (None, "GET /health", {}, "opentelemetry.instrumentation.flask"),  # not a model call
+            ("chat", "openai.chat", {}, "opentelemetry.instrumentation.openai.v1"),  # OpenLLMetry, via collect
+            ("chat", "anthropic.chat", {}, "opentelemetry.instrumentation.anthropic"),
         ]
     ):
         attributes = {"gen_ai.operation.name": operation, **extra} if operation else {"http.route": "/health"}
         con.execute(
-            "INSERT INTO spans (trace_id, span_id, start_time, end_time, operation, name, status, attributes) "
-            "VALUES (?, ?, now(), now(), ?, ?, 'ok', ?)",
-            [f"{n:032x}", f"{n:016x}", operation, name, json.dumps(attributes)],
+            "INSERT INTO spans (trace_id, span_id, start_time, end_time, operation, name, status, attributes, "
+            "scope_name) VALUES (?, ?, now(), now(), ?, ?, 'ok', ?, ?)",
+            [f"{n:032x}", f"{n:016x}", operation, name, json.dumps(attributes), scope],
         )
     con.close()
 
@@ -345,5 +347,40 @@ def test_migration_gives_existing_rows_the_api_and_records_responses_calls_as_ch
         ("embeddings", "embeddings", "embeddings text-embedding-3-small", "embeddings", "embeddings", None),
         ("chat", "responses", "chat gpt-4o", "chat", "responses", None),
         (None, None, "GET /health", None, None, None),
+        # other instrumentations' chat spans do not say which API they called: NULL, as collect gives new ones
+        ("chat", None, "openai.chat", "chat", None, None),
+        ("chat", None, "anthropic.chat", "chat", None, None),
     ]
-    assert in_view == 4
+    assert in_view == 6
+
+
+def test_a_store_whose_migration_marked_foreign_chat_spans_chat_completions_is_put_right(tmp_path):
+    path = str(tmp_path / "migrated.duckdb")
+    con = duckdb.connect(path)
+    ensure_schema(con)
+    rows = [  # (scope, attributes as the first release of m005 left them)
+        ("auriko_obs", {"gen_ai.operation.name": "chat", "auriko.openai_api": "chat_completions"}),
+        (
+            "opentelemetry.instrumentation.openai_v2",  # says its API itself: kept
+            {
+                "gen_ai.operation.name": "chat",
+                "openai.api.type": "chat_completions",
+                "auriko.openai_api": "chat_completions",
+            },
+        ),
+        (
+            "opentelemetry.instrumentation.openai.v1",
+            {"gen_ai.operation.name": "chat", "auriko.openai_api": "chat_completions"},
+        ),
+    ]
+    for n, (scope, attributes) in enumerate(rows):
+        con.execute(
+            "INSERT INTO spans (trace_id, span_id, start_time, end_time, operation, api, name, status, attributes, "
+            "scope_name) VALUES (?, ?, now(), now(), 'chat', 'chat_completions', 'chat', 'ok', ?, ?)",
+            [f"{n:032x}", f"{n:016x}", json.dumps(attributes), scope],
+        )
+    con.execute("DELETE FROM auriko_obs_migrations WHERE name = 'm006_no_api_for_foreign_chat_spans'")
+    assert ensure_schema(con) == SCHEMA_VERSION
+    fixed = con.execute("SELECT api, attributes ->> '$.\"auriko.openai_api\"' FROM spans ORDER BY span_id").fetchall()
+    con.close()
+    assert fixed == [("chat_completions", "chat_completions"), ("chat_completions", "chat_completions"), (None, None)]

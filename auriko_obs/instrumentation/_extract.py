@@ -524,11 +524,15 @@ def _error_attributes(error: BaseException, attrs: Attributes, request_texts: li
     attrs[F.ERROR_TYPE] = code or exception_type(error)
 
 
-# Key-like strings in error messages: OpenAI keys (sk-…, sk-proj-…), Auriko keys (ak_live_…, ak_test_…),
-# bearer tokens, and whatever follows "API key provided:" or "api_key=". Redacted always.
+# Key-like strings in error messages: OpenAI and Anthropic keys (sk-…, sk-proj-…, sk-ant-…), Groq (gsk_…),
+# xAI (xai-…), Auriko (ak_live_…, ak_test_…), Google (AIza…), bearer tokens, Basic credentials (base64 with
+# a digit, a capital past its first letter, + / or =, so that "Basic plan" stays), and whatever follows
+# "API key provided:" or "api_key=". Redacted always.
 _SECRETS = re.compile(
-    r"\b(?:sk|ak|rk)[-_][A-Za-z0-9][A-Za-z0-9_\-*…]{4,}"
+    r"\b(?:g?sk|ak|rk|xai)[-_][A-Za-z0-9][A-Za-z0-9_\-*…]{4,}"
+    r"|\bAIza[0-9A-Za-z_-]{30,}"
     r"|(?i:\bbearer\s+)[^\s\"',]*[^\s\"',.]"
+    r"|(?i:\bbasic\s+)(?=[A-Za-z0-9+/][A-Za-z0-9+/]*[0-9A-Z+/=])[A-Za-z0-9+/]{8,}={0,2}"
     r"|(?i:\bapi[-_ ]?key(?:\s+provided)?[\"']?\s*[:=]\s*[\"']?)[^\s\"',]*[^\s\"',.]"
 )
 _REDACTED = "[REDACTED]"
@@ -542,8 +546,8 @@ def redact_secrets(text: str) -> str:
 
 def _redact_match(match: re.Match[str]) -> str:
     token = match.group(0)
-    # Keep the words that introduce a key ("Bearer ", "API key provided: "), drop the key.
-    head = re.match(r"(?i)(bearer\s+|api[-_ ]?key(?:\s+provided)?[\"']?\s*[:=]\s*[\"']?)", token)
+    # Keep the words that introduce a key ("Bearer ", "Basic ", "API key provided: "), drop the key.
+    head = re.match(r"(?i)(bearer\s+|basic\s+|api[-_ ]?key(?:\s+provided)?[\"']?\s*[:=]\s*[\"']?)", token)
     return (head.group(0) if head else "") + _REDACTED
 
 

@@ -8,6 +8,7 @@ counted and the original call goes ahead; the caller's own exception reaches it 
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from time import time_ns
@@ -78,17 +79,29 @@ _ABSENT = object()
 
 
 def _rejected_our_usage_request(record: CallRecord, error: BaseException) -> bool:
-    """Returns whether a failed stream may have failed for the include_usage we added: a 400 or 422 from a
-    server not known to accept it. The call is then sent again exactly as the caller wrote it."""
+    """Returns whether a failed stream failed for the include_usage we added: a 400 or 422, from a server not
+    known to accept it, whose error names the parameter (``stream_options`` or ``include_usage``, as an
+    unknown argument's message, ``param`` or a validation error's location does). The call is then sent again
+    exactly as the caller wrote it. Any other rejection (a context too long, a filtered prompt, an unknown
+    model) reaches the caller as it is, sent once."""
     try:
         return (
             record.injected_usage
             and getattr(error, "status_code", None) in (400, 422)
             and not usage_request_accepted(record.client)
+            and _names_our_parameter(error)
         )
     except Exception as exc:
         INTERNAL_ERRORS.record("usage.rejected", exc)
         return False
+
+
+def _names_our_parameter(error: BaseException) -> bool:
+    body = getattr(error, "body", None)
+    # The SDK's error holds the server's answer: its message, and its body (parsed JSON, or the text)
+    text = f"{getattr(error, 'message', '')} {body if isinstance(body, str) else json.dumps(body, default=str)}"
+    text = text.lower()
+    return "stream_options" in text or "include_usage" in text
 
 
 def _withdraw_usage_request(record: CallRecord, kwargs: dict[str, Any]) -> None:

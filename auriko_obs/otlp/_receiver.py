@@ -47,6 +47,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -62,7 +63,17 @@ from ._convert import (
     parse_protobuf,
     request_to_table,
 )
-from ._request_log import KIND_JSON, KIND_PROTOBUF, Orphan, ReadResult, RequestLog, Ticket, orphaned_logs, read_segment
+from ._request_log import (
+    KIND_JSON,
+    KIND_PROTOBUF,
+    Orphan,
+    ReadResult,
+    RequestLog,
+    Ticket,
+    orphaned_logs,
+    quarantine_segment,
+    read_segment,
+)
 
 log = logging.getLogger("auriko_obs.collect")
 
@@ -151,6 +162,7 @@ class Receiver:
                 "refused_spans",  # rows the store refused, set aside in its quarantine
                 "replayed_spans",  # from the logs of collectors that died
                 "unreadable_log_bytes",  # records cut short by a crash (never acknowledged) or damaged
+                "quarantined_log_segments",  # replayed segments holding damage, moved aside instead of deleted
             ),
             0,
         )
@@ -418,7 +430,9 @@ class Receiver:
         result = ReadResult()
         pending: list[pa.Table] = []
         rows = stored = 0
+        damaged: list[tuple[Path, int]] = []
         for segment in orphan.segments():
+            damaged_before = result.damaged_bytes
             for record in read_segment(segment, result):  # finished even when closing: these were acknowledged
                 try:
                     request = parse_json(record.payload) if record.kind == KIND_JSON else parse_protobuf(record.payload)
@@ -433,6 +447,8 @@ class Receiver:
                     if not self._export(pending):
                         return False
                     stored, pending, rows = stored + rows, [], 0
+            if result.damaged_bytes > damaged_before:
+                damaged.append((segment, result.damaged_bytes - damaged_before))
         if pending and not self._export(pending):
             return False
         if self.lake is not None and not self.lake.flush():  # the dead collector's log goes once its rows are in files
@@ -440,6 +456,8 @@ class Receiver:
         stored += rows
         self.count("replayed_spans", stored)
         self.count("unreadable_log_bytes", result.unreadable_bytes)
+        for segment, damaged_bytes in damaged:
+            self._quarantine(segment, damaged_bytes)
         log.info(
             "auriko_obs collect: replayed %d requests (%d spans) left in %s by a collector that stopped",
             result.records,
@@ -447,6 +465,22 @@ class Receiver:
             orphan.folder,
         )
         return True
+
+    def _quarantine(self, segment: Path, damaged_bytes: int) -> None:
+        """Moves a replayed segment that held damage aside, rather than deleting it with its folder."""
+        self.count("quarantined_log_segments")
+        try:
+            target: Path | str = quarantine_segment(segment)
+        except OSError:
+            log.warning("auriko_obs collect: cannot move the damaged log segment %s aside", segment, exc_info=True)
+            target = "nowhere (it is deleted with its folder)"
+        log.warning(
+            "auriko_obs collect: %d damaged bytes in the request log segment %s were skipped (the records after "
+            "them were replayed); the segment is kept in %s",
+            damaged_bytes,
+            segment,
+            target,
+        )
 
 
 # ------------------------------------------------------------------------------------------- HTTP

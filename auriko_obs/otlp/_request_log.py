@@ -15,7 +15,9 @@ Layout: ``<store>.collect-log/<pid>-<start ns>/`` per running collector, holding
 on its ``lock`` file for as long as it runs, and numbered segments ``000001.log``… A folder whose lock
 can be taken belongs to a collector that is gone, and is replayed. A record is a 13-byte header (magic,
 kind, length, CRC-32 of kind and payload) followed by the payload; a record cut short by a crash fails
-its check, and reading the segment stops there (such a record was never acknowledged).
+its check at the end of the segment (such a record was never acknowledged). Damage before a good record
+is skipped up to the next record that passes its check, and the segment is moved to
+``<store>.collect-log-quarantine/`` after its replay rather than deleted.
 """
 
 from __future__ import annotations
@@ -248,31 +250,69 @@ class Record:
 class ReadResult:
     records: int = 0
     unreadable_bytes: int = 0  # a record cut short by a crash (never acknowledged), or damage
+    damaged_bytes: int = 0  # of those, the ones followed by a good record: damage, not a crash's cut
+
+
+def _record_at(data: bytes, offset: int) -> tuple[Record, int] | None:
+    """Returns the record at ``offset`` and the offset after it, or None when none passes its check there."""
+    header = data[offset : offset + _HEADER.size]
+    if len(header) < _HEADER.size:
+        return None
+    magic, kind, length, crc = _HEADER.unpack(header)
+    start = offset + _HEADER.size
+    if magic != _MAGIC or length > _MAX_RECORD or start + length > len(data):
+        return None
+    payload = data[start : start + length]
+    if zlib.crc32(payload, zlib.crc32(bytes([kind]))) != crc:
+        return None
+    return Record(kind, payload), start + length
+
+
+def _next_record(data: bytes, offset: int) -> int | None:
+    """Returns where the first record that passes its check begins after ``offset``, None when none does."""
+    candidate = data.find(_MAGIC, offset + 1)
+    while candidate != -1:
+        if _record_at(data, candidate) is not None:
+            return candidate
+        candidate = data.find(_MAGIC, candidate + 1)
+    return None
 
 
 def read_segment(path: Path, result: ReadResult) -> Iterator[Record]:
-    """Yields the records of a segment, up to the first one that fails its check."""
+    """Yields the records of a segment that pass their check.
+
+    Bytes that fail it at the end of the segment are a record cut short by a crash, never acknowledged.
+    Bytes that fail it with a good record after them are damage (a disk that lied, a stray write): the
+    reading goes on at the next record magic that starts a record passing its check, since the records
+    after the damage were acknowledged."""
     with path.open("rb") as file:
         data = file.read()
     offset = 0
     while offset < len(data):
-        header = data[offset : offset + _HEADER.size]
-        if len(header) < _HEADER.size:
-            break
-        magic, kind, length, crc = _HEADER.unpack(header)
-        start = offset + _HEADER.size
-        payload = data[start : start + length]
-        if (
-            magic != _MAGIC
-            or length > _MAX_RECORD
-            or len(payload) != length
-            or zlib.crc32(payload, zlib.crc32(bytes([kind]))) != crc
-        ):
-            break
-        offset = start + length
+        found = _record_at(data, offset)
+        if found is None:
+            resume = _next_record(data, offset)
+            if resume is None:
+                break
+            result.unreadable_bytes += resume - offset
+            result.damaged_bytes += resume - offset
+            offset = resume
+            continue
+        record, offset = found
         result.records += 1
-        yield Record(kind, payload)
+        yield record
     result.unreadable_bytes += len(data) - offset
+
+
+def quarantine_segment(segment: Path) -> Path:
+    """Returns where a segment holding damage was moved: ``<store>.collect-log-quarantine/<folder>/``, beside
+    the log folder (never inside it, where it would be replayed again), for someone to look at."""
+    folder = segment.parent
+    target_folder = folder.parent.with_name(folder.parent.name + "-quarantine") / folder.name
+    target_folder.mkdir(parents=True, exist_ok=True)
+    target = target_folder / segment.name
+    os.replace(segment, target)
+    return target
 
 
 @dataclass

@@ -149,7 +149,6 @@ def _print_cron_line(ctx: click.Context, expression: str | None) -> None:
         ("--top", "top_n"),
         ("--name", "name"),
         ("--retries", "retries"),
-        ("--webhook-url", "webhook_url"),
     ):
         if p[key] is not None and ctx.get_parameter_source(key) == ParameterSource.COMMANDLINE:
             value = os.path.abspath(p[key]) if key in ("out", "budgets_config") else str(p[key])
@@ -159,6 +158,13 @@ def _print_cron_line(ctx: click.Context, expression: str | None) -> None:
         print(cron_line(argv, p["period"], expression))
     except ValueError as exc:
         raise UserError(str(exc)) from None
+    if p["webhook_url"] is not None and ctx.get_parameter_source("webhook_url") == ParameterSource.COMMANDLINE:
+        # the URL is a secret (a crontab is readable in `crontab -l`, backups, and by whoever edits it)
+        click.echo(
+            "auriko-obs: the webhook URL is left out of the cron line: set AURIKO_OBS_WEBHOOK_URL in the env file "
+            "the job sources (see docs/guides/reports.md, 'Cron, in one line')",
+            err=True,
+        )
 
 
 def _print_report(path: str, period: str, since, until, fmt: str, top_n: int, budgets_config) -> None:

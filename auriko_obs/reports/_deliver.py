@@ -20,6 +20,7 @@ STARTTLS is always used, and the server certificate is always verified.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import http.client
 import json
@@ -212,11 +213,14 @@ def deliver_webhook(
     headers = {"Content-Type": "application/json", "User-Agent": "auriko-obs-report"}
     if idempotency_key:
         headers["Idempotency-Key"] = idempotency_key
+    target, authorization = _without_userinfo(url)
+    if authorization:
+        headers["Authorization"] = authorization
     last = "no attempt"
     for attempt in range(1, retry.attempts + 1):
         wait_hint = None
         try:
-            status = _post_once(url, body, headers, retry.timeout_s)
+            status = _post_once(target, body, headers, retry.timeout_s)
             return f"posted to {_redact(url)}: HTTP {status} after {attempt} attempt(s)"
         except urllib.error.HTTPError as exc:
             last = f"HTTP {exc.code}"
@@ -235,10 +239,33 @@ def deliver_webhook(
     raise DeliveryError(f"webhook {_redact(url)} failed after {retry.attempts} attempts: {last}")
 
 
-def _redact(url: str) -> str:
-    # Webhook URLs carry their secret in the path (Slack: /services/T…/B…/secret): show the host only.
+def _without_userinfo(url: str) -> tuple[str, str | None]:
+    """Returns the URL without its ``user:password@``, and that as a Basic Authorization header (None when
+    there is none): urllib would look the whole ``user:password@host`` up as a host name, in DNS."""
     parsed = urllib.parse.urlsplit(url)
-    return f"{parsed.scheme}://{parsed.netloc}/…" if parsed.path not in ("", "/") else url
+    if parsed.username is None:
+        return url, None
+    netloc = parsed.netloc.rpartition("@")[2]
+    user = urllib.parse.unquote(parsed.username)
+    password = urllib.parse.unquote(parsed.password or "")
+    credentials = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return urllib.parse.urlunsplit(parsed._replace(netloc=netloc)), f"Basic {credentials}"
+
+
+def _redact(url: str) -> str:
+    """Returns ``url`` cut down to ``scheme://host[:port]/…``.
+
+    Webhook URLs carry their secret in the path (Slack: /services/T…/B…/secret), the query (?token=…) or
+    the userinfo (https://user:secret@host/), and this text goes to stderr and into the delivery log."""
+    parsed = urllib.parse.urlsplit(url)
+    host = parsed.hostname or ""
+    if ":" in host:  # an IPv6 address
+        host = f"[{host}]"
+    try:
+        port = f":{parsed.port}" if parsed.port is not None else ""
+    except ValueError:  # not a number: it could be anything, a secret included
+        port = ""
+    return f"{parsed.scheme}://{host}{port}/…"
 
 
 @dataclass(frozen=True)

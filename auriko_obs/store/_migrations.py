@@ -63,6 +63,9 @@ def m005_api_column_and_responses_as_chat(con: duckdb.DuckDBPyConnection) -> Non
     # instrumentation) call them `chat` and tell the API apart by openai.api.type. Existing rows get the
     # new `api` column, and their operation, span name and attributes are rewritten to match new rows.
     # (`service_tier` is new too: older rows never recorded the tier, so it stays NULL for them.)
+    # A chat span says which API it called only when it is ours (scope `auriko_obs`: our instrumentation
+    # only patches the OpenAI SDK's chat completions under `chat` before this) or says so itself
+    # (openai.api.type); other instrumentations' chat spans, received by `collect`, get NULL, as new ones do.
     for name in ("api", "service_tier"):
         con.execute(f'ALTER TABLE spans ADD COLUMN IF NOT EXISTS "{name}" VARCHAR')
     con.execute(
@@ -71,7 +74,9 @@ def m005_api_column_and_responses_as_chat(con: duckdb.DuckDBPyConnection) -> Non
           api = CASE
             WHEN operation = 'responses' THEN 'responses'
             WHEN operation = 'embeddings' THEN 'embeddings'
-            ELSE coalesce(attributes ->> '$."openai.api.type"', 'chat_completions') END,
+            ELSE coalesce(
+              attributes ->> '$."openai.api.type"', CASE WHEN scope_name = 'auriko_obs' THEN 'chat_completions' END
+            ) END,
           operation = CASE WHEN operation = 'responses' THEN 'chat' ELSE operation END,
           name = CASE WHEN operation = 'responses' THEN regexp_replace(name, '^responses', 'chat') ELSE name END,
           attributes = CASE WHEN operation = 'responses'
@@ -83,6 +88,21 @@ def m005_api_column_and_responses_as_chat(con: duckdb.DuckDBPyConnection) -> Non
     con.execute(
         "UPDATE spans SET attributes = json_merge_patch(attributes, json_object('auriko.openai_api', api)) "
         "WHERE api IS NOT NULL AND attributes ->> '$.\"auriko.openai_api\"' IS NULL"
+    )
+
+
+@migration
+def m006_no_api_for_foreign_chat_spans(con: duckdb.DuckDBPyConnection) -> None:
+    # m005 as first released marked every chat span `chat_completions`, other instrumentations' too. Undo it
+    # where only that m005 could have put it: a span not ours (scope) that does not say its API itself
+    # (openai.api.type); `collect` gives such a span no API, unless it came with our own auriko.openai_api,
+    # which only our instrumentation (scope auriko_obs) writes. A store m005 left right is unchanged.
+    con.execute(
+        """
+        UPDATE spans SET api = NULL, attributes = json_merge_patch(attributes, '{"auriko.openai_api": null}')
+        WHERE api = 'chat_completions' AND scope_name IS DISTINCT FROM 'auriko_obs'
+          AND attributes ->> '$."openai.api.type"' IS NULL
+        """
     )
 
 

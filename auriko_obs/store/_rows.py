@@ -178,6 +178,8 @@ def typed_columns_sql(source: str) -> str:
         value = f'_typed."{column.attribute}"'
         if column.first:
             value = f"{value}[1]"
+        if column.count:
+            value = f"CASE WHEN {value} >= 0 THEN {value} END"
         if column.scale is not None:
             value = f"{value} * {column.scale!r}"
         if column.default is not None:

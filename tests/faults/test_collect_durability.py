@@ -125,6 +125,39 @@ def test_a_request_log_cut_short_by_a_crash_is_replayed_up_to_the_cut(tmp_path):
     assert not log_root(db).exists()  # the replayed log, and the receiver's own, are gone
 
 
+@pytest.mark.parametrize("damage", ["payload", "header"])
+def test_a_damaged_record_mid_log_is_skipped_and_every_intact_record_after_it_is_replayed(tmp_path, caplog, damage):
+    db = str(tmp_path / "damaged.duckdb")
+    trace_id = bytes(range(1, 17))
+    log = RequestLog(db)
+    ends = []
+    for first in (1, 11, 21, 31):
+        log.append(KIND_PROTOBUF, request_bytes(trace_id, range(first, first + 10)))
+        [segment] = log.folder.glob("*.log")
+        ends.append(segment.stat().st_size)
+    log.close(remove=False)  # the collector died with all four requests acknowledged
+    data = bytearray(segment.read_bytes())
+    if damage == "payload":  # a flipped byte in the second record's payload
+        data[(ends[0] + ends[1]) // 2] ^= 0xFF
+    else:  # the second record's header overwritten: its length, and so where the third begins, is lost
+        data[ends[0] : ends[0] + 13] = b"\xff" * 13
+    segment.write_bytes(bytes(data))
+    receiver = Receiver(db)
+    try:
+        with caplog.at_level("WARNING", logger="auriko_obs"):
+            assert receiver.flush(30)
+        stats = receiver.stats()
+    finally:
+        receiver.close()
+    assert _stored_ids(db) == [*range(1, 11), *range(21, 41)]  # before, only the first record's 1..10
+    assert stats["replayed_spans"] == 30 and stats["unreadable_log_bytes"] == ends[1] - ends[0]
+    assert stats["quarantined_log_segments"] == 1
+    [kept] = (tmp_path / "damaged.duckdb.collect-log-quarantine").glob("*/*.log")
+    assert kept.read_bytes() == bytes(data)  # kept as it was found, for someone to look at
+    assert not log_root(db).exists()  # and the log folder itself is gone, so it is not replayed again
+    assert any(r.levelname == "WARNING" and "damaged bytes" in r.getMessage() for r in caplog.records)
+
+
 def test_a_live_collectors_log_is_left_alone_by_another_on_the_same_store(tmp_path):
     db = str(tmp_path / "two.duckdb")
     first = Receiver(db, flush_interval_s=3600)

@@ -69,3 +69,31 @@ def test_report_command_against_a_dripping_webhook_ends_after_its_deadline(tmp_p
     [held] = receiver.held_s
     assert 9.5 <= held <= 12.5, held
     assert elapsed < 45, elapsed
+
+
+@pytest.mark.parametrize(
+    "url_template",
+    ["http://127.0.0.1:{port}/?token=S3CRET-q", "http://user:S3CRET-q@127.0.0.1:{port}/x"],
+    ids=["secret-in-query", "secret-in-userinfo"],
+)
+def test_a_failed_webhook_delivery_keeps_the_urls_secret_out_of_stderr_and_the_delivery_log(
+    tmp_path, capsys, url_template
+):
+    from auriko_obs.cli import main
+    from auriko_obs.store import connect
+
+    from ..receivers import free_port
+    from ..spend_history import call, insert_calls, utc
+
+    db = str(tmp_path / "spend.duckdb")
+    insert_calls(db, [call(utc(2026, 11, 24, 10), cost_usd=1.0)])
+    port = free_port()  # nothing listens there
+    url = url_template.format(port=port)
+    command = ["report", "--db", db, "--period", "day", "--to", "webhook", "--webhook-url", url, "--retries", "1"]
+    assert main(command) == 1
+    err = capsys.readouterr().err
+    with connect(db, read_only=True, wait_s=10) as con:
+        logged = con.execute("SELECT * FROM auriko_obs_report_deliveries").fetchall()
+    assert [row for row in logged if "failed" in row], logged  # the failure was logged...
+    assert "S3CRET" not in err and "S3CRET" not in str(logged)  # ...without the secret
+    assert f"webhook http://127.0.0.1:{port}/… failed after 1 attempts" in err

@@ -89,3 +89,22 @@ def test_a_servers_own_rejection_reaches_the_caller_once_and_unchanged(db_path):
             auriko_obs.uninstrument()
     assert [r["model"] for r in lenient.requests] == ["gpt-4o", "rejected-model"]  # not sent twice
     assert list(frame["status"]) == ["ok", "error"]
+
+
+def test_the_first_stream_a_server_rejects_for_another_reason_is_sent_once(db_path):
+    # A new process knows no server yet: a rejection that does not name our parameter (an unknown model, a
+    # context too long, a filtered prompt) is the caller's answer, and the prompt is not uploaded twice.
+    with StrictServer(rejects=()) as lenient:
+        auriko_obs.instrument(db=db_path, service_name="strict")
+        try:
+            with (
+                openai.OpenAI(base_url=lenient.base_url, api_key="k", max_retries=0) as client,
+                pytest.raises(openai.BadRequestError, match="rejected-model"),
+            ):
+                client.chat.completions.create(model="rejected-model", messages=MESSAGES, stream=True)
+            frame = calls(db_path)
+        finally:
+            auriko_obs.uninstrument()
+    assert [r["model"] for r in lenient.requests] == ["rejected-model"]
+    assert "stream_options" in lenient.requests[0]  # it was asked, and the rejection was not about it
+    assert list(frame["status"]) == ["error"]
