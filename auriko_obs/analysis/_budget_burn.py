@@ -216,8 +216,8 @@ def _observed(s: Session, budget: Budget, w: Where, period_start: datetime, now:
         .select("start_time", "credits_balance_usd", spend_key, limit_key)
     )
     # The X-Budget-{Period}-* headers do not say which budget they are (workspace, this API key or another
-    # key: auriko-api.md §4, §8), and one store records calls of several keys. A budget takes only the
-    # observations whose limit is its own limit, to the cent; others belong to another scope.
+    # key: docs/reference/auriko-contract.md#budgets), and one store records calls of several keys. A budget
+    # takes only the observations whose limit is its own limit, to the cent; others belong to another scope.
     has_header = recent[spend_key].notnull() & ((recent[limit_key] - budget.limit_usd).abs() < _SAME_LIMIT_USD)
     has_credits = recent.credits_balance_usd.notnull()
     found = s.run(
@@ -277,7 +277,7 @@ def _burn(
     result = forecast(
         history, budget.limit_usd - spend, horizon_h, half_life_h=half_life_h, seed=seed, last_fraction=elapsed
     )
-    if first_call is None or now - first_call < MIN_FORECAST_HISTORY:
+    if first_call is not None and now - first_call < MIN_FORECAST_HISTORY:  # no calls at all: nothing to run out
         result = _no_forecast(result.rate_usd_per_h, spend >= budget.limit_usd)
     observed = _observed(store, budget, w, period_start, now)
     summary = {
