@@ -44,8 +44,8 @@ from ._files import (
     spool_dir,
 )
 from ._isolation import HeldBatches, write_isolating
-from ._lake import PARTITION_COLUMN, PRICES_COLUMNS, is_lake, is_remote, lake_root, prices_path
-from ._lake_location import check_lake_writable
+from ._lake import PARTITION_COLUMN, PRICES_COLUMNS, PRICES_FILE, is_lake, is_remote, lake_root, prices_path
+from ._lake_location import LakeLocation, check_lake_writable
 from ._migrations import SCHEMA_VERSION, applied_version, ensure_schema
 from ._read import read_connection
 from ._spool import Spool, quarantined_in_process
@@ -63,12 +63,14 @@ __all__ = [
     "HELPER_COLUMNS",
     "PARTITION_COLUMN",
     "PRICES_COLUMNS",
+    "PRICES_FILE",
     "RAW_SCHEMA",
     "SCHEMA_VERSION",
     "Connection",
     "DuckDBSpanExporter",
     "HeldBatches",
     "Ingested",
+    "LakeLocation",
     "LakeSpanExporter",
     "LakeWriter",
     "Spool",
