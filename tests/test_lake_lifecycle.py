@@ -185,6 +185,25 @@ def test_export_moves_a_store_into_a_lake_with_every_row_and_column(tmp_path, ca
     assert len(lake_rows(lake)) == 8 and len(_distinct_spans(lake)) == 4
 
 
+def test_export_brings_the_stores_cached_prices_so_routing_savings_reads_the_same(tmp_path):
+    from auriko_obs import analysis
+    from auriko_obs.store import Store, connect
+
+    db = make_store(str(tmp_path / "store.duckdb"), [call("2026-06-01T10:00:00Z")])
+    with connect(db, read_only=False, wait_s=10) as con:
+        con.executemany(
+            "INSERT INTO provider_prices VALUES (?, ?, ?, ?, ?, NULL, 'test', now())",
+            [("gpt-4o", "openai", 0, 2.5, 10.0), ("gpt-4o", "azure", 1, 2.75, 11.0)],
+        )
+    lake = str(tmp_path / "lake")
+    export_store(db, lake)
+    import pandas as pd
+
+    from_lake = analysis.prices(Store(lake))
+    pd.testing.assert_frame_equal(from_lake, analysis.prices(Store(db)))
+    assert len(from_lake) == 2
+
+
 def test_the_compact_command_reports_what_it_did(tmp_path, capsys):
     raw = raw_rows(make_store(str(tmp_path / "s.duckdb"), [call(f"2026-06-01T10:00:0{i}Z") for i in range(4)]))
     lake = str(tmp_path / "lake")

@@ -392,4 +392,18 @@ def export_store(
             published = _write_stream(lake, f"{DATE_PREFIX}{day.isoformat()}", names, _batches(con, sql), rows_per_file)
             rows += sum(n for _, n, _ in published)
             files += len(published)
+        _export_prices(con, lake)
     return rows, files
+
+
+def _export_prices(con: duckdb.DuckDBPyConnection, lake: LakeLocation) -> None:
+    """Copies the store's cached provider prices (``refresh_prices``) into the lake's price file, so that
+    ``routing_savings`` reads the same prices there; a store with none leaves the lake's file as it is."""
+    from ._lake import PRICES_COLUMNS, PRICES_FILE
+
+    names = ", ".join(f'"{name}"' for name, _ in PRICES_COLUMNS)
+    relation: Any = con.sql(f"SELECT {names} FROM provider_prices ORDER BY model, position")
+    table = relation.to_arrow_table() if hasattr(relation, "to_arrow_table") else relation.arrow()  # DuckDB 2 / 1.x
+    if table.num_rows:
+        folder, name = PRICES_FILE.rsplit("/", 1)
+        lake.write_table(folder, name, table, compression="zstd")
