@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -75,17 +76,23 @@ _BY_MODEL = {p.model: p for p in LIST_PRICES}
 _LONGEST_FIRST = sorted(_BY_MODEL, key=len, reverse=True)
 
 
+# The snapshot suffixes the price sources use: OpenAI's ``-2024-08-06`` and Anthropic's ``-20250514``.
+_SNAPSHOT_DATE = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8})")
+
+
 @functools.lru_cache(maxsize=1024)  # a process calls few models, many times
 def list_price(model: str | None) -> ModelPrice | None:
     """Returns the list price of ``model``: by its name, the part after a ``vendor/`` prefix, or the family
-    of a dated snapshot (``gpt-4o-2024-08-06`` prices as ``gpt-4o``); None when it is not listed."""
+    of a dated snapshot (``gpt-4o-2024-08-06`` and ``claude-x-20250514`` price as ``gpt-4o`` and ``claude-x``);
+    None when it is not listed. Other variants (``gpt-5-nano``, ``gpt-5-pro``) are other models, so unlisted."""
     if not model:
         return None
-    price = _BY_MODEL.get(model)
-    if price is None and "/" in model:
-        price = _BY_MODEL.get(model.rsplit("/", 1)[1])
+    name = model.rsplit("/", 1)[1] if model not in _BY_MODEL and "/" in model else model
+    price = _BY_MODEL.get(name)
     if price is None:
-        family = next((name for name in _LONGEST_FIRST if model.startswith(name + "-")), None)
+        family = next(
+            (f for f in _LONGEST_FIRST if name.startswith(f) and _SNAPSHOT_DATE.fullmatch(name[len(f) :])), None
+        )
         price = _BY_MODEL[family] if family else None
     return price
 

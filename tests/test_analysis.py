@@ -255,7 +255,43 @@ def test_cost_by_tag_counts_a_call_under_each_tag_and_folds_the_rest(store):
     assert frame["rank"].tolist()[0] == 1 and frame["rank"].isna().tolist() == [False, True]
     assert frame["cost_usd"].tolist() == pytest.approx([0.0117, 0.0077 + 0.000455], abs=1e-15)
     assert frame["calls"].tolist() == [2, 4]
-    assert frame["cost_share"].tolist() == pytest.approx([0.0117 / 0.019855, 0.008155 / 0.019855], rel=1e-12)
+    # Shares are of the calls' total cost, each call once (0.012155), not of the sum over tags.
+    total = store.sql("SELECT sum(cost_usd) AS c FROM llm_calls")["c"][0]
+    assert frame["cost_share"].tolist() == pytest.approx([0.0117 / total, 0.008155 / total], rel=1e-12)
+
+
+def spread_tags(tmp_path) -> Store:
+    """Returns a store of six calls over two days, each tagged ``all`` and one tag of its own; one is untagged."""
+    rows = [
+        call(f"2026-06-0{1 + i % 2}T10:0{i}:00Z", provider="openai", cost_usd=0.001 * (i + 1), tags=["all", f"c{i}"])
+        for i in range(5)
+    ]
+    rows.append(call("2026-06-02T11:00:00Z", provider="azure", cost_usd=0.5, tags=[]))
+    return Store(make_store(str(tmp_path / "tags.duckdb"), rows))
+
+
+@pytest.mark.parametrize("period", [None, "day"])
+def test_a_tag_share_is_of_the_periods_total_over_distinct_calls_so_tag_shares_can_add_past_1(tmp_path, period):
+    store = spread_tags(tmp_path)
+    head = "date_trunc('day', start_time)" if period else "NULL"
+    expected = store.sql(
+        f"""SELECT {head} AS p, sum(cost_usd) FILTER (WHERE list_contains(tags, 'all')) / sum(cost_usd) AS share,
+                   count(*) FILTER (WHERE list_contains(tags, 'all')) / count(*) AS call_share
+            FROM llm_calls GROUP BY ALL ORDER BY p"""
+    )
+    for frame in (analysis.cost_by("tag", store, period=period), analysis.provider_mix(store, by="tag", period=period)):
+        tagged_all = frame[frame["tag"] == "all"]
+        assert tagged_all["cost_share"].tolist() == pytest.approx(expected["share"].tolist(), rel=1e-12)
+        shares = frame.groupby("period_start")["cost_share"].sum() if period else [frame["cost_share"].sum()]
+        assert all(total > 1.0 for total in shares)  # every tagged call counts under two tags
+    mix = analysis.provider_mix(store, by="tag", period=period)
+    assert mix[mix["tag"] == "all"]["call_share"].tolist() == pytest.approx(expected["call_share"].tolist())
+
+
+def test_shares_by_an_ordinary_dimension_still_add_up_to_1(tmp_path):
+    store = spread_tags(tmp_path)
+    for frame in (analysis.cost_by("provider", store, period="day"), analysis.provider_mix(store, period="day")):
+        assert frame.groupby("period_start")["cost_share"].sum().tolist() == pytest.approx([1.0, 1.0])
 
 
 def test_cost_by_user_ranks_by_cost_and_shows_missing_users_as_none(store):

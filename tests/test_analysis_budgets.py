@@ -10,8 +10,9 @@ import pytest
 
 from auriko_obs import analysis
 from auriko_obs.analysis import Budget
+from auriko_obs.store import Store
 
-from ._stores import make_store, utc
+from ._stores import call, make_store, utc
 from .conftest import API_KEY, calls
 from .test_analysis import five_calls
 
@@ -149,6 +150,32 @@ def test_budget_burn_compares_local_spend_with_auriko_headers(store):
     assert burn.loc["ws", "credits_balance_usd"] == 99.5
     assert math.isnan(burn.loc["ws w", "observed_spend_usd"])  # no weekly header was seen
     assert math.isnan(burn.loc["t", "observed_spend_usd"]) and math.isnan(burn.loc["t", "credits_balance_usd"])
+
+
+def test_budget_headers_of_another_scope_are_not_taken_as_this_budgets(tmp_path):
+    # Two keys share the store: the interactive key's calls see the $5 workspace budget, the batch key's
+    # latest call its own $0.001 api_key budget. The headers do not name their scope; the limits tell them apart.
+    def headed(at: str, spend: float, limit: float) -> dict:
+        budget = {"auriko.budget.daily.spend_usd": spend, "auriko.budget.daily.limit_usd": limit}
+        return call(at, cost_usd=0.0001, cost_source="auriko", provider="openai", attributes=budget)
+
+    rows = [headed(f"2026-06-01T0{h}:00:00Z", 0.01 * h, 5.0) for h in range(1, 5)]
+    rows.append(headed("2026-06-01T05:00:00Z", 0.0009, 0.001))
+    store = make_store(str(tmp_path / "keys.duckdb"), rows)
+    budgets = [Budget("ws", 5.0, "daily"), Budget("batch", 0.001, "daily", scope="api_key"), Budget("x", 7, "daily")]
+    burn = analysis.budget_burn(store, budgets, now="2026-06-01T06:00:00Z").set_index("budget")
+    latest = """SELECT start_time, (attributes->>'$."auriko.budget.daily.spend_usd"')::DOUBLE AS spend FROM spans
+                WHERE (attributes->>'$."auriko.budget.daily.limit_usd"')::DOUBLE = ? ORDER BY start_time DESC LIMIT 1"""
+    for name, limit in (("ws", 5.0), ("batch", 0.001)):
+        expected = Store(store).sql(latest, [limit]).iloc[0]
+        assert burn.loc[name, "observed_at"] == expected["start_time"]
+        assert burn.loc[name, "observed_spend_usd"] == expected["spend"]
+        assert burn.loc[name, "observed_limit_usd"] == limit
+    assert (
+        burn.loc[["x"], ["observed_at", "observed_spend_usd", "observed_limit_usd", "divergence_usd"]]
+        .isna()
+        .all(axis=None)
+    )
 
 
 def test_budget_burndown_joins_spend_so_far_to_the_forecast_band(store):

@@ -147,3 +147,39 @@ def test_budgets_from_pyproject_and_the_worst_decides(early_spend, tmp_path, cap
     assert code == 1 and line.startswith("BUDGET WARNING - other (tag other, daily): $40.00 of $45.00 (88.9%)")
     assert "(and 1 more not OK)" in line
     assert line.endswith("| 'all'=1.2%;80;100;0 'search'=85.0%;80;100;0 'other'=88.9%;80;100;0")
+
+
+def test_a_demo_burst_of_seconds_is_not_forecast_into_critical(tmp_path, capsys):
+    from auriko_obs import analysis
+    from auriko_obs.store import Store
+
+    db = str(tmp_path / "demo.duckdb")
+    assert main(["demo", "--calls", "12", "--db", db]) == 0
+    capsys.readouterr()
+    spend = float(Store(db).sql("SELECT sum(cost_usd) AS c FROM llm_calls")["c"][0])
+    path = tmp_path / "auriko_obs.toml"
+    path.write_text(f'[[budgets]]\nname = "ws"\nscope = "workspace"\nperiod = "daily"\nlimit_usd = {spend * 50}\n')
+    code, line = run(capsys, "--db", db, "--config", str(path))
+    assert code == 0, line  # 2% used; seconds of calls say nothing about the rest of the day
+    row = analysis.budget_burn(db, str(path)).iloc[0]
+    assert row["spend_usd"] == pytest.approx(spend)
+    assert row[["exhausts_at", "exhausts_at_low", "exhausts_at_high", "exhaust_probability"]].isna().all()
+
+
+def test_a_three_second_burst_early_in_the_hour_is_not_forecast_into_critical(db_path, tmp_path, capsys):
+    # The reviewer's case: $0.07 of a $5 daily budget spent in 3 s at 10:01, checked at 10:01:05. Scaled to
+    # an hour that is $50/h, "running out" by 10:07 with probability 1; it is 1.4% of the budget.
+    burst = DAY + timedelta(hours=10, minutes=1)
+    insert_calls(
+        db_path, [call(burst + timedelta(seconds=i), cost_usd=0.07 / 4, tags=["team:search"]) for i in range(4)]
+    )
+    code, line = run(capsys, "--db", db_path, "--config", config(tmp_path, 5), "--now", "2026-11-25T10:01:05Z")
+    assert code == 0 and line.startswith("BUDGET OK - team-search (tag team:search, daily): $0.07 of $5.00 (1.4%)")
+
+
+def test_a_budget_past_its_limit_is_critical_even_with_minutes_of_history(db_path, tmp_path, capsys):
+    insert_calls(
+        db_path, [call(DAY + timedelta(hours=5, minutes=i), cost_usd=30.0, tags=["team:search"]) for i in (1, 2)]
+    )
+    code, line = run(capsys, "--db", db_path, "--config", config(tmp_path, 50), "--now", "2026-11-25T05:05Z")
+    assert code == 2 and "limit reached" in line, line

@@ -176,10 +176,15 @@ def test_every_dashboard_expression_returns_correct_results(tmp_path, sim, clien
         assert set(token_rates) == {"input", "output"} and token_rates["input"] > token_rates["output"] > 0
 
         p95 = {s["metric"]["gen_ai_request_model"]: _value(s) for s in results[7] if not math.isnan(_value(s))}
+        ok = rows[rows["status"] == "ok"]
         for model, durations in ok2.groupby("request_model")["duration_ms"]:
             truth = durations.quantile(0.95) / 1000
-            upper = next(b for b in DURATION_BUCKETS if b >= truth)  # the bucket holding the true p95
-            assert 0 < p95[model] <= upper * 1.0001, (model, p95[model], truth)
+            # The window may reach back into phase 1 (its edges are a scrape apart): the bound is the bucket
+            # holding the larger of phase 2's p95 and all calls' p95 (on a loaded machine one slow call in
+            # phase 1 moved it up a bucket).
+            either = max(truth, ok[ok["request_model"] == model]["duration_ms"].quantile(0.95) / 1000)
+            upper = next(b for b in DURATION_BUCKETS if b >= either)
+            assert 0 < p95[model] <= upper * 1.0001, (model, p95[model], truth, either)
 
         error_rate = _value(results[8][0])
         truth = (phase2["status"] == "error").mean()

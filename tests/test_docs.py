@@ -175,3 +175,20 @@ def test_docstrings_cite_the_contract_page_of_the_docs_not_a_file_outside_the_re
 
 def _all_python_source() -> str:
     return "\n".join(p.read_text() for p in (ROOT / "auriko_obs").rglob("*.py"))
+
+
+def test_the_instrumenting_guide_gives_instrument_and_flush_their_real_parameters_and_defaults():
+    import ast
+    import inspect
+
+    guide = (ROOT / "docs" / "guides" / "instrumenting.md").read_text()
+    for name in ("instrument", "flush"):
+        documented = re.search(rf"`auriko_obs\.{name}\(([^`]+)\)`", guide)
+        assert documented, name
+        shown = [part.strip().partition("=") for part in documented.group(1).split(",")]
+        real = []
+        for parameter in inspect.signature(getattr(auriko_obs, name)).parameters.values():
+            if parameter.kind is parameter.KEYWORD_ONLY and ("*", "", "") not in real:
+                real.append(("*", "", ""))
+            real.append((parameter.name, "=", parameter.default))
+        assert [(n, eq, ast.literal_eval(v) if eq else v) for n, eq, v in shown] == real, name

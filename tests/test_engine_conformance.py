@@ -16,6 +16,8 @@ each must be a value whose rank in its group is within 1/10000 of the group's ca
 
 from __future__ import annotations
 
+import os
+import shutil
 from datetime import datetime, timezone
 
 import pandas as pd
@@ -206,6 +208,46 @@ def test_the_lake_holds_duplicates_and_the_store_file_does_not(stores):
 @pytest.mark.parametrize("case", list(CASES))
 def test_duckdb_over_the_lake_gives_the_store_files_frame(stores, expected, case):
     assert_same_frame(expected[case], CASES[case](stores[1]))
+
+
+@pytest.fixture(scope="module")
+def compacted(stores, tmp_path_factory):
+    """Returns DuckDB over a copy of the lake after ``lake compact`` (the files it replaced still waiting beside
+    the merged ones), with late copies of some spans written afterwards into two of its dates: dates read as
+    compaction left them and dates grouped again, in one lake."""
+    import duckdb
+
+    from auriko_obs.store._lake_lifecycle import compact
+
+    root = str(tmp_path_factory.mktemp("compacted") / "lake")
+    shutil.copytree(stores[1].path, root)
+    report = compact(root, grace_s=3600, target_bytes=1 << 40)
+    assert report.days and report.waiting_files > 0
+    dates = sorted(d for d in os.listdir(root) if d.startswith("date="))
+    with duckdb.connect() as con:
+        for folder in dates[1:3]:
+            source = f"read_parquet('{root}/{folder}/*.parquet', hive_partitioning = false)"
+            con.execute(
+                f"COPY (SELECT * FROM {source} WHERE hash(span_id) % 7 = 0) TO '{root}/{folder}/late-1.parquet' "
+                "(FORMAT parquet)"
+            )
+    return Store(root)
+
+
+def test_a_compacted_lake_with_late_copies_holds_dates_read_as_they_are_and_dates_grouped(compacted):
+    from auriko_obs.store._lake_location import LakeLocation
+    from auriko_obs.store._lake_unique import split_lake
+
+    once, grouped = split_lake(LakeLocation(compacted.path))
+    assert {f.path.split("/")[-2] for f in grouped} == {
+        d for d in os.listdir(compacted.path) if os.path.exists(f"{compacted.path}/{d}/late-1.parquet")
+    }
+    assert once and len({f.path.split("/")[-2] for f in grouped}) == 2
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_duckdb_over_a_compacted_lake_with_late_copies_gives_the_store_files_frame(compacted, expected, case):
+    assert_same_frame(expected[case], CASES[case](compacted))
 
 
 @pytest.mark.parametrize("case", list(CASES))

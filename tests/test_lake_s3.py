@@ -110,3 +110,79 @@ def test_an_empty_s3_lake_reads_as_empty_tables(s3_env):
 
     lake = f"{s3_env.bucket('empty')}/lake"
     assert Store(lake).calls().empty
+
+
+def test_an_s3_date_compaction_left_is_read_without_grouping_until_a_copy_of_a_span_arrives(s3_env, tmp_path):
+    from auriko_obs import Store
+    from auriko_obs.store._lake_lifecycle import compact
+
+    raw = raw_rows(make_store(str(tmp_path / "s.duckdb"), [call(f"2026-06-01T10:00:{i:02d}Z") for i in range(6)]))
+    lake = f"{s3_env.bucket('compacted')}/lake"
+
+    def write(table):
+        writer = LakeWriter(lake)
+        writer.write(table)
+        assert writer.flush()
+
+    def read() -> tuple[int, bool]:
+        store = Store(lake)
+        plan = "".join(store.sql("EXPLAIN SELECT count(*) FROM spans")["explain_value"]).upper().replace("_", " ")
+        return int(store.sql("SELECT count(*) AS n FROM spans")["n"][0]), "GROUP BY" in plan
+
+    write(raw.slice(0, 3))
+    write(raw.slice(3))
+    assert compact(lake, grace_s=3600).days[0].files_out == 1
+    assert read() == (6, False)  # the merged file alone; the two it replaced, still there, are not read
+    write(raw.slice(0, 2))  # late copies of two spans
+    assert read() == (6, True)
+
+
+def s3_lake_of(s3, bucket: str, db: str) -> str:
+    """Returns an S3 lake holding the spans of the store ``db``, written by the lake writer."""
+    lake = f"{s3.bucket(bucket)}/lake"
+    writer = LakeWriter(lake, flush_interval_s=3600)
+    writer.write(raw_rows(db))
+    assert writer.flush() is True
+    return lake
+
+
+def test_the_dashboard_over_an_s3_lake_shows_its_spans(s3_env, tmp_path):
+    from auriko_obs import Store
+    from auriko_obs.dashboard import make_server
+
+    from .test_analysis import five_calls
+    from .test_dashboard import DASHBOARDS
+
+    lake = s3_lake_of(s3_env, "dashboard", make_store(str(tmp_path / "s.duckdb"), five_calls()))
+    server = make_server(lake, port=0, folder=DASHBOARDS)
+    try:
+        assert server.app.db_path == lake
+        data = json.loads(server.app.data("spend"))
+    finally:
+        server.server_close()
+    expected = Store(lake).sql("SELECT count(*) AS n, max(end_time)::VARCHAR AS last FROM spans").iloc[0]
+    assert data["spans"] == expected["n"] == 5
+    assert data["version"] is not None and str(expected["last"]) in json.dumps(data["version"])
+
+
+def test_refresh_prices_writes_an_s3_lakes_price_file_so_routing_savings_works(s3_env, sim, client, tmp_path):
+    import pandas as pd
+
+    from auriko_obs import analysis
+
+    db, lake = str(tmp_path / "spend.duckdb"), f"{s3_env.bucket('prices')}/lake"
+    auriko_obs.instrument(db=db, lake=lake)
+    try:
+        for model in ("gpt-4o", "gpt-4o", "llama-3.3-70b"):
+            client.chat.completions.create(model=model, messages=MESSAGES)
+        assert auriko_obs.flush() is True
+    finally:
+        auriko_obs.uninstrument()
+    for store in (lake, db):
+        assert len(analysis.refresh_prices(store, sim.base_url, "ak_test")) > 2
+    assert s3_env.keys("prices", "lake/_auriko_obs/") == ["lake/_auriko_obs/provider_prices.parquet"]
+    fetched = [analysis.prices(store).drop(columns="fetched_at") for store in (lake, db)]
+    pd.testing.assert_frame_equal(*fetched, check_dtype=False)
+    savings = analysis.routing_savings(lake, by="model")
+    assert savings["priced_calls"].sum() == 3
+    pd.testing.assert_frame_equal(savings, analysis.routing_savings(db, by="model"), check_dtype=False)

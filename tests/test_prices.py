@@ -34,6 +34,27 @@ def test_a_dated_snapshot_or_a_vendor_prefix_prices_as_its_model():
     assert prices.estimate_cost_usd("some-unknown-model", 10, 10, 0) is None  # unknown is NULL, never 0
 
 
+@pytest.mark.parametrize(
+    "variant", ["gpt-5-nano", "gpt-5-pro", "gpt-4o-audio-preview", "gpt-4o-mini-tts", "o3-mini-high"]
+)
+def test_a_variant_that_is_not_a_dated_snapshot_is_unlisted_not_priced_as_its_family(variant):
+    assert prices.list_price(variant) is None
+    assert prices.estimate_cost_usd(variant, 1000, 1000, 0) is None
+
+
+@pytest.mark.parametrize(
+    ("snapshot", "family"),
+    [
+        ("gpt-5-2025-08-07", "gpt-5"),
+        ("openai/gpt-4o-2024-08-06", "gpt-4o"),
+        ("claude-sonnet-4-20250514", "claude-sonnet-4-20250514"),
+        ("gpt-4.1-mini-20250414", "gpt-4.1-mini"),  # Anthropic's undashed date form, as the price sources use it
+    ],
+)
+def test_both_dated_snapshot_forms_in_the_price_sources_price_as_their_family(snapshot, family):
+    assert prices.list_price(snapshot).model == family
+
+
 def test_an_estimated_call_records_which_price_it_used(instrumented, sim):
     sim.configure(openai_mode=True)  # a plain OpenAI-compatible server: nobody reports the cost
     with openai.OpenAI(base_url=sim.base_url, api_key=API_KEY, max_retries=0) as client:

@@ -25,7 +25,7 @@ For expressions of one's own with the same filters and groups (as ``%auriko_obs 
 ``raw_dimension``/``label``/``out_name`` a dimension's value, its label and its column name.
 """
 
-from ._budget_burn import Budget, budget_burn, budget_burndown, load_budgets, period_bounds
+from ._budget_burn import MIN_FORECAST_HISTORY, Budget, budget_burn, budget_burndown, load_budgets, period_bounds
 from ._forecast import Forecast, decayed_rate, forecast
 from ._health import errors, latency
 from ._query import (
@@ -45,6 +45,7 @@ from ._spend import cache_savings, cost_by, provider_mix
 
 __all__ = [
     "DIMENSIONS",
+    "MIN_FORECAST_HISTORY",
     "NONE_LABEL",
     "OTHER_LABEL",
     "Budget",

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..store import parse_time
-from ._forecast import forecast
+from ._forecast import Forecast, forecast
 from ._query import Session, StoreLike, TimeLike, Values, Where, _ibis, session, where
 
 if TYPE_CHECKING:
@@ -32,8 +32,17 @@ if TYPE_CHECKING:
 SCOPES = ("workspace", "api_key", "tag", "user")
 PERIODS = ("daily", "weekly", "monthly")
 CONFIG_FILE = "auriko_obs.toml"
-# How many of the period's latest Auriko-routed calls are searched for budget headers.
+# How many of the period's latest Auriko-routed calls are searched for budget headers (with any that started at
+# the same instant as the last of them).
 _HEADER_SEARCH_CALLS = 500
+# How close an observed X-Budget-*-Limit must be to a budget's limit_usd to be taken as that budget's.
+_SAME_LIMIT_USD = 0.005
+# How long before ``now`` the budget's first call must be for its spend to be forecast. Below that, a burst
+# of minutes would be scaled up to an hourly rate and carried to the period's end with no spread to show
+# how little it says (a 3-second demo burst "ran out" a $5 daily budget with probability 1): the forecast
+# columns are NULL, and no verdict is raised from them. Three hours let the block bootstrap (4-hour blocks)
+# draw from more than one partial hour.
+MIN_FORECAST_HISTORY = timedelta(hours=3)
 
 
 @dataclass(frozen=True)
@@ -193,20 +202,27 @@ def _series(frame: pd.DataFrame, start: datetime, now: datetime) -> tuple[list[d
 
 
 def _observed(s: Session, budget: Budget, w: Where, period_start: datetime, now: datetime) -> dict:
-    """Returns what Auriko's headers said in this period: its spend and limit, credits, and the local spend then."""
+    """Returns what Auriko's headers said in this period about this budget (those showing its limit): its spend
+    and limit, credits, and the local spend then."""
     if budget.scope not in ("workspace", "api_key"):
         return {}
     ibis = _ibis()
     spend_key, limit_key = f"budget_{budget.period}_spend_usd", f"budget_{budget.period}_limit_usd"
     window = w.between(period_start, now + timedelta(microseconds=1))
     calls = window.apply(s)
-    recent = (
-        calls.filter(calls.cost_source == "auriko")
-        .order_by(ibis.desc("start_time"))
-        .limit(_HEADER_SEARCH_CALLS)
-        .select("start_time", "credits_balance_usd", spend_key, limit_key)
+    auriko = calls.filter(calls.cost_source == "auriko")
+    # The newest calls are those from the start time of the _HEADER_SEARCH_CALLS-th newest on: found on the start
+    # times alone, so that the header columns (read from JSON) are worked out for those calls only, where an
+    # ORDER BY … LIMIT over the calls made the engine read them for every call of the period (17 s of 18 on a
+    # lake of 10M calls).
+    newest = auriko.select("start_time").order_by(ibis.desc("start_time")).limit(_HEADER_SEARCH_CALLS)
+    recent = auriko.filter(auriko.start_time >= newest.start_time.min()).select(
+        "start_time", "credits_balance_usd", spend_key, limit_key
     )
-    has_header = recent[spend_key].notnull()
+    # The X-Budget-{Period}-* headers do not say which budget they are (workspace, this API key or another
+    # key: docs/reference/auriko-contract.md#budgets), and one store records calls of several keys. A budget
+    # takes only the observations whose limit is its own limit, to the cent; others belong to another scope.
+    has_header = recent[spend_key].notnull() & ((recent[limit_key] - budget.limit_usd).abs() < _SAME_LIMIT_USD)
     has_credits = recent.credits_balance_usd.notnull()
     found = s.run(
         recent.aggregate(
@@ -226,6 +242,12 @@ def _observed(s: Session, budget: Budget, w: Where, period_start: datetime, now:
     return row
 
 
+def _no_forecast(rate_usd_per_h: float, exhausted: bool) -> Forecast:
+    """Returns the forecast of a budget with too little history: none, unless its limit is already reached."""
+    at = 0.0 if exhausted else math.nan
+    return Forecast(rate_usd_per_h, at, at, at, 1.0 if exhausted else math.nan, (), (), ())
+
+
 def _missing(value: Any) -> bool:
     try:
         import pandas as pd
@@ -236,7 +258,7 @@ def _missing(value: Any) -> bool:
 
 
 def _at(now: datetime, hours: float) -> datetime | None:
-    return None if math.isinf(hours) else now + timedelta(hours=hours)
+    return None if math.isinf(hours) or math.isnan(hours) else now + timedelta(hours=hours)
 
 
 def _burn(
@@ -259,6 +281,8 @@ def _burn(
     result = forecast(
         history, budget.limit_usd - spend, horizon_h, half_life_h=half_life_h, seed=seed, last_fraction=elapsed
     )
+    if first_call is not None and now - first_call < MIN_FORECAST_HISTORY:  # no calls at all: nothing to run out
+        result = _no_forecast(result.rate_usd_per_h, spend >= budget.limit_usd)
     observed = _observed(store, budget, w, period_start, now)
     summary = {
         "budget": budget.name,
@@ -365,8 +389,12 @@ def budget_burn(
     ``limit_usd``, ``spend_usd``, ``remaining_usd``, ``percent_used`` (0–100+),
     ``burn_rate_usd_per_h``, ``exhausts_at`` (at the burn rate; NaT when not before the reset),
     ``exhausts_at_low`` / ``exhausts_at_high`` (10th / 90th percentile of the bootstrap),
-    ``exhaust_probability`` (of running out before the reset), and from Auriko's headers (workspace and
-    api_key budgets, NULL otherwise): ``observed_at`` (the latest call in the period carrying them),
+    ``exhaust_probability`` (of running out before the reset); the four forecast columns are NULL while the
+    budget's first call is less than ``MIN_FORECAST_HISTORY`` (3 hours) before ``now``, since minutes of
+    spend say nothing reliable about the rest of the period (unless the limit is already reached). From
+    Auriko's headers (workspace and api_key budgets, from calls whose headers show the budget's own
+    ``limit_usd``, since the headers do not name their scope; NULL otherwise): ``observed_at`` (the latest
+    call in the period carrying them),
     ``observed_spend_usd``, ``observed_limit_usd`` (X-Budget-{Period}-Spend/-Limit),
     ``divergence_usd`` (local spend up to that call minus Auriko's; positive when we count more,
     negative when spend happened outside this store), ``credits_balance_usd`` (the latest credit balance).
@@ -399,7 +427,8 @@ def budget_burndown(
     Columns: ``time`` (UTC, the end of each hour; the first row is the period start), ``kind``
     (``observed`` up to now, ``forecast`` after), ``spend_usd`` (cumulative in the period: observed, or
     the forecast median), ``spend_low_usd`` / ``spend_high_usd`` (10th / 90th percentile band of the
-    forecast; equal to spend_usd for observed rows), ``limit_usd``, ``budget``.
+    forecast; equal to spend_usd for observed rows), ``limit_usd``, ``budget``. No forecast rows while the
+    budget has less than ``MIN_FORECAST_HISTORY`` of calls (see ``budget_burn``).
     """
     now_at = parse_time(now) or datetime.now(timezone.utc)
     lookback_td = lookback if isinstance(lookback, timedelta) else now_at - parse_time(lookback, now=now_at)

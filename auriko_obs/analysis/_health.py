@@ -163,13 +163,14 @@ def _errors(s: Session, w: Where, g: Grouping) -> ir.Table:
     pre = calls.group_by(**keys).aggregate(n=calls.count())
     labelled = pre.select(**g.labels(pre), n=pre.n)
     totals = labelled.group_by(names).aggregate(calls=labelled.n.sum().cast("int64"))
-    eventful = calls.filter((calls.status == "error") | (calls.http_attempts > 1) | (calls.warnings.length() > 0))
+    eventful = calls.filter((calls.status == "error") | (calls.http_attempts > 1) | calls.has_warnings)
     facts = dict(
         _status=eventful.status,
         _error_type=eventful.error_type,
         _error_code=eventful.error_code,
         _http_status=eventful.http_status,
         _warnings=eventful.warnings,
+        _has_warnings=eventful.has_warnings,
         _warning_types=eventful.warning_types,
         _extra=ibis.greatest(eventful.http_attempts.coalesce(1) - 1, 0).cast("int64"),
         _retry_after_s=eventful.retry_after_s,
@@ -199,7 +200,7 @@ def _errors(s: Session, w: Where, g: Grouping) -> ir.Table:
         retry_after_s=retried._retry_after_s,
         http_status=retried._http_status,
     )
-    warned = base.filter(base._warnings.length() > 0)
+    warned = base.filter(base._has_warnings)
     # Codes and types pair up by position (zip), never as a cross product.
     pairs = warned.select(
         *names,

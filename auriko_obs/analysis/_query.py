@@ -285,6 +285,18 @@ class Grouping:
         out.update({out_name(d): label(t[f"_d{i}"], d) for i, d in enumerate(self.dims)})
         return out
 
+    def period_totals(self, pre: ir.Table, **sums: str) -> ir.Table:
+        """Returns the sums of columns of ``pre`` (grouped by the raw keys) per period, or one row without one.
+
+        Summed before any tag is unnested, so a call counts once: the denominator of a share per tag."""
+        head = {"period_start": period_of_hour(pre._hour, self.period)} if self.period else {}
+        base = pre.select(**head, **{name: pre[column] for name, column in sums.items()})
+        return group_sum(base, list(head), **{name: base[name].sum() for name in sums})
+
+    def with_period_totals(self, t: ir.Table, totals: ir.Table) -> ir.Table:
+        """Returns ``t`` with the columns of ``period_totals`` beside each row of its period."""
+        return t.inner_join(totals, "period_start") if self.period else t.cross_join(totals)
+
 
 def grouping(dims: str | Sequence[str], period: str | None) -> Grouping:
     """Returns the Grouping of ``dims`` (one or several dimensions) per ``period``; checks both."""

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..prices import fetch_auriko_prices
-from ..store import PRICES_COLUMNS, connect, is_remote, prices_path
+from ..store import PRICES_COLUMNS, PRICES_FILE, LakeLocation, connect
 from ._query import (
     Grouping,
     Session,
@@ -60,8 +58,9 @@ def refresh_prices(
     """Returns the price table after replacing the store's cached prices with a fresh ``GET /v1/models``.
 
     ``base_url`` is the API root the openai client uses (``https://api.auriko.ai/v1``, or a simulator's
-    ``base_url``). The whole table is replaced in one transaction, stamped with ``fetched_at``; in a lake,
-    ``provider_prices.parquet`` at its root is replaced at once (written aside, then renamed).
+    ``base_url``). The whole table is replaced in one transaction, stamped with ``fetched_at``; in a lake (a folder
+    or ``s3://``), ``_auriko_obs/provider_prices.parquet`` is replaced at once, published as the lake writer
+    publishes its files.
     """
     rows = fetch_auriko_prices(base_url, api_key, timeout_s=timeout_s)
     if not rows:
@@ -104,12 +103,10 @@ def refresh_prices(
 
 
 def _write_lake_prices(root: str, rows: list[dict]) -> None:
-    """Replaces a local lake's price file: written under a temporary name, then renamed over the old one."""
+    """Replaces a lake's price file (a local folder or S3) as the lake writer publishes its files: written
+    whole under a temporary name and renamed (locally), or put as one object (S3); readers never see half."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    if is_remote(root):
-        raise NotImplementedError(f"writing prices to a lake on an object store ({root}) comes with the lake writer")
     types = {
         "VARCHAR": pa.string(),
         "INTEGER": pa.int32(),
@@ -118,11 +115,8 @@ def _write_lake_prices(root: str, rows: list[dict]) -> None:
     }
     schema = pa.schema([(name, types[sql_type]) for name, sql_type in PRICES_COLUMNS])
     table = pa.Table.from_pylist([{name: r.get(name) for name in schema.names} for r in rows], schema=schema)
-    os.makedirs(os.path.dirname(prices_path(root)), exist_ok=True)
-    target = prices_path(root)
-    temporary = f"{target}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
-    pq.write_table(table, temporary, compression="zstd")
-    os.replace(temporary, target)
+    folder, name = PRICES_FILE.rsplit("/", 1)
+    LakeLocation(root).write_table(folder, name, table, compression="zstd")
 
 
 def prices(store: StoreLike | Session = None) -> pd.DataFrame:

@@ -48,7 +48,9 @@ def provider_mix(
 
     Columns: ``period_start`` (UTC, when ``period`` is hour, day, week or month), ``<by>`` (NULL shown as
     ``(none)``: calls no Auriko provider served), ``calls``, ``input_tokens``, ``output_tokens``,
-    ``total_tokens``, ``cost_usd``, ``call_share`` and ``cost_share`` (of the period's total, 0–1),
+    ``total_tokens``, ``cost_usd``, ``call_share`` and ``cost_share`` (of the period's total, 0–1; with
+    ``by="tag"`` each call counts once in the total and once under each of its tags, so the shares can
+    add up to more than 1),
     ``off_default_calls`` (calls served by a provider other than the first one ``GET /v1/models`` lists
     for the model; NULL until ``refresh_prices`` cached the catalog), ``off_default_share`` (of the
     calls whose default is known), ``top_strategy`` (the most used ``routing_strategy``).
@@ -101,8 +103,7 @@ def _provider_mix(s: Session, w: Where, g: Grouping) -> ir.Table:
     used = base.filter(base.strategy.notnull()).group_by([*names, "strategy"]).aggregate(uses=base.n.sum())
     rank = ibis.row_number().over(group_by=names, order_by=[ibis.desc(used.uses), used.strategy])
     top = used.mutate(r=rank).filter(lambda x: x.r == 0).select(*names, top_strategy="strategy")
-    out = totals.left_join(top, names)
-    period = ibis.window(group_by="period_start") if g.period else ibis.window()
+    out = g.with_period_totals(totals.left_join(top, names), g.period_totals(pre, all_n="n", all_c="c"))
     result = out.select(
         *names,
         calls=out.calls,
@@ -110,8 +111,8 @@ def _provider_mix(s: Session, w: Where, g: Grouping) -> ir.Table:
         output_tokens=out.output_tokens,
         total_tokens=out.total_tokens,
         cost_usd=out.cost_usd,
-        call_share=out.calls.cast("float64") / out.calls.sum().over(period),
-        cost_share=out.cost_usd / out.cost_usd.sum().over(period).nullif(0.0),
+        call_share=out.calls.cast("float64") / out.all_n.nullif(0),
+        cost_share=out.cost_usd / out.all_c.coalesce(0.0).nullif(0.0),
         off_default_calls=ibis.cases((has_defaults, out.off_n), else_=ibis.null("int64")),
         off_default_share=out.off_n.cast("float64") / out.known_n.nullif(0),
         top_strategy=out.top_strategy,
@@ -141,7 +142,7 @@ def cost_by(
 
     Columns: ``period_start`` (when ``period`` is given), ``<dim>`` (NULL shown as ``(none)``), ``rank``
     (1 = most expensive over the whole window; NULL for ``other``), ``calls``, ``input_tokens``,
-    ``output_tokens``, ``cost_usd``, ``cost_share`` (of the period's total, 0–1).
+    ``output_tokens``, ``cost_usd``, ``cost_share`` (of the period's total cost, each call counted once, 0–1).
     """
     if int(top) < 1:
         raise ValueError(f"top must be at least 1, not {top!r}")
@@ -181,8 +182,8 @@ def _cost_by(s: Session, w: Where, g: Grouping, top: int) -> ir.Table:
         output_tokens=folded.o.sum().coalesce(0).cast("int64"),
         cost_usd=folded.c.sum().coalesce(0.0),
     )
-    period = ibis.window(group_by="period_start") if g.period else ibis.window()
-    out = out.mutate(cost_share=out.cost_usd / out.cost_usd.sum().over(period).nullif(0.0))
+    out = g.with_period_totals(out, g.period_totals(pre, all_c="c"))
+    out = out.mutate(cost_share=out.cost_usd / out.all_c.coalesce(0.0).nullif(0.0)).drop("all_c")
     return out.order_by([*head, ibis.asc("rank", nulls_first=False)])
 
 

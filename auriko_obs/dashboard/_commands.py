@@ -25,11 +25,14 @@ from .._cli_shared import UserError, cannot_listen, db_option, db_path, readable
 )
 def dashboard(db: Path | None, port: int, host: str, folder: str | None) -> None:
     """Serve the dashboards as local web pages that refresh while spans arrive."""
+    from ..store import is_remote
     from ._definitions import DashboardError
     from ._web_app import serve
 
     path = db_path(db)
-    if os.path.exists(path):  # a store yet to be made is fine: the page waits for the first spans
+    # A local store yet to be made is fine (the page waits for the first spans); a remote lake is checked
+    # now, since a wrong bucket or missing credentials would otherwise show an empty page forever.
+    if is_remote(path) or os.path.exists(path):
         path = readable_db_path(db)
     try:
         serve(path, host=host, port=port, folder=folder, ready=lambda line: print(line, flush=True))

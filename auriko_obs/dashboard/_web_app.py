@@ -37,7 +37,10 @@ class DashboardApp:
     def __init__(self, db_path: str, folder: str | os.PathLike[str] | None = None) -> None:
         import jinja2
 
-        self.db_path = os.path.abspath(db_path)
+        from ..store import is_lake, lake_root
+
+        # A lake's root as the store names it: abspath would turn s3://bucket/prefix into ./s3:/bucket/prefix.
+        self.db_path = lake_root(db_path) if is_lake(db_path) else os.path.abspath(db_path)
         self.folder = folder
         self.dashboards = {d.name: d for d in load_dashboards(folder)}
         self._cache: dict[str, tuple[Any, bytes]] = {}
@@ -49,9 +52,9 @@ class DashboardApp:
 
     def version(self) -> tuple[int, str] | None:
         """Returns (spans, latest end time) of the store, or None when it does not exist yet."""
-        from ..store import Store
+        from ..store import Store, is_remote
 
-        if not os.path.exists(self.db_path):
+        if not is_remote(self.db_path) and not os.path.exists(self.db_path):
             return None
         row = Store(self.db_path).sql("SELECT count(*) AS n, max(end_time)::VARCHAR AS last FROM spans").iloc[0]
         return int(row["n"]), str(row["last"])

@@ -87,6 +87,8 @@ def routing_sentence(s: dict) -> str:
 
 def exhaustion(b: dict) -> str:
     """Returns when a budget is forecast to run out, with its band, or that it should last the period."""
+    if not b["exhausts_at"] and b["exhaust_probability"] is None:
+        return "no forecast yet (under 3 h of calls)"
     if not b["exhausts_at"]:
         return "lasts the period" + (
             f" (p={b['exhaust_probability']:.0%} it won't)" if b["exhaust_probability"] else ""

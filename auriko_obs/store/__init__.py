@@ -46,8 +46,8 @@ from ._files import (
     spool_dir,
 )
 from ._isolation import HeldBatches, write_isolating
-from ._lake import PARTITION_COLUMN, PRICES_COLUMNS, is_lake, is_remote, lake_root, prices_path
-from ._lake_location import check_lake_writable
+from ._lake import PARTITION_COLUMN, PRICES_COLUMNS, PRICES_FILE, is_lake, is_remote, lake_root, prices_path
+from ._lake_location import LakeLocation, check_lake_writable
 from ._layout import EXTRA_ATTRIBUTES, STORED_TABLE, attributes_sql, stored_columns, unmerged_attribute_sql
 from ._migrations import SCHEMA_VERSION, applied_version, ensure_schema
 from ._read import read_connection
@@ -79,6 +79,7 @@ __all__ = [
     "LEGACY_RAW_SCHEMA",
     "PARTITION_COLUMN",
     "PRICES_COLUMNS",
+    "PRICES_FILE",
     "RAW_SCHEMA",
     "SCHEMA_VERSION",
     "STORED_TABLE",
@@ -86,6 +87,7 @@ __all__ = [
     "DuckDBSpanExporter",
     "HeldBatches",
     "Ingested",
+    "LakeLocation",
     "LakeSpanExporter",
     "LakeWriter",
     "Origin",

@@ -35,6 +35,7 @@ CALLS_VIEW = "auriko_obs_calls"
 # Helper columns of auriko_obs_calls: name → (the span attribute it reads, or None; its DuckDB type).
 HELPER_COLUMNS: dict[str, tuple[str | None, str]] = {
     "start_hour": (None, "BIGINT"),  # hours since 1970-01-01 00:00 UTC of start_time
+    "has_warnings": (None, "BOOLEAN"),  # routing warnings is a non-empty list
     "otel_error_type": (fields.ERROR_TYPE, "VARCHAR"),  # failed calls only
     "warning_types": ("auriko.routing.warning_types", "VARCHAR[]"),  # calls with routing warnings only
     **{
@@ -62,12 +63,24 @@ def _guarded(name: str, sql: str, engine: str) -> str:
     return f"CASE WHEN {guard} THEN {sql} END" if guard else sql
 
 
+# The helper columns computed from other columns. has_warnings: Ibis writes a list's length as DuckDB's
+# array_length, which DuckDB does not move below a view's projection, so that a filter on it made the view
+# read every call's attributes (errors(): 10M calls read for 48k with warnings); len() it moves.
+_COMPUTED = {
+    "start_hour": {
+        "duckdb": "epoch_us(start_time) // 3600000000",
+        "spark": "CAST(floor(unix_micros(start_time) / 3600000000) AS BIGINT)",
+    },
+    "has_warnings": {"duckdb": "coalesce(len(warnings) > 0, false)", "spark": "coalesce(size(warnings) > 0, false)"},
+}
+
+
 def _duckdb_helper(name: str, json_column: str = "attributes") -> str:
     # A store file's `spans` also has `extra_attributes`, which holds these attributes (none has a column of its
     # own) without the merge that its `attributes` costs every row (store/_layout.py).
     attribute, sql_type = HELPER_COLUMNS[name]
     if attribute is None:
-        return "epoch_us(start_time) // 3600000000"
+        return _COMPUTED[name]["duckdb"]
     path = f"'$.\"{attribute}\"'"
     if sql_type == "VARCHAR[]":
         return _guarded(name, f"from_json(json_extract({json_column}, {path}), '[\"VARCHAR\"]')", "duckdb")
@@ -91,20 +104,26 @@ _SPARK_TYPES = {
 def _spark_helper(name: str) -> str:
     attribute, sql_type = HELPER_COLUMNS[name]
     if attribute is None:
-        return "CAST(floor(unix_micros(start_time) / 3600000000) AS BIGINT)"
+        return _COMPUTED[name]["spark"]
     text = f"get_json_object(attributes, '$[\\'{attribute}\\']')"
     if sql_type == "VARCHAR[]":
         return _guarded(name, f"from_json({text}, 'array<string>')", "spark")
     return _guarded(name, text if sql_type == "VARCHAR" else f"try_cast({text} AS {_SPARK_TYPES[sql_type]})", "spark")
 
 
-def _calls_view_sql(helper: Any, spans: str, extra: str = "", present: set[str] | None = None) -> str:
+def _calls_view_sql(
+    helper: Any, spans: str, extra: str = "", present: set[str] | None = None, *, json_as_text: bool = False
+) -> str:
     """Returns the SELECT of auriko_obs_calls over the relation ``spans``, with ``extra`` columns; a column not
-    ``present`` (a store file written before it existed, opened read-only) reads as NULL."""
-    columns = ", ".join(
-        c.name if present is None or c.name in present else f"CAST(NULL AS {c.sql_type}) AS {c.name}"
-        for c in fields.LLM_CALL_COLUMNS
-    )
+    ``present`` (a store file written before it existed, opened read-only) reads as NULL. With
+    ``json_as_text``, the JSON columns of ``spans`` are text, made JSON only where a query selects them."""
+
+    def column(c: fields.Column) -> str:
+        if present is not None and c.name not in present:
+            return f"CAST(NULL AS {c.sql_type}) AS {c.name}"
+        return f"CAST({c.name} AS JSON) AS {c.name}" if json_as_text and c.sql_type == "JSON" else c.name
+
+    columns = ", ".join(column(c) for c in fields.LLM_CALL_COLUMNS)
     helpers = ", ".join(f"{helper(name)} AS {name}" for name in HELPER_COLUMNS)
     return f"SELECT {columns}{extra}, {helpers} FROM {spans} WHERE operation IS NOT NULL"
 
@@ -154,7 +173,14 @@ class Connection:
 
 _T = TypeVar("_T")
 _VANISHED_RETRIES = 5
-_VANISHED = ("No such file or directory", "Cannot open file", "NoSuchKey", "FileNotFoundError", "Not Found")
+_VANISHED = (
+    "No such file or directory",
+    "No files found that match the pattern",
+    "Cannot open file",
+    "NoSuchKey",
+    "FileNotFoundError",
+    "Not Found",
+)
 
 
 def _file_vanished(exc: BaseException) -> bool:
@@ -168,9 +194,10 @@ def _file_vanished(exc: BaseException) -> bool:
 class DuckDBConnection(Connection):
     dialect = "duckdb"
 
-    def __init__(self, con: Any, *, partitioned: bool) -> None:
+    def __init__(self, con: Any, *, partitioned: bool, relist: Callable[[], None] | None = None) -> None:
         self.con = con
         self.partitioned = partitioned
+        self.relist = relist  # makes the views again over the files there are now (a lake)
 
     def arrow(self, query: str) -> pa.Table:
         def run() -> pa.Table:
@@ -190,10 +217,12 @@ class DuckDBConnection(Connection):
 
     def _again_if_a_file_vanished(self, run: Callable[[], _T]) -> _T:
         """Returns ``run()``, run again when a lake file it had listed was gone when it opened it: compaction
-        deletes the files it replaced once its grace period has passed (``_lake_lifecycle``), and the lake's
-        views list the files anew on each run. Such a run failed; it never answered wrongly."""
+        deletes the files it replaced once its grace period has passed (``_lake_lifecycle``); the lake's
+        views are made again over the files there are now first. Such a run failed; it never answered wrongly."""
         for attempt in range(_VANISHED_RETRIES + 1):
             try:
+                if attempt and self.relist is not None:
+                    self.relist()
                 return run()
             except Exception as exc:
                 if not self.partitioned or attempt == _VANISHED_RETRIES or not _file_vanished(exc):
@@ -248,41 +277,64 @@ class DuckDBFile(Engine):
             yield DuckDBConnection(con, partitioned=False)
 
 
+def _read_parquet(paths: Sequence[str]) -> str:
+    listed = ", ".join("'" + path.replace("'", "''") + "'" for path in paths)
+    return (
+        f"read_parquet([{listed}], hive_partitioning = true, union_by_name = true, "
+        f"hive_types = {{'{_lake.PARTITION_COLUMN}': DATE}})"
+    )
+
+
 def _duckdb_lake_views(con: Any, root: str) -> None:
     """Creates the views of a lake in a DuckDB connection: typed columns (NULL for those no file has yet), one row
-    per span and date, the prices file when there is one."""
-    columns = _lake.spans_columns()
-    if _has_files(root):
-        source = (
-            f"read_parquet('{_lake.files_glob(root)}', hive_partitioning = true, union_by_name = true, "
-            f"hive_types = {{'{_lake.PARTITION_COLUMN}': DATE}})"
-        )
+    per span and date, the prices file when there is one.
+
+    The dates that compaction found to hold each span once are read as they are; only the others are grouped
+    by (date, trace_id, span_id) (``_lake_unique``). The files are listed here, once per connection: a lake
+    connection lives for one query or analysis, and runs ``_duckdb_lake_views`` again when a listed file has
+    gone meanwhile."""
+    from ._lake_location import LakeLocation
+    from ._lake_unique import split_lake
+
+    lake = LakeLocation(root)
+    once, grouped = split_lake(lake)
+    columns = [*_lake.spans_columns(), (_lake.PARTITION_COLUMN, "DATE")]
+    keys = (_lake.PARTITION_COLUMN, "trace_id", "span_id")
+    parts = []
+    for files, group in ((once, False), (grouped, True)):
+        if not files:
+            continue
+        source = _read_parquet([lake.uri(f.path) for f in files])
         present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
-    else:
-        source, present = "(SELECT 1 LIMIT 0)", set()
-    date = _lake.PARTITION_COLUMN
-    keys = (date, "trace_id", "span_id")
-
-    def typed(name: str, sql_type: str) -> str:
-        value = f'CAST("{name}" AS {sql_type})' if name in present else f"NULL::{sql_type}"
-        return f'{value} AS "{name}"' if name in keys else f'any_value({value}) AS "{name}"'
-
-    # Copies of a span are alike: one row per (date, trace_id, span_id), any copy's values. Grouping measured
-    # 2x faster than a row_number() window here; the date leads the keys, so that a filter on it goes below
-    # the grouping and prunes whole folders.
-    selected = [typed(name, sql_type) for name, sql_type in [*columns, (date, "DATE")]]
-    con.execute(
-        f"CREATE OR REPLACE VIEW auriko_obs_spans AS SELECT {', '.join(selected)} FROM {source} "
-        f"GROUP BY {', '.join(keys)}"
+        selected = []
+        for name, sql_type in columns:
+            # JSON text stays VARCHAR until the spans view: a cast to JSON parses every row's text, which cost
+            # 8.5 s of 13 in errors() over 10M calls where only the few calls with warnings are read
+            sql_type = "VARCHAR" if sql_type == "JSON" else sql_type
+            value = f'CAST("{name}" AS {sql_type})' if name in present else f"NULL::{sql_type}"
+            # Copies of a span are alike: one row per (date, trace_id, span_id), any copy's values. Grouping
+            # measured 2x faster than a row_number() window; the date leads the keys, so that a filter on it
+            # goes below the grouping and prunes whole folders.
+            selected.append(f'any_value({value}) AS "{name}"' if group and name not in keys else f'{value} AS "{name}"')
+        grouping = f" GROUP BY {', '.join(keys)}" if group else ""
+        parts.append(f"SELECT {', '.join(selected)} FROM {source}{grouping}")
+    if not parts:  # an empty lake reads as empty tables
+        empty = ", ".join(f'NULL::{"VARCHAR" if t == "JSON" else t} AS "{n}"' for n, t in columns)
+        parts.append(f"SELECT {empty} LIMIT 0")
+    con.execute(f"CREATE OR REPLACE VIEW auriko_obs_spans AS {' UNION ALL '.join(parts)}")
+    names = ", ".join(
+        f'CAST("{name}" AS JSON) AS "{name}"' if sql_type == "JSON" else f'"{name}"'
+        for name, sql_type in _lake.spans_columns()
     )
-    names = ", ".join(f'"{name}"' for name, _ in columns)
     con.execute(f"CREATE OR REPLACE VIEW spans AS SELECT {names} FROM auriko_obs_spans")
     con.execute(
         f"CREATE OR REPLACE VIEW llm_calls AS SELECT {fields.llm_calls_select_list()} FROM spans "
         "WHERE operation IS NOT NULL"
     )
+    date = _lake.PARTITION_COLUMN
     con.execute(
-        f"CREATE OR REPLACE VIEW {CALLS_VIEW} AS {_calls_view_sql(_duckdb_helper, 'auriko_obs_spans', f', {date}')}"
+        f"CREATE OR REPLACE VIEW {CALLS_VIEW} AS "
+        f"{_calls_view_sql(_duckdb_helper, 'auriko_obs_spans', f', {date}', json_as_text=True)}"
     )
     prices = _lake.prices_path(root)
     if _prices_exist(root):
@@ -290,16 +342,6 @@ def _duckdb_lake_views(con: Any, root: str) -> None:
     else:
         empty = ", ".join(f"NULL::{t} AS {n}" for n, t in _lake.PRICES_COLUMNS)
         con.execute(f"CREATE OR REPLACE VIEW provider_prices AS SELECT {empty} LIMIT 0")
-
-
-def _has_files(root: str) -> bool:
-    """Returns whether the lake holds a data file (an empty lake reads as empty tables), on S3 too."""
-    if not _lake.is_remote(root):
-        return _lake.has_files(root)
-    from ._lake_location import LakeLocation
-
-    lake = LakeLocation(root)
-    return any(lake.files(day) for day in lake.dates())
 
 
 def _prices_exist(root: str) -> bool:
@@ -340,7 +382,7 @@ class DuckDBLake(Engine):
                     if attempt == _VANISHED_RETRIES or not _file_vanished(exc):
                         raise
                 time.sleep(0.05 * 2**attempt)
-            yield DuckDBConnection(con, partitioned=True)
+            yield DuckDBConnection(con, partitioned=True, relist=lambda: _duckdb_lake_views(con, self.root))
         finally:
             con.close()
 

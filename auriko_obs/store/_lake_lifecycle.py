@@ -14,6 +14,10 @@ by start time, with each span once. It is safe while writers append and readers 
   replaces. Files that wait for deletion are not merged again. (A query that opens a listed file after it was
   deleted fails rather than answer wrongly; DuckDB's lake reader runs it again, ``_engines``.)
 
+Each run then records, per date, the files that together hold each span once (``_lake_unique``): readers read
+such a date without grouping its rows while its folder holds exactly those files (and files they replaced),
+unchanged; any other file, or a file gone or rewritten, and the date is grouped again until the next run.
+
 A compaction that stops half-way (a crash, an S3 outage) leaves merged files beside the files they copy:
 duplicates that readers count once and the next run merges away. Two compactions of one lake at once lose
 nothing either, but may leave duplicates for the next run: run one (a cron job) per lake.
@@ -36,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import fields
 from ._lake_location import DATE_PREFIX, FileNames, LakeFile, LakeLocation
+from ._lake_unique import UniqueDay, read_unique, state_of, write_unique
 
 if TYPE_CHECKING:
     import duckdb
@@ -196,23 +201,45 @@ def _delete_replaced(lake: LakeLocation, grace_s: float, now_s: float, report: C
 
 
 def _compact_day(
-    lake: LakeLocation, day: str, files: list[LakeFile], con: duckdb.DuckDBPyConnection, rows_per_file: int
-) -> DayCompaction:
+    lake: LakeLocation,
+    day: str,
+    files: list[LakeFile],
+    con: duckdb.DuckDBPyConnection,
+    rows_per_file: int,
+    kept: list[LakeFile],
+) -> tuple[DayCompaction, list[str]]:
+    """Returns what merging ``files`` did and the names of the files written: each span once, none of the spans
+    already in the ``kept`` files of the date, oldest first."""
     result = DayCompaction(day, files_in=len(files), bytes_in=sum(f.size for f in files))
     sources = _sql_list(lake, files)
     described = con.execute(f"DESCRIBE SELECT * FROM read_parquet({sources}, union_by_name = true)").fetchall()
     present = {row[0] for row in described}
     result.rows_in = _rows(con, lake, files)
+    merged = f"read_parquet({sources}, union_by_name = true)"
+    if kept:  # the date's large files stay: their spans must not be written again
+        merged = (
+            f"(SELECT * FROM {merged} AS m ANTI JOIN (SELECT trace_id, span_id FROM read_parquet("
+            f"{_sql_list(lake, kept)}, union_by_name = true)) AS k USING (trace_id, span_id))"
+        )
     # Each span once (copies of a span are alike: any one of them), oldest first.
     sql = (
         f"SELECT {_columns_sql(present)} FROM (SELECT DISTINCT ON (trace_id, span_id) * "
-        f"FROM read_parquet({sources}, union_by_name = true)) ORDER BY start_time, trace_id, span_id"
+        f"FROM {merged}) ORDER BY start_time, trace_id, span_id"
     )
     published = _write_stream(lake, f"{DATE_PREFIX}{day}", FileNames("compacted"), _batches(con, sql), rows_per_file)
     result.files_out = len(published)
     result.rows_out = sum(rows for _, rows, _ in published)
     result.bytes_out = sum(size for _, _, size in published)
-    return result
+    return result, [path.rsplit("/", 1)[-1] for path, _, _ in published]
+
+
+def _holds_each_span_once(con: duckdb.DuckDBPyConnection, lake: LakeLocation, files: list[LakeFile]) -> bool:
+    """Returns whether no span is in the files twice."""
+    [(repeated,)] = con.execute(
+        f"SELECT count(*) FROM (SELECT 1 FROM read_parquet({_sql_list(lake, files)}, union_by_name = true) "
+        "GROUP BY trace_id, span_id HAVING count(*) > 1)"
+    ).fetchall()
+    return int(repeated) == 0
 
 
 def _record_replaced(lake: LakeLocation, files: list[LakeFile], now_s: float) -> None:
@@ -242,26 +269,63 @@ def compact(
         pruned = prune(lake, keep_s, now=now)
         report.pruned_dates, report.pruned_files = pruned
     waiting = _delete_replaced(lake, grace_s, now_s, report)
+    unique = read_unique(lake)
     con = _connection(lake)
     try:
         for day in dates if dates is not None else lake.dates():
-            files = [f for f in lake.files(day) if f.size < target_bytes and f.path not in waiting]
-            if len(files) < 2:
-                continue
-            bytes_per_row = max(1, sum(f.size for f in files)) / max(1, _rows(con, lake, files))
-            rows_per_file = max(1, int(target_bytes / bytes_per_row))
-            result = _compact_day(lake, day, files, con, rows_per_file)
-            _record_replaced(lake, files, now_s)
-            report.days.append(result)
-            report.waiting_files += len(files)
-            for stale in lake.stale_temporaries(day):
-                lake.delete(stale.path)
+            claim = _compact_date(lake, day, con, target_bytes, waiting, unique.get(day), now_s, report)
+            if claim is not None:
+                unique[day] = claim
     finally:
         con.close()
+        existing = set(lake.dates())
+        write_unique(lake, {day: claim for day, claim in unique.items() if day in existing})
     if grace_s <= 0:  # nothing to wait for: delete what this run replaced now
         report.waiting_files = 0
         _delete_replaced(lake, 0.0, now_s + 1, report)
     return report
+
+
+def _compact_date(
+    lake: LakeLocation,
+    day: str,
+    con: duckdb.DuckDBPyConnection,
+    target_bytes: int,
+    waiting: set[str],
+    claim: UniqueDay | None,
+    now_s: float,
+    report: CompactionReport,
+) -> UniqueDay | None:
+    """Returns the date's claim for ``unique.json`` after merging its small files (``_lake_unique``), or None
+    when nothing was learnt: the files left hold each span once, and every row of the files merged (or still
+    waiting for deletion) is in them."""
+    listing = lake.files(day)
+    gone = [f for f in listing if f.path in waiting]
+    live = [f for f in listing if f.path not in waiting]
+    small = [f for f in live if f.size < target_bytes]
+    merge = small if len(small) >= 2 else []
+    kept = [f for f in live if f not in merge]
+    if not merge and claim is not None and claim.split(listing)[1]:
+        return None  # as the last compaction left it
+    known = claim.files if claim is not None else {}
+    unknown = any(known.get(f.name) != (f.size, f.mtime_s) for f in kept)
+    if kept and unknown and not _holds_each_span_once(con, lake, kept):
+        merge, kept = live, []  # a span twice among the large files (exported twice, say): all of them anew
+    written: list[LakeFile] = []
+    if merge:
+        bytes_per_row = max(1, sum(f.size for f in merge)) / max(1, _rows(con, lake, merge))
+        rows_per_file = max(1, int(target_bytes / bytes_per_row))
+        result, names = _compact_day(lake, day, merge, con, rows_per_file, kept)
+        _record_replaced(lake, merge, now_s)
+        report.days.append(result)
+        report.waiting_files += len(merge)
+        for stale in lake.stale_temporaries(day):
+            lake.delete(stale.path)
+        now_listed = {f.name: f for f in lake.files(day)}  # their size and time as readers will list them
+        if not all(name in now_listed for name in names):
+            return None
+        written = [now_listed[name] for name in names]
+    return UniqueDay(state_of([*kept, *written]), state_of([*gone, *merge]))
 
 
 def _rows(con: duckdb.DuckDBPyConnection, lake: LakeLocation, files: list[LakeFile]) -> int:
@@ -328,4 +392,18 @@ def export_store(
             published = _write_stream(lake, f"{DATE_PREFIX}{day.isoformat()}", names, _batches(con, sql), rows_per_file)
             rows += sum(n for _, n, _ in published)
             files += len(published)
+        _export_prices(con, lake)
     return rows, files
+
+
+def _export_prices(con: duckdb.DuckDBPyConnection, lake: LakeLocation) -> None:
+    """Copies the store's cached provider prices (``refresh_prices``) into the lake's price file, so that
+    ``routing_savings`` reads the same prices there; a store with none leaves the lake's file as it is."""
+    from ._lake import PRICES_COLUMNS, PRICES_FILE
+
+    names = ", ".join(f'"{name}"' for name, _ in PRICES_COLUMNS)
+    relation: Any = con.sql(f"SELECT {names} FROM provider_prices ORDER BY model, position")
+    table = relation.to_arrow_table() if hasattr(relation, "to_arrow_table") else relation.arrow()  # DuckDB 2 / 1.x
+    if table.num_rows:
+        folder, name = PRICES_FILE.rsplit("/", 1)
+        lake.write_table(folder, name, table, compression="zstd")

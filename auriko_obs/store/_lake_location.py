@@ -196,6 +196,28 @@ class LakeLocation:
         """Returns the data files of a date's partition that readers read (not hidden, not temporary)."""
         return [f for f in self._listing(date) if f.name.endswith(SUFFIX) and not f.name.startswith((".", "_"))]
 
+    def files_by_date(self) -> dict[str, list[LakeFile]]:
+        """Returns ``files`` of every date, oldest date first, from one recursive listing (on S3, a few requests
+        for the whole lake rather than one per date)."""
+        import pyarrow.fs as pafs
+
+        try:
+            infos = self.fs.get_file_info(pafs.FileSelector(self.base, allow_not_found=True, recursive=True))
+        except FileNotFoundError:
+            return {}
+        found: dict[str, list[LakeFile]] = {}
+        prefix = self.base.rstrip("/") + "/"
+        for info in infos:
+            if info.type != pafs.FileType.File or not info.path.startswith(prefix):
+                continue
+            parts = info.path[len(prefix) :].split("/")
+            if len(parts) != 2 or not parts[0].startswith(DATE_PREFIX) or not _DATE.match(parts[0][len(DATE_PREFIX) :]):
+                continue
+            if parts[1].endswith(SUFFIX) and not parts[1].startswith((".", "_")):
+                mtime_s = info.mtime.timestamp() if info.mtime else 0.0
+                found.setdefault(parts[0][len(DATE_PREFIX) :], []).append(LakeFile(info.path, info.size or 0, mtime_s))
+        return dict(sorted(found.items()))
+
     def stale_temporaries(self, date: str, *, older_than_s: float = STALE_TEMPORARY_S) -> list[LakeFile]:
         """Returns the temporary files in a date's folder left by writers that stopped mid-write."""
         now = time.time()
