@@ -220,6 +220,62 @@ def test_a_forked_child_does_not_record_the_parents_open_stream(db_path, sim):
     assert [attrs(row)["auriko.stream.end"] for _, row in frame.iterrows()] == ["completed"]
 
 
+POOL_OF_WORKERS = textwrap.dedent("""
+    import multiprocessing, os, sys, openai, auriko_obs
+
+    def instrument(db):
+        auriko_obs.instrument(db=db, service_name="pool")
+
+    def work(i):
+        client = openai.OpenAI(base_url=sys.argv[2], api_key="ak_pool_test", max_retries=0)
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": f"hi {i}"}])
+        return os.getpid()
+
+    if __name__ == "__main__":
+        os.environ["OTEL_BSP_SCHEDULE_DELAY"] = "60000"  # nothing leaves a worker before it ends
+        db, ending, method = sys.argv[1], sys.argv[3], sys.argv[4]
+        if method == "fork":  # the workers inherit the instrumentation
+            instrument(db)
+            pool = multiprocessing.get_context(method).Pool(2)
+        else:  # the workers start without it, and instrument themselves
+            pool = multiprocessing.get_context(method).Pool(2, initializer=instrument, initargs=(db,))
+        with pool:
+            pids = pool.map(work, range(6), chunksize=1)
+            if ending == "close":
+                pool.close()
+                pool.join()
+        # else: leaving the block terminates the pool (SIGTERM to each worker)
+        pool.join()
+        print(len(set(pids)))
+        assert auriko_obs.flush()
+""")
+
+
+@pytest.mark.parametrize(
+    ("method", "ending"), [("fork", "close"), ("fork", "terminate"), ("spawn", "terminate"), ("forkserver", "close")]
+)
+def test_calls_made_in_pool_workers_are_stored_when_the_pool_ends(db_path, sim, tmp_path, method, ending):
+    """A multiprocessing worker ends with os._exit (fork, forkserver), which runs no atexit handler, or by
+    SIGTERM when its pool is terminated (a `with Pool(...)` block): it exports what it finished first."""
+    import multiprocessing
+
+    if method not in multiprocessing.get_all_start_methods():
+        pytest.skip(f"no {method} start method here")
+    script = tmp_path / "pool_script.py"  # a file: spawned workers import the functions from it
+    script.write_text(POOL_OF_WORKERS)
+    done = subprocess.run(
+        [sys.executable, str(script), db_path, sim.base_url, ending, method],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.split()[-1]) >= 1  # the calls ran in the workers, not in the parent
+    frame = auriko_obs.Store(db_path).calls()
+    assert sorted(frame["service_name"]) == ["pool"] * 6
+    assert frame["span_id"].is_unique
+
+
 def test_async_create_and_async_stream(instrumented, async_client):
     async def main():
         response = await async_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)

@@ -24,9 +24,11 @@ when any span exported since the previous flush failed in an exporter.
 
 from __future__ import annotations
 
+import _thread
 import atexit
 import logging
 import os
+import signal
 import threading
 import weakref
 from collections import deque
@@ -329,7 +331,12 @@ def _export_to(exporter: Any, spans: list[ReadableSpan], name: str) -> int:
 _PIPELINES: weakref.WeakSet[Pipeline] = weakref.WeakSet()
 
 
+_exit_flush_started = False
+
+
 def _flush_all_at_exit() -> None:
+    global _exit_flush_started
+    _exit_flush_started = True
     end_open_streams()
     for pipeline in list(_PIPELINES):
         try:
@@ -344,9 +351,11 @@ def _flush_all_at_exit() -> None:
 def _after_fork_in_child() -> None:
     # The worker thread does not survive fork(); records queued in the parent belong to the parent, and
     # so do its open streams (the child's exit flush would otherwise record them a second time).
+    global _exit_flush_started
     for pipeline in list(_PIPELINES):
         pipeline._reset_threading()
     OPEN_STREAMS.clear()
+    _exit_flush_started = False
 
 
 _exit_flush_registered = False
@@ -358,7 +367,73 @@ def _register_exit_flush() -> None:
     global _exit_flush_registered
     if not _exit_flush_registered:
         atexit.register(_flush_all_at_exit)
+        _register_multiprocessing_exit_flush()
         _exit_flush_registered = True
+
+
+class _ForkedWorkers:
+    """What multiprocessing's after-fork registry holds on to (it keeps weak references)."""
+
+
+_FORKED_WORKERS = _ForkedWorkers()
+
+
+def _register_multiprocessing_exit_flush() -> None:
+    # A process that multiprocessing forks (a Pool's worker, a Process) ends with os._exit, which runs no
+    # atexit handler: its finished calls would be lost. multiprocessing runs its finalizers there instead;
+    # it clears the ones inherited from the parent as the child starts, then calls its after-fork hooks,
+    # where ours registers the flush for the child.
+    # A process that instruments itself inside a multiprocessing worker (spawn, forkserver: as the pool's
+    # initializer) registers the same for itself.
+    from multiprocessing import parent_process, util
+
+    util.register_after_fork(_FORKED_WORKERS, _flush_when_the_worker_ends)
+    if parent_process() is not None:
+        _flush_when_the_worker_ends(_FORKED_WORKERS)
+
+
+def _flush_when_the_worker_ends(_: _ForkedWorkers) -> None:
+    from multiprocessing import util
+
+    util.Finalize(None, _flush_all_at_exit, exitpriority=0)
+    # A Pool left by its `with` block is terminated: each worker gets SIGTERM, whose default action ends it
+    # at once. Unless the process chose its own handler, the worker first exports what it finished (for at
+    # most TERM_FLUSH_S), then ends by the same signal as it would have.
+    try:
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _flush_then_terminate)
+    except (ValueError, OSError):  # not the main thread, or no such signal here
+        pass
+
+
+TERM_FLUSH_S = 5.0
+
+
+def _flush_then_terminate(signum: int, frame: Any) -> None:
+    # The handler runs in the main thread, between two of its bytecodes: maybe inside Event.set() of the very
+    # pipeline it would flush, holding that Event's lock. So the flush runs in a thread of its own, started
+    # without the threading module's locks, and the handler waits for it at most TERM_FLUSH_S + 1 s: a flush
+    # that blocks on a lock the main thread holds costs that wait, never a hang.
+    if _exit_flush_started:  # the process is ending already, and exporting as it ends: let it
+        return
+    done = _thread.allocate_lock()
+    done.acquire()
+
+    def flush() -> None:
+        try:
+            for pipeline in list(_PIPELINES):
+                pipeline.flush(TERM_FLUSH_S)
+        except Exception as exc:
+            INTERNAL_ERRORS.record("pipeline.sigterm", exc)
+        finally:
+            done.release()
+
+    try:
+        _thread.start_new_thread(flush, ())
+        done.acquire(timeout=TERM_FLUSH_S + 1)
+    finally:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
 
 
 if hasattr(os, "register_at_fork"):
