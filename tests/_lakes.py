@@ -68,6 +68,10 @@ def _configured(builder):
         .config("spark.sql.shuffle.partitions", "2")
         .config("spark.sql.codegen.wholeStage", "false")
         .config("spark.sql.codegen.factoryMode", "NO_CODEGEN")
+        # Adaptive execution re-plans every query at each shuffle: with 2 shuffle partitions of test data it has
+        # nothing to gain, and the extra planning is what these queries spend their time on.
+        .config("spark.sql.adaptive.enabled", "false")
+        .config("spark.driver.extraJavaOptions", "-XX:+UseSerialGC")  # one GC thread: 2 cores, shared in CI
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
     )

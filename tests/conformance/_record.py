@@ -83,8 +83,9 @@ def official(call: Call) -> Recorded:
     return Recorded(_only_span(exporter), _metrics(reader), outcome)
 
 
-def ours(call: Call, db_path: str) -> tuple[Recorded, dict[str, Any]]:
-    """Returns our record of the call, and its ``llm_calls`` row."""
+def ours(call: Call, db_path: str) -> Recorded:
+    """Returns our record of the call, its row written into the store at ``db_path`` (which several calls may
+    share: ``rows_by_span_id`` reads them back)."""
     exporter = InMemorySpanExporter()
     reader = InMemoryMetricReader()
     auriko_obs.instrument(
@@ -95,6 +96,12 @@ def ours(call: Call, db_path: str) -> tuple[Recorded, dict[str, Any]]:
         assert auriko_obs.flush(30)
     finally:
         auriko_obs.uninstrument()
+    return Recorded(_only_span(exporter), _metrics(reader), outcome)
+
+
+def rows_by_span_id(db_path: str) -> dict[str, dict[str, Any]]:
+    """Returns the store's ``llm_calls`` rows by span id, checking that no span id has two rows."""
     rows = auriko_obs.Store(db_path).calls().to_dict("records")
-    assert len(rows) == 1
-    return Recorded(_only_span(exporter), _metrics(reader), outcome), {str(k): v for k, v in rows[0].items()}
+    by_span_id = {str(row["span_id"]): {str(k): v for k, v in row.items()} for row in rows}
+    assert len(by_span_id) == len(rows), "a span id with two rows"
+    return by_span_id
