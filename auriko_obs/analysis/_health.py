@@ -169,7 +169,7 @@ def _event_calls(calls: ir.Table, g: Grouping, predicate: Any) -> ir.Table:
         _warning_types=some.warning_types,
         _extra=ibis.greatest(some.http_attempts.coalesce(1) - 1, 0).cast("int64"),
         _retry_after_s=some.retry_after_s,
-        _otel_type=some.otel_error_type,  # set for failed calls only
+        _otel_type=some.otel_error_type,  # set for failed calls without an Auriko error type or code
     )
     raw = some.select(**g.keys(some), **facts)
     return raw.select(*facts, **g.labels(raw))
