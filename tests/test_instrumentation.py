@@ -704,3 +704,42 @@ def test_raw_response_stream_never_parsed_ends_when_closed(instrumented, client)
     assert lines[-1] == "data: [DONE]"
     row = _only_row(instrumented)
     assert attrs(row)["auriko.stream.end"] == "closed" and row["streaming"]
+
+
+def test_finished_calls_wait_for_the_schedule_delay_and_a_flush_exports_them_at_once(db_path, client, monkeypatch):
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "60000")  # milliseconds, as the OpenTelemetry SDK reads it
+    exported = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exported))
+    auriko_obs.instrument(db=db_path, tracer_provider=provider, service_name="tests")
+    try:
+        for _ in range(3):
+            client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        time.sleep(1.0)  # longer than any interval the worker had before: nothing goes before the delay
+        assert exported.get_finished_spans() == ()
+        assert auriko_obs.flush() is True
+        assert len(exported.get_finished_spans()) == 3
+        assert len(calls(db_path)) == 3
+    finally:
+        auriko_obs.uninstrument()
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds", "warned"),
+    [(None, 5.0, False), ("250", 0.25, False), ("0", 5.0, True), ("-3", 5.0, True), ("soon", 5.0, True)],
+)
+def test_the_schedule_delay_is_read_from_otel_bsp_schedule_delay(monkeypatch, value, seconds, warned):
+    from auriko_obs._internal_errors import INTERNAL_ERRORS
+    from auriko_obs.instrumentation._pipeline import SCHEDULE_DELAY_ENV, schedule_delay_s
+
+    if value is None:
+        monkeypatch.delenv(SCHEDULE_DELAY_ENV, raising=False)
+    else:
+        monkeypatch.setenv(SCHEDULE_DELAY_ENV, value)
+    before = INTERNAL_ERRORS.counts.get(f"pipeline.{SCHEDULE_DELAY_ENV}", 0)
+    assert schedule_delay_s() == seconds
+    assert INTERNAL_ERRORS.counts.get(f"pipeline.{SCHEDULE_DELAY_ENV}", 0) == before + warned

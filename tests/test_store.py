@@ -250,6 +250,35 @@ def test_a_span_delivered_twice_is_stored_once(instrumented, client, tmp_path):
     assert _stored_raw_rows(mixed).equals(table)
 
 
+def test_fresh_rows_are_inserted_without_a_lookup_and_rows_written_again_are_looked_for(instrumented, client, tmp_path):
+    """The pipeline's rows (spans made just now) skip the join with the stored rows; a batch held or spooled
+    after a failed write, or delivered by anyone else, is still looked for, so it adds no duplicate."""
+    import pyarrow.parquet as pq
+
+    from auriko_obs.store import StoreWriter, spool_dir
+
+    for _ in range(3):
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    assert auriko_obs.flush()
+    table = _stored_raw_rows(instrumented)
+    path = str(tmp_path / "fresh.duckdb")
+    writer = StoreWriter(path)
+    try:
+        assert writer.write(table, fresh=True).stored == 3
+        assert _span_counts(path) == (3, 3, 3)
+        writer.write(table)  # written again (a retry): looked for, none added
+        assert _span_counts(path) == (3, 3, 3)
+        spool_dir(path).mkdir()  # a batch spooled after a write that stored it and then failed
+        pq.write_table(table, spool_dir(path) / "00000000000000000001-1-000001.parquet")
+        writer.write(table, fresh=False)
+        assert _span_counts(path) == (3, 3, 3)
+        assert not list(spool_dir(path).glob("*.parquet"))
+        writer.write(table, fresh=True)  # what `fresh` promises is the caller's: the rows go in as they are
+        assert _span_counts(path) == (6, 3, 6)
+    finally:
+        writer.close()
+
+
 def test_a_spool_file_ingested_twice_adds_no_duplicates(instrumented, client):
     """A writer that dies between committing a spool file's rows and deleting the file leaves it to be
     ingested again."""

@@ -323,6 +323,10 @@ class Extension:
         ledger, budget = self.ledger, self.budget_usd
         if budget is None:  # no session budget set
             return
+        if not ledger.priced and started - 1 > ledger.recorded:
+            # No cost known yet to estimate the calls sent but not recorded (the pipeline exports every few
+            # seconds): export them now. Once one call's cost is known, the estimate covers the rest.
+            _export_finished_calls()
         spent = ledger.spent_usd
         pending = max(started - 1 - ledger.recorded, 0)
         estimate = ledger.estimate_usd(record.kwargs.get("model"))
@@ -336,6 +340,14 @@ class Extension:
                 f"{usd(estimate)}, so it was not sent. Raise the budget with `%auriko_obs budget <usd>` "
                 f"or remove it with `%auriko_obs budget off`."
             )
+
+
+def _export_finished_calls() -> None:
+    from .. import instrumentation
+
+    active = instrumentation.active()
+    if active is not None:
+        active.pipeline.flush(10.0)
 
 
 def _counts_before_pre_run_cell() -> bool:

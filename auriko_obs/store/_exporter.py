@@ -46,10 +46,11 @@ class DuckDBSpanExporter(StoreWriter, SpanExporter):
         )
 
     def export_rows(self, table: pa.Table, unencodable: int = 0) -> int:
-        """Returns how many spans are not in the store, nor on their way to it, after writing the span rows;
+        """Returns how many spans are not in the store, nor on their way to it, after writing the span rows
+        of spans made just now (the instrumentation's pipeline: ``StoreWriter.write(fresh=True)``);
         ``unencodable``: spans of the batch that could not be encoded as rows, counted lost here."""
         self.lost_spans += unencodable
-        return self.write(table).failed + unencodable
+        return self.write(table, fresh=True).failed + unencodable
 
     def export_counting_failures(self, spans: Sequence[ReadableSpan]) -> int:
         """Returns how many of the spans are not in the store, nor on their way to it (see ``WriteOutcome``)."""

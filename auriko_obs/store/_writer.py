@@ -141,8 +141,13 @@ class StoreWriter:
             "connections_opened": self.connection.opened,
         }
 
-    def write(self, table: pa.Table) -> WriteOutcome:
-        """Returns what became of the table's rows: stored, spooled, held in memory, refused or lost."""
+    def write(self, table: pa.Table, *, fresh: bool = False) -> WriteOutcome:
+        """Returns what became of the table's rows: stored, spooled, held in memory, refused or lost.
+
+        ``fresh``: the rows are spans this process made just now (new random ids) and hands to a sink for the
+        first time, as the instrumentation's pipeline does; their first insert then skips looking for them
+        among the stored rows. Rows written again (held in memory, spooled) are always looked for, so that a
+        write that failed after storing part of a batch adds no duplicate."""
         outcome = WriteOutcome(rows=table.num_rows)
         if not table.num_rows:
             return outcome
@@ -156,7 +161,7 @@ class StoreWriter:
         with self._lock:
             if len(self.held) and not self._write_held():
                 self._hold(table, outcome)  # the store and the spool are still unwritable: no use trying
-            elif not self._deliver(table, outcome):
+            elif not self._deliver(table, outcome, fresh=fresh):
                 self._hold(table, outcome)
         return outcome
 
@@ -187,13 +192,13 @@ class StoreWriter:
 
     # ------------------------------------------------------------------ with self._lock held
 
-    def _deliver(self, table: pa.Table, outcome: WriteOutcome) -> bool:
+    def _deliver(self, table: pa.Table, outcome: WriteOutcome, *, fresh: bool = False) -> bool:
         """Returns True once the rows are stored, refused or spooled; False when nothing could be written."""
         locked = False
         try:
             with self.connection.use(self.lock_wait_s) as con:
                 folded = fold_spool(con, self.spool) if self.spool.folder.exists() else None
-                ingested = store_rows(con, table, self.spool)
+                ingested = store_rows(con, table, self.spool, fresh=fresh)
             if folded is not None:
                 self.folded_spans += folded.stored
                 self.lost_spans += folded.lost
