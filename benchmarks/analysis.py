@@ -13,10 +13,11 @@ as JSON so that no row is parsed. The row numbers come from a temporary
 table rather than ``range()`` directly, because ``range()`` is a single-threaded source and a table scan
 lets both cores build and insert rows.
 
-Each analysis runs ``--repeat`` times; the fastest run, the first run and the fastest CPU time (all threads
-of this process) are reported, with the ratio to a floor measured in the same run (a plain
-``SELECT provider, sum(cost_usd) FROM llm_calls GROUP BY 1``), the load average at start and end (the
-machine may be shared), and the peak RSS. ``--threads`` caps DuckDB's threads for every connection.
+Each analysis runs ``--repeat`` times; the fastest run, the median, the first run and the fastest CPU time (all
+threads of this process) are reported, with the ratio to a floor measured in the same run (a plain
+``SELECT provider, sum(cost_usd) FROM llm_calls GROUP BY 1``), the 1-minute load average after each analysis's
+runs and at start and end (the machine may be shared), and the peak RSS. ``--threads`` caps DuckDB's threads
+for every connection.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import sys
 import time
 from datetime import datetime, timedelta, timezone
@@ -307,7 +309,10 @@ def main() -> None:
         "cost_by(tag, top 10)": lambda: analysis.cost_by("tag", store),
         "routing_savings(model, provider)": lambda: analysis.routing_savings(store),
     }
-    print(f"{'analysis':<50} {'best s':>7} {'first s':>7} {'CPU s':>6} {'x floor':>7} {'rows out':>9}")
+    print(
+        f"{'analysis':<50} {'best s':>7} {'median s':>8} {'first s':>7} {'CPU s':>6} {'x floor':>7} {'rows out':>9} "
+        f"{'load':>5}"
+    )
     floor = None
     for name, run in cases.items():
         times, cpus = [], []
@@ -318,8 +323,8 @@ def main() -> None:
             cpus.append(time.process_time() - cpu)
         floor = floor or min(times)
         print(
-            f"{name:<50} {min(times):>7.3f} {times[0]:>7.3f} {min(cpus):>6.2f} {min(times) / floor:>7.1f} "
-            f"{len(out):>9,}",
+            f"{name:<50} {min(times):>7.3f} {statistics.median(times):>8.3f} {times[0]:>7.3f} {min(cpus):>6.2f} "
+            f"{min(times) / floor:>7.1f} {len(out):>9,} {os.getloadavg()[0]:>5.2f}",
             flush=True,
         )
     load_end = os.getloadavg()

@@ -408,6 +408,20 @@ def test_errors_within_since_and_until_count_only_the_calls_inside(store):
     assert analysis.errors(store, since="2027-01-01", period=None).empty
 
 
+def test_errors_reads_each_kind_of_event_through_a_filter_in_the_scan(store):
+    # Failed, retried and warned calls are each read through their own predicate, which DuckDB filters in the
+    # table scan. One three-way OR for all of them, narrowed per kind after, was evaluated on every call by two
+    # of the three scans: most of errors()'s time on a 10M-call store.
+    from auriko_obs.analysis._health import _errors
+    from auriko_obs.analysis._query import grouping, session, where
+
+    with session(store) as s:
+        query = s.compile(_errors(s, where(), grouping(["provider"], "hour")))
+        plan = "".join(s.sql("EXPLAIN " + query)["explain_value"])
+    assert "Filters: status = 'error'" in plan
+    assert " OR " not in plan  # (http_attempts > 1) OR (status = 'error') OR … on every call
+
+
 def test_errors_by_http_status_is_refused_rather_than_naming_two_columns_alike(store):
     with pytest.raises(ValueError, match="http_status column of its own"):
         analysis.errors(store, by="http_status")  # DuckDB raised 'Ambiguous reference to column name'

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._query import (
     Grouping,
@@ -152,33 +152,40 @@ def errors(
         return s.run(_errors(s, w, g))
 
 
+def _event_calls(calls: ir.Table, g: Grouping, predicate: Any) -> ir.Table:
+    """Returns the calls that pass ``predicate`` (one kind of event) with their labels and the facts errors() reads.
+
+    Each kind of event reads the calls through its own predicate, which DuckDB evaluates in the scan; one
+    predicate for all three kinds, narrowed per kind after, made two of the three scans evaluate it on every
+    call (errors() over 10M calls). The calls' own columns get names of their own (_error_code…): a group
+    column such as error_code must never be confused with them."""
+    ibis = _ibis()
+    some = calls.filter(predicate)
+    facts = dict(
+        _error_type=some.error_type,
+        _error_code=some.error_code,
+        _http_status=some.http_status,
+        _warnings=some.warnings,
+        _warning_types=some.warning_types,
+        _extra=ibis.greatest(some.http_attempts.coalesce(1) - 1, 0).cast("int64"),
+        _retry_after_s=some.retry_after_s,
+        _otel_type=some.otel_error_type,  # set for failed calls without an Auriko error type or code
+    )
+    raw = some.select(**g.keys(some), **facts)
+    return raw.select(*facts, **g.labels(raw))
+
+
 def _errors(s: Session, w: Where, g: Grouping) -> ir.Table:
     ibis = _ibis()
     calls = w.apply(s)
     names = g.names
     # Totals are summed per raw key first; the events come from the few calls that failed, retried or carry
-    # warnings, so that JSON and list work touches only those. The calls' own columns get names of their own
-    # (_status, _error_code…): a group column such as error_code must never be confused with them.
+    # warnings, so that JSON and list work touches only those.
     keys = g.keys(calls)
     pre = calls.group_by(**keys).aggregate(n=calls.count())
     labelled = pre.select(**g.labels(pre), n=pre.n)
     totals = labelled.group_by(names).aggregate(calls=labelled.n.sum().cast("int64"))
-    eventful = calls.filter((calls.status == "error") | (calls.http_attempts > 1) | calls.has_warnings)
-    facts = dict(
-        _status=eventful.status,
-        _error_type=eventful.error_type,
-        _error_code=eventful.error_code,
-        _http_status=eventful.http_status,
-        _warnings=eventful.warnings,
-        _has_warnings=eventful.has_warnings,
-        _warning_types=eventful.warning_types,
-        _extra=ibis.greatest(eventful.http_attempts.coalesce(1) - 1, 0).cast("int64"),
-        _retry_after_s=eventful.retry_after_s,
-        _otel_type=ibis.cases((eventful.status == "error", eventful.otel_error_type), else_=ibis.null("string")),
-    )
-    raw = eventful.select(**g.keys(eventful), **facts)
-    base = raw.select(*facts, **g.labels(raw))
-    failed = base.filter(base._status == "error")
+    failed = _event_calls(calls, g, calls.status == "error")
     errors = failed.select(
         *names,
         kind=ibis.literal("error"),
@@ -190,7 +197,7 @@ def _errors(s: Session, w: Where, g: Grouping) -> ir.Table:
         retry_after_s=failed._retry_after_s,
         http_status=failed._http_status,
     )
-    retried = base.filter(base._extra > 0)
+    retried = _event_calls(calls, g, calls.http_attempts > 1)  # the calls with _extra > 0
     retries = retried.select(
         *names,
         kind=ibis.literal("retry"),
@@ -200,7 +207,7 @@ def _errors(s: Session, w: Where, g: Grouping) -> ir.Table:
         retry_after_s=retried._retry_after_s,
         http_status=retried._http_status,
     )
-    warned = base.filter(base._has_warnings)
+    warned = _event_calls(calls, g, calls.has_warnings)
     # Codes and types pair up by position (zip), never as a cross product.
     pairs = warned.select(
         *names,

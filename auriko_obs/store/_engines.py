@@ -36,7 +36,8 @@ CALLS_VIEW = "auriko_obs_calls"
 HELPER_COLUMNS: dict[str, tuple[str | None, str]] = {
     "start_hour": (None, "BIGINT"),  # hours since 1970-01-01 00:00 UTC of start_time
     "has_warnings": (None, "BOOLEAN"),  # routing warnings is a non-empty list
-    "otel_error_type": (fields.ERROR_TYPE, "VARCHAR"),  # failed calls only
+    # failed calls without an Auriko error type or code: errors() reads it only where one of those is missing
+    "otel_error_type": (fields.ERROR_TYPE, "VARCHAR"),
     "warning_types": ("auriko.routing.warning_types", "VARCHAR[]"),  # calls with routing warnings only
     **{
         f"budget_{period}_{what}_usd": (f"auriko.budget.{period}.{what}_usd", "DOUBLE")
@@ -52,8 +53,11 @@ HELPER_COLUMNS: dict[str, tuple[str | None, str]] = {
 
 # The JSON of the two columns read per call is parsed only for the calls that can have the attribute: a
 # projection that DuckDB evaluates before a filter otherwise parses every call's JSON (10 s on 10M calls).
+# error.type is only a fallback for a failed call's Auriko error type and code, so calls that have both skip it
+# (errors() over 10M calls: 0.12-0.16 of 0.9-1.1 CPU seconds, 200k failed calls' JSON).
+_OTEL_ERROR_GUARD = "status = 'error' AND (error_type IS NULL OR error_code IS NULL)"
 _GUARDS = {
-    "otel_error_type": {"duckdb": "status = 'error'", "spark": "status = 'error'"},
+    "otel_error_type": {"duckdb": _OTEL_ERROR_GUARD, "spark": _OTEL_ERROR_GUARD},
     "warning_types": {"duckdb": "len(warnings) > 0", "spark": "size(warnings) > 0"},
 }
 
