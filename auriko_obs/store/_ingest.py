@@ -5,7 +5,9 @@ crash between COMMIT and its deletion) is stored once: rows whose (trace_id, spa
 are left out, and so are repeats within the batch. The lookup only reads stored rows that started within
 the batch's own start times, a constant range that DuckDB's zone maps use to skip the row groups outside
 it: spans arriving in time order cost a look at the newest row groups only, whatever the store's size (a
-batch mixing spans far apart in time reads every row group between them).
+batch mixing spans far apart in time reads every row group between them). Rows that cannot be stored yet
+skip the lookup (``fresh``: the instrumentation's own spans on their first write), since it costs DuckDB a
+join with those row groups for every batch.
 
 The rows go in as they are: their typed columns were filled when they were encoded (``_rows``), so
 DuckDB only appends them. A row that DuckDB refuses (malformed JSON in ``extra_attributes``, a value it
