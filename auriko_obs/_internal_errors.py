@@ -7,6 +7,8 @@ The instrumentation, the store's exporter and the OTLP export all report here, s
 from __future__ import annotations
 
 import logging
+import math
+import os
 import threading
 from collections import Counter
 
@@ -54,3 +56,19 @@ class InternalErrors:
 
 
 INTERNAL_ERRORS = InternalErrors()
+
+
+def positive_setting(name: str, default: float, where: str, unit: str = "") -> float:
+    """Returns the environment variable ``name`` as a positive, finite number (in its own ``unit``), or
+    ``default`` when it is unset; any other value is reported once (``<where>.<name>``) and ``default`` used."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+        if not (value > 0 and math.isfinite(value)):
+            raise ValueError
+    except ValueError:
+        INTERNAL_ERRORS.warn(f"{where}.{name}", f"{name}={text!r} is not a positive number{unit}; using {default:g}.")
+        return default
+    return value

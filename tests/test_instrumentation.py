@@ -786,7 +786,14 @@ def test_finished_calls_wait_for_the_schedule_delay_and_a_flush_exports_them_at_
 
 @pytest.mark.parametrize(
     ("value", "seconds", "warned"),
-    [(None, 5.0, False), ("250", 0.25, False), ("0", 5.0, True), ("-3", 5.0, True), ("soon", 5.0, True)],
+    [
+        (None, 5.0, False),
+        ("250", 0.25, False),
+        ("0", 5.0, True),
+        ("-3", 5.0, True),
+        ("inf", 5.0, True),
+        ("soon", 5.0, True),
+    ],
 )
 def test_the_schedule_delay_is_read_from_otel_bsp_schedule_delay(monkeypatch, value, seconds, warned):
     from auriko_obs._internal_errors import INTERNAL_ERRORS

@@ -369,3 +369,20 @@ def test_a_process_that_wrote_a_lake_can_still_start_programs_that_fork(tmp_path
     for _ in range(3):
         done = subprocess.run([sys.executable, "-c", "print('ran')"], preexec_fn=lambda: None, capture_output=True)
         assert done.returncode == 0 and done.stdout.strip() == b"ran"
+
+
+@pytest.mark.parametrize("value", ["2.5", "0", "-1", "inf", "soon"])
+def test_the_lake_flush_interval_is_read_from_its_variable_and_a_bad_one_is_reported(tmp_path, monkeypatch, value):
+    from auriko_obs._internal_errors import INTERNAL_ERRORS
+    from auriko_obs.store._lake_writer import DEFAULT_FLUSH_S, FLUSH_S_ENV
+
+    monkeypatch.setenv(FLUSH_S_ENV, value)
+    before = INTERNAL_ERRORS.counts.get(f"lake.{FLUSH_S_ENV}", 0)
+    writer = LakeWriter(tmp_path / "lake")
+    try:
+        interval = writer.flush_interval_s
+    finally:
+        writer.close()
+    usable = value == "2.5"
+    assert interval == (2.5 if usable else DEFAULT_FLUSH_S)
+    assert INTERNAL_ERRORS.counts.get(f"lake.{FLUSH_S_ENV}", 0) == before + (not usable)

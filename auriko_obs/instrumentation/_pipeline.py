@@ -2,12 +2,7 @@
 
 The caller's thread only appends to a deque (``submit``). A daemon worker wakes every
 ``interval_s`` (or as soon as ``batch_size`` records wait, or on ``flush``), extracts each record's
-attributes, and hands the batch to each consumer in the form it takes. ``interval_s`` is the OpenTelemetry
-batch span processor's schedule delay: ``OTEL_BSP_SCHEDULE_DELAY`` milliseconds, 5000 by default. Each export
-has a fixed cost (about 8 ms of CPU for a DuckDB insert of a batch, whatever its size), so that fewer, larger
-batches cost less a call: at 1,000 calls/s, batches of 300 rows cost 140 µs of CPU a call to extract, encode and
-store, batches of 4,096 rows 84 µs (issue 15). Readers in the same process (the notebook extension, ``flush()``)
-flush first.
+attributes, and hands the batch to each consumer in the form it takes:
 
 - a *row sink* (a consumer with ``export_rows(table, unencodable) -> int``: the DuckDB store, a lake)
   gets one Arrow table of span rows (``auriko_obs.store.RAW_SCHEMA``), encoded once for all of them;
@@ -16,6 +11,12 @@ flush first.
 
 Both carry the same ids. Building ``ReadableSpan`` objects directly costs about 2 µs a span, against about
 40 µs for a span started and ended through the SDK's tracer; with only the store, no span object is built.
+
+``interval_s`` is the OpenTelemetry batch span processor's schedule delay: ``OTEL_BSP_SCHEDULE_DELAY``
+milliseconds, 5000 by default. Each export has a fixed cost (about 8 ms of CPU for a DuckDB insert of a batch,
+whatever its size), so that fewer, larger batches cost less a call: at 1,000 calls/s, batches of 300 rows cost
+140 µs of CPU a call to extract, encode and store, batches of 4,096 rows 84 µs (issue 15). Readers in the same
+process (the notebook extension, ``flush()``) flush first.
 
 Nothing is dropped silently: if records arrive faster than ``max_pending`` can absorb, the excess is
 counted in ``dropped`` and logged; exporter failures are counted per exporter, and ``flush`` returns False
@@ -42,6 +43,7 @@ from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
+from .._internal_errors import positive_setting
 from ._call_record import INTERNAL_ERRORS, CallRecord
 from ._extract import build_attributes
 from ._streams import OPEN_STREAMS, end_open_streams
@@ -65,21 +67,8 @@ def schedule_delay_s() -> float:
     """Returns the seconds between exports when fewer than a batch of calls wait: ``OTEL_BSP_SCHEDULE_DELAY``
     (milliseconds, as the OpenTelemetry SDK reads it), 5 s when unset; a value that is not a positive number
     is reported once and the default used."""
-    text = os.environ.get(SCHEDULE_DELAY_ENV, "").strip()
-    if not text:
-        return DEFAULT_SCHEDULE_DELAY_S
-    try:
-        value = float(text) / 1000
-        if not value > 0 or value == float("inf"):
-            raise ValueError
-    except ValueError:
-        INTERNAL_ERRORS.warn(
-            f"pipeline.{SCHEDULE_DELAY_ENV}",
-            f"{SCHEDULE_DELAY_ENV}={text!r} is not a positive number of milliseconds; using "
-            f"{DEFAULT_SCHEDULE_DELAY_S * 1000:g}.",
-        )
-        return DEFAULT_SCHEDULE_DELAY_S
-    return value
+    default_ms = DEFAULT_SCHEDULE_DELAY_S * 1000
+    return positive_setting(SCHEDULE_DELAY_ENV, default_ms, "pipeline", " of milliseconds") / 1000
 
 
 class _Finished:

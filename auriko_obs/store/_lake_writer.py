@@ -40,7 +40,7 @@ import pyarrow.compute as pc
 import pyarrow.fs
 
 from .. import fields
-from .._internal_errors import INTERNAL_ERRORS
+from .._internal_errors import INTERNAL_ERRORS, positive_setting
 from ._isolation import HeldBatches, write_isolating
 from ._lake_location import FileNames, LakeLocation
 from ._layout import attributes_sql
@@ -93,20 +93,6 @@ def lake_schema() -> pa.Schema:
 
 def _first_line(exc: BaseException) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-
-
-def _setting(name: str, default: float) -> float:
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = float(text)
-        if value <= 0:
-            raise ValueError
-    except ValueError:
-        INTERNAL_ERRORS.warn(f"lake.{name}", f"{name}={text!r} is not a positive number; using {default:g}.")
-        return default
-    return value
 
 
 def dates_of(table: pa.Table) -> pa.Array:
@@ -165,9 +151,13 @@ class LakeWriter:
         self.location = LakeLocation(location)
         self.root = self.location.root
         self.flush_bytes = (
-            int(_setting(FLUSH_MB_ENV, DEFAULT_FLUSH_MB) * (1 << 20)) if flush_bytes is None else flush_bytes
+            int(positive_setting(FLUSH_MB_ENV, DEFAULT_FLUSH_MB, "lake") * (1 << 20))
+            if flush_bytes is None
+            else flush_bytes
         )
-        self.flush_interval_s = _setting(FLUSH_S_ENV, DEFAULT_FLUSH_S) if flush_interval_s is None else flush_interval_s
+        self.flush_interval_s = (
+            positive_setting(FLUSH_S_ENV, DEFAULT_FLUSH_S, "lake") if flush_interval_s is None else flush_interval_s
+        )
         self.held = HeldBatches(max_held_bytes_from_env() if max_held_bytes is None else max_held_bytes)
         self._held_receipts: deque[list[_Receipt]] = deque()  # beside each held table, in the same order
         self._names = FileNames("part")
