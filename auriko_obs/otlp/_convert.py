@@ -1,25 +1,22 @@
-"""OTLP trace requests (protobuf or OTLP/JSON) → Arrow tables of span rows (``RAW_SCHEMA``) for a store or a lake.
+"""OTLP trace requests (protobuf or OTLP/JSON) → Arrow tables of ``spans`` rows for the DuckDB store.
 
-Each span becomes a ``SpanRow`` and is encoded by the same encoder as the instrumentation's own spans
-(``encode_isolating``): typed columns filled in Python, ``extra_attributes`` holding only the attributes no
-column holds verbatim. So a call stored through ``auriko-obs collect`` gives the row the in-process pipeline
-stores for it. Other instrumentations' attribute names are mapped onto ours first (``_mapping.normalize``).
+The rows have the store's legacy layout (``LEGACY_RAW_SCHEMA``: every attribute in ``attributes``), which
+the store's writer (``DuckDBSpanExporter.export_table``) turns into span rows, DuckDB typing the
+``llm_calls`` columns from the ``attributes`` JSON. Other instrumentations' attribute
+names are mapped onto ours first (``_mapping.normalize``).
 """
 
 from __future__ import annotations
 
 import base64
-import logging
 from collections.abc import Iterator
 from typing import Any, cast
 
 import orjson
 import pyarrow as pa
 
-from ..store import Origin, SpanRow, encode_isolating
+from ..store import LEGACY_RAW_SCHEMA as RAW_SCHEMA  # every attribute in `attributes`: the writer types them
 from ._mapping import looks_genai, normalize
-
-log = logging.getLogger("auriko_obs.collect")
 
 _KINDS = ("INTERNAL", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")  # index = OTLP SpanKind
 _STATUS_ERROR = 2
@@ -226,25 +223,33 @@ def check_json_spans(data: dict, limit: int) -> int:
     return spans
 
 
-# Spans are turned into rows this many at a time: their decoded attributes cost about ten times the memory of
-# the Arrow rows.
+# Rows are built as Python lists this many spans at a time, then moved into Arrow: the lists cost about
+# ten times the memory of the Arrow rows.
 _CHUNK_SPANS = 8192
 
 
 def request_to_table(request: Any) -> tuple[pa.Table, int]:
-    """Returns (rows, rejected): the span rows (``RAW_SCHEMA``) of every valid span, typed by the encoder the
-    instrumentation's pipeline uses (``encode_isolating``), so that a span received over OTLP is stored as the
-    pipeline stores it. Spans with invalid ids or times are rejected, and so is a span whose values cannot be
-    encoded even with every attribute left in ``extra_attributes``; one bad span costs only itself."""
-    tables: list[pa.Table] = []
-    rows: list[SpanRow] = []
+    """Returns (rows, rejected): one row per valid span; spans with invalid ids or times are rejected."""
+    cols: dict[str, list] = {name: [] for name in RAW_SCHEMA.names}
+    batches: list[pa.RecordBatch] = []
+    trace_ids, span_ids, parents = cols["trace_id"], cols["span_id"], cols["parent_span_id"]
+    starts, ends, durations = cols["start_time"], cols["end_time"], cols["duration_ms"]
+    services, statuses, attrs_col, names = cols["service_name"], cols["status"], cols["attributes"], cols["name"]
+    kinds, messages, scopes, resources, events_col = (
+        cols["kind"],
+        cols["status_message"],
+        cols["scope_name"],
+        cols["resource"],
+        cols["events"],
+    )
     rejected = 0
     for resource_spans in request.resource_spans:
         resource_attrs = key_values(resource_spans.resource.attributes)
         service = resource_attrs.get("service.name")
+        service = str(service) if service is not None else None
         resource_json = _dumps(resource_attrs)
         for scope_spans in resource_spans.scope_spans:
-            origin = Origin(None if service is None else str(service), resource_json, scope_spans.scope.name or None)
+            scope = scope_spans.scope.name or None
             for span in scope_spans.spans:
                 trace_id, span_id = span.trace_id, span.span_id
                 start, end = span.start_time_unix_nano, span.end_time_unix_nano
@@ -261,45 +266,37 @@ def request_to_table(request: Any) -> tuple[pa.Table, int]:
                 attributes = key_values(span.attributes)
                 if looks_genai(attributes):
                     normalize(attributes)
+                trace_ids.append(trace_id.hex())
+                span_ids.append(span_id.hex())
                 parent = span.parent_span_id
-                status = span.status
+                parents.append(parent.hex() if len(parent) == 8 and any(parent) else None)
+                starts.append(start)
+                ends.append(end)
+                durations.append((end - start) / 1e6 if start and end else None)
+                services.append(service)
+                code = span.status.code
+                statuses.append("error" if code == _STATUS_ERROR else "ok")
+                messages.append(span.status.message or None)
+                attrs_col.append(_dumps(attributes))
+                names.append(span.name)
                 kind = span.kind
+                kinds.append(_KINDS[kind] if 0 <= kind < len(_KINDS) else "INTERNAL")
+                scopes.append(scope)
+                resources.append(resource_json)
                 events = span.events
-                rows.append(
-                    SpanRow(
-                        int.from_bytes(trace_id, "big"),
-                        int.from_bytes(span_id, "big"),
-                        int.from_bytes(parent, "big") if len(parent) == 8 else None,
-                        start,
-                        end,
-                        span.name,
-                        _KINDS[kind] if 0 <= kind < len(_KINDS) else "INTERNAL",
-                        status.code == _STATUS_ERROR,
-                        status.message or None,
-                        attributes,
-                        _dumps(
-                            [
-                                {"name": e.name, "timestamp": e.time_unix_nano, "attributes": key_values(e.attributes)}
-                                for e in events
-                            ]
-                        )
-                        if events
-                        else None,
-                        origin,
+                events_col.append(
+                    _dumps(
+                        [
+                            {"name": e.name, "timestamp": e.time_unix_nano, "attributes": key_values(e.attributes)}
+                            for e in events
+                        ]
                     )
+                    if events
+                    else None
                 )
-                if len(rows) >= _CHUNK_SPANS:
-                    rejected += _encode_into(tables, rows)
-    if rows or not tables:
-        rejected += _encode_into(tables, rows)
-    return (pa.concat_tables(tables) if len(tables) > 1 else tables[0]), rejected
-
-
-def _encode_into(tables: list[pa.Table], rows: list[SpanRow]) -> int:
-    """Appends the rows' table to ``tables`` and empties ``rows``; returns how many could not be encoded."""
-    table, failures = encode_isolating(rows, list)
-    for _, exc in failures[:1]:
-        log.warning("auriko_obs collect: %d spans cannot be encoded (%s: %s)", len(failures), type(exc).__name__, exc)
-    tables.append(table)
-    rows.clear()
-    return len(failures)
+                if len(names) >= _CHUNK_SPANS:
+                    batches.append(pa.RecordBatch.from_pydict(cols, schema=RAW_SCHEMA))
+                    for column in cols.values():
+                        column.clear()  # the same lists: the names bound to them above stay valid
+    batches.append(pa.RecordBatch.from_pydict(cols, schema=RAW_SCHEMA))
+    return pa.Table.from_batches(batches, schema=RAW_SCHEMA), rejected

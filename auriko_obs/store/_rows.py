@@ -293,11 +293,7 @@ def _table(rows: Sequence[SpanRow], typed: list[list[Any]], extras: list[str]) -
         "parent_span_id": pa.array([_hex(r.parent_span_id, 16) for r in rows], pa.string()),
         "start_time": starts.cast(_TS),
         "end_time": ends.cast(_TS),
-        "duration_ms": pc.if_else(  # a time of 0 is one not set (OTLP): no duration
-            pc.and_(pc.not_equal(starts, 0), pc.not_equal(ends, 0)),
-            pc.divide(pc.subtract(ends, starts).cast(pa.float64()), 1e6),
-            pa.scalar(None, pa.float64()),
-        ),
+        "duration_ms": pc.divide(pc.subtract(ends, starts).cast(pa.float64()), 1e6),
         "service_name": pa.array([r.origin.service_name for r in rows], pa.string()),
         "status": pa.array(["error" if r.failed else "ok" for r in rows], pa.string()),
         EXTRA_ATTRIBUTES: pa.array(extras, pa.string()),
