@@ -7,12 +7,16 @@
    On 2 cores the 4 exporter processes themselves (the official exporter encodes protobuf in Python)
    compete with the receiver for the CPU, so a second run has the same exporters' requests encoded
    before the clock starts (the official encoder, `encode_spans`) and POSTed as they are: that rate is
-   what the receiver itself sustains.
+   what the receiver itself sustains (target: >= 50,000 spans/s, issue 15). It runs twice: with a reader
+   counting the store's rows every 100 ms (each count makes the writer hand the file over), and waiting
+   for the collector's exit after SIGTERM (nobody else opens the file). Each run reports the collector's
+   CPU per span (`/proc/PID/stat` from the start, its rusage at exit), which moves less with the load.
 2. Caller overhead: per-call µs of an instrumented `openai` client (in-process mock transport, as in
    `overhead.py`) with OTLP export off, on (to a running collector), and on with the collector down.
    Target: no increase in the caller's latency with the collector down (drops are counted).
 
     python benchmarks/collect.py [--spans-per-exporter 25000] [--calls 400] [--rounds 7] [--json]
+        [--only receiver|preencoded|overhead] [--wait poll|exit|both]
 """
 
 from __future__ import annotations
