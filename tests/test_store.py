@@ -279,6 +279,26 @@ def test_fresh_rows_are_inserted_without_a_lookup_and_rows_written_again_are_loo
         writer.close()
 
 
+def test_a_writer_appends_on_one_duckdb_thread_and_readers_keep_every_core(instrumented, client, tmp_path):
+    """DuckDB's threads split an append of a few thousand rows and wait for each other: one thread costs less
+    CPU for the same batch (docs/benchmarks.md). Readers, whose queries scan whole stores, keep the default."""
+    from auriko_obs.store import StoreWriter
+
+    client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    assert auriko_obs.flush()
+    table = _stored_raw_rows(instrumented)
+    writer = StoreWriter(str(tmp_path / "threads.duckdb"))
+    try:
+        assert writer.write(table, fresh=True).stored == 1
+        with writer.connection.use(5.0) as con:
+            assert con.execute("SELECT current_setting('threads')").fetchone() == (1,)
+    finally:
+        writer.close()
+    default = duckdb.connect(":memory:").execute("SELECT current_setting('threads')").fetchone()
+    read = auriko_obs.Store(str(tmp_path / "threads.duckdb")).sql("SELECT current_setting('threads') AS n")
+    assert (int(read["n"][0]),) == default
+
+
 def test_a_spool_file_ingested_twice_adds_no_duplicates(instrumented, client):
     """A writer that dies between committing a spool file's rows and deleting the file leaves it to be
     ingested again."""

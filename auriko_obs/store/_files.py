@@ -48,6 +48,10 @@ DEFAULT_DB = "auriko_obs.duckdb"
 _process_locks: dict[str, threading.Lock] = {}
 _process_locks_guard = threading.Lock()
 _WATCH_S = 0.05  # how often a holder looks for anyone waiting for its file
+# DuckDB's threads for a held writer's connection. Appending a batch of span rows on DuckDB's default of one
+# thread a core cost 30–50% more CPU than on one (the threads split a few thousand rows and then wait for each
+# other), for no gain: the batch is written off the caller's thread anyway (issue 15, docs/benchmarks.md).
+WRITER_THREADS = 1
 _YIELD_S = 0.5  # how long a holder that let go for others leaves them to get in
 _waiting_here: dict[str, int] = {}  # path → threads of this process waiting to open it
 _waiting_here_lock = threading.Lock()
@@ -270,7 +274,9 @@ def _process_turn(path: str) -> Iterator[None]:
         _process_lock(path).release()
 
 
-def _open(path: str, read_only: bool, deadline: float, wait_s: float) -> duckdb.DuckDBPyConnection:
+def _open(
+    path: str, read_only: bool, deadline: float, wait_s: float, *, threads: int | None = None
+) -> duckdb.DuckDBPyConnection:
     delay = 0.002
     while True:
         try:
@@ -288,7 +294,9 @@ def _open(path: str, read_only: bool, deadline: float, wait_s: float) -> duckdb.
         if not read_only:
             checked = _SCHEMA_CHECKED.get(path)
             if checked is None or checked != _identity(path):
-                ensure_schema(con)
+                ensure_schema(con)  # on every thread: a migration may rewrite a large table
+        if threads is not None:
+            con.execute(f"SET threads = {threads}")
     except BaseException:
         _SCHEMA_CHECKED.pop(path, None)
         con.close()
@@ -394,7 +402,7 @@ class HeldConnection:
             raise StoreLockedError(f"store {path} stayed in use by another thread for {wait_s:.1f}s")
         try:
             self._lock_fd = _take_handover_lock(path, shared=False, deadline=deadline, wait_s=wait_s)
-            self._con = _open(path, False, deadline, wait_s)
+            self._con = _open(path, False, deadline, wait_s, threads=WRITER_THREADS)
         except BaseException:
             self._drop_locks(lock)
             raise
