@@ -22,7 +22,9 @@ or when no batch came for ``idle_s`` (1 s), it finishes the batch in hand, close
 holder that let go for others waits until they are in before it takes the file again (``_YIELD_S``). So a
 reader or another writer waits for at most one batch and the close, as it did for a batch before.
 Before this process forks, held connections are closed: a child must never see a DuckDB instance open on
-the file (it would reuse it from DuckDB's instance cache, outside our locks).
+the file (it would reuse it from DuckDB's instance cache, outside our locks). A held connection is the store
+file attached to an in-memory DuckDB kept for the writer's life (``_AttachingInstance``): taking the file
+again costs an ``ATTACH`` (about 2 ms of CPU), not a new DuckDB instance (about 20 ms).
 """
 
 from __future__ import annotations
