@@ -279,6 +279,60 @@ def test_fresh_rows_are_inserted_without_a_lookup_and_rows_written_again_are_loo
         writer.close()
 
 
+def test_a_writer_appends_on_one_duckdb_thread_and_readers_keep_every_core(instrumented, client, tmp_path):
+    """DuckDB's threads split an append of a few thousand rows and wait for each other: one thread costs less
+    CPU for the same batch (docs/benchmarks.md). Readers, whose queries scan whole stores, keep the default."""
+    from auriko_obs.store import StoreWriter
+
+    client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    assert auriko_obs.flush()
+    table = _stored_raw_rows(instrumented)
+    writer = StoreWriter(str(tmp_path / "threads.duckdb"))
+    try:
+        assert writer.write(table, fresh=True).stored == 1
+        with writer.connection.use(5.0) as con:
+            assert con.execute("SELECT current_setting('threads')").fetchone() == (1,)
+    finally:
+        writer.close()
+    default = duckdb.connect(":memory:").execute("SELECT current_setting('threads')").fetchone()
+    read = auriko_obs.Store(str(tmp_path / "threads.duckdb")).sql("SELECT current_setting('threads') AS n")
+    assert (int(read["n"][0]),) == default
+
+
+def test_a_writer_hands_the_file_to_another_process_and_takes_it_back_without_building_duckdb_again(
+    instrumented, client, tmp_path
+):
+    """A writer attaches the file to one DuckDB instance kept for its life (building an instance costs about
+    20 ms of CPU, paid on every batch when the file is let go between batches); letting go closes the file
+    for anyone else, as closing a connection did, and taking it back attaches it again."""
+    import subprocess
+    import sys
+
+    from auriko_obs.store import StoreWriter
+
+    client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    assert auriko_obs.flush()
+    table = _stored_raw_rows(instrumented)
+    path = str(tmp_path / "handover.duckdb")
+    writer = StoreWriter(path)
+    try:
+        assert writer.write(table, fresh=True).stored == 1
+        instance = writer.connection._instance._memory
+        writer.release()
+        other = (
+            "import duckdb, sys; con = duckdb.connect(sys.argv[1]); "
+            "print(con.execute('SELECT count(*) FROM spans').fetchone()[0])"
+        )
+        seen = subprocess.run([sys.executable, "-c", other, path], capture_output=True, text=True, check=True)
+        assert seen.stdout.strip() == "1"  # opened for writing by another process: the file was let go
+        assert writer.write(table, fresh=True).stored == 1
+        assert writer.connection._instance._memory is instance
+        assert writer.stats()["connections_opened"] == 2
+    finally:
+        writer.close()
+    assert _span_counts(path) == (2, 1, 2)
+
+
 def test_a_spool_file_ingested_twice_adds_no_duplicates(instrumented, client):
     """A writer that dies between committing a spool file's rows and deleting the file leaves it to be
     ingested again."""

@@ -16,7 +16,7 @@ import orjson
 
 from .. import fields as F
 from ..prices import estimate_cost_usd
-from ._call_record import CallRecord, remember_auriko
+from ._call_record import CallRecord, base_url_of, remember_auriko
 from ._streams import field
 
 Attributes = dict[str, Any]
@@ -33,6 +33,19 @@ def _as_dict(value: Any) -> dict[str, Any] | None:
             return None
         return dumped if isinstance(dumped, dict) else None
     return None
+
+
+def _shallow(value: Any) -> dict[str, Any] | None:
+    """Returns the fields of a dict or a pydantic model, one level deep (nested models stay models): what
+    ``_as_dict`` gives at that level, without ``model_dump`` converting every nested model (about 4 µs for
+    a stream's usage)."""
+    if type(value) is dict:
+        return value
+    values = getattr(value, "__dict__", None)
+    if values is not None and hasattr(value, "__pydantic_fields_set__"):
+        extra = getattr(value, "__pydantic_extra__", None)
+        return {**values, **extra} if extra else values
+    return _as_dict(value)
 
 
 def _str(value: Any) -> str | None:
@@ -189,7 +202,7 @@ _SERVER_CACHE: dict[int, tuple[Any, str | None, int | None]] = {}
 
 
 def _server_attributes(client: Any, attrs: Attributes) -> None:
-    base_url = getattr(client, "base_url", None)
+    base_url = base_url_of(client)
     if base_url is None:
         return
     cached = _SERVER_CACHE.get(id(base_url))
@@ -273,7 +286,7 @@ def _parse_header(raw: str, kind: str) -> Any:
 
 
 def _usage_attributes(usage: Any, attrs: Attributes) -> None:
-    usage = _as_dict(usage)
+    usage = _shallow(usage)
     if not usage:
         return
     input_tokens = _int(usage.get("prompt_tokens", usage.get("input_tokens")))
@@ -283,12 +296,12 @@ def _usage_attributes(usage: Any, attrs: Attributes) -> None:
     _put(attrs, "auriko.usage.total_tokens", _int(usage.get("total_tokens")))
     details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details")
     if details:
-        details = _as_dict(details) or {}
+        details = _shallow(details) or {}
         _put(attrs, F.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, _int(details.get("cached_tokens")))
         _put(attrs, F.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, _int(details.get("cache_write_tokens")))
     details = usage.get("completion_tokens_details") or usage.get("output_tokens_details")
     if details:
-        details = _as_dict(details) or {}
+        details = _shallow(details) or {}
         _put(attrs, F.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, _int(details.get("reasoning_tokens")))
 
 

@@ -22,7 +22,9 @@ or when no batch came for ``idle_s`` (1 s), it finishes the batch in hand, close
 holder that let go for others waits until they are in before it takes the file again (``_YIELD_S``). So a
 reader or another writer waits for at most one batch and the close, as it did for a batch before.
 Before this process forks, held connections are closed: a child must never see a DuckDB instance open on
-the file (it would reuse it from DuckDB's instance cache, outside our locks).
+the file (it would reuse it from DuckDB's instance cache, outside our locks). A held connection is the store
+file attached to an in-memory DuckDB kept for the writer's life (``_AttachingInstance``): taking the file
+again costs an ``ATTACH`` (about 2 ms of CPU), not a new DuckDB instance (about 20 ms).
 """
 
 from __future__ import annotations
@@ -48,6 +50,10 @@ DEFAULT_DB = "auriko_obs.duckdb"
 _process_locks: dict[str, threading.Lock] = {}
 _process_locks_guard = threading.Lock()
 _WATCH_S = 0.05  # how often a holder looks for anyone waiting for its file
+# DuckDB's threads for a held writer's connection. Appending a batch of span rows on DuckDB's default of one
+# thread a core cost 30–50% more CPU than on one (the threads split a few thousand rows and then wait for each
+# other), for no gain: the batch is written off the caller's thread anyway (issue 15, docs/benchmarks.md).
+WRITER_THREADS = 1
 _YIELD_S = 0.5  # how long a holder that let go for others leaves them to get in
 _waiting_here: dict[str, int] = {}  # path → threads of this process waiting to open it
 _waiting_here_lock = threading.Lock()
@@ -332,6 +338,86 @@ def connect(path: str | os.PathLike[str], *, read_only: bool, wait_s: float) -> 
             _close(path, con, read_only, ok)
 
 
+class _AttachingInstance:
+    """An in-memory DuckDB of this process that a writer attaches a store file to, and detaches it from.
+
+    Opening a file with ``duckdb.connect`` builds a whole DuckDB instance (its catalog of functions, its
+    threads): about 20 ms of CPU, paid again for every batch whenever the file was let go in between (the
+    pipeline exports every 5 s, and a writer lets go after 1 s idle). ``ATTACH`` of the file to an instance
+    kept for the writer's life takes the same lock and the same file, for about 1 ms; ``DETACH`` checkpoints
+    and closes the file as closing a connection does. The schema is brought up to date on a connection of its
+    own (``_open``), when this process has not checked it since the file last changed hands."""
+
+    _count = 0
+
+    def __init__(self) -> None:
+        self._memory: duckdb.DuckDBPyConnection | None = None
+        self._pid = 0
+        _AttachingInstance._count += 1
+        self._alias = f"auriko_obs_store_{_AttachingInstance._count}"
+
+    def attach(self, path: str, deadline: float, wait_s: float) -> duckdb.DuckDBPyConnection:
+        """Returns a connection whose default database is the store file, its schema up to date."""
+        checked = _SCHEMA_CHECKED.get(path)
+        if checked is None or checked != _identity(path):
+            _close(path, _open(path, False, deadline, wait_s), False, True)
+        if self._memory is None or self._pid != os.getpid():
+            if self._memory is not None:  # the parent's, inherited by fork: its threads are gone, never close it
+                _INHERITED.append(self._memory)
+            self._memory = duckdb.connect(":memory:")
+            self._memory.execute(f"SET threads = {WRITER_THREADS}")
+            self._pid = os.getpid()
+        con = self._memory.cursor()
+        try:
+            quoted = path.replace("'", "''")
+            delay = 0.002
+            while True:
+                try:
+                    con.execute(f"ATTACH '{quoted}' AS {self._alias}")
+                    break
+                except duckdb.Error as exc:
+                    if not _is_lock_conflict(exc) or time.monotonic() >= deadline:
+                        if _is_lock_conflict(exc):
+                            raise StoreLockedError(f"store {path} stayed locked for {wait_s:.1f}s: {exc}") from exc
+                        raise
+                    time.sleep(delay * (0.5 + random.random()))
+                    delay = min(delay * 2, 0.1)
+            con.execute(f"USE {self._alias}")
+            configure(con)
+        except BaseException:
+            self._drop(con)
+            raise
+        return con
+
+    def detach(self, path: str, con: duckdb.DuckDBPyConnection, ok: bool) -> None:
+        """Detaches the store (DuckDB checkpoints and closes the file); records its identity when ``ok``."""
+        try:
+            with suppress(duckdb.Error):  # a failed statement may have left its transaction open
+                con.execute("ROLLBACK")
+            con.execute("USE memory")
+            con.execute(f"DETACH {self._alias}")
+            con.close()
+        except BaseException:
+            _SCHEMA_CHECKED.pop(path, None)
+            self._drop(con)  # closing the instance closes the file, whatever state it is in
+            raise
+        if ok:
+            _SCHEMA_CHECKED[path] = _identity(path)
+        else:
+            _SCHEMA_CHECKED.pop(path, None)
+
+    def _drop(self, con: duckdb.DuckDBPyConnection) -> None:
+        memory, self._memory = self._memory, None
+        for each in (con, memory):
+            if each is not None:
+                with suppress(Exception):
+                    each.close()
+
+
+# In-memory instances a forked child inherited from its parent (``_AttachingInstance``): kept, never closed.
+_INHERITED: list[duckdb.DuckDBPyConnection] = []
+
+
 class HeldConnection:
     """A writable connection to one store that stays open across batches, and lets go when anyone else wants
     the file or no batch came for ``idle_s`` seconds (see the module's docstring).
@@ -352,6 +438,7 @@ class HeldConnection:
         self._let_go_at = 0.0  # when it last let go because someone waited
         self._wake = threading.Event()
         self._watcher: threading.Thread | None = None
+        self._instance = _AttachingInstance()
 
     @property
     def held(self) -> bool:
@@ -394,7 +481,7 @@ class HeldConnection:
             raise StoreLockedError(f"store {path} stayed in use by another thread for {wait_s:.1f}s")
         try:
             self._lock_fd = _take_handover_lock(path, shared=False, deadline=deadline, wait_s=wait_s)
-            self._con = _open(path, False, deadline, wait_s)
+            self._con = self._instance.attach(path, deadline, wait_s)
         except BaseException:
             self._drop_locks(lock)
             raise
@@ -423,7 +510,7 @@ class HeldConnection:
         if _HOLDERS.get(self.path) is self:
             del _HOLDERS[self.path]
         try:
-            _close(self.path, con, False, ok)
+            self._instance.detach(self.path, con, ok)
         finally:
             self._drop_locks(_process_lock(self.path))
 
