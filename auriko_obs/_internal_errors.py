@@ -58,17 +58,19 @@ class InternalErrors:
 INTERNAL_ERRORS = InternalErrors()
 
 
-def positive_setting(name: str, default: float, where: str, unit: str = "") -> float:
-    """Returns the environment variable ``name`` as a positive, finite number (in its own ``unit``), or
-    ``default`` when it is unset; any other value is reported once (``<where>.<name>``) and ``default`` used."""
+def positive_setting(name: str, default: float, where: str, unit: str = "", *, integer: bool = False) -> float:
+    """Returns the environment variable ``name`` as a positive, finite number (in its own ``unit``; a whole
+    number when ``integer``), or ``default`` when it is unset; any other value is reported once
+    (``<where>.<name>``) and ``default`` used."""
     text = os.environ.get(name, "").strip()
     if not text:
         return default
     try:
-        value = float(text)
+        value = int(text) if integer else float(text)
         if not (value > 0 and math.isfinite(value)):
             raise ValueError
     except ValueError:
-        INTERNAL_ERRORS.warn(f"{where}.{name}", f"{name}={text!r} is not a positive number{unit}; using {default:g}.")
+        kind = "a positive whole number" if integer else "a positive number"
+        INTERNAL_ERRORS.warn(f"{where}.{name}", f"{name}={text!r} is not {kind}{unit}; using {default:g}.")
         return default
     return value

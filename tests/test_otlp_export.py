@@ -417,3 +417,32 @@ def test_flush_returns_once_spans_and_metrics_have_reached_the_collector(monkeyp
         for m in sm.metrics
     }
     assert "gen_ai.client.operation.duration" in metrics
+
+
+def test_bad_otel_bsp_settings_are_reported_and_the_export_queue_keeps_its_defaults(monkeypatch):
+    """Before: a negative OTEL_BSP_MAX_QUEUE_SIZE dropped every span, a negative OTEL_BSP_SCHEDULE_DELAY made the
+    queue's thread spin (it exported at once instead of every second), and neither was reported."""
+    from auriko_obs._internal_errors import INTERNAL_ERRORS
+    from auriko_obs.otlp._export import QueuedExporter
+
+    bad = {"OTEL_BSP_MAX_QUEUE_SIZE": "-1", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "2.5", "OTEL_BSP_SCHEDULE_DELAY": "-1000"}
+    for name, value in bad.items():
+        monkeypatch.setenv(name, value)
+    before = {name: INTERNAL_ERRORS.counts.get(f"otlp.{name}", 0) for name in bad}
+    made = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(made))
+    for i in range(3):
+        provider.get_tracer("tests").start_span(f"call {i}").end()
+    received = InMemorySpanExporter()
+    queue = QueuedExporter(received)
+    try:
+        queue.export(made.get_finished_spans())
+        time.sleep(0.3)  # the default schedule (1 s) keeps fewer spans than a batch (512) waiting
+        assert received.get_finished_spans() == ()
+        assert queue.force_flush(10_000)
+        assert [s.name for s in received.get_finished_spans()] == ["call 0", "call 1", "call 2"]
+        assert queue.stats()["dropped_spans"] == 0
+    finally:
+        queue.shutdown()
+    assert {name: INTERNAL_ERRORS.counts.get(f"otlp.{name}", 0) - before[name] for name in bad} == dict.fromkeys(bad, 1)

@@ -21,19 +21,12 @@ from urllib.parse import urlsplit, urlunsplit
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from .._internal_errors import INTERNAL_ERRORS
+from .._internal_errors import INTERNAL_ERRORS, positive_setting
 
 log = logging.getLogger("auriko_obs.otlp")
 
 SCOPE_NAME = "auriko_obs"
 PROTOCOLS = ("http/protobuf", "grpc")
-
-
-def _env_int(name: str, default: int) -> int:
-    try:
-        return int(os.environ[name])
-    except (KeyError, ValueError):
-        return default
 
 
 # ------------------------------------------------------------------------ choosing the exporter
@@ -170,13 +163,20 @@ def make_metric_exporter(
 # ------------------------------------------------------------------------ the bounded queue
 
 
+def _spans_setting(name: str, default: int) -> float:
+    """A count of spans from the environment: a whole number above 0 (a bad one is reported, the default used)."""
+    return positive_setting(name, default, "otlp", " of spans", integer=True)
+
+
 class QueuedExporter:
     """Hands span batches to a (slow, network) SpanExporter from a thread of its own.
 
     ``export`` only appends to a bounded deque and returns; spans beyond ``max_queue_size`` are dropped
     and counted in ``dropped_spans``. Batches of up to ``max_batch_size`` go out every ``delay_s``
     (``OTEL_BSP_MAX_QUEUE_SIZE``, ``OTEL_BSP_MAX_EXPORT_BATCH_SIZE`` and ``OTEL_BSP_SCHEDULE_DELAY``
-    set the three; the queue defaults to 20,000 spans, not the SDK's 2,048).
+    set the three; the queue defaults to 20,000 spans, not the SDK's 2,048). A value that is not a positive
+    number (a whole one for the two sizes) is reported once and its default used: a negative delay would make
+    the thread spin, a negative queue size would drop every span.
     """
 
     def __init__(
@@ -190,9 +190,11 @@ class QueuedExporter:
     ) -> None:
         self.exporter = exporter
         self.name = name
-        self.max_queue_size = max_queue_size or _env_int("OTEL_BSP_MAX_QUEUE_SIZE", 20_000)
-        self.max_batch_size = max_batch_size or _env_int("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512)
-        self.delay_s = delay_s if delay_s is not None else _env_int("OTEL_BSP_SCHEDULE_DELAY", 1000) / 1000
+        self.max_queue_size = max_queue_size or int(_spans_setting("OTEL_BSP_MAX_QUEUE_SIZE", 20_000))
+        self.max_batch_size = max_batch_size or int(_spans_setting("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512))
+        if delay_s is None:
+            delay_s = positive_setting("OTEL_BSP_SCHEDULE_DELAY", 1000, "otlp", " of milliseconds") / 1000
+        self.delay_s = delay_s
         self.exported_spans = 0
         self.dropped_spans = 0
         self.failed_spans = 0
