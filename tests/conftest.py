@@ -158,13 +158,6 @@ SLOW_MODULES_FIRST = (
 )
 
 
-def pytest_xdist_auto_num_workers(config):
-    # `-n auto`: two workers per core. About a third of a worker's time is spent waiting (on servers,
-    # subprocesses, deadlines and retries the tests are about); a second worker per core runs meanwhile.
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return 2 * cores
-
-
 def pytest_collection_modifyitems(config, items):
     if os.environ.get("AURIKO_OBS_SDK_LEG") == "1":
         keep = [item for item in items if item.path.name in SDK_LEG_MODULES]
