@@ -134,6 +134,52 @@ def test_standard_variables_send_spans_to_the_collector_and_duckdb_nested_in_the
     assert auriko_obs.stats()["otlp"]["exported_spans"] == 2
 
 
+def _rows_by_span(db: str, table: str) -> dict[str, dict]:
+    """Returns the rows of a store's view by span id, JSON columns parsed and every missing value None."""
+    import pandas as pd
+
+    rows = Store(db).sql(f"SELECT * FROM {table}").to_dict("records")
+    out = {}
+    for row in rows:
+        for name, value in row.items():
+            if isinstance(value, str) and name in ("attributes", "extra_attributes", "events", "resource"):
+                row[name] = json.loads(value)
+            elif not hasattr(value, "__len__") and pd.isna(value):
+                row[name] = None
+            elif hasattr(value, "tolist"):
+                row[name] = value.tolist()
+        out[row["span_id"]] = row
+    return out
+
+
+def test_the_collector_stores_the_rows_the_local_store_does_for_the_same_calls(collector, client, db_path):
+    """Our spans over OTLP into `collect` (typed by DuckDB from the attributes JSON) and the same spans into the
+    instrumented process's own store (typed in Python): every column of `spans` and `llm_calls` is the same,
+    but for `extra_attributes`, which holds every attribute in the collector's rows and only those without a
+    column in the pipeline's: `attributes` merges both layouts into the same object."""
+    auriko_obs.instrument(
+        db=db_path,
+        service_name="side-by-side",
+        otlp={"endpoint": collector.http_base, "headers": {"authorization": f"Bearer {TOKEN}"}, "metrics": False},
+    )
+    _chat(client)
+    _chat(client, "again", temperature=0.2, max_tokens=50, user="u-7")
+    for _ in _chat(client, "stream please", stream=True):
+        pass
+    client.embeddings.create(model="text-embedding-3-small", input=["a", "b"])
+    client.responses.create(model="gpt-4o", input="Name a colour.")
+    assert auriko_obs.flush(30)
+    local_spans = _rows_by_span(db_path, "spans")
+    assert len(collected(collector, len(local_spans))) == len(local_spans) == 5
+    collected_spans = _rows_by_span(collector.path, "spans")
+    for rows in (local_spans, collected_spans):
+        for row in rows.values():
+            del row["extra_attributes"]
+    assert collected_spans == local_spans
+    local_calls = _rows_by_span(db_path, "llm_calls")
+    assert len(local_calls) == 5 and _rows_by_span(collector.path, "llm_calls") == local_calls
+
+
 def test_otlp_argument_and_each_destination_can_be_turned_off(monkeypatch, collector, client, db_path, tmp_path):
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.http_base)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", f"authorization=Bearer {TOKEN}")
