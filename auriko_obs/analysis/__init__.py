@@ -11,7 +11,8 @@ analysis.cost_by("tag", Store.spark(spark, "/mnt/lake/"))  # Apache Spark over t
 
 Each analysis is one Ibis expression, compiled to the SQL of the engine that reads the store (see
 ``auriko_obs.store._engines``). Every function takes the store (a ``Store``, the path of a store file or of a
-lake, or None for ``$AURIKO_OBS_DB`` / ``./auriko_obs.duckdb``),
+lake, None for ``$AURIKO_OBS_DB`` / ``./auriko_obs.duckdb``, or an open ``session(store)``, whose engine several
+analyses then share: the file is opened, or the lake listed, once),
 ``since``/``until`` (datetimes, ISO-8601 strings or spans back from now such as ``"7d"``; calls whose
 ``start_time`` is in [since, until); a ``since`` not before ``until`` raises ValueError), and the filters
 ``model``, ``provider``, ``service``, ``tag`` and ``user``, each one value or a list. Periods (``hour``,

@@ -363,7 +363,7 @@ def _frame(rows: list[dict], columns: Sequence[str]) -> pd.DataFrame:
 
 
 def budget_burn(
-    store: StoreLike = None,
+    store: StoreLike | Session = None,
     budgets: Budget | Iterable[Budget] | str | os.PathLike[str] | None = None,
     *,
     now: TimeLike = None,
@@ -410,7 +410,7 @@ def budget_burn(
 
 def budget_burndown(
     budget: Budget,
-    store: StoreLike = None,
+    store: StoreLike | Session = None,
     *,
     now: TimeLike = None,
     lookback: str | timedelta = "7d",

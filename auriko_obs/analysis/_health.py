@@ -33,7 +33,7 @@ _Q_NAMES = ("p05", "p25", "p50", "p75", "p90", "p99")
 
 
 def latency(
-    store: StoreLike = None,
+    store: StoreLike | Session = None,
     *,
     since: TimeLike = None,
     until: TimeLike = None,
@@ -111,7 +111,7 @@ def _latency(s: Session, w: Where, g: Grouping, exact: bool | None) -> ir.Table:
 
 
 def errors(
-    store: StoreLike = None,
+    store: StoreLike | Session = None,
     *,
     since: TimeLike = None,
     until: TimeLike = None,

@@ -127,7 +127,7 @@ def prices(store: StoreLike | Session = None) -> pd.DataFrame:
 
 
 def routing_savings(
-    store: StoreLike = None,
+    store: StoreLike | Session = None,
     *,
     since: TimeLike = None,
     until: TimeLike = None,

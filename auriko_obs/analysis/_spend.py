@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 
 def provider_mix(
-    store: StoreLike = None,
+    store: StoreLike | Session = None,
     *,
     since: TimeLike = None,
     until: TimeLike = None,
@@ -122,7 +122,7 @@ def _provider_mix(s: Session, w: Where, g: Grouping) -> ir.Table:
 
 def cost_by(
     dim: str,
-    store: StoreLike = None,
+    store: StoreLike | Session = None,
     *,
     top: int = 10,
     since: TimeLike = None,
@@ -188,7 +188,7 @@ def _cost_by(s: Session, w: Where, g: Grouping, top: int) -> ir.Table:
 
 
 def cache_savings(
-    store: StoreLike = None,
+    store: StoreLike | Session = None,
     *,
     since: TimeLike = None,
     until: TimeLike = None,

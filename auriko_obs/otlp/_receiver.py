@@ -867,10 +867,16 @@ class _Server(ThreadingHTTPServer):
             raise
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
+        # ThreadingMixIn's, with the slot given back before the connection is closed: a client that sees its
+        # connection end and connects again at once finds the slot free (released after the close, the new
+        # connection could arrive first and be refused with a 503).
         try:
-            super().process_request_thread(request, client_address)
+            self.finish_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
         finally:
             self._connections.release()
+            self.shutdown_request(request)
 
 
 def start_http(

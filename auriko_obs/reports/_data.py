@@ -1,14 +1,16 @@
 """The content of a spend report, as one JSON-ready dict (its shape: ``report.schema.json``).
 
 Every number is aggregated in DuckDB; pandas only carries the small results. Each section has its own
-function taking the store and a period, so a renderer, a test or a notebook can call one alone.
+function taking the store (or an open ``analysis.session`` of it) and a period, so a renderer, a test or a
+notebook can call one alone. ``build_report`` runs them all in one session: the store file is opened (or the
+lake listed) once, and every section reads the same rows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from .._version import __version__
 from ..store import Store
@@ -16,6 +18,11 @@ from ._anomalies import find_anomalies
 from ._budget_verdicts import budget_rows
 from ._periods import Period
 from ._values import integer, iso, number, text
+
+if TYPE_CHECKING:
+    from ..analysis import Session
+
+Source: TypeAlias = "Store | Session"  # what each section reads: the store, or a session open on it
 
 REPORT_SCHEMA_VERSION = 1
 # report breakdown → the ``analysis.cost_by`` dimension (a call counts under each of its tags)
@@ -26,7 +33,7 @@ ADVERB = {"hour": "hourly", "day": "daily"}
 _WHERE = "start_time >= ? AND start_time < ?"
 
 
-def totals(store: Store, period: Period) -> dict:
+def totals(store: Source, period: Period) -> dict:
     """Returns calls, errors, cost, tokens, cache savings and distinct users in the period."""
     row = store.sql(
         f"""
@@ -53,7 +60,7 @@ def compare(current: dict, previous: dict) -> dict:
     return out
 
 
-def cost_by(store: Store, period: Period, dimension: str, top_n: int = 10) -> list[dict]:
+def cost_by(store: Source, period: Period, dimension: str, top_n: int = 10) -> list[dict]:
     """Returns the top ``top_n`` values of ``dimension`` by cost, then one "other" row for the rest."""
     from .. import analysis
 
@@ -71,7 +78,7 @@ def cost_by(store: Store, period: Period, dimension: str, top_n: int = 10) -> li
     ]
 
 
-def savings(store: Store, period: Period) -> dict:
+def savings(store: Source, period: Period) -> dict:
     """Returns cache savings (``analysis.cache_savings``) and routing savings (``analysis.routing_savings``,
     at list prices from ``/v1/models``; None when no prices are cached in the store)."""
     from .. import analysis
@@ -98,7 +105,7 @@ def savings(store: Store, period: Period) -> dict:
     return out
 
 
-def errors(store: Store, period: Period, calls: int) -> dict:
+def errors(store: Source, period: Period, calls: int) -> dict:
     """Returns error counts by code (``analysis.errors``), rate limits and budget rejections, and the error rate."""
     from .. import analysis
 
@@ -132,7 +139,7 @@ def _code_in(codes: Sequence[str]) -> str:
     return f"coalesce(error_code IN ({', '.join(repr(c) for c in codes)}), false)"
 
 
-def rejections(store: Store, period: Period) -> dict:
+def rejections(store: Source, period: Period) -> dict:
     """Returns the failed calls that were rate limited and those rejected for budget (never both)."""
     # by status and header too, not the Auriko code alone: a plain 429 (code missing, or only error.type
     # RateLimitError) is a rate limit, and a call with X-Budget-Exceeded-Scope a budget rejection
@@ -148,7 +155,7 @@ def rejections(store: Store, period: Period) -> dict:
     return {"rate_limited": int(row["rate_limited"]), "budget_rejections": int(row["budget_rejections"])}
 
 
-def biggest_calls(store: Store, period: Period, top_n: int = 10) -> list[dict]:
+def biggest_calls(store: Source, period: Period, top_n: int = 10) -> list[dict]:
     """Returns the ``top_n`` most expensive single calls of the period."""
     frame = store.sql(
         f"""
@@ -187,7 +194,7 @@ def _bucket_iso(bucket: Any) -> str:
     return moment
 
 
-def spend_series(store: Store, period: Period, granularity: str, window: int) -> tuple[list[tuple[str, float]], int]:
+def spend_series(store: Source, period: Period, granularity: str, window: int) -> tuple[list[tuple[str, float]], int]:
     """Returns gap-free (bucket start, cost) from ``window`` buckets before the period (or the store's first
     call, if later) to its end, and the index of the period's first bucket.
 
@@ -223,7 +230,7 @@ def spend_series(store: Store, period: Period, granularity: str, window: int) ->
     return series, first_in_period
 
 
-def anomalies(store: Store, period: Period) -> dict:
+def anomalies(store: Source, period: Period) -> dict:
     """Returns the anomalous hours (daily reports) or days (longer ones) of the period, with the method."""
     granularity, window = ("hour", 168) if period.end - period.start <= timedelta(days=2) else ("day", 28)
     series, first = spend_series(store, period, granularity, window)
@@ -246,25 +253,31 @@ def build_report(
     budgets: Sequence[Any] = (),
     dimensions: Sequence[str] = tuple(DIMENSIONS),
 ) -> dict:
-    """Returns the whole report for ``period`` as a dict that ``report.schema.json`` describes."""
+    """Returns the whole report for ``period`` as a dict that ``report.schema.json`` describes.
+
+    Its sections share one session of the store: one read-only open of the file (or listing of the lake)
+    instead of one per query, and one state of the store for every number in the report."""
+    from ..analysis import session
+
     store = db if isinstance(db, Store) else Store(db)
     now = now or datetime.now(timezone.utc)
     previous = period.previous()
-    current_totals, previous_totals = totals(store, period), totals(store, previous)
-    return {
-        "schema_version": REPORT_SCHEMA_VERSION,
-        "generated_at": iso(now),
-        "generator": f"auriko-obs {__version__}",
-        "store": store.path,
-        "period": {"kind": period.kind, "label": period.label, "start": iso(period.start), "end": iso(period.end)},
-        "previous_period": {"start": iso(previous.start), "end": iso(previous.end)},
-        "totals": current_totals,
-        "previous_totals": previous_totals,
-        "changes": compare(current_totals, previous_totals),
-        "cost_by": {dim: cost_by(store, period, dim, top_n) for dim in dimensions},
-        "savings": savings(store, period),
-        "budgets": budget_rows(store, budgets, now),
-        "errors": errors(store, period, current_totals["calls"]),
-        "biggest_calls": biggest_calls(store, period, top_n),
-        "anomalies": anomalies(store, period),
-    }
+    with session(store) as s:
+        current_totals, previous_totals = totals(s, period), totals(s, previous)
+        return {
+            "schema_version": REPORT_SCHEMA_VERSION,
+            "generated_at": iso(now),
+            "generator": f"auriko-obs {__version__}",
+            "store": store.path,
+            "period": {"kind": period.kind, "label": period.label, "start": iso(period.start), "end": iso(period.end)},
+            "previous_period": {"start": iso(previous.start), "end": iso(previous.end)},
+            "totals": current_totals,
+            "previous_totals": previous_totals,
+            "changes": compare(current_totals, previous_totals),
+            "cost_by": {dim: cost_by(s, period, dim, top_n) for dim in dimensions},
+            "savings": savings(s, period),
+            "budgets": budget_rows(s, budgets, now),
+            "errors": errors(s, period, current_totals["calls"]),
+            "biggest_calls": biggest_calls(s, period, top_n),
+            "anomalies": anomalies(s, period),
+        }
