@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -389,6 +390,9 @@ def prune(
 # ---------------------------------------------------------------------------------------------- export
 
 
+_EXPORT_MEMORY = "1GB"
+
+
 def export_store(
     db: str | os.PathLike[str], location: str | os.PathLike[str], *, rows_per_file: int = DEFAULT_ROWS_PER_FILE
 ) -> tuple[int, int]:
@@ -403,8 +407,12 @@ def export_store(
         f'CAST("{n}" AS VARCHAR) AS "{n}"' if t == "JSON" else f'"{n}"' for n, t in fields.spans_columns()
     )
     rows = files = 0
-    with read_connection(db) as con:
+    with read_connection(db) as con, tempfile.TemporaryDirectory(prefix="auriko-obs-export-") as spill:
         con.execute("SET TimeZone = 'UTC'")
+        # Each date is sorted by time: beyond this, DuckDB sorts on disk. Without a limit, one date of 3.3M calls
+        # took 7.9 GB of RSS (up to 80% of the machine's memory may be taken); with it 3.2 GB, 53 instead of 91 s.
+        con.execute(f"SET temp_directory = '{spill.replace(chr(39), chr(39) * 2)}'")
+        con.execute(f"SET memory_limit = '{_EXPORT_MEMORY}'")
         day_sql = "coalesce(CAST(start_time AS DATE), DATE '1970-01-01')"
         days = [row[0] for row in con.execute(f"SELECT DISTINCT {day_sql} FROM spans ORDER BY 1").fetchall()]
         for day in days:
