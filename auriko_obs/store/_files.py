@@ -33,9 +33,10 @@ import os
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 
@@ -47,6 +48,7 @@ except ImportError:  # Windows: DuckDB's own lock only
 from ._migrations import ensure_schema
 
 DEFAULT_DB = "auriko_obs.duckdb"
+_T = TypeVar("_T")
 _process_locks: dict[str, threading.Lock] = {}
 _process_locks_guard = threading.Lock()
 _WATCH_S = 0.05  # how often a holder looks for anyone waiting for its file
@@ -276,12 +278,13 @@ def _process_turn(path: str) -> Iterator[None]:
         _process_lock(path).release()
 
 
-def _open(path: str, read_only: bool, deadline: float, wait_s: float) -> duckdb.DuckDBPyConnection:
+def _while_locked(path: str, deadline: float, wait_s: float, attempt: Callable[[], _T]) -> _T:
+    """Returns what ``attempt`` returns, trying again with a growing random pause while DuckDB says another
+    process holds the file, until ``deadline`` (then StoreLockedError); any other error is raised at once."""
     delay = 0.002
     while True:
         try:
-            con = duckdb.connect(path, read_only=read_only)
-            break
+            return attempt()
         except duckdb.Error as exc:
             if not _is_lock_conflict(exc) or time.monotonic() >= deadline:
                 if _is_lock_conflict(exc):
@@ -289,6 +292,10 @@ def _open(path: str, read_only: bool, deadline: float, wait_s: float) -> duckdb.
                 raise
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 0.1)
+
+
+def _open(path: str, read_only: bool, deadline: float, wait_s: float) -> duckdb.DuckDBPyConnection:
+    con = _while_locked(path, deadline, wait_s, lambda: duckdb.connect(path, read_only=read_only))
     try:
         configure(con)
         if not read_only:
@@ -370,18 +377,7 @@ class _AttachingInstance:
         con = self._memory.cursor()
         try:
             quoted = path.replace("'", "''")
-            delay = 0.002
-            while True:
-                try:
-                    con.execute(f"ATTACH '{quoted}' AS {self._alias}")
-                    break
-                except duckdb.Error as exc:
-                    if not _is_lock_conflict(exc) or time.monotonic() >= deadline:
-                        if _is_lock_conflict(exc):
-                            raise StoreLockedError(f"store {path} stayed locked for {wait_s:.1f}s: {exc}") from exc
-                        raise
-                    time.sleep(delay * (0.5 + random.random()))
-                    delay = min(delay * 2, 0.1)
+            _while_locked(path, deadline, wait_s, lambda: con.execute(f"ATTACH '{quoted}' AS {self._alias}"))
             con.execute(f"USE {self._alias}")
             configure(con)
         except BaseException:
