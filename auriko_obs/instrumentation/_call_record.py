@@ -8,7 +8,8 @@ extraction, span building and storage happens later on the pipeline's worker thr
 from __future__ import annotations
 
 import contextvars
-from typing import Any
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 from .._internal_errors import INTERNAL_ERRORS as INTERNAL_ERRORS  # re-exported: the hot path's modules count here
 
@@ -37,19 +38,37 @@ def base_url_of(client: Any) -> Any:
     return base_url if base_url is not None else getattr(client, "base_url", None)
 
 
-# id(base URL) → (the base URL, its text): a client's URL object lives as long as the client, and its text
-# (``str()`` of an httpx URL, about 1.5 µs) is needed for every call.
-_URL_TEXTS: dict[int, tuple[Any, str]] = {}
+class BaseUrl(NamedTuple):
+    """What the calls need of a client's base URL: its text, and the server's host and port."""
+
+    url: Any
+    text: str
+    host: str | None
+    port: int | None
+
+
+# id(base URL) → its BaseUrl: a client's URL object lives as long as the client, and its text (``str()`` of an
+# httpx URL, about 1.5 µs) and server are needed for every call.
+_BASE_URLS: dict[int, BaseUrl] = {}
+
+
+def base_url_facts(base_url: Any) -> BaseUrl:
+    """Returns the text, host and port of ``base_url``, remembered for the URL object."""
+    cached = _BASE_URLS.get(id(base_url))
+    if cached is None or cached.url is not base_url:  # ids are reused after GC: check identity
+        text = str(base_url)
+        parts = urlsplit(text)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        cached = BaseUrl(base_url, text, parts.hostname, port)
+        if len(_BASE_URLS) > 1024:
+            _BASE_URLS.clear()
+        _BASE_URLS[id(base_url)] = cached
+    return cached
 
 
 def base_url_text(base_url: Any) -> str:
     """Returns ``str(base_url)``, remembered for the URL object."""
-    cached = _URL_TEXTS.get(id(base_url))
-    if cached is None or cached[0] is not base_url:  # ids are reused after GC: check identity
-        if len(_URL_TEXTS) > 1024:
-            _URL_TEXTS.clear()
-        cached = _URL_TEXTS[id(base_url)] = (base_url, str(base_url))
-    return cached[1]
+    return base_url_facts(base_url).text
 
 
 def streams_usage_unasked(client: Any) -> bool:

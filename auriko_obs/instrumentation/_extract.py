@@ -16,7 +16,7 @@ import orjson
 
 from .. import fields as F
 from ..prices import estimate_cost_usd
-from ._call_record import CallRecord, base_url_of, remember_auriko
+from ._call_record import CallRecord, base_url_facts, base_url_of, remember_auriko
 from ._streams import field
 
 Attributes = dict[str, Any]
@@ -198,28 +198,13 @@ def _attribute_value(value: Any) -> Any:
         return str(value)
 
 
-_SERVER_CACHE: dict[int, tuple[Any, str | None, int | None]] = {}
-
-
 def _server_attributes(client: Any, attrs: Attributes) -> None:
     base_url = base_url_of(client)
     if base_url is None:
         return
-    cached = _SERVER_CACHE.get(id(base_url))
-    if cached is None or cached[0] is not base_url:  # ids are reused after GC: check identity
-        cached = (base_url, *_host_port(base_url))
-        if len(_SERVER_CACHE) > 1024:
-            _SERVER_CACHE.clear()
-        _SERVER_CACHE[id(base_url)] = cached
-    _put(attrs, F.SERVER_ADDRESS, cached[1])
-    _put(attrs, F.SERVER_PORT, cached[2])
-
-
-def _host_port(base_url: Any) -> tuple[str | None, int | None]:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(str(base_url))
-    return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    facts = base_url_facts(base_url)
+    _put(attrs, F.SERVER_ADDRESS, facts.host)
+    _put(attrs, F.SERVER_PORT, facts.port)
 
 
 def _remember_auriko(record: CallRecord, attrs: Attributes) -> None:

@@ -173,6 +173,7 @@ def _write_stream(
                 raise OSError(f"the lake folder {folder} changed while a file was written into it")
             started = True
             pending: list[pa.RecordBatch] = []
+            flushed = 0  # rows of this file already in row groups
             with pq.ParquetWriter(out, schema, **options) as parquet:
                 while written < rows_per_file and (batch := next_batch()) is not None:
                     take = min(batch.num_rows, rows_per_file - written)
@@ -180,9 +181,9 @@ def _write_stream(
                         carry = batch.slice(take)
                     pending.append(batch.slice(0, take))
                     written += take
-                    if sum(b.num_rows for b in pending) >= group or written >= rows_per_file:
+                    if written - flushed >= group or written >= rows_per_file:
                         parquet.write_table(pa.Table.from_batches(pending).cast(schema), row_group_size=group)
-                        pending = []
+                        pending, flushed = [], written
                 if pending:
                     parquet.write_table(pa.Table.from_batches(pending).cast(schema), row_group_size=group)
 
